@@ -1,0 +1,1 @@
+"""One thin Faust adapter per lifecycle stage: consume → domain function → emit."""

@@ -1,0 +1,13 @@
+"""Capture: raw inquiries from every channel become leads (or rejections)."""
+
+from __future__ import annotations
+
+from pipeline.app import Stage
+from pipeline.capture import capture_inquiry
+from schemas.envelope import utcnow
+
+
+def register(stage: Stage) -> None:
+    stage.agent(
+        stage.topics.inquiries, "capture", lambda raw, at: capture_inquiry(raw, at, utcnow())
+    )

@@ -1,0 +1,202 @@
+"""Report: every event on every topic goes into the warehouse (`lead_events`).
+
+The sink is its own consumer group with manual commits, in the order the
+quix-streams sinks use: collect a batch (size or time), insert it, and only
+after the insert succeeded commit the offsets. A failed insert is retried with
+back-off and the offsets stay where they are, so nothing is skipped; repeats
+after a crash carry the same `event_id` and are folded by the table engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from faust.web import Request, Response, View
+from mode import Service
+
+from pipeline.app import Stage
+from pipeline.errors import WarehouseUnavailable
+from pipeline.messages import Position
+from pipeline.reporting import event_counts, event_row, funnel_by_channel
+from pipeline.settings import Settings
+from pipeline.topics import Topics
+from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
+
+log = structlog.get_logger("leadflow.report")
+T = TypeVar("T")
+
+MAX_BACKOFF_S = 30.0
+FINAL_FLUSH_ATTEMPTS = 3
+
+
+class WarehouseSink(Service):
+    def __init__(self, settings: Settings, topics: Topics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.topics = topics
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
+        self._warehouse: Warehouse | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._rows: list[dict[str, Any]] = []
+        self._offsets: dict[TopicPartition, int] = {}
+        self._batch_started = 0.0
+        self._flush_lock = asyncio.Lock()
+        self.inserted = 0
+
+    async def call(self, fn: Callable[[Warehouse], T]) -> T:
+        """Run a warehouse call on the one thread that owns the warehouse."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._opened()))
+
+    def _opened(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = open_warehouse(self.settings)
+        return self._warehouse
+
+    async def on_start(self) -> None:
+        await self.call(lambda w: None)  # open now: a bad warehouse fails the start
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=f"{self.settings.app_id}-warehouse",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.settings.sink_batch_size,
+        )
+        self._consumer.subscribe(
+            [spec.name for spec in self.topics.all()], listener=_FlushOnRevoke(self)
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run())
+
+    async def on_stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            await self._task
+        if self._consumer is not None:
+            await self.flush(attempts=FINAL_FLUSH_ATTEMPTS)
+            await self._consumer.stop()
+        await self.call(lambda w: w.close())
+        self._executor.shutdown(wait=True)
+
+    async def lag(self) -> int:
+        """Messages on the subscribed topics not yet stored and committed."""
+        assert self._consumer is not None
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return -1
+        ends = await self._consumer.end_offsets(assigned)
+        total = 0
+        for tp in assigned:
+            total += ends[tp] - (await self._consumer.committed(tp) or 0)
+        return total
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._poll()
+            except Exception:
+                log.exception("warehouse.poll_failed")
+                await asyncio.sleep(1.0)
+
+    async def _poll(self) -> None:
+        assert self._consumer is not None
+        batches = await self._consumer.getmany(
+            timeout_ms=100, max_records=self.settings.sink_batch_size
+        )
+        if batches or self._rows:
+            for tp, records in batches.items():
+                spec = self.topics.by_name(tp.topic)
+                if not self._rows:
+                    self._batch_started = time.monotonic()
+                self._rows.extend(
+                    event_row(spec, r.value, Position(r.topic, r.partition, r.offset))
+                    for r in records
+                )
+                self._offsets[tp] = records[-1].offset + 1
+            due = time.monotonic() - self._batch_started >= self.settings.sink_flush_seconds
+            if len(self._rows) >= self.settings.sink_batch_size or due:
+                await self.flush()
+
+    async def flush(self, attempts: int | None = None) -> bool:
+        """Insert the batch, then commit its offsets; retry (forever by default)."""
+        async with self._flush_lock:
+            return await self._flush(attempts)
+
+    async def _flush(self, attempts: int | None) -> bool:
+        if not self._rows:
+            return True
+        rows, offsets = self._rows, dict(self._offsets)
+        delay, attempt = 0.5, 0
+        while True:
+            attempt += 1
+            try:
+                await self.call(lambda w: w.insert(EVENTS_TABLE, rows))
+                break
+            except WarehouseUnavailable as exc:
+                log.warning(
+                    "warehouse.insert_failed", rows=len(rows), attempt=attempt, error=str(exc)
+                )
+                if (attempts is not None and attempt >= attempts) or (
+                    attempts is None and self._stopping
+                ):
+                    return False  # offsets not committed: the batch is read again
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+        assert self._consumer is not None
+        await self._consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
+        self.inserted += len(rows)
+        log.info("warehouse.flushed", rows=len(rows))
+        self._rows, self._offsets = [], {}
+        return True
+
+    def forget(self) -> None:
+        """Drop the unflushed batch; the partitions' next owner reads it again."""
+        self._rows, self._offsets = [], {}
+
+
+class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sink: WarehouseSink) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if not await self.sink.flush(attempts=FINAL_FLUSH_ATTEMPTS):
+            self.sink.forget()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+def register(stage: Stage) -> None:
+    sink = WarehouseSink(stage.settings, stage.topics)
+    stage.app.service(sink)  # type: ignore[arg-type]
+    inquiries = stage.topics.inquiries.name
+
+    @stage.app.page("/v1/reports/funnel")
+    class Funnel(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries)))
+
+    @stage.app.page("/v1/warehouse/events")
+    class EventCounts(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(await sink.call(event_counts))
+
+    @stage.app.page("/v1/warehouse/lag")
+    class Lag(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"lag": await sink.lag()})
+
+    @stage.app.page("/v1/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok", "warehouse_rows_inserted": sink.inserted})

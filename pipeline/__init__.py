@@ -1,0 +1,1 @@
+"""Leadflow: the lead pipeline's app, settings, domain logic and adapters."""

@@ -1,0 +1,76 @@
+"""JSON Schema per topic and an AsyncAPI 3 document, generated from the models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic.json_schema import models_json_schema
+
+from pipeline.topics import Topics
+
+INPUT_ROLES = {"inquiries", "activity", "feedback"}
+"""Topics Leadflow receives from channels and CRMs; it sends on all others."""
+
+
+def asyncapi_document(topics: Topics, version: str) -> dict[str, Any]:
+    roles = list(Topics.model_fields)
+    specs = {role: getattr(topics, role) for role in roles}
+    models = {spec.model for spec in specs.values()}
+    _, top = models_json_schema(
+        [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
+        ref_template="#/components/schemas/{model}",
+    )
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for role, spec in specs.items():
+        name = spec.model.__name__
+        messages[name] = {
+            "name": name,
+            "title": name,
+            "summary": (spec.model.__doc__ or name).strip().splitlines()[0],
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{name}"},
+            "bindings": {"kafka": {"key": {"type": "string", "description": spec.key}}},
+        }
+        channels[role] = {
+            "address": spec.name,
+            "description": spec.description,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            "bindings": {"kafka": {"topic": spec.name, "partitions": spec.partitions}},
+        }
+        action = "receive" if role in INPUT_ROLES else "send"
+        operations[f"{action}_{role}"] = {
+            "action": action,
+            "channel": {"$ref": f"#/channels/{role}"},
+            "messages": [{"$ref": f"#/channels/{role}/messages/{name}"}],
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Leadflow lead pipeline",
+            "version": version,
+            "description": "Topics channels publish to, CRMs subscribe to, and the pipeline uses "
+            "between its stages. Messages are JSON; lead events are keyed by lead_id.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": top.get("$defs", {})},
+    }
+
+
+def export_schemas(topics: Topics, out_dir: Path, version: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for spec in topics.all():
+        path = out_dir / f"{spec.name}.schema.json"
+        path.write_text(json.dumps(spec.model.model_json_schema(), indent=2) + "\n")
+        written.append(path)
+    doc = out_dir / "asyncapi.yaml"
+    doc.write_text(yaml.safe_dump(asyncapi_document(topics, version), sort_keys=False))
+    written.append(doc)
+    return written

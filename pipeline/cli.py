@@ -1,0 +1,234 @@
+"""`leadflow`: the operator's interface. Each command does one thing, prints what
+happened, and exits non-zero on failure with a message instead of a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from functools import wraps
+from importlib.metadata import version
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from pipeline.errors import LeadflowError
+from pipeline.settings import Settings, load_settings
+
+console = Console(width=None if sys.stdout.isatty() else 120)
+app = typer.Typer(help="Leadflow: event-driven lead management on Kafka.", no_args_is_help=True)
+kafka_app = typer.Typer(help="The local single-node Kafka broker.", no_args_is_help=True)
+topics_app = typer.Typer(help="Topics from topics.yaml.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
+report_app = typer.Typer(help="Closed-loop reports from the warehouse.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(report_app, name="report")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly(fn: F) -> F:
+    """Turn our errors into one red message and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LeadflowError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    from pipeline.logs import configure_logging
+
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+@kafka_app.command("up")
+@friendly
+def kafka_up() -> None:
+    """Fetch (once), format (once) and start the local broker; wait until it accepts connections."""
+    from pipeline.local_kafka import LocalKafka
+
+    status = LocalKafka(_settings()).up(log=lambda line: console.print(f"[dim]{line}[/dim]"))
+    console.print(f"Kafka is up at [bold]{status.bootstrap}[/bold]")
+
+
+@kafka_app.command("status")
+@friendly
+def kafka_status() -> None:
+    """Is the local broker running? (exit 1 if not)"""
+    from pipeline.local_kafka import LocalKafka
+
+    status = LocalKafka(_settings()).status()
+    if not status.running:
+        console.print(f"Kafka is not running at {status.bootstrap}")
+        raise typer.Exit(1)
+    owner = f"pid {status.pid}" if status.managed else "not started by leadflow"
+    console.print(f"Kafka is running at {status.bootstrap} ({owner})")
+
+
+@kafka_app.command("down")
+@friendly
+def kafka_down(
+    purge: Annotated[bool, typer.Option(help="Also delete the broker's data and logs.")] = False,
+) -> None:
+    """Stop the local broker cleanly; its data is kept unless --purge."""
+    from pipeline.local_kafka import LocalKafka
+
+    stopped = LocalKafka(_settings()).down(purge=purge)
+    console.print("Kafka stopped" if stopped else "Kafka was not running")
+    if purge:
+        console.print("broker data removed")
+
+
+def _topics(settings: Settings) -> Any:
+    from pipeline.topics import load_topics
+
+    return load_topics(settings.topics_file, settings.topic_prefix)
+
+
+@topics_app.command("apply")
+@friendly
+def topics_apply() -> None:
+    """Create missing topics; report topics whose live settings differ from topics.yaml."""
+    settings = _settings()
+    report = _apply(settings)
+    for name in report.created:
+        console.print(f"[green]created[/green]  {name}")
+    for name in report.unchanged:
+        console.print(f"[dim]ok[/dim]       {name}")
+    for name, problems in report.drift.items():
+        console.print(f"[yellow]drift[/yellow]    {name}: " + "; ".join(problems))
+
+
+def _apply(settings: Settings) -> Any:
+    from pipeline.kafka_admin import apply_topics
+
+    specs = _topics(settings).all()
+    return asyncio.run(
+        apply_topics(settings.kafka_bootstrap, specs, settings.topic_replication_factor)
+    )
+
+
+@topics_app.command("list")
+@friendly
+def topics_list() -> None:
+    """Show the registry: name, partitions, retention, key and value model."""
+    for spec in _topics(_settings()).all():
+        retention = "forever" if spec.retention_days is None else f"{spec.retention_days}d"
+        console.print(
+            f"{spec.name:<24} {spec.partitions:>3}p {retention:>8}  key={spec.key}  {spec.value}"
+        )
+
+
+@schemas_app.command("export")
+@friendly
+def schemas_export(out_dir: Annotated[Path, typer.Argument(help="Where to write.")]) -> None:
+    """Write a JSON Schema per topic and an AsyncAPI 3 document."""
+    from pipeline.asyncapi import export_schemas
+
+    for path in export_schemas(_topics(_settings()), out_dir, version("leadflow")):
+        console.print(f"wrote {path}")
+
+
+@app.command()
+@friendly
+def worker() -> None:
+    """Run every stage agent and the warehouse sink (stop with Ctrl-C / SIGTERM)."""
+    import faust
+
+    from pipeline.app import create_app
+    from pipeline.rules import load_rules
+
+    settings = _settings()
+    topics = _topics(settings)
+    rules = load_rules(settings.rules_dir)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    from pipeline.kafka_admin import apply_topics
+
+    loop.run_until_complete(
+        apply_topics(settings.kafka_bootstrap, topics.all(), settings.topic_replication_factor)
+    )
+    faust_app = create_app(settings, topics, rules)
+    faust.Worker(faust_app, loglevel="WARNING", loop=loop, quiet=True).execute_from_commandline()
+
+
+@app.command()
+@friendly
+def demo(
+    leads: Annotated[int, typer.Option(min=1, help="How many inquiries to publish.")] = 400,
+) -> None:
+    """Start the worker, feed it demo inquiries, wait for every outcome, print the funnel."""
+    from pipeline.demo import funnel_table, run_demo
+    from pipeline.runtime import WorkerProcess
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the worker on the way out
+    settings = _settings()
+    topics = _topics(settings)
+    _apply(settings)
+    log_file = settings.state_dir / "logs" / "worker.log"
+    console.print(f"starting the worker (log: {log_file})")
+    with WorkerProcess(settings, log_file):
+        result = asyncio.run(run_demo(settings, topics, leads, console))
+        console.print(funnel_table(result.funnel))
+        console.print(
+            f"{result.published} inquiries ({result.duplicates} re-sent duplicates, "
+            f"{result.invalid} invalid) all accounted for in {result.seconds:.1f} s"
+        )
+        console.print("stopping the worker")
+
+
+@report_app.command("funnel")
+@friendly
+def report_funnel() -> None:
+    """Print the funnel by channel: from the running worker, or the warehouse directly."""
+    from pipeline.demo import funnel_table
+    from pipeline.reporting import funnel_by_channel
+    from pipeline.runtime import get_json
+
+    settings = _settings()
+    try:
+        rows = get_json(settings, "/v1/reports/funnel")
+    except OSError:
+        from pipeline.warehouse import open_warehouse
+
+        warehouse = open_warehouse(settings)
+        try:
+            rows = funnel_by_channel(warehouse, _topics(settings).inquiries.name)
+        finally:
+            warehouse.close()
+    console.print(funnel_table(rows))
+
+
+@app.command()
+@friendly
+def clean(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> None:
+    """Delete the state directory (broker data, worker tables, embedded warehouse)."""
+    settings = _settings()
+    if not yes and not typer.confirm(f"Delete {settings.state_dir}?"):
+        raise typer.Exit(1)
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    console.print(f"removed {settings.state_dir}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The main job: the whole pipeline on the local broker, fed with demo traffic,
+ending in a funnel read from the warehouse."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.errors import LeadflowError
+from pipeline.reporting import FUNNEL_COLUMNS
+from pipeline.runtime import OutcomeWatcher, get_json, publish, wait_until_stored
+from pipeline.settings import Settings
+from pipeline.topics import Topics
+from pipeline.traffic import demo_inquiries
+
+
+@dataclass
+class DemoResult:
+    published: int
+    invalid: int
+    duplicates: int
+    accounted: int
+    seconds: float
+    funnel: list[dict[str, Any]]
+
+
+async def run_demo(
+    settings: Settings, topics: Topics, count: int, console: Console, timeout: float = 300.0
+) -> DemoResult:
+    """Publish `count` inquiries to a running worker and wait until each is accounted for."""
+    messages = demo_inquiries(count, run=f"{int(time.time())}-")
+    watcher = OutcomeWatcher(settings.kafka_bootstrap, topics)
+    await watcher.start()
+    started = time.monotonic()
+    try:
+        positions = await publish(
+            settings.kafka_bootstrap, topics.inquiries.name, [m.value for m in messages]
+        )
+        console.print(f"published {len(messages)} inquiries to {topics.inquiries.name}")
+        pending = list(zip((m.value for m in messages), positions, strict=True))
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(
+                "accounted (sales-ready / touch / rejected)", total=len(pending)
+            )
+            while pending:
+                if time.monotonic() - started > timeout:
+                    raise LeadflowError(
+                        f"{len(pending)} inquiries not accounted for after {timeout:.0f} s; "
+                        "see the worker log"
+                    )
+                await watcher.poll()
+                pending = [(v, at) for v, at in pending if not watcher.outcomes.accounted(v, at)]
+                progress.update(task, completed=len(messages) - len(pending))
+    finally:
+        await watcher.stop()
+    seconds = time.monotonic() - started
+    await wait_until_stored(settings)
+    return DemoResult(
+        published=len(messages),
+        invalid=sum(m.kind == "invalid" for m in messages),
+        duplicates=sum(m.kind == "duplicate" for m in messages),
+        accounted=len(messages),
+        seconds=seconds,
+        funnel=get_json(settings, "/v1/reports/funnel"),
+    )
+
+
+def funnel_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="Lead funnel by channel, all runs so far (ClickHouse leadflow.lead_events)")
+    for column in FUNNEL_COLUMNS:
+        table.add_column(
+            column.replace("_", "-"), justify="left" if column == "channel" else "right"
+        )
+    totals = {c: 0 for c in FUNNEL_COLUMNS[1:]}
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in FUNNEL_COLUMNS))
+        for c in totals:
+            totals[c] += int(row[c])
+    table.add_section()
+    table.add_row("total", *(str(totals[c]) for c in FUNNEL_COLUMNS[1:]), style="bold")
+    return table

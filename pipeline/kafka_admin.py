@@ -1,0 +1,83 @@
+"""Create missing topics and report drift, through the Kafka admin API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from pipeline.errors import KafkaUnavailable
+from pipeline.topics import TopicSpec
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    drift: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def apply_topics(
+    bootstrap: str, specs: list[TopicSpec], replication_factor: int = 1
+) -> ApplyReport:
+    """Create what is missing; never alter a live topic, only report how it differs."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        await admin.start()
+    except KafkaConnectionError as exc:
+        raise KafkaUnavailable(
+            f"Kafka at {bootstrap} is not reachable. Start the local broker with "
+            "`leadflow kafka up` or set LEADFLOW_KAFKA_BOOTSTRAP."
+        ) from exc
+    report = ApplyReport()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        s.name, s.partitions, replication_factor, topic_configs=s.kafka_config()
+                    )
+                    for s in missing
+                ]
+            )
+            report.created = [s.name for s in missing]
+        present = [s for s in specs if s.name in existing]
+        if present:
+            await _find_drift(admin, present, report)
+    except TopicAlreadyExistsError:
+        pass  # another process created it between list and create
+    finally:
+        await admin.close()
+    return report
+
+
+async def _find_drift(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], report: ApplyReport
+) -> None:
+    described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs]
+    )
+    live_configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            live_configs[resource["resource_name"]] = {
+                entry["config_names"]: entry["config_value"] for entry in resource["config_entries"]
+            }
+    for spec in specs:
+        problems = []
+        partitions = len(described.get(spec.name, {}).get("partitions", []))
+        if partitions != spec.partitions:
+            problems.append(f"partitions: live {partitions}, topics.yaml {spec.partitions}")
+        live = live_configs.get(spec.name, {})
+        for key, wanted in spec.kafka_config().items():
+            if live.get(key) != wanted:
+                problems.append(f"{key}: live {live.get(key)}, topics.yaml {wanted}")
+        if problems:
+            report.drift[spec.name] = problems
+        else:
+            report.unchanged.append(spec.name)

@@ -1,0 +1,71 @@
+"""Decoding at the edge: bytes become a model or a rejection, never a crash."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.envelope import Source, derive_id, utcnow
+from schemas.rejected import MessageRejected, Reason, Rejection
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a message sits in Kafka: stable across redeliveries."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def decode(model: type[M], raw: bytes | None, at: Position, stage: str) -> M | MessageRejected:
+    if raw is None:
+        return reject(
+            b"", at, stage, [Reason(code="empty_message", message="The message has no value.")]
+        )
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        return reject(raw, at, stage, reasons_from(exc))
+
+
+def reasons_from(exc: ValidationError) -> list[Reason]:
+    reasons = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"]) or None
+        code = "not_json" if err["type"] == "json_invalid" else f"invalid_{err['type']}"
+        reasons.append(Reason(code=code, message=err["msg"], field=field))
+    return reasons
+
+
+def reject(
+    raw: bytes,
+    at: Position,
+    stage: str,
+    reasons: list[Reason],
+    source: Source | None = None,
+) -> MessageRejected:
+    now = utcnow()
+    return MessageRejected(
+        event_id=derive_id("MessageRejected", stage, at.ref),
+        occurred_at=now,
+        emitted_at=now,
+        source=source,
+        payload=Rejection(
+            stage=stage,
+            topic=at.topic,
+            partition=at.partition,
+            offset=at.offset,
+            reasons=reasons,
+            original_b64=base64.b64encode(raw).decode("ascii"),
+        ),
+    )

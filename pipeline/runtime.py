@@ -1,0 +1,194 @@
+"""Driving a running pipeline from outside: the worker process, publishing,
+and watching the terminal topics. Used by the demo, the e2e tests and bench/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import ValidationError
+
+from pipeline.capture import inquiry_key, lead_id_for
+from pipeline.errors import LeadflowError
+from pipeline.messages import Position
+from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.topics import Topics
+from schemas.inquiry import Inquiry
+from schemas.lead import LeadAssigned, TouchScheduled
+from schemas.rejected import MessageRejected
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as LEADFLOW_* variables, for a child process."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump(exclude_none=True).items():
+        secret = getattr(value, "get_secret_value", None)
+        env[f"LEADFLOW_{name.upper()}"] = str(secret() if secret else value)
+    return env
+
+
+class WorkerProcess:
+    """`leadflow worker` as a child process, stopped cleanly (SIGTERM) on exit."""
+
+    def __init__(self, settings: Settings, log_file: Path) -> None:
+        self.settings = settings
+        self.log_file = log_file
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.cli", "worker"],
+                cwd=PROJECT_ROOT,
+                env=settings_env(self.settings),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LeadflowError(
+                    f"the worker exited at start (code {self.process.returncode}); "
+                    f"see {self.log_file}"
+                )
+            try:
+                get_json(self.settings, "/v1/health")
+                return
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise LeadflowError(
+            f"the worker did not answer within {timeout:.0f} s; see {self.log_file}"
+        )
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def kill(self) -> None:
+        """Crash it: no clean shutdown, as a power cut would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> WorkerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
+    with urllib.request.urlopen(settings.web_url + path, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+async def publish(bootstrap: str, topic: str, values: Iterable[bytes]) -> list[Position]:
+    """Produce with acks from all in-sync replicas; return each message's position."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value) for value in values]
+        records = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [Position(r.topic, r.partition, r.offset) for r in records]
+
+
+@dataclass
+class Outcomes:
+    """What reached the terminal topics: sales-ready, touches, rejected."""
+
+    sales_ready: dict[str, list[LeadAssigned]] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)
+    rejected_at: set[str] = field(default_factory=set)
+
+    def accounted(self, value: bytes, at: Position) -> bool:
+        """Is this published inquiry processed, or rejected with a reason?"""
+        if at.ref in self.rejected_at:
+            return True
+        try:
+            inquiry = Inquiry.model_validate_json(value)
+        except ValidationError:
+            return False
+        lead = str(lead_id_for(inquiry_key(inquiry, at)))
+        return lead in self.sales_ready or lead in self.touched
+
+
+class OutcomeWatcher:
+    """Reads the terminal topics from their current end on (read_committed)."""
+
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        self.topics = topics
+        self.outcomes = Outcomes()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(spec.name, p)
+            for spec in (self.topics.sales_ready, self.topics.touches, self.topics.rejected)
+            for p in range(spec.partitions)
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end positions now, before anything is published
+            await self._consumer.position(tp)
+
+    async def poll(self, timeout_ms: int = 200) -> None:
+        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
+        for tp, records in batches.items():
+            for record in records:
+                self._record(tp.topic, record.value or b"")
+
+    def _record(self, topic: str, value: bytes) -> None:
+        if topic == self.topics.sales_ready.name:
+            assigned = LeadAssigned.model_validate_json(value)
+            self.outcomes.sales_ready.setdefault(str(assigned.lead_id), []).append(assigned)
+        elif topic == self.topics.touches.name:
+            self.outcomes.touched.add(str(TouchScheduled.model_validate_json(value).lead_id))
+        else:
+            rejection = MessageRejected.model_validate_json(value).payload
+            self.outcomes.rejected_at.add(
+                Position(rejection.topic, rejection.partition, rejection.offset).ref
+            )
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
+async def wait_until_stored(settings: Settings, timeout: float = 120.0) -> None:
+    """Wait until the warehouse sink has stored and committed everything on its topics."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if get_json(settings, "/v1/warehouse/lag")["lag"] == 0:
+                return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        await asyncio.sleep(0.3)
+    raise LeadflowError(f"the warehouse did not catch up within {timeout:.0f} s")

@@ -1,0 +1,75 @@
+"""Process settings: environment variables (prefix LEADFLOW_) or a .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", env_file=".env", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".leadflow",
+        description="Local broker data, table state and the embedded warehouse.",
+    )
+    topics_file: Path = PROJECT_ROOT / "topics.yaml"
+    topic_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix for every topic name."
+    )
+    rules_dir: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "rules",
+        description="Business rules RevOps edits: scoring, nurture, routing.",
+    )
+    topic_replication_factor: int = Field(default=1, ge=1)
+
+    app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    table_store: str = Field(
+        default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
+    )
+
+    clickhouse_url: SecretStr | None = Field(
+        default=None,
+        description="http(s)://user:password@host:8123/database – use a ClickHouse server "
+        "instead of the embedded engine.",
+    )
+    warehouse_dir: Path | None = Field(
+        default=None, description="Embedded warehouse directory (default: STATE_DIR/warehouse)."
+    )
+    sink_batch_size: int = Field(default=5000, ge=1)
+    sink_flush_seconds: float = Field(default=1.0, gt=0)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def embedded_warehouse_dir(self) -> Path:
+        return self.warehouse_dir or self.state_dir / "warehouse"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings once at start; a bad value is a ConfigError, not a traceback."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [
+            f"  LEADFLOW_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("Invalid settings (environment or .env):\n" + "\n".join(lines)) from exc

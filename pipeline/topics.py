@@ -1,0 +1,98 @@
+"""The topic registry: `topics.yaml` read into typed specs, and `topics apply`."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipeline.config import load_yaml_model
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class TopicSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")
+    description: str
+    partitions: int = Field(ge=1, le=1000)
+    retention_days: int | None = Field(ge=1)
+    cleanup_policy: Literal["delete", "compact"] = "delete"
+    key: str
+    value: str = Field(description="module:Class of the pydantic value model")
+
+    @field_validator("value")
+    @classmethod
+    def _importable(cls, ref: str) -> str:
+        import_model(ref)
+        return ref
+
+    @property
+    def model(self) -> type[BaseModel]:
+        return import_model(self.value)
+
+    def kafka_config(self) -> dict[str, str]:
+        retention = "-1" if self.retention_days is None else str(self.retention_days * DAY_MS)
+        return {"cleanup.policy": self.cleanup_policy, "retention.ms": retention}
+
+
+def import_model(ref: str) -> type[BaseModel]:
+    module_name, _, class_name = ref.partition(":")
+    try:
+        found: Any = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(
+            f"no model {ref!r}; write it as module:Class, e.g. schemas.lead:LeadCaptured"
+        ) from exc
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise ValueError(f"{ref!r} is not a pydantic model")
+    return found
+
+
+class Topics(BaseModel):
+    """Every topic by its role; code asks `topics.captured`, never spells a name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inquiries: TopicSpec
+    activity: TopicSpec
+    captured: TopicSpec
+    enriched: TopicSpec
+    qualified: TopicSpec
+    touches: TopicSpec
+    handoff: TopicSpec
+    routing: TopicSpec
+    sales_ready: TopicSpec
+    escalations: TopicSpec
+    feedback: TopicSpec
+    rejected: TopicSpec
+
+    def all(self) -> list[TopicSpec]:
+        return [getattr(self, role) for role in type(self).model_fields]
+
+    def by_name(self, name: str) -> TopicSpec:
+        for spec in self.all():
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+class _TopicsFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    topics: Topics
+
+
+def load_topics(path: Path, prefix: str = "") -> Topics:
+    """The registry; `prefix` namespaces every name (tests, several tenants on one cluster)."""
+    topics = load_yaml_model(path, _TopicsFile).topics
+    if not prefix:
+        return topics
+    return topics.model_copy(
+        update={
+            role: spec.model_copy(update={"name": prefix + spec.name})
+            for role, spec in ((r, getattr(topics, r)) for r in Topics.model_fields)
+        }
+    )

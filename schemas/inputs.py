@@ -1,0 +1,59 @@
+"""The other two contracts from outside: tracked activities and CRM outcomes."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.envelope import AwareDatetime, ShortText
+from schemas.inquiry import INPUT
+
+ActivityType = Literal[
+    "page_view",
+    "email_sent",
+    "email_opened",
+    "email_clicked",
+    "email_bounced",
+    "replied",
+    "call",
+    "sms_reply",
+    "webinar_registered",
+    "webinar_attended",
+    "meeting_booked",
+    "price_request",
+    "unsubscribed",
+]
+
+
+class Activity(BaseModel):
+    """Something a lead did, published on `leads.activity` by tracking tools."""
+
+    model_config = INPUT
+
+    activity_id: ShortText
+    occurred_at: AwareDatetime
+    activity_type: ActivityType
+    lead_id: uuid.UUID | None = None
+    email: ShortText | None = None
+    phone: ShortText | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+Outcome = Literal["contacted", "accepted", "returned", "opportunity", "won", "lost"]
+
+
+class CrmOutcome(BaseModel):
+    """What sales did with a lead, published by CRMs on `crm.feedback`."""
+
+    model_config = INPUT
+
+    outcome_id: ShortText = Field(description="The CRM's id for this update (idempotency key).")
+    lead_id: uuid.UUID
+    occurred_at: AwareDatetime
+    outcome: Outcome
+    rep_id: ShortText | None = None
+    reason: ShortText | None = None
+    amount_eur: float | None = Field(default=None, ge=0)
+    crm_id: ShortText | None = None

@@ -1,0 +1,166 @@
+"""Events about one lead, in lifecycle order: captured → … → assigned."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from schemas.envelope import FROZEN, AwareDatetime, LeadEvent, ShortText
+from schemas.inquiry import Answers, Consent, Contact, LongText
+
+
+class Company(BaseModel):
+    """What enrichment knows about the lead's company."""
+
+    model_config = FROZEN
+
+    domain: str | None = None
+    name: str | None = None
+    free_mail: bool = Field(description="Address at a free-mail provider (likely B2C).")
+    segment: Literal["b2b", "b2c", "unknown"]
+
+
+class LeadProfile(BaseModel):
+    """The lead as the pipeline knows it; each stage may add to it."""
+
+    model_config = FROZEN
+
+    inquiry_id: str
+    received_at: AwareDatetime
+    contact: Contact
+    message: LongText | None = None
+    product_interest: list[str] = Field(default_factory=list)
+    answers: Answers
+    consent: Consent
+    company: Company | None = None
+
+
+class LeadCaptured(LeadEvent):
+    event_type: Literal["LeadCaptured"] = "LeadCaptured"
+    payload: LeadProfile
+
+
+class LeadEnriched(LeadEvent):
+    event_type: Literal["LeadEnriched"] = "LeadEnriched"
+    payload: LeadProfile
+
+
+LeadClass = Literal["hot", "warm", "cold"]
+LifecycleStatus = Literal["lead", "mql", "sql"]
+Decision = Literal["sales", "nurture"]
+
+
+class CriterionScore(BaseModel):
+    """One line of the explainable score: rating × weight (seed 002 §6.4.1)."""
+
+    model_config = FROZEN
+
+    criterion: str
+    value: str | None = Field(description="The lead's value, or null when unknown.")
+    rating: int = Field(ge=0, le=4, description="1–4, or 0 when the value is unknown.")
+    weight: int = Field(ge=1, le=4)
+    points: int
+
+
+class Qualification(BaseModel):
+    model_config = FROZEN
+
+    profile: LeadProfile
+    score: int
+    breakdown: list[CriterionScore]
+    lead_class: LeadClass
+    status: LifecycleStatus
+    decision: Decision
+    iteration: int = Field(ge=1, description="How often this lead went through qualification.")
+
+
+class LeadQualified(LeadEvent):
+    event_type: Literal["LeadQualified"] = "LeadQualified"
+    payload: Qualification
+
+
+class Touch(BaseModel):
+    """An instruction for the e-mail / marketing-automation sender."""
+
+    model_config = FROZEN
+
+    channel: Literal["email", "call_task", "sms"]
+    content_id: ShortText
+    reason: ShortText
+    due_at: AwareDatetime
+    recipient: str | None = Field(description="Address or number to use; null if none known.")
+
+
+class TouchScheduled(LeadEvent):
+    event_type: Literal["TouchScheduled"] = "TouchScheduled"
+    payload: Touch
+
+
+class Handoff(BaseModel):
+    model_config = FROZEN
+
+    qualification: Qualification
+    reason: ShortText
+
+
+class LeadHandedOff(LeadEvent):
+    event_type: Literal["LeadHandedOff"] = "LeadHandedOff"
+    payload: Handoff
+
+
+class Owner(BaseModel):
+    model_config = FROZEN
+
+    rep_id: str
+    name: str
+    email: str
+
+
+class Assignment(BaseModel):
+    """Everything a rep and a CRM need to act on a sales-ready lead."""
+
+    model_config = FROZEN
+
+    qualification: Qualification
+    owner: Owner
+    queue: str
+    rule: str = Field(description="The routing rule that chose the queue.")
+    sla_due_at: AwareDatetime
+
+
+class LeadAssigned(LeadEvent):
+    event_type: Literal["LeadAssigned"] = "LeadAssigned"
+    payload: Assignment
+
+
+class SlaBreach(BaseModel):
+    model_config = FROZEN
+
+    owner: Owner
+    queue: str
+    sla_due_at: AwareDatetime
+    escalate_to: str
+
+
+class SlaBreached(LeadEvent):
+    event_type: Literal["SlaBreached"] = "SlaBreached"
+    payload: SlaBreach
+
+
+class Routed(BaseModel):
+    model_config = FROZEN
+
+    handoff: Handoff
+    queue: str
+    rule: str
+
+
+class LeadRouted(LeadEvent):
+    """A hand-off re-keyed by its routing queue, so one partition owns the queue."""
+
+    event_type: Literal["LeadRouted"] = "LeadRouted"
+    payload: Routed
+
+    def key(self) -> bytes | None:
+        return self.payload.queue.encode()
