@@ -11,7 +11,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
 LEADFLOW_NAMESPACE = uuid.UUID("6f1c1f5e-3b7a-4d3e-9a55-2f0c0de1ead5")
 
@@ -38,7 +45,8 @@ AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ChannelName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$"),
+    BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$"),
 ]
 
 

@@ -1,0 +1,49 @@
+"""Fixtures shared by the integration and end-to-end tiers.
+
+The broker is the real Apache Kafka that `leadflow kafka up` runs. It is
+started once per test run if it is not running yet, and stopped again at the
+end if this run started it. Each test module gets topics under its own prefix,
+so tests never see each other's messages.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.local_kafka import LocalKafka
+from pipeline.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[str]:
+    broker = LocalKafka(load_settings())
+    was_running = broker.status().running
+    status = broker.up(log=print)
+    yield status.bootstrap
+    if not was_running:
+        broker.down()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def isolated_settings(bootstrap: str, state_dir: Path) -> Settings:
+    """Settings of a fresh tenant: own topics, consumer groups, state and port."""
+    run = uuid.uuid4().hex[:8]
+    return load_settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=f"t{run}.",
+        app_id=f"leadflow-test-{run}",
+        state_dir=state_dir,
+        web_port=free_port(),
+        sink_flush_seconds=0.3,
+        log_format="json",
+    )

@@ -1,0 +1,81 @@
+import asyncio
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from pipeline.kafka_admin import apply_topics
+from pipeline.local_kafka import LocalKafka
+from pipeline.settings import load_settings
+from pipeline.topics import load_topics
+from schemas.lead import LeadCaptured
+from tests.conftest import isolated_settings
+from tests.unit.factories import captured
+
+
+def test_up_is_idempotent_and_keeps_data_in_the_state_dir(kafka: str) -> None:
+    broker = LocalKafka(load_settings())
+    first = broker.status()
+    again = broker.up()
+    assert first.running and again.running
+    assert again.pid == first.pid
+    assert f"log.dirs={broker.data}" in broker.properties.read_text()
+    assert (broker.data / "meta.properties").exists()
+
+
+def test_apply_creates_missing_topics_then_finds_them_unchanged(kafka: str, tmp_path: Path) -> None:
+    settings = isolated_settings(kafka, tmp_path)
+    specs = load_topics(settings.topics_file, settings.topic_prefix).all()
+    first = asyncio.run(apply_topics(kafka, specs))
+    assert sorted(first.created) == sorted(s.name for s in specs)
+    second = asyncio.run(apply_topics(kafka, specs))
+    assert second.created == [] and second.drift == {}
+    assert sorted(second.unchanged) == sorted(s.name for s in specs)
+
+
+def test_apply_reports_drift_and_leaves_the_live_topic_alone(kafka: str, tmp_path: Path) -> None:
+    settings = isolated_settings(kafka, tmp_path)
+    spec = load_topics(settings.topics_file, settings.topic_prefix).captured
+
+    async def scenario() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        await admin.create_topics(
+            [NewTopic(spec.name, 2, 1, topic_configs={"retention.ms": "1000"})]
+        )
+        while not (await admin.describe_topics([spec.name]))[0]["partitions"]:
+            await asyncio.sleep(0.1)  # until the new topic's metadata has propagated
+        report = await apply_topics(kafka, [spec])
+        live = await admin.describe_topics([spec.name])
+        await admin.close()
+        assert len(live[0]["partitions"]) == 2
+        return report.drift[spec.name]
+
+    problems = asyncio.run(scenario())
+    assert any(p.startswith("partitions: live 2") for p in problems)
+    assert any(p.startswith("retention.ms: live 1000") for p in problems)
+
+
+def test_an_event_survives_the_round_trip_through_the_broker(kafka: str, tmp_path: Path) -> None:
+    settings = isolated_settings(kafka, tmp_path)
+    spec = load_topics(settings.topics_file, settings.topic_prefix).captured
+    lead = captured()
+
+    async def scenario() -> LeadCaptured:
+        await apply_topics(kafka, [spec])
+        producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+        await producer.start()
+        await producer.send_and_wait(spec.name, lead.model_dump_json().encode(), key=lead.key())
+        await producer.stop()
+        consumer = AIOKafkaConsumer(
+            spec.name, bootstrap_servers=kafka, auto_offset_reset="earliest"
+        )
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), timeout=30)
+        finally:
+            await consumer.stop()
+        assert record.key == str(lead.lead_id).encode()
+        return spec.model.model_validate_json(record.value)  # type: ignore[return-value]
+
+    assert asyncio.run(scenario()) == lead

@@ -1,0 +1,96 @@
+"""The warehouse sink against the real broker and the real embedded ClickHouse."""
+
+import asyncio
+import time
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.report import WarehouseSink
+from pipeline.kafka_admin import apply_topics
+from pipeline.runtime import publish
+from pipeline.settings import Settings
+from pipeline.topics import Topics, load_topics
+from pipeline.warehouse import EVENTS_TABLE, SCHEMA_FILE
+from tests.conftest import isolated_settings
+from tests.unit.factories import captured
+
+WAIT_S = 60.0
+
+
+async def committed(settings: Settings, topics: Topics) -> int:
+    """Sum of the sink group's committed offsets over the captured topic."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.app_id}-warehouse",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topics.captured.name, p) for p in range(topics.captured.partitions)]
+        return sum([await consumer.committed(tp) or 0 for tp in parts])
+    finally:
+        await consumer.stop()
+
+
+async def until(check, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + WAIT_S
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+def test_sink_stores_each_event_once_and_commits_only_after_the_insert(
+    kafka: str, tmp_path: Path
+) -> None:
+    settings = isolated_settings(kafka, tmp_path)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    leads = [captured(inquiry_id=f"sink-{n}") for n in range(20)]
+    first = [lead.model_dump_json().encode() for lead in leads[:10]]
+    repeats = first[:3]  # redelivered after a crash: same event ids
+    later = [lead.model_dump_json().encode() for lead in leads[10:]]
+
+    async def scenario() -> None:
+        await apply_topics(kafka, topics.all())
+        sink = WarehouseSink(settings, topics)
+        await sink.start()
+        try:
+            await publish(kafka, topics.captured.name, [*first, *repeats, b"not json"])
+
+            async def all_stored() -> bool:
+                rows = await sink.call(
+                    lambda w: w.query(f"SELECT count() AS n FROM {EVENTS_TABLE} FINAL")
+                )
+                return int(rows[0]["n"]) == 11
+
+            await until(all_stored, "10 events + 1 unreadable message in the warehouse")
+            await until(
+                lambda: _eq(committed(settings, topics), 14), "offsets of all 14 messages committed"
+            )
+
+            # The warehouse goes away: the sink must hold its offsets, not skip.
+            await sink.call(lambda w: w.execute(f"DROP TABLE {EVENTS_TABLE}"))
+            await publish(kafka, topics.captured.name, later)
+            await asyncio.sleep(3 * settings.sink_flush_seconds + 1.0)
+            assert await committed(settings, topics) == 14
+
+            # It comes back: the held batch is inserted, then committed.
+            ddl = SCHEMA_FILE.read_text().split("\n;")[1]
+            await sink.call(lambda w: w.execute(ddl))
+            await until(
+                lambda: _eq(committed(settings, topics), 24), "offsets committed after recovery"
+            )
+            rows = await sink.call(
+                lambda w: w.query(f"SELECT event_id FROM {EVENTS_TABLE} FINAL ORDER BY event_id")
+            )
+            assert sorted(r["event_id"] for r in rows) == sorted(
+                str(x.event_id) for x in leads[10:]
+            )
+        finally:
+            await sink.stop()
+
+    asyncio.run(scenario())
+
+
+async def _eq(value, expected: int) -> bool:  # type: ignore[no-untyped-def]
+    return await value == expected

@@ -1,0 +1,39 @@
+"""Small builders for domain objects, so each test states only what matters to it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pipeline.capture import capture_inquiry
+from pipeline.enrichment import ReferenceData, enrich_lead
+from pipeline.messages import Position
+from schemas.lead import LeadCaptured, LeadEnriched
+
+NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+AT = Position("leads.inquiries", 2, 41)
+REFERENCE = ReferenceData(free_mail_domains=frozenset({"gmail.com", "web.de"}))
+
+
+def inquiry(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "inquiry_id": "form-1",
+        "source": {"channel": "web_form", "campaign": "spring"},
+        "contact": {"first_name": "Anna", "last_name": "Schmidt", "email": "anna@firma.de"},
+        "product_interest": ["crm-suite"],
+        "answers": {},
+    }
+    body.update(overrides)
+    return body
+
+
+def captured(**overrides: Any) -> LeadCaptured:
+    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW)
+    assert isinstance(result, LeadCaptured), result
+    return result
+
+
+def enriched(**overrides: Any) -> LeadEnriched:
+    return enrich_lead(captured(**overrides), REFERENCE)
