@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from pipeline.capture import inquiry_key, lead_id_for
 from pipeline.messages import Position
@@ -18,87 +19,59 @@ from schemas.inquiry import Inquiry
 
 def event_row(spec: TopicSpec, raw: bytes | None, at: Position) -> dict[str, Any]:
     """The `lead_events` row of one message; unreadable messages are kept too."""
+    text = (raw or b"").decode("utf-8", errors="replace")
     try:
         message = spec.model.model_validate_json(raw or b"")
     except ValidationError:
-        now = utcnow()
-        text = (raw or b"").decode("utf-8", errors="replace")
-        return _row(
-            derive_id("Unreadable", at.ref), "Unreadable", "", None, None, now, now, None, at, text
-        )
-    return _row_for(message, at, (raw or b"").decode("utf-8", errors="replace"))
-
-
-def _row_for(message: BaseModel, at: Position, payload: str) -> dict[str, Any]:
-    now = utcnow()
+        return _row(at, text, derive_id("Unreadable", at.ref), "Unreadable", utcnow(), version="")
     if isinstance(message, EventBase):
         return _row(
+            at,
+            text,
             message.event_id,
             message.event_type,
-            message.schema_version,
-            getattr(message, "lead_id", None),
-            getattr(message, "trace_id", None),
             message.occurred_at,
-            message.emitted_at,
-            getattr(message, "source", None),
-            at,
-            payload,
+            emitted=message.emitted_at,
+            version=message.schema_version,
+            lead_id=getattr(message, "lead_id", None),
+            trace_id=getattr(message, "trace_id", None),
+            source=getattr(message, "source", None),
         )
     if isinstance(message, Inquiry):
         key = inquiry_key(message, at)
-        when = message.received_at or now
         return _row(
+            at,
+            text,
             derive_id("InquiryReceived", key),
             "InquiryReceived",
-            "1.0",
-            lead_id_for(key),
-            derive_id("trace", key),
-            when,
-            when,
-            message.source,
-            at,
-            payload,
+            message.received_at or utcnow(),
+            lead_id=lead_id_for(key),
+            trace_id=derive_id("trace", key),
+            source=message.source,
         )
     if isinstance(message, Activity):
-        return _row(
-            derive_id("ActivityTracked", message.activity_id),
-            "ActivityTracked",
-            "1.0",
-            message.lead_id,
-            None,
-            message.occurred_at,
-            now,
-            None,
-            at,
-            payload,
-        )
-    if isinstance(message, CrmOutcome):
-        return _row(
-            derive_id("CrmOutcomeReported", message.outcome_id),
-            "CrmOutcomeReported",
-            "1.0",
-            message.lead_id,
-            None,
-            message.occurred_at,
-            now,
-            None,
-            at,
-            payload,
-        )
-    raise TypeError(f"no warehouse row for {type(message).__name__}")
+        kind, ident = "ActivityTracked", message.activity_id
+    elif isinstance(message, CrmOutcome):
+        kind, ident = "CrmOutcomeReported", message.outcome_id
+    else:
+        raise TypeError(f"no warehouse row for {type(message).__name__}")
+    return _row(
+        at, text, derive_id(kind, ident), kind, message.occurred_at, lead_id=message.lead_id
+    )
 
 
 def _row(
-    event_id: Any,
-    event_type: str,
-    version: str,
-    lead_id: Any,
-    trace_id: Any,
-    occurred: datetime,
-    emitted: datetime,
-    source: Source | None,
     at: Position,
     payload: str,
+    event_id: uuid.UUID,
+    event_type: str,
+    occurred: datetime,
+    *,
+    emitted: datetime | None = None,
+    version: str = "1.0",
+    lead_id: uuid.UUID | None = None,
+    trace_id: uuid.UUID | None = None,
+    source: Source | None = None,
 ) -> dict[str, Any]:
     return {
         "event_id": str(event_id),
@@ -107,7 +80,7 @@ def _row(
         "lead_id": str(lead_id) if lead_id else None,
         "trace_id": str(trace_id) if trace_id else None,
         "occurred_at": _ch_time(occurred),
-        "emitted_at": _ch_time(emitted),
+        "emitted_at": _ch_time(emitted or occurred),
         "channel": source.channel if source else "",
         "campaign": (source.campaign or "") if source else "",
         "utm_source": (source.utm_source or "") if source else "",
