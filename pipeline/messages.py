@@ -6,6 +6,7 @@ import base64
 from dataclasses import dataclass
 from typing import TypeVar
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from schemas.envelope import Source, derive_id, utcnow
@@ -35,7 +36,17 @@ def decode(model: type[M], raw: bytes | None, at: Position, stage: str) -> M | M
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        return reject(raw, at, stage, reasons_from(exc))
+        return reject(raw, at, stage, reasons_from(exc), source=best_effort_source(raw))
+
+
+def best_effort_source(raw: bytes | None) -> Source | None:
+    """The channel of a message that is otherwise unreadable, so reports can still
+    count the rejection against its channel."""
+    try:
+        data = orjson.loads(raw or b"")
+        return Source.model_validate(data["source"]) if isinstance(data, dict) else None
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError):
+        return None
 
 
 def reasons_from(exc: ValidationError) -> list[Reason]:

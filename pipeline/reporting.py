@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.capture import inquiry_key, lead_id_for
-from pipeline.messages import Position
+from pipeline.messages import Position, best_effort_source
 from pipeline.topics import TopicSpec
 from pipeline.warehouse import EVENTS_TABLE, Warehouse
 from schemas.envelope import EventBase, Source, derive_id, utcnow
@@ -23,7 +23,15 @@ def event_row(spec: TopicSpec, raw: bytes | None, at: Position) -> dict[str, Any
     try:
         message = spec.model.model_validate_json(raw or b"")
     except ValidationError:
-        return _row(at, text, derive_id("Unreadable", at.ref), "Unreadable", utcnow(), version="")
+        return _row(
+            at,
+            text,
+            derive_id("Unreadable", at.ref),
+            "Unreadable",
+            utcnow(),
+            version="",
+            source=best_effort_source(raw),
+        )
     if isinstance(message, EventBase):
         return _row(
             at,

@@ -41,6 +41,7 @@ class Run:
         self.settings, self.topics, self.worker = settings, topics, worker
         self.messages: list[DemoMessage] = []
         self.positions: list[Position] = []
+        self.garbage: list[Position] = []
         self.outcomes = Outcomes()
 
 
@@ -65,11 +66,12 @@ async def _feed(run: Run) -> None:
     await watcher.start()
     try:
         values = [m.value for m in run.messages]
-        run.positions = await publish(
-            run.settings.kafka_bootstrap, run.topics.inquiries.name, values
-        )
+        bootstrap = run.settings.kafka_bootstrap
+        run.positions = await publish(bootstrap, run.topics.inquiries.name, values)
+        # Bad bytes in the middle of the pipeline must not stop a stage either.
+        run.garbage = await publish(bootstrap, run.topics.enriched.name, [b"{"])
         deadline = time.monotonic() + TIMEOUT_S
-        pending = list(zip(values, run.positions, strict=True))
+        pending = list(zip([*values, b"{"], [*run.positions, *run.garbage], strict=True))
         while pending and time.monotonic() < deadline:
             await watcher.poll()
             pending = [(v, at) for v, at in pending if not watcher.outcomes.accounted(v, at)]
@@ -102,9 +104,20 @@ def test_invalid_inquiries_are_rejected_with_their_original_bytes(run: Run) -> N
     rejections = asyncio.run(_read_all(run, run.topics.rejected.name))
     for raw in rejections:
         rejection = MessageRejected.model_validate_json(raw).payload
+        if rejection.stage != "capture":
+            continue
         at = Position(rejection.topic, rejection.partition, rejection.offset).ref
         assert base64.b64decode(rejection.original_b64) == invalid[at]
         assert rejection.stage == "capture" and rejection.reasons
+
+
+def test_bad_bytes_mid_pipeline_are_rejected_by_that_stage(run: Run) -> None:
+    assert run.garbage[0].ref in run.outcomes.rejected_at
+    stages = {
+        MessageRejected.model_validate_json(raw).payload.stage
+        for raw in asyncio.run(_read_all(run, run.topics.rejected.name))
+    }
+    assert stages == {"capture", "qualify"}
 
 
 def test_each_sales_ready_lead_has_exactly_one_owner_from_its_queue(run: Run) -> None:

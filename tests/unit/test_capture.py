@@ -81,6 +81,14 @@ def test_broken_json_and_wrong_types_are_rejected_not_raised() -> None:
     assert reasons(capture_inquiry(None, AT, NOW)) == ["empty_message"]
 
 
+def test_a_rejection_keeps_the_channel_when_the_source_is_readable() -> None:
+    wrong = capture_inquiry(orjson.dumps(inquiry(answers={"employees": "many"})), AT, NOW)
+    assert isinstance(wrong, MessageRejected)
+    assert wrong.source is not None and wrong.source.channel == "web_form"
+    cut = capture_inquiry(orjson.dumps(inquiry())[:-5], AT, NOW)
+    assert isinstance(cut, MessageRejected) and cut.source is None
+
+
 def test_types_are_not_coerced() -> None:
     raw = orjson.dumps(inquiry(answers={"purchase_timeframe_months": "3"}))
     assert reasons(capture_inquiry(raw, AT, NOW)) == ["invalid_int_type"]

@@ -41,6 +41,12 @@ def test_an_unreadable_message_is_kept_with_a_stable_id() -> None:
     assert row["event_type"] == "Unreadable"
     assert row["event_id"] == again["event_id"]
     assert "not json" in row["payload"]
+    assert row["channel"] == ""
+
+
+def test_an_invalid_inquiry_row_still_counts_for_its_channel() -> None:
+    row = event_row(TOPICS.inquiries, orjson.dumps(inquiry(contact={"email": 3})), AT)
+    assert (row["event_type"], row["channel"]) == ("Unreadable", "web_form")
 
 
 def test_email_and_phone_are_masked_in_log_lines() -> None:

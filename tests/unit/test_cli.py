@@ -1,0 +1,40 @@
+"""Configuration mistakes stop a command with a message a RevOps person reads."""
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.settings import PROJECT_ROOT
+
+runner = CliRunner()
+
+
+def test_a_bad_rule_file_stops_the_worker_with_file_and_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("scoring.yaml", "nurture.yaml", "routing.yaml"):
+        (tmp_path / name).write_text((PROJECT_ROOT / "deploy" / "rules" / name).read_text())
+    routing = (tmp_path / "routing.yaml").read_text().replace("queue: dach", "queue: dahc")
+    (tmp_path / "routing.yaml").write_text(routing)
+    monkeypatch.setenv("LEADFLOW_RULES_DIR", str(tmp_path))
+    result = runner.invoke(app, ["worker"])
+    assert result.exit_code == 1
+    assert "routing.yaml" in result.output
+    assert "unknown queue(s) dahc" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADFLOW_WEB_PORT", "not-a-port")
+    result = runner.invoke(app, ["topics", "list"])
+    assert result.exit_code == 1
+    assert "LEADFLOW_WEB_PORT" in result.output
+
+
+def test_topics_list_shows_the_registry() -> None:
+    result = runner.invoke(app, ["topics", "list"])
+    assert result.exit_code == 0
+    assert "leads.sales-ready" in result.output
+    assert "schemas.lead:LeadAssigned" in result.output
