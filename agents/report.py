@@ -88,17 +88,16 @@ class WarehouseSink(Service):
         await self.call(lambda w: w.close())
         self._executor.shutdown(wait=True)
 
-    async def lag(self) -> int:
-        """Messages on the subscribed topics not yet stored and committed."""
+    async def lag(self) -> dict[str, int]:
+        """Messages on the subscribed topics not yet stored: unread plus buffered
+        (-1 while the sink has no partitions yet)."""
         assert self._consumer is not None
         assigned = list(self._consumer.assignment())
         if not assigned:
-            return -1
+            return {"lag": -1, "unread": -1, "buffered": len(self._rows)}
         ends = await self._consumer.end_offsets(assigned)
-        total = 0
-        for tp in assigned:
-            total += ends[tp] - (await self._consumer.committed(tp) or 0)
-        return total
+        unread = sum([ends[tp] - await self._consumer.position(tp) for tp in assigned])
+        return {"lag": unread + len(self._rows), "unread": unread, "buffered": len(self._rows)}
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -194,7 +193,7 @@ def register(stage: Stage) -> None:
     @stage.app.page("/v1/warehouse/lag")
     class Lag(View):
         async def get(self, request: Request) -> Response:
-            return self.json({"lag": await sink.lag()})
+            return self.json(await sink.lag())
 
     @stage.app.page("/v1/health")
     class Health(View):

@@ -134,6 +134,9 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 10),
+        processing_guarantee=settings.processing_guarantee,
         autodiscover=False,
     )
     stage = Stage(app, settings, topics, rules, ReferenceData.shipped())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -10,6 +12,8 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from pipeline.errors import KafkaUnavailable
 from pipeline.topics import TopicSpec
+
+LEADER_WAIT_S = 15.0
 
 
 @dataclass
@@ -45,6 +49,7 @@ async def apply_topics(
                 ]
             )
             report.created = [s.name for s in missing]
+            await _wait_for_leaders(admin, report.created)
         present = [s for s in specs if s.name in existing]
         if present:
             await _find_drift(admin, present, report)
@@ -53,6 +58,19 @@ async def apply_topics(
     finally:
         await admin.close()
     return report
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """New topics are usable once every partition has a leader; clients that come
+    right after `topics apply` should not meet NotLeaderForPartition errors."""
+    deadline = time.monotonic() + LEADER_WAIT_S
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        if all(
+            t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
+        ):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def _find_drift(

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,12 @@ class Outcomes:
     sales_ready: dict[str, list[LeadAssigned]] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
     rejected_at: set[str] = field(default_factory=set)
+    deliveries: Counter[str] = field(default_factory=Counter)
+    """How often each event_id arrived: more than once is a repeat a CRM must drop."""
+
+    @property
+    def repeats(self) -> int:
+        return sum(n - 1 for n in self.deliveries.values())
 
     def accounted(self, value: bytes, at: Position) -> bool:
         """Is this published inquiry processed, or rejected with a reason?"""
@@ -166,16 +173,20 @@ class OutcomeWatcher:
                 self._record(tp.topic, record.value or b"")
 
     def _record(self, topic: str, value: bytes) -> None:
+        event: LeadAssigned | TouchScheduled | MessageRejected
         if topic == self.topics.sales_ready.name:
-            assigned = LeadAssigned.model_validate_json(value)
-            self.outcomes.sales_ready.setdefault(str(assigned.lead_id), []).append(assigned)
+            event = LeadAssigned.model_validate_json(value)
+            self.outcomes.sales_ready.setdefault(str(event.lead_id), []).append(event)
         elif topic == self.topics.touches.name:
-            self.outcomes.touched.add(str(TouchScheduled.model_validate_json(value).lead_id))
+            event = TouchScheduled.model_validate_json(value)
+            self.outcomes.touched.add(str(event.lead_id))
         else:
-            rejection = MessageRejected.model_validate_json(value).payload
+            event = MessageRejected.model_validate_json(value)
+            rejection = event.payload
             self.outcomes.rejected_at.add(
                 Position(rejection.topic, rejection.partition, rejection.offset).ref
             )
+        self.outcomes.deliveries[str(event.event_id)] += 1
 
     async def stop(self) -> None:
         await self._consumer.stop()

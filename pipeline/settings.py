@@ -40,6 +40,16 @@ class Settings(BaseSettings):
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
     )
 
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="exactly_once: each stage reads, writes and commits in one Kafka transaction.",
+    )
+    session_timeout_seconds: float = Field(
+        default=30.0,
+        ge=6.0,
+        description="How long the group waits for a silent worker before others take over.",
+    )
+
     clickhouse_url: SecretStr | None = Field(
         default=None,
         description="http(s)://user:password@host:8123/database – use a ClickHouse server "
