@@ -145,10 +145,12 @@ class Outcomes:
 
 
 class OutcomeWatcher:
-    """Reads the terminal topics from their current end on (read_committed)."""
+    """Reads the terminal topics (read_committed) from their current end on, or
+    from the beginning."""
 
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, from_beginning: bool = False) -> None:
         self.topics = topics
+        self.from_beginning = from_beginning
         self.outcomes = Outcomes()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
@@ -162,7 +164,10 @@ class OutcomeWatcher:
             for p in range(spec.partitions)
         ]
         self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
+        if self.from_beginning:
+            await self._consumer.seek_to_beginning(*partitions)
+        else:
+            await self._consumer.seek_to_end(*partitions)
         for tp in partitions:  # resolve the end positions now, before anything is published
             await self._consumer.position(tp)
 

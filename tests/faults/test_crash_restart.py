@@ -18,6 +18,8 @@ import uuid
 from pathlib import Path
 
 from pipeline.kafka_admin import apply_topics
+from pipeline.local_kafka import LocalKafka
+from pipeline.messages import Position
 from pipeline.runtime import (
     Outcomes,
     OutcomeWatcher,
@@ -26,6 +28,7 @@ from pipeline.runtime import (
     publish,
     wait_until_stored,
 )
+from pipeline.settings import load_settings
 from pipeline.topics import load_topics
 from pipeline.traffic import demo_inquiries
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
@@ -152,3 +155,58 @@ def test_sigterm_stores_what_the_worker_has_read(kafka: str, tmp_path: Path) -> 
     distinct = sum(m.kind != "duplicate" for m in messages)
     assert stored["InquiryReceived"] + stored.get("Unreadable", 0) == distinct
     assert stored.get("LeadAssigned", 0) + stored.get("TouchScheduled", 0) == stored["LeadCaptured"]
+
+
+def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> None:
+    """The broker goes down while inquiries flow and comes back.
+
+    A worker may exit when the broker is gone (Faust gives up on a node that
+    is not ready); like systemd with Restart=on-failure, the test starts it
+    again. Nothing may be lost either way.
+    """
+    settings = isolated_settings(kafka, tmp_path)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    broker = LocalKafka(load_settings())
+    values = [m.value for m in demo_inquiries(300, seed=13, run=f"{uuid.uuid4().hex[:6]}-")]
+    restarts = 0
+
+    async def first_half() -> list[tuple[bytes, Position]]:
+        """Publish half, and return once the worker is busy with it."""
+        await apply_topics(kafka, topics.all())
+        positions = await publish(kafka, topics.inquiries.name, values[:150])
+        watcher = OutcomeWatcher(kafka, topics, from_beginning=True)
+        await watcher.start()
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(watcher.outcomes.deliveries) < 20 and time.monotonic() < deadline:
+            await watcher.poll(timeout_ms=20)
+        await watcher.stop()
+        return list(zip(values[:150], positions, strict=True))
+
+    async def second_half(sent: list[tuple[bytes, Position]]) -> list[str]:
+        nonlocal restarts
+        watcher = OutcomeWatcher(kafka, topics, from_beginning=True)
+        await watcher.start()
+        positions = await publish(kafka, topics.inquiries.name, values[150:])
+        pending = sent + list(zip(values[150:], positions, strict=True))
+        deadline = time.monotonic() + TIMEOUT_S
+        while pending and time.monotonic() < deadline:
+            if worker.process is not None and worker.process.poll() is not None:
+                restarts += 1
+                worker.start()
+            await watcher.poll()
+            pending = [(v, at) for v, at in pending if not watcher.outcomes.accounted(v, at)]
+        await watcher.stop()
+        return [at.ref for _, at in pending]
+
+    worker.start()
+    try:
+        sent = asyncio.run(first_half())
+        broker.down()  # mid-stream: the worker is still working through the first half
+        time.sleep(3.0)
+        broker.up()
+        missing = asyncio.run(second_half(sent))
+    finally:
+        worker.stop()
+    print(f"broker restart: the worker was restarted {restarts} time(s)")
+    assert missing == []
