@@ -136,7 +136,8 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         broker_commit_interval=1.0,
         autodiscover=False,
     )
-    stage = Stage(app, settings, topics, rules, ReferenceData.shipped())
+    reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
+    stage = Stage(app, settings, topics, rules, reference)
     for module in (capture, enrich, qualify, nurture, distribute, report):
         module.register(stage)
     return app

@@ -105,12 +105,14 @@ def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
         return json.loads(response.read())
 
 
-async def publish(bootstrap: str, topic: str, values: Iterable[bytes]) -> list[Position]:
+async def publish(
+    bootstrap: str, topic: str, values: Iterable[bytes], key: bytes | None = None
+) -> list[Position]:
     """Produce with acks from all in-sync replicas; return each message's position."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value) for value in values]
+        futures = [await producer.send(topic, value, key=key) for value in values]
         records = await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -6,11 +6,11 @@ apart so RevOps can change a weight without re-rating; score = Σ rating × weig
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal, Self
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.profile import FieldName, Value, field_value
 from schemas.lead import (
     CriterionScore,
     Decision,
@@ -23,33 +23,6 @@ from schemas.lead import (
 )
 
 RULE = ConfigDict(frozen=True, extra="forbid")
-
-Value = float | str | bool | list[str] | None
-
-PROFILE_FIELDS: dict[str, Callable[[LeadProfile], Value]] = {
-    "purchase_timeframe_months": lambda p: p.answers.purchase_timeframe_months,
-    "order_volume_eur": lambda p: p.answers.order_volume_eur,
-    "industry": lambda p: p.answers.industry,
-    "employees": lambda p: p.answers.employees,
-    "decision_maker": lambda p: p.answers.decision_maker,
-    "job_title": lambda p: p.contact.job_title,
-    "country": lambda p: p.contact.country,
-    "segment": lambda p: p.company.segment if p.company else None,
-    "product_interest": lambda p: p.product_interest or None,
-}
-"""The lead fields a criterion can rate; the names RevOps writes in scoring.yaml."""
-
-FieldName = Literal[
-    "purchase_timeframe_months",
-    "order_volume_eur",
-    "industry",
-    "employees",
-    "decision_maker",
-    "job_title",
-    "country",
-    "segment",
-    "product_interest",
-]
 
 
 class RatingBand(BaseModel):
@@ -100,7 +73,7 @@ class Criterion(BaseModel):
     ratings: list[RatingBand] = Field(min_length=1)
 
     def rate(self, profile: LeadProfile) -> CriterionScore:
-        value = PROFILE_FIELDS[self.field](profile)
+        value = field_value(profile, self.field)
         rating = 0
         if value is not None:
             rating = next((band.rating for band in self.ratings if band.matches(value)), 0)

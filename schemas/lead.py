@@ -17,8 +17,47 @@ class Company(BaseModel):
 
     domain: str | None = None
     name: str | None = None
-    free_mail: bool = Field(description="Address at a free-mail provider (likely B2C).")
-    segment: Literal["b2b", "b2c", "unknown"]
+    free_mail: bool = Field(default=False, description="Address at a free-mail provider (B2C).")
+    segment: Literal["b2b", "b2c", "unknown"] = "unknown"
+    disposable: bool = Field(default=False, description="Throw-away address: no way to follow up.")
+    industry: str | None = None
+    size_band: str | None = Field(default=None, description="Employees band, e.g. 50-249.")
+    employees: int | None = None
+    country: str | None = None
+    postal_code: str | None = None
+    earlier_inquiries: int = Field(default=0, description="Earlier leads of the same company.")
+    customer: bool = Field(default=False, description="Already a customer (internal history).")
+
+
+class Territory(BaseModel):
+    """Where the lead sits for sales: federal state, region and sales territory."""
+
+    model_config = FROZEN
+
+    state: str | None = None
+    region: str | None = None
+    territory: str | None = None
+
+
+class Enrichment(BaseModel):
+    """One fact an enrichment provider added, and how sure it is of it."""
+
+    model_config = FROZEN
+
+    provider: str
+    field: str = Field(description="Dotted path in the profile, e.g. company.industry.")
+    value: str | bool | int | float
+    confidence: float = Field(ge=0, le=1)
+
+
+class ProfileGaps(BaseModel):
+    """Fields of the lead definition (must / should / can) still unknown: what to ask next."""
+
+    model_config = FROZEN
+
+    must: list[str] = Field(default_factory=list)
+    should: list[str] = Field(default_factory=list)
+    can: list[str] = Field(default_factory=list)
 
 
 class LeadProfile(BaseModel):
@@ -34,6 +73,9 @@ class LeadProfile(BaseModel):
     answers: Answers
     consent: Consent
     company: Company | None = None
+    territory: Territory | None = None
+    enrichments: list[Enrichment] = Field(default_factory=list)
+    missing: ProfileGaps | None = None
 
 
 class LeadCaptured(LeadEvent):
@@ -43,6 +85,7 @@ class LeadCaptured(LeadEvent):
 
 class LeadEnriched(LeadEvent):
     event_type: Literal["LeadEnriched"] = "LeadEnriched"
+    schema_version: str = "1.1"
     payload: LeadProfile
 
 

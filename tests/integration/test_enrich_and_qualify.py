@@ -1,0 +1,125 @@
+"""Enrich and qualify through the real broker: the worker as a child process,
+inquiries, activities and CRM outcomes in, the stage's topics read back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import BaseModel
+
+from pipeline.capture import inquiry_key, lead_id_for
+from pipeline.messages import Position
+from pipeline.runtime import WorkerProcess, publish
+from pipeline.settings import Settings
+from pipeline.topics import Topics, TopicSpec, load_topics
+from schemas.inquiry import Inquiry
+from schemas.lead import LeadEnriched
+from tests.conftest import isolated_settings
+
+pytestmark = pytest.mark.integration
+TIMEOUT_S = 60.0
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, topics: Topics) -> None:
+        self.settings, self.topics = settings, topics
+        self.run = uuid.uuid4().hex[:6]
+
+    def send(self, spec: TopicSpec, *bodies: dict[str, Any], key: bytes | None = None) -> None:
+        values = [orjson.dumps(b) for b in bodies]
+        asyncio.run(publish(self.settings.kafka_bootstrap, spec.name, values, key=key))
+
+    def inquiry(self, n: str, **fields: Any) -> tuple[dict[str, Any], str]:
+        body: dict[str, Any] = {
+            "inquiry_id": f"{self.run}-{n}",
+            "source": {"channel": "web_form", "campaign": "it"},
+            "contact": {"first_name": "Eva", "last_name": "Roth", "email": f"eva.{n}@x.de"},
+            "product_interest": ["crm-suite"],
+            **fields,
+        }
+        at = Position("unused", 0, 0)
+        return body, str(lead_id_for(inquiry_key(Inquiry.model_validate(body), at)))
+
+    def wait_for(
+        self,
+        spec: TopicSpec,
+        lead_id: str,
+        until: Callable[[list[Any]], bool] = bool,
+        timeout: float = TIMEOUT_S,
+    ) -> list[Any]:
+        """Every event of one lead on a topic, once `until` holds for them."""
+        return asyncio.run(_read_lead(self.settings, spec, lead_id, until, timeout))
+
+
+async def _read_lead(
+    settings: Settings,
+    spec: TopicSpec,
+    lead_id: str,
+    until: Callable[[list[Any]], bool],
+    timeout: float,
+) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    model: type[BaseModel] = spec.model
+    found: list[Any] = []
+    try:
+        parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for r in records:
+                    if r.key == lead_id.encode():
+                        found.append(model.model_validate_json(r.value or b""))
+            if until(found):
+                return found
+    finally:
+        await consumer.stop()
+    raise AssertionError(f"{spec.name}: condition not met for {lead_id}; saw {found}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    state: Path = tmp_path_factory.mktemp("qualify")
+    settings = isolated_settings(kafka, state)
+    worker = WorkerProcess(settings, state / "worker.log")
+    worker.start()
+    try:
+        yield Pipeline(settings, load_topics(settings.topics_file, settings.topic_prefix))
+    finally:
+        worker.stop()
+
+
+def test_an_inquiry_is_enriched_from_directory_and_postal_table(pipeline: Pipeline) -> None:
+    body, lead = pipeline.inquiry(
+        "dir",
+        contact={
+            "email": "eva.roth@nordlicht-software.de",
+            "postal_code": "20095",
+            "country": "DE",
+        },
+    )
+    pipeline.send(pipeline.topics.inquiries, body)
+    (event,) = pipeline.wait_for(pipeline.topics.enriched, lead)
+    assert isinstance(event, LeadEnriched)
+    company, territory = event.payload.company, event.payload.territory
+    assert company is not None and territory is not None
+    assert (company.name, company.industry, company.size_band) == (
+        "Nordlicht Software GmbH",
+        "IT",
+        "50-249",
+    )
+    assert (territory.state, territory.territory) == ("Hamburg", "DE-Nord")
+    assert event.payload.missing is not None
+    assert "decision_maker" in event.payload.missing.should
