@@ -53,6 +53,7 @@ PROFILE_FIELDS: dict[str, Callable[[LeadProfile], Value]] = {
     "product_interest": lambda p: p.product_interest or None,
     "need": _need,
     "customer": lambda p: _company(p).customer if p.company else None,
+    "disposable_email": lambda p: _company(p).disposable if p.company else None,
 }
 """The names RevOps writes in scoring.yaml and enrichment.yaml."""
 

@@ -90,8 +90,8 @@ class LeadEnriched(LeadEvent):
 
 
 LeadClass = Literal["hot", "warm", "cold"]
-LifecycleStatus = Literal["lead", "mql", "sql"]
-Decision = Literal["sales", "nurture"]
+LifecycleStatus = Literal["lead", "mql", "sql", "disqualified", "retired"]
+Decision = Literal["sales", "nurture", "retire"]
 
 
 class CriterionScore(BaseModel):
@@ -106,6 +106,16 @@ class CriterionScore(BaseModel):
     points: int
 
 
+class ActivityPoints(BaseModel):
+    """Behaviour score of one activity type: points after time decay (explainable)."""
+
+    model_config = FROZEN
+
+    activity: str
+    count: int
+    points: float
+
+
 class Qualification(BaseModel):
     model_config = FROZEN
 
@@ -116,10 +126,23 @@ class Qualification(BaseModel):
     status: LifecycleStatus
     decision: Decision
     iteration: int = Field(ge=1, description="How often this lead went through qualification.")
+    fit_score: int = Field(default=0, description="Σ rating × weight of the criteria.")
+    behaviour_score: int = Field(default=0, description="Activity points after time decay.")
+    behaviour: list[ActivityPoints] = Field(default_factory=list)
+    grade: str | None = Field(default=None, description="Timeframe digit + volume letter, e.g. 1A.")
+    fast_lane: str | None = Field(
+        default=None, description="The purchase-intent signal that sent the lead to sales at once."
+    )
+    reason: str | None = Field(default=None, description="Why disqualified or retired.")
+    trigger: str = Field(default="inquiry", description="What caused this qualification.")
+    win_probability: float | None = Field(
+        default=None, ge=0, le=1, description="Learned from won/lost outcomes; null until enough."
+    )
 
 
 class LeadQualified(LeadEvent):
     event_type: Literal["LeadQualified"] = "LeadQualified"
+    schema_version: str = "1.1"
     payload: Qualification
 
 
