@@ -347,8 +347,10 @@ def qualify(
     fast_lane = model.fast_lane.signal(profile, signals.activities, now)
     status = model.thresholds.status(score)
     reason = None
-    if fast_lane is not None:
-        status = "sql"
+    if (
+        fast_lane is not None
+    ):  # "Hot Leads sind … Interessenten, die ein konkretes Kaufinteresse zeigen"
+        status, lead_class = "sql", "hot"
     elif signals.returned and status == "sql":
         status, reason = "mql", "returned by sales: not ready yet"
     decision: Decision = (

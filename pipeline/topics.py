@@ -59,6 +59,7 @@ class Topics(BaseModel):
 
     inquiries: TopicSpec
     activity: TopicSpec
+    lead_activity: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from schemas.envelope import FROZEN, AwareDatetime, LeadEvent, ShortText
+from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText
+from schemas.inputs import Activity
 from schemas.inquiry import Answers, Consent, Contact, LongText
 
 
@@ -230,3 +232,11 @@ class LeadRouted(LeadEvent):
 
     def key(self) -> bytes | None:
         return self.payload.queue.encode()
+
+
+class ActivityRecorded(EventBase):
+    """A tracked activity attached to its lead, keyed by `lead_id` for qualification."""
+
+    event_type: Literal["ActivityRecorded"] = "ActivityRecorded"
+    lead_id: uuid.UUID
+    payload: Activity

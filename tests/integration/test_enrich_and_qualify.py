@@ -16,10 +16,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
 
 from pipeline.capture import inquiry_key, lead_id_for
+from pipeline.config import load_yaml_model
 from pipeline.messages import Position
 from pipeline.runtime import WorkerProcess, publish
+from pipeline.scoring import ScoringModel
 from pipeline.settings import Settings
 from pipeline.topics import Topics, TopicSpec, load_topics
+from schemas.envelope import utcnow
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadEnriched
 from tests.conftest import isolated_settings
@@ -123,3 +126,76 @@ def test_an_inquiry_is_enriched_from_directory_and_postal_table(pipeline: Pipeli
     assert (territory.state, territory.territory) == ("Hamburg", "DE-Nord")
     assert event.payload.missing is not None
     assert "decision_maker" in event.payload.missing.should
+
+
+def _activity(pipeline: Pipeline, lead: str, n: str, kind: str) -> dict[str, Any]:
+    return {
+        "activity_id": f"{pipeline.run}-{lead[:8]}-{n}",
+        "occurred_at": utcnow().isoformat(),
+        "activity_type": kind,
+        "lead_id": lead,
+    }
+
+
+def test_a_warm_lead_that_books_a_meeting_becomes_hot_and_reaches_handoff(
+    pipeline: Pipeline,
+) -> None:
+    topics = pipeline.topics
+    body, lead = pipeline.inquiry("warm", answers={"purchase_timeframe_months": 3})
+    pipeline.send(topics.inquiries, body)
+    (first,) = pipeline.wait_for(topics.qualified, lead)
+    assert (first.payload.lead_class, first.payload.decision) == ("warm", "nurture")
+
+    # tracking tools key by e-mail or not at all: the attach agent re-keys by lead
+    pipeline.send(topics.activity, _activity(pipeline, lead, "1", "meeting_booked"))
+    qualified = pipeline.wait_for(topics.qualified, lead, until=lambda found: len(found) >= 2)
+    hot = qualified[-1].payload
+    assert (hot.lead_class, hot.status, hot.decision) == ("hot", "sql", "sales")
+    assert (hot.fast_lane, hot.trigger, hot.iteration) == (
+        "meeting_booked",
+        "activity:meeting_booked",
+        2,
+    )
+    (handoff,) = pipeline.wait_for(topics.handoff, lead)
+    assert handoff.payload.qualification.lead_class == "hot"
+
+
+def test_a_lead_re_qualified_max_times_retires(pipeline: Pipeline) -> None:
+    topics = pipeline.topics
+    body, lead = pipeline.inquiry("cold", answers={"purchase_timeframe_months": 12})
+    pipeline.send(topics.inquiries, body)
+    pipeline.wait_for(topics.qualified, lead)
+    limit = load_yaml_model(pipeline.settings.rules_dir / "scoring.yaml", ScoringModel)
+    views = [
+        _activity(pipeline, lead, str(n), "page_view")
+        for n in range(limit.retire.max_iterations - 1)
+    ]
+    pipeline.send(topics.activity, *views)
+    qualified = pipeline.wait_for(
+        topics.qualified, lead, until=lambda found: found[-1].payload.decision == "retire"
+    )
+    assert [q.payload.decision for q in qualified] == ["nurture", "retire"]
+    retired = qualified[-1].payload
+    assert (retired.status, retired.iteration) == ("retired", limit.retire.max_iterations)
+    assert retired.profile.contact.email == body["contact"]["email"]  # the data stays
+
+
+def test_a_lead_returned_by_sales_goes_back_to_nurture(pipeline: Pipeline) -> None:
+    topics = pipeline.topics
+    body, lead = pipeline.inquiry("hot", answers={"purchase_timeframe_months": 0})
+    pipeline.send(topics.inquiries, body)
+    (first,) = pipeline.wait_for(topics.qualified, lead)
+    assert first.payload.decision == "sales"
+    outcome = {
+        "outcome_id": f"{pipeline.run}-ret",
+        "lead_id": lead,
+        "occurred_at": utcnow().isoformat(),
+        "outcome": "returned",
+        "reason": "no budget this year",
+    }
+    pipeline.send(topics.feedback, outcome, key=lead.encode())
+    qualified = pipeline.wait_for(topics.qualified, lead, until=lambda found: len(found) >= 2)
+    assert (qualified[-1].payload.decision, qualified[-1].payload.trigger) == (
+        "nurture",
+        "crm:returned",
+    )

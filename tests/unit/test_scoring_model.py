@@ -95,7 +95,12 @@ def test_a_booked_meeting_takes_the_fast_lane() -> None:
     nurtured = qualify(cold, model, Signals(), NOW)
     assert (nurtured.decision, nurtured.fast_lane) == ("nurture", None)
     booked = qualify(cold, model, Signals(activities=[("meeting_booked", NOW)]), NOW)
-    assert (booked.status, booked.decision, booked.fast_lane) == ("sql", "sales", "meeting_booked")
+    assert (booked.lead_class, booked.status, booked.decision, booked.fast_lane) == (
+        "hot",
+        "sql",
+        "sales",
+        "meeting_booked",
+    )
     stale = [("meeting_booked", NOW - timedelta(days=60))]
     assert qualify(cold, model, Signals(activities=stale), NOW).fast_lane is None
 
