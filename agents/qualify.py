@@ -5,6 +5,10 @@ lead's `LeadState` (a Faust table, durable through its changelog): enriched
 leads, activities attached to their lead, and CRM outcomes. A fourth agent
 attaches tracked activities that name their lead (the others wait in
 `leads.activity` for identity resolution).
+
+Won and lost outcomes teach the win model. Its counts live in a global table
+(every worker reads all of it): each partition writes only its own key
+`p<partition>`, so no two partitions write the same entry, and a read sums them.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from __future__ import annotations
 import uuid
 
 import structlog
+from faust import current_event
 
 from pipeline.app import Stage
+from pipeline.predictive import WinCounts
 from pipeline.requalify import Change, LeadState, from_activity, from_enriched, from_outcome
 from pipeline.requalify import requalify as requalify_lead
+from pipeline.scoring import lead_features
 from schemas.envelope import derive_id, utcnow
 from schemas.inputs import Activity, CrmOutcome
-from schemas.lead import ActivityRecorded, LeadEnriched, LeadQualified
+from schemas.lead import ActivityRecorded, LeadEnriched, LeadProfile, LeadQualified
 
 log = structlog.get_logger("leadflow.qualify")
 
@@ -44,15 +51,38 @@ def register(stage: Stage) -> None:
         key_type=bytes,
         value_type=bytes,
     )
+    wins = stage.app.GlobalTable(
+        "qualify-win-counts",
+        partitions=stage.topics.enriched.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
     model = stage.rules.scoring
+    shards = [f"p{n}".encode() for n in range(stage.topics.enriched.partitions)]
+
+    def counts() -> WinCounts:
+        return WinCounts.total(
+            WinCounts.model_validate_json(raw) for key in shards if (raw := wins.get(key))
+        )
+
+    def predict(profile: LeadProfile) -> float | None:
+        return counts().win_probability(lead_features(profile, model), model.predictive)
 
     def run(lead_id: uuid.UUID, change: Change) -> LeadQualified | None:
         key = str(lead_id).encode()
         stored = states.get(key)
-        state = LeadState.model_validate_json(stored) if stored else LeadState()
-        state, event = requalify_lead(lead_id, state, change, model, utcnow())
+        before = LeadState.model_validate_json(stored) if stored else LeadState()
+        state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
         states[key] = state.model_dump_json().encode()
+        if before.outcome is None and state.outcome is not None and state.profile is not None:
+            learn(state.profile, won=state.outcome == "won")
         return event
+
+    def learn(profile: LeadProfile, won: bool) -> None:
+        shard = f"p{current_event().message.partition}".encode()  # type: ignore[union-attr]
+        raw = wins.get(shard)
+        mine = WinCounts.model_validate_json(raw) if raw else WinCounts()
+        wins[shard] = mine.learn(lead_features(profile, model), won).model_dump_json().encode()
 
     def enriched(lead: LeadEnriched) -> LeadQualified | None:
         return run(lead.lead_id, from_enriched(lead))

@@ -113,7 +113,7 @@ def requalify(
     change: Change,
     model: ScoringModel,
     now: datetime,
-    win_probability: float | None = None,
+    predict: Callable[[LeadProfile], float | None] | None = None,
 ) -> tuple[LeadState, LeadQualified | None]:
     """Apply one input and qualify again; emit only when the outcome changed.
 
@@ -136,7 +136,7 @@ def requalify(
         activities=[(a.activity_type, a.occurred_at) for a in state.activities],
         iteration=state.iteration + 1,
         returned=state.returned,
-        win_probability=win_probability,
+        win_probability=predict(state.profile) if predict else None,
         trigger=change.trigger,
     )
     result = qualify(state.profile, model, signals, now)

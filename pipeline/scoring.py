@@ -17,6 +17,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.predictive import Predictive, features
 from pipeline.profile import FieldName, Value, field_value
 from schemas.inputs import ActivityType
 from schemas.lead import (
@@ -301,6 +302,7 @@ class ScoringModel(BaseModel):
     grade: Grade | None = None
     disqualify: list[Condition] = Field(default_factory=list)
     retire: Retirement = Field(default_factory=Retirement)
+    predictive: Predictive = Field(default_factory=Predictive)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Self:
@@ -358,6 +360,10 @@ def qualify(
     )
     if signals.returned and not fast_lane:
         decision = "nurture"
+    promote = model.predictive.sales_above
+    chance = signals.win_probability
+    if decision == "nurture" and promote is not None and chance is not None and chance >= promote:
+        decision, reason = "sales", f"predicted win probability {chance:.0%}"
     knockout = next((c for c in model.disqualify if _matches(c, profile)), None)
     volume = profile.answers.order_volume_eur
     minimum = model.retire.min_order_volume_eur
@@ -386,6 +392,11 @@ def qualify(
         trigger=signals.trigger,
         win_probability=signals.win_probability,
     )
+
+
+def lead_features(profile: LeadProfile, model: ScoringModel) -> dict[str, str]:
+    """What the win model counts for this lead: one value per criterion."""
+    return features(profile, [(c.id, c.field, c.rate(profile).rating) for c in model.matrix])
 
 
 def _matches(condition: Condition, profile: LeadProfile) -> bool:

@@ -199,3 +199,48 @@ def test_a_lead_returned_by_sales_goes_back_to_nurture(pipeline: Pipeline) -> No
         "nurture",
         "crm:returned",
     )
+
+
+def test_won_and_lost_outcomes_teach_the_win_probability_live(pipeline: Pipeline) -> None:
+    topics = pipeline.topics
+    needed = load_yaml_model(
+        pipeline.settings.rules_dir / "scoring.yaml", ScoringModel
+    ).predictive.min_outcomes
+    closed: list[tuple[str, str]] = []
+    for n in range(needed):
+        industry = "IT" if n % 2 else "Retail"
+        won = (industry == "IT") != (n % 8 in (0, 1))  # IT won 7 of 10, Retail lost 7 of 10
+        body, lead = pipeline.inquiry(
+            f"deal{n}", answers={"industry": industry, "purchase_timeframe_months": 12}
+        )
+        pipeline.send(topics.inquiries, body)
+        closed.append((lead, "won" if won else "lost"))
+    for lead, _ in closed:
+        (first,) = pipeline.wait_for(topics.qualified, lead)
+        assert first.payload.win_probability is None  # not enough deals closed yet
+    for n, (lead, result) in enumerate(closed):
+        outcome = {
+            "outcome_id": f"{pipeline.run}-deal{n}",
+            "lead_id": lead,
+            "occurred_at": utcnow().isoformat(),
+            "outcome": result,
+        }
+        pipeline.send(topics.feedback, outcome, key=lead.encode())
+
+    def probability(industry: str, n: int) -> float:
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            body, lead = pipeline.inquiry(
+                f"new-{industry}-{n}",
+                answers={"industry": industry, "purchase_timeframe_months": 12},
+            )
+            pipeline.send(topics.inquiries, body)
+            (event,) = pipeline.wait_for(topics.qualified, lead)
+            if event.payload.win_probability is not None or time.monotonic() > deadline:
+                assert event.payload.decision == "nurture"  # reported, not overriding
+                return float(event.payload.win_probability)
+            n += 1  # the outcomes are still on their way: ask with a new lead
+
+    # 10 won, 10 lost; only the industry differs: (7+1)/(3+1) = 2 → 2/3, and 1/3 for Retail
+    assert round(probability("IT", 0), 3) == 0.667
+    assert round(probability("Retail", 100), 3) == 0.333
