@@ -17,6 +17,7 @@ import uuid
 
 import structlog
 from faust import current_event
+from faust.web import Request, Response, View
 
 from pipeline.app import Stage
 from pipeline.predictive import WinCounts
@@ -92,6 +93,20 @@ def register(stage: Stage) -> None:
 
     def outcome(crm: CrmOutcome) -> LeadQualified | None:
         return run(crm.lead_id, from_outcome(crm))
+
+    @stage.app.page("/v1/leads/{lead_id}/qualification")
+    class Explain(View):
+        """The lead's latest qualification as this worker holds it (its partitions only)."""
+
+        async def get(self, request: Request, lead_id: str) -> Response:
+            stored = states.get(lead_id.encode())
+            if not stored:
+                return self.json({"error": "lead not held by this worker"}, status=404)
+            state = LeadState.model_validate_json(stored)
+            return self.bytes(
+                state.model_dump_json(include={"last", "iteration", "outcome"}).encode(),
+                content_type="application/json",
+            )
 
     stage.decoding_agent(stage.topics.activity, "attach-activity", attach)
     stage.decoding_agent(stage.topics.enriched, "qualify", enriched)

@@ -414,3 +414,32 @@ def qualify_lead(
     at = now or event.occurred_at
     payload = qualify(event.payload, model, signals or Signals(), at)
     return LeadQualified(**event.follow("LeadQualified", payload=payload))
+
+
+def explain(q: Qualification) -> list[str]:
+    """How the score came about, line by line, for a sales rep or RevOps."""
+    lines = [
+        f"score {q.score} = fit {q.fit_score} + behaviour {q.behaviour_score}"
+        f"  →  {q.lead_class}, {q.status}, grade {q.grade or '-'}, decision {q.decision}"
+        f"  (qualification #{q.iteration}, after {q.trigger})",
+        "fit (rating × weight):",
+    ]
+    for c in q.breakdown:
+        shown = "unknown" if c.value is None else c.value
+        lines.append(f"  {c.criterion:<22} {shown:<24} {c.rating} × {c.weight} = {c.points}")
+    if q.behaviour:
+        lines.append("behaviour (points after decay):")
+        lines += [f"  {b.activity:<22} {b.count:>3}×  {b.points:+.2f}" for b in q.behaviour]
+    if q.fast_lane:
+        lines.append(f"fast lane: {q.fast_lane}")
+    if q.reason:
+        lines.append(f"reason: {q.reason}")
+    chance = (
+        "not enough closed deals yet" if q.win_probability is None else f"{q.win_probability:.0%}"
+    )
+    lines.append(f"learned win probability: {chance}")
+    if q.profile.missing and (q.profile.missing.must or q.profile.missing.should):
+        lines.append(
+            "still unknown: " + ", ".join(q.profile.missing.must + q.profile.missing.should)
+        )
+    return lines

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from pipeline.capture import inquiry_key, lead_id_for
 from pipeline.config import load_yaml_model
 from pipeline.messages import Position
-from pipeline.runtime import WorkerProcess, publish
+from pipeline.runtime import WorkerProcess, publish, settings_env
 from pipeline.scoring import ScoringModel
 from pipeline.settings import Settings
 from pipeline.topics import Topics, TopicSpec, load_topics
@@ -244,3 +244,32 @@ def test_won_and_lost_outcomes_teach_the_win_probability_live(pipeline: Pipeline
     # 10 won, 10 lost; only the industry differs: (7+1)/(3+1) = 2 → 2/3, and 1/3 for Retail
     assert round(probability("IT", 0), 3) == 0.667
     assert round(probability("Retail", 100), 3) == 0.333
+
+
+def test_rules_explain_asks_the_worker_and_falls_back_to_the_topic(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    body, lead = pipeline.inquiry("explain", answers={"purchase_timeframe_months": 10})
+    pipeline.send(pipeline.topics.inquiries, body)
+    pipeline.wait_for(pipeline.topics.qualified, lead)
+    pipeline.send(pipeline.topics.activity, _activity(pipeline, lead, "x", "email_clicked"))
+    for name, value in settings_env(pipeline.settings).items():
+        if name.startswith("LEADFLOW_"):
+            monkeypatch.setenv(name, value)
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:  # the click is re-qualified silently (same outcome): only the worker knows
+        live = CliRunner().invoke(app, ["rules", "explain", lead])
+        if "behaviour 2" in live.output or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert live.exit_code == 0, live.output
+    assert "fit 4 + behaviour 2" in live.output and "qualification #2" in live.output
+
+    monkeypatch.setenv("LEADFLOW_WEB_PORT", "1")  # no worker there: read leads.qualified
+    from_topic = CliRunner().invoke(app, ["rules", "explain", lead])
+    assert from_topic.exit_code == 0, from_topic.output
+    assert "fit 4 + behaviour 0" in from_topic.output and "qualification #1" in from_topic.output

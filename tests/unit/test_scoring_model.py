@@ -220,3 +220,19 @@ def test_more_positive_activity_never_lowers_the_score(points: list[str], extra:
     a = qualify(LEAD, model, Signals(activities=before), NOW).score
     b = qualify(LEAD, model, Signals(activities=[*before, (extra, NOW)]), NOW).score
     assert b >= a
+
+
+def test_explain_shows_each_rating_times_weight_and_the_behaviour() -> None:
+    from pipeline.scoring import explain
+
+    lead = enriched(answers={"purchase_timeframe_months": 10, "industry": "IT"}).payload
+    result = qualify(
+        lead, shipped(), Signals(activities=[("email_clicked", NOW)], iteration=2), NOW
+    )
+    text = "\n".join(explain(result))
+    assert "score 9 = fit 7 + behaviour 2" in text
+    assert "purchase_timeframe" in text and "1 × 4 = 4" in text
+    assert "order_volume           unknown" in text
+    assert "email_clicked" in text and "+2.00" in text
+    assert "qualification #2" in text
+    assert "not enough closed deals yet" in text
