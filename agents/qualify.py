@@ -21,12 +21,26 @@ from faust.web import Request, Response, View
 
 from pipeline.app import Stage
 from pipeline.predictive import WinCounts
-from pipeline.requalify import Change, LeadState, from_activity, from_enriched, from_outcome
+from pipeline.requalify import (
+    Change,
+    LeadState,
+    due,
+    from_activity,
+    from_enriched,
+    from_outcome,
+    from_timer,
+)
 from pipeline.requalify import requalify as requalify_lead
 from pipeline.scoring import lead_features
 from schemas.envelope import derive_id, utcnow
 from schemas.inputs import Activity, CrmOutcome
-from schemas.lead import ActivityRecorded, LeadEnriched, LeadProfile, LeadQualified
+from schemas.lead import (
+    ActivityRecorded,
+    LeadEnriched,
+    LeadProfile,
+    LeadQualified,
+    RequalificationDue,
+)
 
 log = structlog.get_logger("leadflow.qualify")
 
@@ -108,7 +122,20 @@ def register(stage: Stage) -> None:
                 content_type="application/json",
             )
 
+    @stage.app.timer(interval=stage.settings.requalify_scan_seconds)
+    async def requalify_due() -> None:
+        """Durable timers: the due time is in each lead's state, so it survives restarts."""
+        now = utcnow()
+        for key, stored in list(states.items()):
+            fired = due(uuid.UUID(key.decode()), LeadState.model_validate_json(stored), now)
+            if fired is not None:
+                await stage.emit(fired)
+
+    def timer(fired: RequalificationDue) -> LeadQualified | None:
+        return run(fired.lead_id, from_timer(fired))
+
     stage.decoding_agent(stage.topics.activity, "attach-activity", attach)
+    stage.decoding_agent(stage.topics.requalify, "requalify-interval", timer)
     stage.decoding_agent(stage.topics.enriched, "qualify", enriched)
     stage.decoding_agent(stage.topics.lead_activity, "requalify-activity", activity)
     stage.decoding_agent(stage.topics.feedback, "requalify-feedback", outcome)

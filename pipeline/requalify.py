@@ -12,14 +12,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.scoring import ScoringModel, Signals, qualify
 from schemas.envelope import AwareDatetime, Source, derive_id
 from schemas.inputs import CrmOutcome, Outcome
-from schemas.lead import ActivityRecorded, LeadEnriched, LeadProfile, LeadQualified, Qualification
+from schemas.lead import (
+    ActivityRecorded,
+    LeadEnriched,
+    LeadProfile,
+    LeadQualified,
+    Qualification,
+    RequalificationDue,
+)
 
 MAX_ACTIVITIES = 500
 MAX_SEEN = 200
@@ -46,6 +53,7 @@ class LeadState(BaseModel):
     returned: bool = False
     outcome: Outcome | None = None
     last: Qualification | None = None
+    due_at: AwareDatetime | None = Field(default=None, description="Next timed re-qualification.")
     seen: list[str] = Field(default_factory=list, description="Inputs already applied.")
 
     @property
@@ -107,6 +115,23 @@ def from_outcome(outcome: CrmOutcome) -> Change:
     return Change(f"crm:{outcome.outcome_id}", apply, f"crm:{outcome.outcome}", reopens=False)
 
 
+def from_timer(due: RequalificationDue) -> Change:
+    return Change(str(due.event_id), lambda state: state, "interval")
+
+
+def due(lead_id: uuid.UUID, state: LeadState, now: datetime) -> RequalificationDue | None:
+    """The timer's event for a lead whose re-qualification is due (same id if fired twice)."""
+    if state.due_at is None or state.due_at > now:
+        return None
+    return RequalificationDue(
+        event_id=derive_id("RequalificationDue", lead_id, state.due_at.isoformat()),
+        lead_id=lead_id,
+        occurred_at=state.due_at,
+        emitted_at=now,
+        due_at=state.due_at,
+    )
+
+
 def requalify(
     lead_id: uuid.UUID,
     state: LeadState,
@@ -141,7 +166,11 @@ def requalify(
     )
     result = qualify(state.profile, model, signals, now)
     previous = state.last
-    state = state.model_copy(update={"iteration": signals.iteration, "last": result})
+    every = model.retire.requalify_every_days
+    next_due = now + timedelta(days=every) if every and result.decision == "nurture" else None
+    state = state.model_copy(
+        update={"iteration": signals.iteration, "last": result, "due_at": next_due}
+    )
     if previous is not None and _same_outcome(previous, result):
         return state, None
     assert state.source is not None and state.trace_id is not None

@@ -288,6 +288,9 @@ class Retirement(BaseModel):
     min_order_volume_eur: float | None = Field(
         default=None, ge=0, description="Below this expected volume the lead is retired."
     )
+    requalify_every_days: float | None = Field(
+        default=None, gt=0, description="Nurtured leads are qualified again at this interval."
+    )
 
 
 class ScoringModel(BaseModel):

@@ -60,6 +60,7 @@ class Topics(BaseModel):
     inquiries: TopicSpec
     activity: TopicSpec
     lead_activity: TopicSpec
+    requalify: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec

@@ -240,3 +240,11 @@ class ActivityRecorded(EventBase):
     event_type: Literal["ActivityRecorded"] = "ActivityRecorded"
     lead_id: uuid.UUID
     payload: Activity
+
+
+class RequalificationDue(EventBase):
+    """A durable timer fired: the lead is qualified again (behaviour fades, counts grow)."""
+
+    event_type: Literal["RequalificationDue"] = "RequalificationDue"
+    lead_id: uuid.UUID
+    due_at: AwareDatetime

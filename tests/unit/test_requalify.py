@@ -7,9 +7,11 @@ from datetime import timedelta
 from pipeline.config import load_yaml_model
 from pipeline.requalify import (
     LeadState,
+    due,
     from_activity,
     from_enriched,
     from_outcome,
+    from_timer,
     requalify,
 )
 from pipeline.scoring import ScoringModel
@@ -145,3 +147,30 @@ def test_the_state_survives_its_json_round_trip() -> None:
     state, _ = first()
     state, _ = requalify(ID, state, from_activity(activity(1), MODEL), MODEL, NOW)
     assert LeadState.model_validate_json(state.model_dump_json()) == state
+
+
+def test_a_nurtured_lead_gets_a_durable_due_time_and_the_timer_fires_once() -> None:
+    weekly = MODEL.model_copy(
+        update={"retire": MODEL.retire.model_copy(update={"requalify_every_days": 7})}
+    )
+    state, _ = requalify(ID, LeadState(), from_enriched(LEAD), weekly, NOW)
+    assert state.due_at == NOW + timedelta(days=7)
+    assert due(ID, state, NOW + timedelta(days=6)) is None
+    fired = due(ID, state, NOW + timedelta(days=7, hours=1))
+    assert fired is not None
+    assert fired.event_id == due(ID, state, NOW + timedelta(days=8)).event_id  # type: ignore[union-attr]
+    later = NOW + timedelta(days=7, hours=1)
+    state, event = requalify(ID, state, from_timer(fired), weekly, later)
+    assert event is None and state.iteration == 2 and state.last is not None
+    assert state.last.trigger == "interval" and state.due_at == later + timedelta(days=7)
+    again, event = requalify(ID, state, from_timer(fired), weekly, later)
+    assert again == state and event is None  # fired twice before it was processed
+
+
+def test_leads_with_sales_get_no_timer() -> None:
+    weekly = MODEL.model_copy(
+        update={"retire": MODEL.retire.model_copy(update={"requalify_every_days": 7})}
+    )
+    hot = enriched(answers={"purchase_timeframe_months": 0})
+    state, _ = requalify(ID, LeadState(), from_enriched(hot), weekly, NOW)
+    assert state.due_at is None and due(ID, state, NOW + timedelta(days=30)) is None
