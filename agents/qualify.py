@@ -19,7 +19,9 @@ import structlog
 from faust import current_event
 from faust.web import Request, Response, View
 
+from agents.enrich import record_company
 from pipeline.app import Stage
+from pipeline.enrichment import CompanyRecord
 from pipeline.predictive import WinCounts
 from pipeline.requalify import (
     Change,
@@ -91,6 +93,9 @@ def register(stage: Stage) -> None:
         states[key] = state.model_dump_json().encode()
         if before.outcome is None and state.outcome is not None and state.profile is not None:
             learn(state.profile, won=state.outcome == "won")
+            domain = state.profile.company.domain if state.profile.company else None
+            if state.outcome == "won" and domain:
+                record_company(stage, "c", domain, CompanyRecord(customer=True))
         return event
 
     def learn(profile: LeadProfile, won: bool) -> None:

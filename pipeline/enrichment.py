@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -230,9 +230,57 @@ class CompanyHistory:
 
 
 class HistoryLookup(Protocol):
-    """Internal data about a company: earlier inquiries, customer or not."""
+    """Internal data about a company before this inquiry: earlier inquiries, customer or not."""
 
-    def company(self, domain: str) -> CompanyHistory | None: ...
+    def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None: ...
+
+
+MAX_REMEMBERED = 100
+
+
+class CompanyRecord(BaseModel):
+    """What the pipeline itself saw of a company: its inquiries (ids, so a repeat
+    counts once) and whether a deal with it was won."""
+
+    model_config = ConfigDict(frozen=True)
+
+    inquiries: list[str] = Field(default_factory=list)
+    customer: bool = False
+
+    def with_inquiry(self, inquiry_id: str) -> CompanyRecord:
+        if inquiry_id in self.inquiries:
+            return self
+        kept = [*self.inquiries, inquiry_id][-MAX_REMEMBERED:]
+        return self.model_copy(update={"inquiries": kept})
+
+    @staticmethod
+    def merge(records: Iterable[CompanyRecord]) -> CompanyRecord:
+        inquiries: dict[str, None] = {}
+        customer = False
+        for record in records:
+            inquiries.update(dict.fromkeys(record.inquiries))
+            customer = customer or record.customer
+        return CompanyRecord(inquiries=list(inquiries), customer=customer)
+
+    def before(self, inquiry_id: str) -> CompanyHistory | None:
+        earlier = len([i for i in self.inquiries if i != inquiry_id])
+        return CompanyHistory(earlier, self.customer) if earlier or self.customer else None
+
+
+@dataclass(frozen=True)
+class Histories:
+    """Several history sources as one: inquiries add up, a customer in any is a customer."""
+
+    sources: list[HistoryLookup]
+
+    def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
+        found = [h for s in self.sources if (h := s.company(domain, inquiry_id)) is not None]
+        if not found:
+            return None
+        return CompanyHistory(
+            earlier_inquiries=sum(h.earlier_inquiries for h in found),
+            customer=any(h.customer for h in found),
+        )
 
 
 @dataclass(frozen=True)
@@ -246,7 +294,7 @@ class CustomerList:
         rows = _csv_rows(_read_file(path))
         return cls(frozenset(row["domain"].strip().lower() for row in rows if row.get("domain")))
 
-    def company(self, domain: str) -> CompanyHistory | None:
+    def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
         return CompanyHistory(0, customer=True) if domain in self.customers else None
 
 
@@ -259,7 +307,7 @@ class InternalHistoryProvider:
 
     def enrich(self, profile: LeadProfile) -> list[Enrichment]:
         domain = profile.company.domain if profile.company else None
-        known = self.history.company(domain) if domain else None
+        known = self.history.company(domain, profile.inquiry_id) if domain else None
         if known is None:
             return []
         return [

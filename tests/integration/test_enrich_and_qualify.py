@@ -273,3 +273,34 @@ def test_rules_explain_asks_the_worker_and_falls_back_to_the_topic(
     from_topic = CliRunner().invoke(app, ["rules", "explain", lead])
     assert from_topic.exit_code == 0, from_topic.output
     assert "fit 4 + behaviour 0" in from_topic.output and "qualification #1" in from_topic.output
+
+
+def test_internal_history_knows_earlier_inquiries_and_won_customers(pipeline: Pipeline) -> None:
+    topics = pipeline.topics
+    domain = f"kunde-{pipeline.run}.de"
+    first, lead1 = pipeline.inquiry("hist1", contact={"email": f"a@{domain}"})
+    pipeline.send(topics.inquiries, first)
+    (seen1,) = pipeline.wait_for(topics.enriched, lead1)
+    assert seen1.payload.company.earlier_inquiries == 0 and not seen1.payload.company.customer
+    pipeline.wait_for(topics.qualified, lead1)
+    won = {
+        "outcome_id": f"{pipeline.run}-hist-won",
+        "lead_id": lead1,
+        "occurred_at": utcnow().isoformat(),
+        "outcome": "won",
+    }
+    pipeline.send(topics.feedback, won, key=lead1.encode())
+
+    deadline = time.monotonic() + TIMEOUT_S
+    n = 2
+    while True:  # the won outcome travels through the qualify agent first
+        body, lead = pipeline.inquiry(f"hist{n}", contact={"email": f"b{n}@{domain}"})
+        pipeline.send(topics.inquiries, body)
+        (seen,) = pipeline.wait_for(topics.enriched, lead)
+        if seen.payload.company.customer or time.monotonic() > deadline:
+            break
+        n += 1
+    company = seen.payload.company
+    assert company.customer and company.earlier_inquiries == n - 1
+    sources = {e.field: e.provider for e in seen.payload.enrichments}
+    assert sources["company.customer"] == "internal_history"

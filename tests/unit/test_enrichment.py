@@ -8,10 +8,12 @@ from pipeline.config import load_yaml_model
 from pipeline.enrichment import (
     CompanyDirectoryProvider,
     CompanyHistory,
+    CompanyRecord,
     CustomerList,
     EmailDomainProvider,
     EnrichmentChain,
     EnrichmentRules,
+    Histories,
     InternalHistoryProvider,
     PostalRegionProvider,
     ReferenceData,
@@ -134,7 +136,7 @@ def test_internal_history_marks_customers() -> None:
 
 @dataclass(frozen=True)
 class SeenBefore:
-    def company(self, domain: str) -> CompanyHistory | None:
+    def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
         return CompanyHistory(earlier_inquiries=3, customer=False)
 
 
@@ -259,3 +261,17 @@ def test_the_shipped_reference_data() -> None:
     assert SHIPPED.directory["nordlicht-software.de"].industry == "IT"  # a demo company
     states = {r.state for r in SHIPPED.postal_regions.values()}
     assert len(states) == 16
+
+
+def test_the_pipelines_own_record_counts_earlier_inquiries_once_each() -> None:
+    record = CompanyRecord().with_inquiry("i1").with_inquiry("i2").with_inquiry("i1")
+    assert record.before("i3") == CompanyHistory(earlier_inquiries=2, customer=False)
+    assert record.before("i2") == CompanyHistory(earlier_inquiries=1, customer=False)
+    assert CompanyRecord().with_inquiry("i1").before("i1") is None  # only itself: nothing earlier
+    won = CompanyRecord.merge([record, CompanyRecord(inquiries=["i2", "i9"], customer=True)])
+    assert won.before("i3") == CompanyHistory(earlier_inquiries=3, customer=True)
+
+
+def test_history_sources_combine() -> None:
+    both = Histories([SeenBefore(), CustomerList(frozenset({"firma.de"}))])
+    assert both.company("firma.de", "x") == CompanyHistory(earlier_inquiries=3, customer=True)
