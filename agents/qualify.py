@@ -14,6 +14,7 @@ Won and lost outcomes teach the win model. Its counts live in a global table
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import structlog
 from faust import current_event
@@ -68,6 +69,12 @@ def register(stage: Stage) -> None:
         key_type=bytes,
         value_type=bytes,
     )
+    due_at = stage.app.Table(  # small index the timer scans, apart from the big states
+        "qualify-due",
+        partitions=stage.topics.enriched.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
     wins = stage.app.GlobalTable(
         "qualify-win-counts",
         partitions=stage.topics.enriched.partitions,
@@ -91,6 +98,8 @@ def register(stage: Stage) -> None:
         before = LeadState.model_validate_json(stored) if stored else LeadState()
         state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
         states[key] = state.model_dump_json().encode()
+        if state.due_at != before.due_at:
+            due_at[key] = state.due_at.isoformat().encode() if state.due_at else b""
         if before.outcome is None and state.outcome is not None and state.profile is not None:
             learn(state.profile, won=state.outcome == "won")
             domain = state.profile.company.domain if state.profile.company else None
@@ -131,8 +140,9 @@ def register(stage: Stage) -> None:
     async def requalify_due() -> None:
         """Durable timers: the due time is in each lead's state, so it survives restarts."""
         now = utcnow()
-        for key, stored in list(states.items()):
-            fired = due(uuid.UUID(key.decode()), LeadState.model_validate_json(stored), now)
+        for key, when in list(due_at.items()):
+            at = datetime.fromisoformat(when.decode()) if when else None
+            fired = due(uuid.UUID(key.decode()), at, now)
             if fired is not None:
                 await stage.emit(fired)
 

@@ -55,6 +55,7 @@ class LeadState(BaseModel):
     last: Qualification | None = None
     due_at: AwareDatetime | None = Field(default=None, description="Next timed re-qualification.")
     seen: list[str] = Field(default_factory=list, description="Inputs already applied.")
+    emitted_for: str | None = Field(default=None, description="Input of the last event sent.")
 
     @property
     def retired(self) -> bool:
@@ -69,6 +70,7 @@ class Change:
     apply: Callable[[LeadState], LeadState]
     trigger: str
     reopens: bool = False
+    requalifies: bool = True
 
 
 def from_enriched(event: LeadEnriched) -> Change:
@@ -112,23 +114,25 @@ def from_outcome(outcome: CrmOutcome) -> Change:
             }
         )
 
-    return Change(f"crm:{outcome.outcome_id}", apply, f"crm:{outcome.outcome}", reopens=False)
+    # contacted / accepted / opportunity: sales is working the lead, nothing to re-qualify
+    back = outcome.outcome == "returned"
+    return Change(f"crm:{outcome.outcome_id}", apply, f"crm:{outcome.outcome}", requalifies=back)
 
 
 def from_timer(due: RequalificationDue) -> Change:
     return Change(str(due.event_id), lambda state: state, "interval")
 
 
-def due(lead_id: uuid.UUID, state: LeadState, now: datetime) -> RequalificationDue | None:
+def due(lead_id: uuid.UUID, due_at: datetime | None, now: datetime) -> RequalificationDue | None:
     """The timer's event for a lead whose re-qualification is due (same id if fired twice)."""
-    if state.due_at is None or state.due_at > now:
+    if due_at is None or due_at > now:
         return None
     return RequalificationDue(
-        event_id=derive_id("RequalificationDue", lead_id, state.due_at.isoformat()),
+        event_id=derive_id("RequalificationDue", lead_id, due_at.isoformat()),
         lead_id=lead_id,
-        occurred_at=state.due_at,
+        occurred_at=due_at,
         emitted_at=now,
-        due_at=state.due_at,
+        due_at=due_at,
     )
 
 
@@ -147,14 +151,16 @@ def requalify(
     inquiry or a purchase-intent signal.
     """
     if change.input_id in state.seen:
-        return state, None
+        # The input whose event may have been lost in a crash is sent again, same id.
+        replay = change.input_id == state.emitted_for and state.last is not None
+        return state, _event(lead_id, state, change.input_id, now) if replay else None
     state = change.apply(state)
     state = state.model_copy(update={"seen": [*state.seen, change.input_id][-MAX_SEEN:]})
     if (
         state.profile is None
         or state.outcome is not None
         or (state.retired and not change.reopens)
-        or change.trigger in ("crm:contacted", "crm:accepted", "crm:opportunity")
+        or not change.requalifies
     ):
         return state, None
     signals = Signals(
@@ -173,17 +179,21 @@ def requalify(
     )
     if previous is not None and _same_outcome(previous, result):
         return state, None
-    assert state.source is not None and state.trace_id is not None
-    event = LeadQualified(
-        event_id=derive_id("LeadQualified", change.input_id),
+    state = state.model_copy(update={"emitted_for": change.input_id})
+    return state, _event(lead_id, state, change.input_id, now)
+
+
+def _event(lead_id: uuid.UUID, state: LeadState, input_id: str, now: datetime) -> LeadQualified:
+    assert state.source is not None and state.trace_id is not None and state.last is not None
+    return LeadQualified(
+        event_id=derive_id("LeadQualified", input_id),
         lead_id=lead_id,
         source=state.source,
         trace_id=state.trace_id,
         occurred_at=now,
         emitted_at=now,
-        payload=result,
+        payload=state.last,
     )
-    return state, event
 
 
 def _same_outcome(a: Qualification, b: Qualification) -> bool:

@@ -4,6 +4,8 @@ inquiries, activities and CRM outcomes in, the stage's topics read back."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from pipeline.config import load_yaml_model
 from pipeline.messages import Position
 from pipeline.runtime import WorkerProcess, publish, settings_env
 from pipeline.scoring import ScoringModel
-from pipeline.settings import Settings
+from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inquiry import Inquiry
@@ -246,33 +248,35 @@ def test_won_and_lost_outcomes_teach_the_win_probability_live(pipeline: Pipeline
     assert round(probability("Retail", 100), 3) == 0.333
 
 
-def test_rules_explain_asks_the_worker_and_falls_back_to_the_topic(
-    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from typer.testing import CliRunner
+def _explain(settings: Settings, lead: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The CLI as its own process: it configures logging, which must not leak into tests."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "rules", "explain", lead],
+        env={**settings_env(settings), **env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
 
-    from pipeline.cli import app
 
+def test_rules_explain_asks_the_worker_and_falls_back_to_the_topic(pipeline: Pipeline) -> None:
     body, lead = pipeline.inquiry("explain", answers={"purchase_timeframe_months": 10})
     pipeline.send(pipeline.topics.inquiries, body)
     pipeline.wait_for(pipeline.topics.qualified, lead)
     pipeline.send(pipeline.topics.activity, _activity(pipeline, lead, "x", "email_clicked"))
-    for name, value in settings_env(pipeline.settings).items():
-        if name.startswith("LEADFLOW_"):
-            monkeypatch.setenv(name, value)
     deadline = time.monotonic() + TIMEOUT_S
     while True:  # the click is re-qualified silently (same outcome): only the worker knows
-        live = CliRunner().invoke(app, ["rules", "explain", lead])
-        if "behaviour 2" in live.output or time.monotonic() > deadline:
+        live = _explain(pipeline.settings, lead)
+        if "behaviour 2" in live.stdout or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert live.exit_code == 0, live.output
-    assert "fit 4 + behaviour 2" in live.output and "qualification #2" in live.output
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert "fit 4 + behaviour 2" in live.stdout and "qualification #2" in live.stdout
 
-    monkeypatch.setenv("LEADFLOW_WEB_PORT", "1")  # no worker there: read leads.qualified
-    from_topic = CliRunner().invoke(app, ["rules", "explain", lead])
-    assert from_topic.exit_code == 0, from_topic.output
-    assert "fit 4 + behaviour 0" in from_topic.output and "qualification #1" in from_topic.output
+    from_topic = _explain(pipeline.settings, lead, LEADFLOW_WEB_PORT="1")  # no worker there
+    assert from_topic.returncode == 0, from_topic.stdout + from_topic.stderr
+    assert "fit 4 + behaviour 0" in from_topic.stdout and "qualification #1" in from_topic.stdout
 
 
 def test_internal_history_knows_earlier_inquiries_and_won_customers(pipeline: Pipeline) -> None:

@@ -55,10 +55,14 @@ def test_the_first_qualification_is_emitted_with_iteration_1() -> None:
     assert (event.source, event.trace_id) == (LEAD.source, LEAD.trace_id)
 
 
-def test_the_same_input_twice_changes_nothing() -> None:
-    state, _ = first()
+def test_the_same_input_twice_changes_nothing_and_re_sends_only_the_last_event() -> None:
+    state, sent = first()
     again, event = requalify(ID, state, from_enriched(LEAD), MODEL, NOW)
-    assert event is None and again == state
+    assert again == state  # no second iteration
+    assert event is not None and event.event_id == sent.event_id  # lost in a crash? same id
+    state, _ = requalify(ID, state, from_activity(activity(1, "meeting_booked"), MODEL), MODEL, NOW)
+    _, older = requalify(ID, state, from_enriched(LEAD), MODEL, NOW)
+    assert older is None  # superseded: its event is not sent again
 
 
 def test_an_activity_re_qualifies_but_emits_only_when_the_outcome_changes() -> None:
@@ -155,10 +159,10 @@ def test_a_nurtured_lead_gets_a_durable_due_time_and_the_timer_fires_once() -> N
     )
     state, _ = requalify(ID, LeadState(), from_enriched(LEAD), weekly, NOW)
     assert state.due_at == NOW + timedelta(days=7)
-    assert due(ID, state, NOW + timedelta(days=6)) is None
-    fired = due(ID, state, NOW + timedelta(days=7, hours=1))
+    assert due(ID, state.due_at, NOW + timedelta(days=6)) is None
+    fired = due(ID, state.due_at, NOW + timedelta(days=7, hours=1))
     assert fired is not None
-    assert fired.event_id == due(ID, state, NOW + timedelta(days=8)).event_id  # type: ignore[union-attr]
+    assert fired.event_id == due(ID, state.due_at, NOW + timedelta(days=8)).event_id  # type: ignore[union-attr]
     later = NOW + timedelta(days=7, hours=1)
     state, event = requalify(ID, state, from_timer(fired), weekly, later)
     assert event is None and state.iteration == 2 and state.last is not None
@@ -173,4 +177,4 @@ def test_leads_with_sales_get_no_timer() -> None:
     )
     hot = enriched(answers={"purchase_timeframe_months": 0})
     state, _ = requalify(ID, LeadState(), from_enriched(hot), weekly, NOW)
-    assert state.due_at is None and due(ID, state, NOW + timedelta(days=30)) is None
+    assert state.due_at is None and due(ID, state.due_at, NOW + timedelta(days=30)) is None
