@@ -82,12 +82,13 @@ class LeadProfile(BaseModel):
 
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: LeadProfile
 
 
 class LeadEnriched(LeadEvent):
     event_type: Literal["LeadEnriched"] = "LeadEnriched"
-    schema_version: str = "1.1"
+    schema_version: str = "1.1"  # company details, territory, enrichments, missing
     payload: LeadProfile
 
 
@@ -144,7 +145,7 @@ class Qualification(BaseModel):
 
 class LeadQualified(LeadEvent):
     event_type: Literal["LeadQualified"] = "LeadQualified"
-    schema_version: str = "1.1"
+    schema_version: str = "1.1"  # fit/behaviour, grade, fast lane, reason, trigger, win probability
     payload: Qualification
 
 
@@ -174,6 +175,7 @@ class Handoff(BaseModel):
 
 class LeadHandedOff(LeadEvent):
     event_type: Literal["LeadHandedOff"] = "LeadHandedOff"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: Handoff
 
 
@@ -199,6 +201,7 @@ class Assignment(BaseModel):
 
 class LeadAssigned(LeadEvent):
     event_type: Literal["LeadAssigned"] = "LeadAssigned"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: Assignment
 
 
@@ -228,6 +231,7 @@ class LeadRouted(LeadEvent):
     """A hand-off re-keyed by its routing queue, so one partition owns the queue."""
 
     event_type: Literal["LeadRouted"] = "LeadRouted"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: Routed
 
     def key(self) -> bytes | None:
