@@ -275,3 +275,19 @@ def test_the_pipelines_own_record_counts_earlier_inquiries_once_each() -> None:
 def test_history_sources_combine() -> None:
     both = Histories([SeenBefore(), CustomerList(frozenset({"firma.de"}))])
     assert both.company("firma.de", "x") == CompanyHistory(earlier_inquiries=3, customer=True)
+
+
+def test_the_shipped_directory_is_what_the_committed_script_generates() -> None:
+    import csv
+    import importlib.util
+    import io
+
+    path = PROJECT_ROOT / "scripts" / "generate_company_directory.py"
+    spec = importlib.util.spec_from_file_location("generate_company_directory", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shipped = (PROJECT_ROOT / "pipeline/reference/company_directory.csv").read_text()
+    rows = list(csv.reader(io.StringIO(shipped)))
+    assert rows[0] == script.HEADER
+    assert rows[1:] == script.generate(3000, 2026)
