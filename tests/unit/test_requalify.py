@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pipeline.config import load_yaml_model
 from pipeline.requalify import (
+    Change,
     LeadState,
     due,
     from_activity,
@@ -178,3 +182,31 @@ def test_leads_with_sales_get_no_timer() -> None:
     hot = enriched(answers={"purchase_timeframe_months": 0})
     state, _ = requalify(ID, LeadState(), from_enriched(hot), weekly, NOW)
     assert state.due_at is None and due(ID, state.due_at, NOW + timedelta(days=30)) is None
+
+
+KINDS = ["page_view", "email_clicked", "webinar_attended", "meeting_booked", "unsubscribed"]
+
+
+@given(
+    kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=12),
+    repeats=st.lists(st.integers(min_value=0, max_value=11), max_size=6),
+)
+def test_redelivered_inputs_leave_the_same_state(kinds: list[str], repeats: list[int]) -> None:
+    """At-least-once delivery: any input seen again changes neither state nor the count."""
+    changes = [from_enriched(LEAD)] + [
+        from_activity(activity(n, kind), MODEL) for n, kind in enumerate(kinds)
+    ]
+    redelivered = [*changes]
+    for r in repeats:  # a repeat arrives right after its original
+        at = redelivered.index(changes[r % len(changes)])
+        redelivered.insert(at + 1, changes[r % len(changes)])
+
+    def final(sequence: list[Change]) -> LeadState:
+        state = LeadState()
+        for change in sequence:
+            state, _ = requalify(ID, state, change, MODEL, NOW)
+        return state
+
+    once, twice = final(changes), final(redelivered)
+    assert once.iteration == twice.iteration <= len(changes)
+    assert once.last == twice.last and once.activities == twice.activities
