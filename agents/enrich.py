@@ -1,19 +1,15 @@
 """Enrich: captured leads get their profile filled by the provider chain.
 
 Internal history comes from the company's earlier inquiries as this pipeline
-saw them, and from won deals (written by the qualify agent), in a global table
-every worker reads in full. Each partition writes only keys of its own
-(`p<partition>|i|<domain>` for inquiries, `…|c|…` for customers), so no two
-writers share a key and a read merges the shards.
+saw them, and from won deals (written by the qualify agent), in a sharded
+table every worker reads in full (`agents.shared_state`): each partition
+writes only its own shard (`p<partition>|i|<domain>` for inquiries, `…|c|…`
+for customers), and a read merges the shards.
 """
 
 from __future__ import annotations
 
-from typing import cast
-
-import faust
-from faust import current_event
-
+from agents.shared_state import ShardedTable
 from pipeline.app import Stage
 from pipeline.enrichment import (
     CompanyHistory,
@@ -26,50 +22,42 @@ from pipeline.enrichment import (
 )
 from schemas.lead import LeadCaptured, LeadEnriched
 
-HISTORY_TABLE = "company-history"
+_histories: dict[int, ShardedTable] = {}
 
 
-def company_history(stage: Stage) -> faust.types.TableT:
-    """The one global table of company records (created by whichever agent asks first)."""
-    if HISTORY_TABLE not in stage.app.tables:
-        stage.app.GlobalTable(
-            HISTORY_TABLE,
-            partitions=stage.topics.captured.partitions,
-            key_type=bytes,
-            value_type=bytes,
-        )
-    return cast(faust.types.TableT, stage.app.tables[HISTORY_TABLE])
+def company_history(stage: Stage) -> ShardedTable:
+    """The app's one table of company records; enrich and qualify both write to it."""
+    key = id(stage.app)
+    if key not in _histories:
+        _histories[key] = ShardedTable(stage, "company-history", stage.topics.captured.partitions)
+    return _histories[key]
 
 
 def record_company(stage: Stage, kind: str, domain: str, update: CompanyRecord) -> None:
     """Merge `update` into this partition's shard of the company's record (in an agent)."""
     table = company_history(stage)
-    partition = current_event().message.partition  # type: ignore[union-attr]
-    key = f"p{partition}|{kind}|{domain}".encode()
-    raw = table.get(key)
+    raw = table.mine(f"{kind}|{domain}")
     mine = CompanyRecord.model_validate_json(raw) if raw else CompanyRecord()
     merged = CompanyRecord.merge([mine, update])
     if merged != mine:
-        table[key] = merged.model_dump_json().encode()
+        table.write(f"{kind}|{domain}", merged.model_dump_json().encode())
 
 
 class TableHistory:
-    """HistoryLookup over the global table: all shards of a company merged."""
+    """HistoryLookup over every shard of a company's record (inquiries and won deals)."""
 
-    def __init__(self, table: faust.types.TableT, partitions: int) -> None:
-        self.table, self.partitions = table, partitions
+    def __init__(self, table: ShardedTable) -> None:
+        self.table = table
 
     def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
-        keys = (f"p{p}|{kind}|{domain}".encode() for p in range(self.partitions) for kind in "ic")
-        records = [
-            CompanyRecord.model_validate_json(raw) for k in keys if (raw := self.table.get(k))
-        ]
+        shards = [*self.table.shards(f"i|{domain}"), *self.table.shards(f"c|{domain}")]
+        records = [CompanyRecord.model_validate_json(raw) for raw in shards]
         return CompanyRecord.merge(records).before(inquiry_id) if records else None
 
 
 def register(stage: Stage) -> None:
     rules = stage.rules.enrichment
-    history: HistoryLookup = TableHistory(company_history(stage), stage.topics.captured.partitions)
+    history: HistoryLookup = TableHistory(company_history(stage))
     if rules.customers_file:
         history = Histories([history, CustomerList.from_csv(rules.customers_file)])
     chain = EnrichmentChain.build(rules, stage.reference, history)

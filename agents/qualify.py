@@ -6,9 +6,9 @@ leads, activities attached to their lead, and CRM outcomes. A fourth agent
 attaches tracked activities that name their lead (the others wait in
 `leads.activity` for identity resolution).
 
-Won and lost outcomes teach the win model. Its counts live in a global table
-(every worker reads all of it): each partition writes only its own key
-`p<partition>`, so no two partitions write the same entry, and a read sums them.
+Won and lost outcomes teach the win model. Its counts live in a sharded table
+every worker reads in full (`agents.shared_state`): each partition writes only
+its own shard `p<partition>|model`, and a read sums them.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import uuid
 from datetime import datetime
 
 import structlog
-from faust import current_event
 from faust.web import Request, Response, View
 
 from agents.enrich import record_company
+from agents.shared_state import ShardedTable
 from pipeline.app import Stage
 from pipeline.enrichment import CompanyRecord
 from pipeline.predictive import WinCounts
@@ -75,19 +75,11 @@ def register(stage: Stage) -> None:
         key_type=bytes,
         value_type=bytes,
     )
-    wins = stage.app.GlobalTable(
-        "qualify-win-counts",
-        partitions=stage.topics.enriched.partitions,
-        key_type=bytes,
-        value_type=bytes,
-    )
+    wins = ShardedTable(stage, "qualify-win-counts", stage.topics.enriched.partitions)
     model = stage.rules.scoring
-    shards = [f"p{n}".encode() for n in range(stage.topics.enriched.partitions)]
 
     def counts() -> WinCounts:
-        return WinCounts.total(
-            WinCounts.model_validate_json(raw) for key in shards if (raw := wins.get(key))
-        )
+        return WinCounts.total(WinCounts.model_validate_json(raw) for raw in wins.shards("model"))
 
     def predict(profile: LeadProfile) -> float | None:
         return counts().win_probability(lead_features(profile, model), model.predictive)
@@ -108,10 +100,11 @@ def register(stage: Stage) -> None:
         return event
 
     def learn(profile: LeadProfile, won: bool) -> None:
-        shard = f"p{current_event().message.partition}".encode()  # type: ignore[union-attr]
-        raw = wins.get(shard)
+        raw = wins.mine("model")
         mine = WinCounts.model_validate_json(raw) if raw else WinCounts()
-        wins[shard] = mine.learn(lead_features(profile, model), won).model_dump_json().encode()
+        wins.write(
+            "model", mine.learn(lead_features(profile, model), won).model_dump_json().encode()
+        )
 
     def enriched(lead: LeadEnriched) -> LeadQualified | None:
         return run(lead.lead_id, from_enriched(lead))
