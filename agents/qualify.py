@@ -1,12 +1,149 @@
-"""Qualify: enriched leads are scored, classed and given a decision."""
+"""Qualify: leads are scored when enriched and re-qualified on every new datum.
+
+Three inputs, all keyed by lead_id and co-partitioned, so one partition owns a
+lead's `LeadState` (a Faust table, durable through its changelog): enriched
+leads, activities attached to their lead, and CRM outcomes. A fourth agent
+attaches tracked activities that name their lead (the others wait in
+`leads.activity` for identity resolution).
+
+Won and lost outcomes teach the win model. Its counts live in a sharded table
+every worker reads in full (`agents.shared_state`): each partition writes only
+its own shard `p<partition>|model`, and a read sums them.
+"""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
+import structlog
+from faust.web import Request, Response, View
+
+from agents.enrich import record_company
+from agents.shared_state import ShardedTable
 from pipeline.app import Stage
-from pipeline.scoring import qualify_lead
+from pipeline.enrichment import CompanyRecord
+from pipeline.predictive import WinCounts
+from pipeline.requalify import (
+    Change,
+    LeadState,
+    due,
+    from_activity,
+    from_enriched,
+    from_outcome,
+    from_timer,
+)
+from pipeline.requalify import requalify as requalify_lead
+from pipeline.scoring import lead_features
+from schemas.envelope import derive_id, utcnow
+from schemas.inputs import Activity, CrmOutcome
+from schemas.lead import (
+    ActivityRecorded,
+    LeadEnriched,
+    LeadProfile,
+    LeadQualified,
+    RequalificationDue,
+)
+
+log = structlog.get_logger("leadflow.qualify")
+
+
+def attach(activity: Activity) -> ActivityRecorded | None:
+    if activity.lead_id is None:
+        log.info("activity.unresolved", activity_id=activity.activity_id)
+        return None
+    now = utcnow()
+    return ActivityRecorded(
+        event_id=derive_id("ActivityRecorded", activity.activity_id),
+        lead_id=activity.lead_id,
+        occurred_at=activity.occurred_at,
+        emitted_at=now,
+        payload=activity,
+    )
 
 
 def register(stage: Stage) -> None:
-    stage.decoding_agent(
-        stage.topics.enriched, "qualify", lambda lead: qualify_lead(lead, stage.rules.scoring)
+    states = stage.app.Table(
+        "qualify-leads",
+        partitions=stage.topics.enriched.partitions,
+        key_type=bytes,
+        value_type=bytes,
     )
+    due_at = stage.app.Table(  # small index the timer scans, apart from the big states
+        "qualify-due",
+        partitions=stage.topics.enriched.partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    wins = ShardedTable(stage, "qualify-win-counts", stage.topics.enriched.partitions)
+    model = stage.rules.scoring
+
+    def counts() -> WinCounts:
+        return WinCounts.total(WinCounts.model_validate_json(raw) for raw in wins.shards("model"))
+
+    def predict(profile: LeadProfile) -> float | None:
+        return counts().win_probability(lead_features(profile, model), model.predictive)
+
+    def run(lead_id: uuid.UUID, change: Change) -> LeadQualified | None:
+        key = str(lead_id).encode()
+        stored = states.get(key)
+        before = LeadState.model_validate_json(stored) if stored else LeadState()
+        state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
+        states[key] = state.model_dump_json().encode()
+        if state.due_at != before.due_at:
+            due_at[key] = state.due_at.isoformat().encode() if state.due_at else b""
+        if before.outcome is None and state.outcome is not None and state.profile is not None:
+            learn(state.profile, won=state.outcome == "won")
+            domain = state.profile.company.domain if state.profile.company else None
+            if state.outcome == "won" and domain:
+                record_company(stage, "c", domain, CompanyRecord(customer=True))
+        return event
+
+    def learn(profile: LeadProfile, won: bool) -> None:
+        raw = wins.mine("model")
+        mine = WinCounts.model_validate_json(raw) if raw else WinCounts()
+        wins.write(
+            "model", mine.learn(lead_features(profile, model), won).model_dump_json().encode()
+        )
+
+    def enriched(lead: LeadEnriched) -> LeadQualified | None:
+        return run(lead.lead_id, from_enriched(lead))
+
+    def activity(recorded: ActivityRecorded) -> LeadQualified | None:
+        return run(recorded.lead_id, from_activity(recorded, model))
+
+    def outcome(crm: CrmOutcome) -> LeadQualified | None:
+        return run(crm.lead_id, from_outcome(crm))
+
+    @stage.app.page("/v1/leads/{lead_id}/qualification")
+    class Explain(View):
+        """The lead's latest qualification as this worker holds it (its partitions only)."""
+
+        async def get(self, request: Request, lead_id: str) -> Response:
+            stored = states.get(lead_id.encode())
+            if not stored:
+                return self.json({"error": "lead not held by this worker"}, status=404)
+            state = LeadState.model_validate_json(stored)
+            return self.bytes(
+                state.model_dump_json(include={"last", "iteration", "outcome"}).encode(),
+                content_type="application/json",
+            )
+
+    @stage.app.timer(interval=stage.settings.requalify_scan_seconds)
+    async def requalify_due() -> None:
+        """Durable timers: the due time is in each lead's state, so it survives restarts."""
+        now = utcnow()
+        for key, when in list(due_at.items()):
+            at = datetime.fromisoformat(when.decode()) if when else None
+            fired = due(uuid.UUID(key.decode()), at, now)
+            if fired is not None:
+                await stage.emit(fired)
+
+    def timer(fired: RequalificationDue) -> LeadQualified | None:
+        return run(fired.lead_id, from_timer(fired))
+
+    stage.decoding_agent(stage.topics.activity, "attach-activity", attach)
+    stage.decoding_agent(stage.topics.requalify, "requalify-interval", timer)
+    stage.decoding_agent(stage.topics.enriched, "qualify", enriched)
+    stage.decoding_agent(stage.topics.lead_activity, "requalify-activity", activity)
+    stage.decoding_agent(stage.topics.feedback, "requalify-feedback", outcome)

@@ -25,8 +25,8 @@ from schemas.rejected import MessageRejected, Reason
 log = structlog.get_logger("leadflow.agent")
 EXIT_EMIT_FAILED = 70
 
-Handler = Callable[[bytes | None, Position], EventBase]
-"""A stage's domain step: the raw message and its position in, one event out."""
+Handler = Callable[[bytes | None, Position], EventBase | None]
+"""A stage's domain step: the raw message and its position in, one event (or none) out."""
 
 
 @dataclass
@@ -79,6 +79,8 @@ class Stage:
                     log.exception("stage.error", stage=name, at=at.ref)
                     reason = Reason(code="stage_error", message=f"{type(exc).__name__}: {exc}")
                     result = reject(event.value or b"", at, name, [reason])
+                if result is None:  # the step recorded the message in its state only
+                    continue
                 try:
                     await self.emit(result)
                 except Exception:
@@ -92,12 +94,12 @@ class Stage:
         self.app.agent(self.channel(source), name=name)(run)
 
     def decoding_agent(
-        self, source: TopicSpec, name: str, step: Callable[[Any], EventBase]
+        self, source: TopicSpec, name: str, step: Callable[[Any], EventBase | None]
     ) -> None:
         """An agent whose step takes the source topic's value model, decoded."""
         model = source.model
 
-        def handle(raw: bytes | None, at: Position) -> EventBase:
+        def handle(raw: bytes | None, at: Position) -> EventBase | None:
             decoded = decode(model, raw, at, name)
             return decoded if isinstance(decoded, MessageRejected) else step(decoded)
 
@@ -139,7 +141,8 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         autodiscover=False,
     )
-    stage = Stage(app, settings, topics, rules, ReferenceData.shipped())
+    reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
+    stage = Stage(app, settings, topics, rules, reference)
     for module in (capture, enrich, qualify, nurture, distribute, report):
         module.register(stage)
     return app

@@ -25,10 +25,12 @@ kafka_app = typer.Typer(help="The local single-node Kafka broker.", no_args_is_h
 topics_app = typer.Typer(help="Topics from topics.yaml.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 report_app = typer.Typer(help="Closed-loop reports from the warehouse.", no_args_is_help=True)
+rules_app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(report_app, name="report")
+app.add_typer(rules_app, name="rules")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -211,6 +213,48 @@ def report_funnel() -> None:
         finally:
             warehouse.close()
     console.print(funnel_table(rows))
+
+
+@rules_app.command("check")
+@friendly
+def rules_check(
+    file: Annotated[Path, typer.Argument(help="A rule file, e.g. deploy/rules/scoring.yaml.")],
+    kind: Annotated[
+        str | None, typer.Option(help="scoring, enrichment, nurture or routing (default: name)")
+    ] = None,
+) -> None:
+    """Validate one rule file; name the key and the problem if it is wrong."""
+    from pipeline.rules import check_rule_file
+
+    console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}")
+
+
+@rules_app.command("explain")
+@friendly
+def rules_explain(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+    """Print how the lead's current score came about (asks the worker, else reads the topic)."""
+    import json
+    import urllib.error
+
+    from pipeline.runtime import get_json, last_event_of
+    from pipeline.scoring import explain
+    from schemas.lead import LeadQualified, Qualification
+
+    settings = _settings()
+    try:
+        last = get_json(settings, f"/v1/leads/{lead_id}/qualification").get("last")
+    except (OSError, urllib.error.HTTPError):  # no worker, or not its partition
+        last = None
+    if last is not None:
+        qualification = Qualification.model_validate_json(json.dumps(last))
+    else:
+        topic = _topics(settings).qualified
+        raw = asyncio.run(last_event_of(settings.kafka_bootstrap, topic, lead_id))
+        if raw is None:
+            raise LeadflowError(f"no qualification of lead {lead_id} on {topic.name}")
+        qualification = LeadQualified.model_validate_json(raw).payload
+    for line in explain(qualification):
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()

@@ -26,7 +26,7 @@ from pipeline.capture import inquiry_key, lead_id_for
 from pipeline.errors import LeadflowError
 from pipeline.messages import Position
 from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.topics import Topics
+from pipeline.topics import Topics, TopicSpec
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadAssigned, TouchScheduled
 from schemas.rejected import MessageRejected
@@ -106,12 +106,14 @@ def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
         return json.loads(response.read())
 
 
-async def publish(bootstrap: str, topic: str, values: Iterable[bytes]) -> list[Position]:
+async def publish(
+    bootstrap: str, topic: str, values: Iterable[bytes], key: bytes | None = None
+) -> list[Position]:
     """Produce with acks from all in-sync replicas; return each message's position."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value) for value in values]
+        futures = [await producer.send(topic, value, key=key) for value in values]
         records = await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -208,3 +210,23 @@ async def wait_until_stored(settings: Settings, timeout: float = 120.0) -> None:
             pass
         await asyncio.sleep(0.3)
     raise LeadflowError(f"the warehouse did not catch up within {timeout:.0f} s")
+
+
+async def last_event_of(bootstrap: str, spec: TopicSpec, lead_id: str) -> bytes | None:
+    """The newest message keyed by this lead on a topic (a full scan: for the CLI)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        newest: tuple[int, bytes] | None = None
+        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    if r.key == lead_id.encode() and (newest is None or r.timestamp >= newest[0]):
+                        newest = (r.timestamp, r.value or b"")
+        return newest[1] if newest else None
+    finally:
+        await consumer.stop()

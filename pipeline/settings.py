@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     warehouse_dir: Path | None = Field(
         default=None, description="Embedded warehouse directory (default: STATE_DIR/warehouse)."
     )
+    requalify_scan_seconds: float = Field(
+        default=60.0, gt=0, description="How often the worker looks for due re-qualifications."
+    )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
 

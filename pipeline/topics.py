@@ -59,6 +59,8 @@ class Topics(BaseModel):
 
     inquiries: TopicSpec
     activity: TopicSpec
+    lead_activity: TopicSpec
+    requalify: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec

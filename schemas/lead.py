@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from schemas.envelope import FROZEN, AwareDatetime, LeadEvent, ShortText
+from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText
+from schemas.inputs import Activity
 from schemas.inquiry import Answers, Consent, Contact, LongText
 
 
@@ -17,8 +19,47 @@ class Company(BaseModel):
 
     domain: str | None = None
     name: str | None = None
-    free_mail: bool = Field(description="Address at a free-mail provider (likely B2C).")
-    segment: Literal["b2b", "b2c", "unknown"]
+    free_mail: bool = Field(default=False, description="Address at a free-mail provider (B2C).")
+    segment: Literal["b2b", "b2c", "unknown"] = "unknown"
+    disposable: bool = Field(default=False, description="Throw-away address: no way to follow up.")
+    industry: str | None = None
+    size_band: str | None = Field(default=None, description="Employees band, e.g. 50-249.")
+    employees: int | None = None
+    country: str | None = None
+    postal_code: str | None = None
+    earlier_inquiries: int = Field(default=0, description="Earlier leads of the same company.")
+    customer: bool = Field(default=False, description="Already a customer (internal history).")
+
+
+class Territory(BaseModel):
+    """Where the lead sits for sales: federal state, region and sales territory."""
+
+    model_config = FROZEN
+
+    state: str | None = None
+    region: str | None = None
+    territory: str | None = None
+
+
+class Enrichment(BaseModel):
+    """One fact an enrichment provider added, and how sure it is of it."""
+
+    model_config = FROZEN
+
+    provider: str
+    field: str = Field(description="Dotted path in the profile, e.g. company.industry.")
+    value: str | bool | int | float
+    confidence: float = Field(ge=0, le=1)
+
+
+class ProfileGaps(BaseModel):
+    """Fields of the lead definition (must / should / can) still unknown: what to ask next."""
+
+    model_config = FROZEN
+
+    must: list[str] = Field(default_factory=list)
+    should: list[str] = Field(default_factory=list)
+    can: list[str] = Field(default_factory=list)
 
 
 class LeadProfile(BaseModel):
@@ -34,21 +75,26 @@ class LeadProfile(BaseModel):
     answers: Answers
     consent: Consent
     company: Company | None = None
+    territory: Territory | None = None
+    enrichments: list[Enrichment] = Field(default_factory=list)
+    missing: ProfileGaps | None = None
 
 
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: LeadProfile
 
 
 class LeadEnriched(LeadEvent):
     event_type: Literal["LeadEnriched"] = "LeadEnriched"
+    schema_version: str = "1.1"  # company details, territory, enrichments, missing
     payload: LeadProfile
 
 
 LeadClass = Literal["hot", "warm", "cold"]
-LifecycleStatus = Literal["lead", "mql", "sql"]
-Decision = Literal["sales", "nurture"]
+LifecycleStatus = Literal["lead", "mql", "sql", "disqualified", "retired"]
+Decision = Literal["sales", "nurture", "retire"]
 
 
 class CriterionScore(BaseModel):
@@ -63,6 +109,16 @@ class CriterionScore(BaseModel):
     points: int
 
 
+class ActivityPoints(BaseModel):
+    """Behaviour score of one activity type: points after time decay (explainable)."""
+
+    model_config = FROZEN
+
+    activity: str
+    count: int
+    points: float
+
+
 class Qualification(BaseModel):
     model_config = FROZEN
 
@@ -73,10 +129,23 @@ class Qualification(BaseModel):
     status: LifecycleStatus
     decision: Decision
     iteration: int = Field(ge=1, description="How often this lead went through qualification.")
+    fit_score: int = Field(default=0, description="Σ rating × weight of the criteria.")
+    behaviour_score: int = Field(default=0, description="Activity points after time decay.")
+    behaviour: list[ActivityPoints] = Field(default_factory=list)
+    grade: str | None = Field(default=None, description="Timeframe digit + volume letter, e.g. 1A.")
+    fast_lane: str | None = Field(
+        default=None, description="The purchase-intent signal that sent the lead to sales at once."
+    )
+    reason: str | None = Field(default=None, description="Why disqualified or retired.")
+    trigger: str = Field(default="inquiry", description="What caused this qualification.")
+    win_probability: float | None = Field(
+        default=None, ge=0, le=1, description="Learned from won/lost outcomes; null until enough."
+    )
 
 
 class LeadQualified(LeadEvent):
     event_type: Literal["LeadQualified"] = "LeadQualified"
+    schema_version: str = "1.1"  # fit/behaviour, grade, fast lane, reason, trigger, win probability
     payload: Qualification
 
 
@@ -106,6 +175,7 @@ class Handoff(BaseModel):
 
 class LeadHandedOff(LeadEvent):
     event_type: Literal["LeadHandedOff"] = "LeadHandedOff"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: Handoff
 
 
@@ -131,6 +201,7 @@ class Assignment(BaseModel):
 
 class LeadAssigned(LeadEvent):
     event_type: Literal["LeadAssigned"] = "LeadAssigned"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: Assignment
 
 
@@ -160,7 +231,24 @@ class LeadRouted(LeadEvent):
     """A hand-off re-keyed by its routing queue, so one partition owns the queue."""
 
     event_type: Literal["LeadRouted"] = "LeadRouted"
+    schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: Routed
 
     def key(self) -> bytes | None:
         return self.payload.queue.encode()
+
+
+class ActivityRecorded(EventBase):
+    """A tracked activity attached to its lead, keyed by `lead_id` for qualification."""
+
+    event_type: Literal["ActivityRecorded"] = "ActivityRecorded"
+    lead_id: uuid.UUID
+    payload: Activity
+
+
+class RequalificationDue(EventBase):
+    """A durable timer fired: the lead is qualified again (behaviour fades, counts grow)."""
+
+    event_type: Literal["RequalificationDue"] = "RequalificationDue"
+    lead_id: uuid.UUID
+    due_at: AwareDatetime

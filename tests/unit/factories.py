@@ -8,13 +8,29 @@ from typing import Any
 import orjson
 
 from pipeline.capture import capture_inquiry
-from pipeline.enrichment import ReferenceData, enrich_lead
+from pipeline.enrichment import (
+    CustomerList,
+    EnrichmentChain,
+    ReferenceData,
+    enrich_lead,
+    load_directory,
+)
 from pipeline.messages import Position
+from pipeline.rules import DEFAULT_ENRICHMENT
 from schemas.lead import LeadCaptured, LeadEnriched
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
-REFERENCE = ReferenceData(free_mail_domains=frozenset({"gmail.com", "web.de"}))
+DIRECTORY = """domain,name,industry,size_band,employees,country,postal_code,city
+acme-werke.de,ACME Werke GmbH,Manufacturing,250-999,420,DE,80331,München
+"""
+REFERENCE = ReferenceData(
+    free_mail_domains=frozenset({"gmail.com", "web.de"}),
+    disposable_domains=frozenset({"mailinator.com"}),
+    directory=load_directory(DIRECTORY),
+    postal_regions=ReferenceData.shipped().postal_regions,
+)
+CHAIN = EnrichmentChain.build(DEFAULT_ENRICHMENT, REFERENCE, CustomerList())
 
 
 def inquiry(**overrides: Any) -> dict[str, Any]:
@@ -36,4 +52,4 @@ def captured(**overrides: Any) -> LeadCaptured:
 
 
 def enriched(**overrides: Any) -> LeadEnriched:
-    return enrich_lead(captured(**overrides), REFERENCE)
+    return enrich_lead(captured(**overrides), CHAIN)

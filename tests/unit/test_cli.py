@@ -38,3 +38,20 @@ def test_topics_list_shows_the_registry() -> None:
     assert result.exit_code == 0
     assert "leads.sales-ready" in result.output
     assert "schemas.lead:LeadAssigned" in result.output
+
+
+def test_rules_check_summarises_a_good_file_and_names_the_key_of_a_bad_one(
+    tmp_path: Path,
+) -> None:
+    good = runner.invoke(app, ["rules", "check", str(PROJECT_ROOT / "deploy/rules/scoring.yaml")])
+    assert good.exit_code == 0
+    assert "5 criteria" in good.output and "SQL from 30" in good.output
+    bad = tmp_path / "mine.yaml"
+    bad.write_text(
+        (PROJECT_ROOT / "deploy/rules/scoring.yaml").read_text().replace("weight: 4", "weight: 7")
+    )
+    result = runner.invoke(app, ["rules", "check", str(bad), "--kind", "scoring"])
+    assert result.exit_code == 1
+    assert "criteria.0.weight" in result.output and "Traceback" not in result.output
+    unnamed = runner.invoke(app, ["rules", "check", str(bad)])
+    assert unnamed.exit_code == 1 and "--kind" in unnamed.output
