@@ -165,7 +165,9 @@ def worker() -> None:
         apply_topics(settings.kafka_bootstrap, topics.all(), settings.topic_replication_factor)
     )
     faust_app = create_app(settings, topics, rules)
-    faust.Worker(faust_app, loglevel="WARNING", loop=loop, quiet=True).execute_from_commandline()
+    faust.Worker(
+        faust_app, loglevel=settings.faust_log_level.upper(), loop=loop, quiet=True
+    ).execute_from_commandline()
 
 
 @app.command()

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    faust_log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
+    )
 
     @property
     def embedded_warehouse_dir(self) -> Path:
