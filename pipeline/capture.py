@@ -7,13 +7,15 @@ from datetime import datetime
 
 from email_validator import EmailNotValidError, validate_email
 
-from pipeline.messages import Position, decode, reject
+from pipeline.messages import Position, best_effort_source, decode, reject
 from schemas.envelope import derive_id
 from schemas.inquiry import Contact, Inquiry
 from schemas.lead import LeadCaptured, LeadProfile
 from schemas.rejected import MessageRejected, Reason
 
 STAGE = "capture"
+MAX_INQUIRY_BYTES = 256 * 1024
+"""Far above any real form or mail; larger bodies are junk or an attack."""
 
 
 def inquiry_key(inquiry: Inquiry, at: Position) -> str:
@@ -30,6 +32,12 @@ def lead_id_for(key: str) -> uuid.UUID:
 def capture_inquiry(
     raw: bytes | None, at: Position, now: datetime
 ) -> LeadCaptured | MessageRejected:
+    if raw is not None and len(raw) > MAX_INQUIRY_BYTES:
+        too_large = Reason(
+            code="too_large",
+            message=f"{len(raw)} bytes; an inquiry may have at most {MAX_INQUIRY_BYTES}.",
+        )
+        return reject(raw, at, STAGE, [too_large], source=best_effort_source(raw))
     inquiry = decode(Inquiry, raw, at, STAGE)
     if isinstance(inquiry, MessageRejected):
         return inquiry

@@ -14,6 +14,10 @@ from schemas.rejected import MessageRejected, Reason, Rejection
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_ORIGINAL_BYTES = 256 * 1024
+"""A rejection copies at most this much of the original, so it always fits in a
+Kafka message (1 MB by default) and a poison message cannot block a stage."""
+
 
 @dataclass(frozen=True)
 class Position:
@@ -77,6 +81,8 @@ def reject(
             partition=at.partition,
             offset=at.offset,
             reasons=reasons,
-            original_b64=base64.b64encode(raw).decode("ascii"),
+            original_b64=base64.b64encode(raw[:MAX_ORIGINAL_BYTES]).decode("ascii"),
+            original_size=len(raw),
+            original_truncated=len(raw) > MAX_ORIGINAL_BYTES,
         ),
     )
