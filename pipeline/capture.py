@@ -5,13 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from email_validator import EmailNotValidError, validate_email
-
 from pipeline.messages import Position, decode, reject
+from pipeline.plausibility import Plausibility, check_contact
 from schemas.envelope import derive_id
-from schemas.inquiry import Contact, Inquiry
+from schemas.inquiry import Inquiry
 from schemas.lead import LeadCaptured, LeadProfile
-from schemas.rejected import MessageRejected, Reason
+from schemas.rejected import MessageRejected
 
 STAGE = "capture"
 
@@ -28,14 +27,14 @@ def lead_id_for(key: str) -> uuid.UUID:
 
 
 def capture_inquiry(
-    raw: bytes | None, at: Position, now: datetime
+    raw: bytes | None, at: Position, now: datetime, policy: Plausibility
 ) -> LeadCaptured | MessageRejected:
     inquiry = decode(Inquiry, raw, at, STAGE)
     if isinstance(inquiry, MessageRejected):
         return inquiry
-    contact, reasons = check_contact(inquiry.contact)
-    if reasons:
-        return reject(raw or b"", at, STAGE, reasons, source=inquiry.source)
+    checked = check_contact(inquiry.contact, policy)
+    if checked.blocking:
+        return reject(raw or b"", at, STAGE, checked.blocking, source=inquiry.source)
     key = inquiry_key(inquiry, at)
     received = inquiry.received_at or now
     return LeadCaptured(
@@ -48,30 +47,11 @@ def capture_inquiry(
         payload=LeadProfile(
             inquiry_id=inquiry.inquiry_id or key,
             received_at=received,
-            contact=contact,
+            contact=checked.contact,
             message=inquiry.message,
             product_interest=inquiry.product_interest,
             answers=inquiry.answers,
             consent=inquiry.consent,
+            findings=checked.findings,
         ),
     )
-
-
-def check_contact(contact: Contact) -> tuple[Contact, list[Reason]]:
-    """Plausibility: a way to reach the person, and an e-mail address that can exist."""
-    reasons: list[Reason] = []
-    email = contact.email
-    if email is not None:
-        try:
-            email = validate_email(email, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            reasons.append(Reason(code="email_invalid", message=str(exc), field="contact.email"))
-    if contact.email is None and contact.phone is None:
-        reasons.append(
-            Reason(
-                code="no_contact_channel",
-                message="Neither e-mail nor phone: nobody could follow up this inquiry.",
-                field="contact",
-            )
-        )
-    return contact.model_copy(update={"email": email}), reasons

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         description="Business rules RevOps edits: scoring, nurture, routing.",
     )
     topic_replication_factor: int = Field(default=1, ge=1)
+    default_region: str = Field(
+        default="DE",
+        pattern=r"^[A-Z]{2}$",
+        description="ISO country for phone numbers and postal codes given without one.",
+    )
 
     app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")
     web_host: str = "127.0.0.1"

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from schemas.envelope import FROZEN, AwareDatetime, LeadEvent, ShortText
 from schemas.inquiry import Answers, Consent, Contact, LongText
+from schemas.rejected import Reason
 
 
 class Company(BaseModel):
@@ -34,10 +35,16 @@ class LeadProfile(BaseModel):
     answers: Answers
     consent: Consent
     company: Company | None = None
+    findings: list[Reason] = Field(
+        default_factory=list,
+        description="Plausibility problems that do not stop the lead (since 1.1), "
+        "e.g. phone_invalid, postal_code_city_mismatch.",
+    )
 
 
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
+    schema_version: str = "1.1"
     payload: LeadProfile
 
 

@@ -10,10 +10,12 @@ import orjson
 from pipeline.capture import capture_inquiry
 from pipeline.enrichment import ReferenceData, enrich_lead
 from pipeline.messages import Position
+from pipeline.plausibility import Plausibility, PostalTable
 from schemas.lead import LeadCaptured, LeadEnriched
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
+POLICY = Plausibility("DE", PostalTable.shipped())
 REFERENCE = ReferenceData(free_mail_domains=frozenset({"gmail.com", "web.de"}))
 
 
@@ -30,7 +32,7 @@ def inquiry(**overrides: Any) -> dict[str, Any]:
 
 
 def captured(**overrides: Any) -> LeadCaptured:
-    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW)
+    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW, POLICY)
     assert isinstance(result, LeadCaptured), result
     return result
 

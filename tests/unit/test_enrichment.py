@@ -16,9 +16,9 @@ def test_a_free_mail_address_is_b2c_without_a_company_domain() -> None:
 
 
 def test_without_email_a_company_name_still_means_b2b() -> None:
-    company = enriched(contact={"phone": "+49 30 1", "company": "ACME"}).payload.company
+    company = enriched(contact={"phone": "+49 30 1234567", "company": "ACME"}).payload.company
     assert company is not None and company.segment == "b2b"
-    unknown = enriched(contact={"phone": "+49 30 1"}).payload.company
+    unknown = enriched(contact={"phone": "+49 30 1234567"}).payload.company
     assert unknown is not None and unknown.segment == "unknown"
 
 
