@@ -1,4 +1,5 @@
-"""Capture: raw inquiries from every channel become leads (or rejections)."""
+"""Capture: raw inquiries from every channel become leads, answers to excluded
+inquiries, or rejections."""
 
 from __future__ import annotations
 
@@ -13,5 +14,5 @@ def register(stage: Stage) -> None:
     stage.agent(
         stage.topics.inquiries,
         "capture",
-        lambda raw, at: capture_inquiry(raw, at, utcnow(), policy),
+        lambda raw, at: capture_inquiry(raw, at, utcnow(), policy, stage.rules.exclusions),
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from pipeline.exclusion import ExclusionPolicy, exclusion_for
 from pipeline.messages import Position, decode, reject
 from pipeline.plausibility import Plausibility, check_contact
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
-from schemas.lead import LeadCaptured, LeadProfile
+from schemas.lead import LeadCaptured, LeadProfile, Touch, TouchScheduled
 from schemas.rejected import MessageRejected
 
 STAGE = "capture"
@@ -27,8 +28,13 @@ def lead_id_for(key: str) -> uuid.UUID:
 
 
 def capture_inquiry(
-    raw: bytes | None, at: Position, now: datetime, policy: Plausibility
-) -> LeadCaptured | MessageRejected:
+    raw: bytes | None,
+    at: Position,
+    now: datetime,
+    policy: Plausibility,
+    exclusions: ExclusionPolicy,
+) -> LeadCaptured | TouchScheduled | MessageRejected:
+    """A plausible inquiry becomes a lead; an excluded one only gets its answer."""
     inquiry = decode(Inquiry, raw, at, STAGE)
     if isinstance(inquiry, MessageRejected):
         return inquiry
@@ -37,6 +43,26 @@ def capture_inquiry(
         return reject(raw or b"", at, STAGE, checked.blocking, source=inquiry.source)
     key = inquiry_key(inquiry, at)
     received = inquiry.received_at or now
+    inquiry = inquiry.model_copy(update={"contact": checked.contact})
+    excluded = exclusion_for(inquiry, policy.default_region, exclusions)
+    if excluded is not None:
+        answer = exclusions.answer
+        contact = checked.contact
+        return TouchScheduled(
+            event_id=derive_id("TouchScheduled", key),
+            lead_id=lead_id_for(key),
+            trace_id=derive_id("trace", key),
+            source=inquiry.source,
+            occurred_at=received,
+            emitted_at=now,
+            payload=Touch(
+                channel=answer.channel,
+                content_id=answer.content,
+                reason=f"excluded: {excluded}",
+                due_at=now + timedelta(minutes=answer.send_within_minutes),
+                recipient=contact.email if answer.channel == "email" else contact.phone,
+            ),
+        )
     return LeadCaptured(
         event_id=derive_id("LeadCaptured", key),
         lead_id=lead_id_for(key),

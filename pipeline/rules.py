@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import load_yaml_model
+from pipeline.exclusion import ExclusionPolicy
 from pipeline.nurture import NurturePolicy
 from pipeline.routing import RoutingRules
 from pipeline.scoring import ScoringModel
@@ -16,6 +17,7 @@ class Rules:
     scoring: ScoringModel
     nurture: NurturePolicy
     routing: RoutingRules
+    exclusions: ExclusionPolicy
 
 
 def load_rules(rules_dir: Path) -> Rules:
@@ -23,4 +25,5 @@ def load_rules(rules_dir: Path) -> Rules:
         scoring=load_yaml_model(rules_dir / "scoring.yaml", ScoringModel),
         nurture=load_yaml_model(rules_dir / "nurture.yaml", NurturePolicy),
         routing=load_yaml_model(rules_dir / "routing.yaml", RoutingRules),
+        exclusions=load_yaml_model(rules_dir / "exclusions.yaml", ExclusionPolicy),
     )

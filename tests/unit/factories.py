@@ -8,14 +8,18 @@ from typing import Any
 import orjson
 
 from pipeline.capture import capture_inquiry
+from pipeline.config import load_yaml_model
 from pipeline.enrichment import ReferenceData, enrich_lead
+from pipeline.exclusion import ExclusionPolicy
 from pipeline.messages import Position
 from pipeline.plausibility import Plausibility, PostalTable
+from pipeline.settings import PROJECT_ROOT
 from schemas.lead import LeadCaptured, LeadEnriched
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
 POLICY = Plausibility("DE", PostalTable.shipped())
+EXCLUSIONS = load_yaml_model(PROJECT_ROOT / "deploy/rules/exclusions.yaml", ExclusionPolicy)
 REFERENCE = ReferenceData(free_mail_domains=frozenset({"gmail.com", "web.de"}))
 
 
@@ -32,7 +36,7 @@ def inquiry(**overrides: Any) -> dict[str, Any]:
 
 
 def captured(**overrides: Any) -> LeadCaptured:
-    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW, POLICY)
+    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW, POLICY, EXCLUSIONS)
     assert isinstance(result, LeadCaptured), result
     return result
 

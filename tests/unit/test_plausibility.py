@@ -12,7 +12,7 @@ from pipeline.plausibility import Plausibility, PostalTable, check_contact, norm
 from schemas.inquiry import Contact
 from schemas.lead import LeadCaptured
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, NOW, POLICY, captured, inquiry
+from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
 
 def codes(contact: Contact, policy: Plausibility = POLICY) -> tuple[list[str], list[str]]:
@@ -104,7 +104,7 @@ def test_findings_travel_with_the_lead_and_the_contact_is_normalised() -> None:
 
 def test_a_rejection_names_every_blocking_reason_with_a_message_and_field() -> None:
     raw = orjson.dumps(inquiry(contact={"email": "x(at)y.de", "phone": "12"}))
-    result = capture_inquiry(raw, AT, NOW, POLICY)
+    result = capture_inquiry(raw, AT, NOW, POLICY, EXCLUSIONS)
     assert isinstance(result, MessageRejected)
     reasons = {r.code: r for r in result.payload.reasons}
     assert set(reasons) == {"email_invalid", "phone_invalid"}

@@ -9,7 +9,7 @@ from pipeline.settings import PROJECT_ROOT
 from pipeline.topics import load_topics
 from pipeline.traffic import demo_inquiries
 from schemas.lead import LeadCaptured
-from tests.unit.factories import AT, NOW, POLICY, inquiry
+from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 
@@ -17,7 +17,7 @@ TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 def test_an_inquiry_row_shares_the_lead_id_of_its_captured_event() -> None:
     raw = orjson.dumps(inquiry())
     row = event_row(TOPICS.inquiries, raw, AT)
-    lead = capture_inquiry(raw, AT, NOW, POLICY)
+    lead = capture_inquiry(raw, AT, NOW, POLICY, EXCLUSIONS)
     assert isinstance(lead, LeadCaptured)
     assert row["event_type"] == "InquiryReceived"
     assert row["lead_id"] == str(lead.lead_id)
@@ -26,7 +26,7 @@ def test_an_inquiry_row_shares_the_lead_id_of_its_captured_event() -> None:
 
 
 def test_an_envelope_row_carries_the_event_id_and_source() -> None:
-    lead = capture_inquiry(orjson.dumps(inquiry()), AT, NOW, POLICY)
+    lead = capture_inquiry(orjson.dumps(inquiry()), AT, NOW, POLICY, EXCLUSIONS)
     assert isinstance(lead, LeadCaptured)
     at = Position("leads.captured", 1, 7)
     row = event_row(TOPICS.captured, lead.model_dump_json().encode(), at)
