@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime, timedelta
 
 from pipeline.exclusion import ExclusionPolicy, exclusion_for
+from pipeline.identity import identity_key
 from pipeline.messages import Position, decode, reject
 from pipeline.plausibility import Plausibility, check_contact
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
-from schemas.lead import LeadCaptured, LeadProfile, Touch, TouchScheduled
+from schemas.lead import InquiryAccepted, LeadProfile, Touch, TouchScheduled
 from schemas.rejected import MessageRejected
 
 STAGE = "capture"
@@ -33,8 +34,9 @@ def capture_inquiry(
     now: datetime,
     policy: Plausibility,
     exclusions: ExclusionPolicy,
-) -> LeadCaptured | TouchScheduled | MessageRejected:
-    """A plausible inquiry becomes a lead; an excluded one only gets its answer."""
+) -> InquiryAccepted | TouchScheduled | MessageRejected:
+    """A plausible inquiry goes on to identity resolution; an excluded one only gets
+    its answer."""
     inquiry = decode(Inquiry, raw, at, STAGE)
     if isinstance(inquiry, MessageRejected):
         return inquiry
@@ -63,8 +65,11 @@ def capture_inquiry(
                 recipient=contact.email if answer.channel == "email" else contact.phone,
             ),
         )
-    return LeadCaptured(
-        event_id=derive_id("LeadCaptured", key),
+    identity = identity_key(checked.contact)
+    assert identity is not None  # plausibility guarantees an e-mail or a phone
+    return InquiryAccepted(
+        event_id=derive_id("InquiryAccepted", key),
+        identity=identity,
         lead_id=lead_id_for(key),
         trace_id=derive_id("trace", key),
         source=inquiry.source,

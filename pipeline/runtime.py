@@ -21,11 +21,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from pipeline.capture import inquiry_key, lead_id_for
+from pipeline.capture import inquiry_key
 from pipeline.errors import LeadflowError
 from pipeline.messages import Position
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics
+from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadAssigned, TouchScheduled
 from schemas.rejected import MessageRejected
@@ -124,6 +125,9 @@ class Outcomes:
     sales_ready: dict[str, list[LeadAssigned]] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
     rejected_at: set[str] = field(default_factory=set)
+    traces: set[str] = field(default_factory=set)
+    """Trace ids (one per inquiry) that reached sales-ready or a touch: an inquiry
+    attached to a known person's lead is accounted for by its own trace."""
 
     def accounted(self, value: bytes, at: Position) -> bool:
         """Is this published inquiry processed, or rejected with a reason?"""
@@ -133,8 +137,7 @@ class Outcomes:
             inquiry = Inquiry.model_validate_json(value)
         except ValidationError:
             return False
-        lead = str(lead_id_for(inquiry_key(inquiry, at)))
-        return lead in self.sales_ready or lead in self.touched
+        return str(derive_id("trace", inquiry_key(inquiry, at))) in self.traces
 
 
 class OutcomeWatcher:
@@ -169,8 +172,11 @@ class OutcomeWatcher:
         if topic == self.topics.sales_ready.name:
             assigned = LeadAssigned.model_validate_json(value)
             self.outcomes.sales_ready.setdefault(str(assigned.lead_id), []).append(assigned)
+            self.outcomes.traces.add(str(assigned.trace_id))
         elif topic == self.topics.touches.name:
-            self.outcomes.touched.add(str(TouchScheduled.model_validate_json(value).lead_id))
+            touch = TouchScheduled.model_validate_json(value)
+            self.outcomes.touched.add(str(touch.lead_id))
+            self.outcomes.traces.add(str(touch.trace_id))
         else:
             rejection = MessageRejected.model_validate_json(value).payload
             self.outcomes.rejected_at.add(

@@ -59,6 +59,7 @@ class Topics(BaseModel):
 
     inquiries: TopicSpec
     activity: TopicSpec
+    identify: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec

@@ -42,10 +42,30 @@ class LeadProfile(BaseModel):
     )
 
 
+class InquiryAccepted(LeadEvent):
+    """A plausible inquiry on its way to identity resolution, keyed by the person.
+
+    `lead_id` is the lead this inquiry would start; identity resolution keeps it
+    or attaches the inquiry to the person's existing lead.
+    """
+
+    event_type: Literal["InquiryAccepted"] = "InquiryAccepted"
+    identity: str = Field(description="Normalised identity key: email:… or phone:+49….")
+    payload: LeadProfile
+
+    def key(self) -> bytes | None:
+        return self.identity.encode()
+
+
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
     schema_version: str = "1.1"
     payload: LeadProfile
+    merged: bool = Field(
+        default=False,
+        description="The inquiry came from a person already known and was attached to "
+        "their existing lead (since 1.1).",
+    )
 
 
 class LeadEnriched(LeadEvent):

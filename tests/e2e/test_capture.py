@@ -43,6 +43,26 @@ BAD: dict[str, tuple[bytes, set[str]]] = {
 }
 COMPETITOR = body("competitor", email="spy@wettbewerber-crm.de")
 STUDENT = body("student", email="kim@cs.stanford.edu")
+SAME_PERSON = [  # one person: web form, then the fair list, then an e-mail
+    orjson.dumps(
+        {"inquiry_id": "p-form", "source": SOURCE, "contact": {"email": "kai.berg@firma.de"}}
+    ),
+    orjson.dumps(
+        {
+            "inquiry_id": "p-fair",
+            "source": {"channel": "trade_fair", "event": "it-sa-2026"},
+            "contact": {"email": "Kai.Berg@FIRMA.de", "company": "Firma GmbH"},
+        }
+    ),
+    orjson.dumps(
+        {
+            "inquiry_id": "p-mail",
+            "source": {"channel": "email"},
+            "contact": {"email": "kai.berg@firma.de"},
+            "message": "Wann können wir telefonieren?",
+        }
+    ),
+]
 MISMATCH = body(
     "mismatch", email="a@firma.de", phone="0", postal_code="20095", city="Berlin", country="DE"
 )
@@ -55,6 +75,7 @@ def outcome(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     topics = load_topics(settings.topics_file, settings.topic_prefix)
     with WorkerProcess(settings, state / "worker.log"):
         values = [raw for raw, _ in BAD.values()] + [COMPETITOR, STUDENT, MISMATCH]
+        values += SAME_PERSON
 
         async def feed() -> dict[str, object]:
             watcher = OutcomeWatcher(settings.kafka_bootstrap, topics)
@@ -98,9 +119,21 @@ def test_excluded_inquiries_are_answered_with_the_rule(outcome: dict) -> None:
     assert "excluded: competitor (wettbewerber-crm.de)" in reasons
     assert "excluded: student or pupil (e-mail domain)" in reasons
     captured = [LeadCaptured.model_validate_json(raw) for raw in outcome["captured"]]
-    assert [c.payload.inquiry_id for c in captured] == ["mismatch"]  # excluded: no sales lead
+    ids = {c.payload.inquiry_id for c in captured}
+    assert not ids & {"competitor", "student"}  # excluded: no sales lead
 
 
 def test_findings_travel_with_a_plausible_lead(outcome: dict) -> None:
-    (lead,) = [LeadCaptured.model_validate_json(raw) for raw in outcome["captured"]]
+    captured = [LeadCaptured.model_validate_json(raw) for raw in outcome["captured"]]
+    (lead,) = [c for c in captured if c.payload.inquiry_id == "mismatch"]
     assert [f.code for f in lead.payload.findings] == ["phone_invalid", "postal_code_city_mismatch"]
+
+
+def test_one_person_by_three_channels_is_one_lead(outcome: dict) -> None:
+    captured = [LeadCaptured.model_validate_json(raw) for raw in outcome["captured"]]
+    person = {c.payload.inquiry_id: c for c in captured if c.payload.inquiry_id.startswith("p-")}
+    assert set(person) == {"p-form", "p-fair", "p-mail"}
+    assert len({c.lead_id for c in person.values()}) == 1
+    assert {c.source.channel for c in person.values()} == {"web_form", "trade_fair", "email"}
+    assert sorted(c.merged for c in person.values()) == [False, True, True]
+    assert len({c.trace_id for c in person.values()}) == 3  # each inquiry keeps its trace

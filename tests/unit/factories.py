@@ -11,10 +11,11 @@ from pipeline.capture import capture_inquiry
 from pipeline.config import load_yaml_model
 from pipeline.enrichment import ReferenceData, enrich_lead
 from pipeline.exclusion import ExclusionPolicy
+from pipeline.identity import resolve_identity
 from pipeline.messages import Position
 from pipeline.plausibility import Plausibility, PostalTable
 from pipeline.settings import PROJECT_ROOT
-from schemas.lead import LeadCaptured, LeadEnriched
+from schemas.lead import InquiryAccepted, LeadCaptured, LeadEnriched
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
@@ -37,8 +38,8 @@ def inquiry(**overrides: Any) -> dict[str, Any]:
 
 def captured(**overrides: Any) -> LeadCaptured:
     result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW, POLICY, EXCLUSIONS)
-    assert isinstance(result, LeadCaptured), result
-    return result
+    assert isinstance(result, InquiryAccepted), result
+    return resolve_identity(result, None)
 
 
 def enriched(**overrides: Any) -> LeadEnriched:

@@ -4,7 +4,7 @@ import orjson
 
 from pipeline.capture import capture_inquiry
 from pipeline.messages import Position
-from schemas.lead import LeadCaptured
+from schemas.lead import InquiryAccepted
 from schemas.rejected import MessageRejected
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
@@ -27,7 +27,7 @@ def test_the_same_inquiry_twice_gets_the_same_ids() -> None:
     raw = orjson.dumps(inquiry())
     first = capture_inquiry(raw, AT, NOW, POLICY, EXCLUSIONS)
     again = capture_inquiry(raw, Position("leads.inquiries", 0, 99), NOW, POLICY, EXCLUSIONS)
-    assert isinstance(first, LeadCaptured) and isinstance(again, LeadCaptured)
+    assert isinstance(first, InquiryAccepted) and isinstance(again, InquiryAccepted)
     assert (first.lead_id, first.event_id, first.trace_id) == (
         again.lead_id,
         again.event_id,
@@ -39,7 +39,7 @@ def test_without_a_channel_id_the_position_identifies_the_inquiry() -> None:
     raw = orjson.dumps(inquiry(inquiry_id=None))
     one = capture_inquiry(raw, Position("leads.inquiries", 0, 1), NOW, POLICY, EXCLUSIONS)
     other = capture_inquiry(raw, Position("leads.inquiries", 0, 2), NOW, POLICY, EXCLUSIONS)
-    assert isinstance(one, LeadCaptured) and isinstance(other, LeadCaptured)
+    assert isinstance(one, InquiryAccepted) and isinstance(other, InquiryAccepted)
     assert one.lead_id != other.lead_id
 
 

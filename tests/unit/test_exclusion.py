@@ -12,7 +12,7 @@ from pipeline.config import load_yaml_model
 from pipeline.errors import ConfigError
 from pipeline.exclusion import ExclusionPolicy, exclusion_for
 from schemas.inquiry import Inquiry
-from schemas.lead import LeadCaptured, TouchScheduled
+from schemas.lead import InquiryAccepted, TouchScheduled
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
 
 
@@ -77,7 +77,7 @@ def test_an_excluded_inquiry_gets_a_fulfillment_touch_with_the_reason() -> None:
 def test_plausibility_comes_first_exclusion_second() -> None:
     body = inquiry(contact={"email": "bad(at)wettbewerber-crm.de"})
     result = capture_inquiry(orjson.dumps(body), AT, NOW, POLICY, EXCLUSIONS)
-    assert not isinstance(result, TouchScheduled | LeadCaptured)
+    assert not isinstance(result, TouchScheduled | InquiryAccepted)
 
 
 def test_bad_rules_fail_with_file_and_key(tmp_path: Path) -> None:
