@@ -118,7 +118,7 @@ def log_decision(stage: str, event: EventBase) -> None:
 
 
 def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
-    from agents import capture, distribute, enrich, identify, nurture, qualify, report
+    from agents import capture, distribute, enrich, identify, intake, nurture, qualify, report
 
     app = faust.App(
         settings.app_id,
@@ -137,6 +137,7 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         autodiscover=False,
     )
     stage = Stage(app, settings, topics, rules, ReferenceData.shipped())
-    for module in (capture, identify, enrich, qualify, nurture, distribute, report):
+    modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake)
+    for module in modules:
         module.register(stage)
     return app

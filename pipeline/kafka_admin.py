@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -45,6 +46,7 @@ async def apply_topics(
                 ]
             )
             report.created = [s.name for s in missing]
+            await _await_leaders(admin, missing)
         present = [s for s in specs if s.name in existing]
         if present:
             await _find_drift(admin, present, report)
@@ -53,6 +55,27 @@ async def apply_topics(
     finally:
         await admin.close()
     return report
+
+
+async def _await_leaders(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float = 30.0
+) -> None:
+    """Wait until every partition of the new topics has a leader: a consumer that
+    subscribes earlier ignores the topic as missing and never reads it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics([s.name for s in specs])
+        ready = {
+            t["topic"]
+            for t in described
+            if t.get("error_code") == 0
+            and t.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+        }
+        if all(s.name in ready for s in specs):
+            return
+        await asyncio.sleep(0.2)
+    raise KafkaUnavailable(f"new topics got no partition leaders within {timeout:.0f} s")
 
 
 async def _find_drift(

@@ -36,9 +36,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as LEADFLOW_* variables, for a child process."""
     env = dict(os.environ)
     for name, value in settings.model_dump(exclude_none=True).items():
-        secret = getattr(value, "get_secret_value", None)
-        env[f"LEADFLOW_{name.upper()}"] = str(secret() if secret else value)
+        env[f"LEADFLOW_{name.upper()}"] = (
+            json.dumps({k: _revealed(v) for k, v in value.items()})
+            if isinstance(value, dict)
+            else str(_revealed(value))
+        )
     return env
+
+
+def _revealed(value: Any) -> Any:
+    secret = getattr(value, "get_secret_value", None)
+    return secret() if secret else value
 
 
 class WorkerProcess:

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    intake_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='API key per channel for POST /v1/inquiries, as JSON: {"web_form": "…"}.',
+    )
+    intake_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
     )
