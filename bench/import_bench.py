@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 
-from pipeline.bulk_import import read_rows, summarise
+from pipeline.bulk_import import csv_table, file_id, read_rows, summarise
 from pipeline.kafka_admin import apply_topics
 from pipeline.plausibility import Plausibility, PostalTable
 from pipeline.runtime import publish
@@ -43,7 +43,7 @@ def main() -> None:
     data = fair_list(rows)
     policy = Plausibility(settings.default_region, PostalTable.shipped())
     started = time.perf_counter()
-    parsed = list(read_rows(data, "trade_fair", "bench", {}, policy))
+    parsed = list(read_rows(csv_table(data), file_id(data), "trade_fair", "bench", {}, policy))
     checked = time.perf_counter()
     asyncio.run(publish(settings.kafka_bootstrap, topics.inquiries.name, [r.value for r in parsed]))
     published = time.perf_counter()

@@ -194,7 +194,7 @@ def demo(
 @app.command("import")
 @friendly
 def import_file(
-    file: Annotated[Path, typer.Argument(help="CSV file (comma, semicolon or tab).")],
+    file: Annotated[Path, typer.Argument(help="CSV (comma, semicolon, tab), XLSX, .eml or .mbox.")],
     channel: Annotated[str, typer.Option(help="Channel of every row.")] = "trade_fair",
     campaign: Annotated[str | None, typer.Option(help="Campaign of every row.")] = None,
     map_: Annotated[
@@ -205,7 +205,7 @@ def import_file(
         Path | None, typer.Option(help="Per-row error file (default: FILE.errors.csv).")
     ] = None,
 ) -> None:
-    """Publish a list of inquiries (fair, event); rows with problems go to an error file.
+    """Publish a list of inquiries (fair, event) or e-mails; problems go to an error file.
 
     Every row is published: capture rejects the bad ones into leads.rejected too.
     """
@@ -213,7 +213,7 @@ def import_file(
 
     from rich.progress import track
 
-    from pipeline.bulk_import import read_rows, summarise
+    from pipeline.bulk_import import rows_from_file, summarise
     from pipeline.errors import ConfigError
     from pipeline.plausibility import Plausibility, PostalTable
     from pipeline.runtime import publish
@@ -224,7 +224,7 @@ def import_file(
     try:
         rows = list(
             track(
-                read_rows(file.read_bytes(), channel, campaign, overrides, policy),
+                rows_from_file(file, channel, campaign, overrides, policy),
                 description="reading",
                 console=console,
             )
