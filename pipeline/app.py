@@ -120,7 +120,7 @@ def log_decision(stage: str, event: EventBase) -> None:
 
 
 def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
-    from agents import capture, distribute, enrich, nurture, qualify, report
+    from agents import capture, distribute, enrich, identify, intake, nurture, qualify, report
 
     app = faust.App(
         settings.app_id,
@@ -143,6 +143,7 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
     )
     reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
-    for module in (capture, enrich, qualify, nurture, distribute, report):
+    modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake)
+    for module in modules:
         module.register(stage)
     return app

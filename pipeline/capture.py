@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from email_validator import EmailNotValidError, validate_email
-
+from pipeline.exclusion import ExclusionPolicy, exclusion_for
+from pipeline.identity import identity_key
 from pipeline.messages import Position, best_effort_source, decode, reject
+from pipeline.plausibility import Plausibility, check_contact
 from schemas.envelope import derive_id
-from schemas.inquiry import Contact, Inquiry
-from schemas.lead import LeadCaptured, LeadProfile
+from schemas.inquiry import Inquiry
+from schemas.lead import InquiryAccepted, LeadProfile, Touch, TouchScheduled
 from schemas.rejected import MessageRejected, Reason
 
 STAGE = "capture"
@@ -30,8 +31,14 @@ def lead_id_for(key: str) -> uuid.UUID:
 
 
 def capture_inquiry(
-    raw: bytes | None, at: Position, now: datetime
-) -> LeadCaptured | MessageRejected:
+    raw: bytes | None,
+    at: Position,
+    now: datetime,
+    policy: Plausibility,
+    exclusions: ExclusionPolicy,
+) -> InquiryAccepted | TouchScheduled | MessageRejected:
+    """A plausible inquiry goes on to identity resolution; an excluded one only gets
+    its answer."""
     if raw is not None and len(raw) > MAX_INQUIRY_BYTES:
         too_large = Reason(
             code="too_large",
@@ -41,13 +48,36 @@ def capture_inquiry(
     inquiry = decode(Inquiry, raw, at, STAGE)
     if isinstance(inquiry, MessageRejected):
         return inquiry
-    contact, reasons = check_contact(inquiry.contact)
-    if reasons:
-        return reject(raw or b"", at, STAGE, reasons, source=inquiry.source)
+    checked = check_contact(inquiry.contact, policy)
+    if checked.blocking:
+        return reject(raw or b"", at, STAGE, checked.blocking, source=inquiry.source)
     key = inquiry_key(inquiry, at)
     received = inquiry.received_at or now
-    return LeadCaptured(
-        event_id=derive_id("LeadCaptured", key),
+    inquiry = inquiry.model_copy(update={"contact": checked.contact})
+    excluded = exclusion_for(inquiry, policy.default_region, exclusions)
+    if excluded is not None:
+        answer = exclusions.answer
+        contact = checked.contact
+        return TouchScheduled(
+            event_id=derive_id("TouchScheduled", key),
+            lead_id=lead_id_for(key),
+            trace_id=derive_id("trace", key),
+            source=inquiry.source,
+            occurred_at=received,
+            emitted_at=now,
+            payload=Touch(
+                channel=answer.channel,
+                content_id=answer.content,
+                reason=f"excluded: {excluded}",
+                due_at=now + timedelta(minutes=answer.send_within_minutes),
+                recipient=contact.email if answer.channel == "email" else contact.phone,
+            ),
+        )
+    identity = identity_key(checked.contact)
+    assert identity is not None  # plausibility guarantees an e-mail or a phone
+    return InquiryAccepted(
+        event_id=derive_id("InquiryAccepted", key),
+        identity=identity,
         lead_id=lead_id_for(key),
         trace_id=derive_id("trace", key),
         source=inquiry.source,
@@ -56,30 +86,11 @@ def capture_inquiry(
         payload=LeadProfile(
             inquiry_id=inquiry.inquiry_id or key,
             received_at=received,
-            contact=contact,
+            contact=checked.contact,
             message=inquiry.message,
             product_interest=inquiry.product_interest,
             answers=inquiry.answers,
             consent=inquiry.consent,
+            findings=checked.findings,
         ),
     )
-
-
-def check_contact(contact: Contact) -> tuple[Contact, list[Reason]]:
-    """Plausibility: a way to reach the person, and an e-mail address that can exist."""
-    reasons: list[Reason] = []
-    email = contact.email
-    if email is not None:
-        try:
-            email = validate_email(email, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            reasons.append(Reason(code="email_invalid", message=str(exc), field="contact.email"))
-    if contact.email is None and contact.phone is None:
-        reasons.append(
-            Reason(
-                code="no_contact_channel",
-                message="Neither e-mail nor phone: nobody could follow up this inquiry.",
-                field="contact",
-            )
-        )
-    return contact.model_copy(update={"email": email}), reasons

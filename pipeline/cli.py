@@ -195,6 +195,64 @@ def demo(
         console.print("stopping the worker")
 
 
+@app.command("import")
+@friendly
+def import_file(
+    file: Annotated[Path, typer.Argument(help="CSV (comma, semicolon, tab), XLSX, .eml or .mbox.")],
+    channel: Annotated[str, typer.Option(help="Channel of every row.")] = "trade_fair",
+    campaign: Annotated[str | None, typer.Option(help="Campaign of every row.")] = None,
+    map_: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="field=Header, overrides the detected column mapping."),
+    ] = None,
+    errors: Annotated[
+        Path | None, typer.Option(help="Per-row error file (default: FILE.errors.csv).")
+    ] = None,
+) -> None:
+    """Publish a list of inquiries (fair, event) or e-mails; problems go to an error file.
+
+    Every row is published: capture rejects the bad ones into leads.rejected too.
+    """
+    import csv
+
+    from rich.progress import track
+
+    from pipeline.bulk_import import rows_from_file, summarise
+    from pipeline.errors import ConfigError
+    from pipeline.plausibility import Plausibility, PostalTable
+    from pipeline.runtime import publish
+
+    settings = _settings()
+    overrides = dict(item.split("=", 1) for item in map_ or [] if "=" in item)
+    policy = Plausibility(settings.default_region, PostalTable.shipped())
+    try:
+        rows = list(
+            track(
+                rows_from_file(file, channel, campaign, overrides, policy),
+                description="reading",
+                console=console,
+            )
+        )
+    except (OSError, ValueError, csv.Error) as exc:
+        raise ConfigError(f"{file}: {exc}") from exc
+    topic = _topics(settings).inquiries.name
+    with console.status(f"publishing {len(rows)} rows to {topic}"):
+        asyncio.run(publish(settings.kafka_bootstrap, topic, [r.value for r in rows]))
+    summary = summarise(rows)
+    error_file = errors or file.with_suffix(file.suffix + ".errors.csv")
+    with open(error_file, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["row", "code", "field", "message"])
+        for number, reasons in summary.errors:
+            for r in reasons:
+                writer.writerow([number, r.code, r.field or "", r.message])
+    console.print(
+        f"{len(rows)} rows: [green]{summary.accepted} accepted[/green], "
+        f"[red]{summary.rejected} rejected[/red] (see {error_file}), "
+        f"{summary.duplicates} duplicates of an earlier row"
+    )
+
+
 @report_app.command("funnel")
 @friendly
 def report_funnel() -> None:

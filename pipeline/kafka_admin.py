@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -12,8 +11,6 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from pipeline.errors import KafkaUnavailable
 from pipeline.topics import TopicSpec
-
-LEADER_WAIT_S = 15.0
 
 
 @dataclass
@@ -49,7 +46,7 @@ async def apply_topics(
                 ]
             )
             report.created = [s.name for s in missing]
-            await _wait_for_leaders(admin, report.created)
+            await _await_leaders(admin, missing)
         present = [s for s in specs if s.name in existing]
         if present:
             await _find_drift(admin, present, report)
@@ -60,17 +57,25 @@ async def apply_topics(
     return report
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
-    """New topics are usable once every partition has a leader; clients that come
-    right after `topics apply` should not meet NotLeaderForPartition errors."""
-    deadline = time.monotonic() + LEADER_WAIT_S
-    while time.monotonic() < deadline:
-        described = await admin.describe_topics(names)
-        if all(
-            t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described
-        ):
+async def _await_leaders(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float = 30.0
+) -> None:
+    """Wait until every partition of the new topics has a leader: a consumer that
+    subscribes earlier ignores the topic as missing and never reads it."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics([s.name for s in specs])
+        ready = {
+            t["topic"]
+            for t in described
+            if t.get("error_code") == 0
+            and t.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+        }
+        if all(s.name in ready for s in specs):
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.2)
+    raise KafkaUnavailable(f"new topics got no partition leaders within {timeout:.0f} s")
 
 
 async def _find_drift(

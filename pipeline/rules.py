@@ -8,6 +8,7 @@ from pathlib import Path
 from pipeline.config import load_yaml_model
 from pipeline.enrichment import EnrichmentRules
 from pipeline.errors import ConfigError
+from pipeline.exclusion import ExclusionPolicy
 from pipeline.nurture import NurturePolicy
 from pipeline.routing import RoutingRules
 from pipeline.scoring import ScoringModel
@@ -22,6 +23,7 @@ class Rules:
     scoring: ScoringModel
     nurture: NurturePolicy
     routing: RoutingRules
+    exclusions: ExclusionPolicy
     enrichment: EnrichmentRules = DEFAULT_ENRICHMENT
 
 
@@ -30,6 +32,7 @@ def load_rules(rules_dir: Path) -> Rules:
         scoring=load_yaml_model(rules_dir / "scoring.yaml", ScoringModel),
         nurture=load_yaml_model(rules_dir / "nurture.yaml", NurturePolicy),
         routing=load_yaml_model(rules_dir / "routing.yaml", RoutingRules),
+        exclusions=load_yaml_model(rules_dir / "exclusions.yaml", ExclusionPolicy),
         enrichment=load_enrichment(rules_dir),
     )
 

@@ -22,11 +22,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
-from pipeline.capture import inquiry_key, lead_id_for
+from pipeline.capture import inquiry_key
 from pipeline.errors import LeadflowError
 from pipeline.messages import Position
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec
+from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadAssigned, TouchScheduled
 from schemas.rejected import MessageRejected
@@ -36,9 +37,17 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as LEADFLOW_* variables, for a child process."""
     env = dict(os.environ)
     for name, value in settings.model_dump(exclude_none=True).items():
-        secret = getattr(value, "get_secret_value", None)
-        env[f"LEADFLOW_{name.upper()}"] = str(secret() if secret else value)
+        env[f"LEADFLOW_{name.upper()}"] = (
+            json.dumps({k: _revealed(v) for k, v in value.items()})
+            if isinstance(value, dict)
+            else str(_revealed(value))
+        )
     return env
+
+
+def _revealed(value: Any) -> Any:
+    secret = getattr(value, "get_secret_value", None)
+    return secret() if secret else value
 
 
 class WorkerProcess:
@@ -134,6 +143,10 @@ class Outcomes:
     def repeats(self) -> int:
         return sum(n - 1 for n in self.deliveries.values())
 
+    traces: set[str] = field(default_factory=set)
+    """Trace ids (one per inquiry) that reached sales-ready or a touch: an inquiry
+    attached to a known person's lead is accounted for by its own trace."""
+
     def accounted(self, value: bytes, at: Position) -> bool:
         """Is this published inquiry processed, or rejected with a reason?"""
         if at.ref in self.rejected_at:
@@ -142,8 +155,7 @@ class Outcomes:
             inquiry = Inquiry.model_validate_json(value)
         except ValidationError:
             return False
-        lead = str(lead_id_for(inquiry_key(inquiry, at)))
-        return lead in self.sales_ready or lead in self.touched
+        return str(derive_id("trace", inquiry_key(inquiry, at))) in self.traces
 
 
 class OutcomeWatcher:
@@ -184,9 +196,11 @@ class OutcomeWatcher:
         if topic == self.topics.sales_ready.name:
             event = LeadAssigned.model_validate_json(value)
             self.outcomes.sales_ready.setdefault(str(event.lead_id), []).append(event)
+            self.outcomes.traces.add(str(event.trace_id))
         elif topic == self.topics.touches.name:
             event = TouchScheduled.model_validate_json(value)
             self.outcomes.touched.add(str(event.lead_id))
+            self.outcomes.traces.add(str(event.trace_id))
         else:
             event = MessageRejected.model_validate_json(value)
             rejection = event.payload

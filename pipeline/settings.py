@@ -32,10 +32,20 @@ class Settings(BaseSettings):
         description="Business rules RevOps edits: scoring, nurture, routing.",
     )
     topic_replication_factor: int = Field(default=1, ge=1)
+    default_region: str = Field(
+        default="DE",
+        pattern=r"^[A-Z]{2}$",
+        description="ISO country for phone numbers and postal codes given without one.",
+    )
 
     app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")
     web_host: str = "127.0.0.1"
     web_port: int = 6066
+    intake_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='API key per channel for POST /v1/inquiries, as JSON: {"web_form": "…"}.',
+    )
+    intake_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
     )

@@ -61,6 +61,7 @@ class Topics(BaseModel):
     activity: TopicSpec
     lead_activity: TopicSpec
     requalify: TopicSpec
+    identify: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText
 from schemas.inputs import Activity
 from schemas.inquiry import Answers, Consent, Contact, LongText
+from schemas.rejected import Reason
 
 
 class Company(BaseModel):
@@ -78,12 +79,37 @@ class LeadProfile(BaseModel):
     territory: Territory | None = None
     enrichments: list[Enrichment] = Field(default_factory=list)
     missing: ProfileGaps | None = None
+    findings: list[Reason] = Field(
+        default_factory=list,
+        description="Plausibility problems that do not stop the lead (since 1.1), "
+        "e.g. phone_invalid, postal_code_city_mismatch.",
+    )
+
+
+class InquiryAccepted(LeadEvent):
+    """A plausible inquiry on its way to identity resolution, keyed by the person.
+
+    `lead_id` is the lead this inquiry would start; identity resolution keeps it
+    or attaches the inquiry to the person's existing lead.
+    """
+
+    event_type: Literal["InquiryAccepted"] = "InquiryAccepted"
+    identity: str = Field(description="Normalised identity key: email:… or phone:+49….")
+    payload: LeadProfile
+
+    def key(self) -> bytes | None:
+        return self.identity.encode()
 
 
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
     schema_version: str = "1.1"  # the profile / qualification gained fields
     payload: LeadProfile
+    merged: bool = Field(
+        default=False,
+        description="The inquiry came from a person already known and was attached to "
+        "their existing lead (since 1.1).",
+    )
 
 
 class LeadEnriched(LeadEvent):

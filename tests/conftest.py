@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.local_kafka import LocalKafka
+from pipeline.messages import Position
 from pipeline.settings import Settings, load_settings
+from pipeline.topics import TopicSpec
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +50,23 @@ def isolated_settings(bootstrap: str, state_dir: Path) -> Settings:
         sink_flush_seconds=0.3,
         log_format="json",
     )
+
+
+async def read_topic(bootstrap: str, spec: TopicSpec) -> list[tuple[Position, bytes | None]]:
+    """Everything on a topic now, from the beginning, with each message's position."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        found: list[tuple[Position, bytes | None]] = []
+        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                found += [(Position(tp.topic, tp.partition, r.offset), r.value) for r in records]
+        return found
+    finally:
+        await consumer.stop()

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.config import load_yaml_model
 from pipeline.messages import Position
@@ -30,7 +29,7 @@ from pipeline.topics import Topics, load_topics
 from pipeline.traffic import DemoMessage, demo_inquiries
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, read_topic
 
 INQUIRIES = 150
 TIMEOUT_S = 180.0
@@ -175,25 +174,7 @@ def test_the_funnel_is_consistent_per_channel(run: Run) -> None:
 
 
 async def _read_all_with_position(run: Run, topic: str) -> list[tuple[Position, bytes | None]]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=run.settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    try:
-        spec = run.topics.by_name(topic)
-        parts = [TopicPartition(topic, p) for p in range(spec.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        found: list[tuple[Position, bytes | None]] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                found += [(Position(tp.topic, tp.partition, r.offset), r.value) for r in records]
-        return found
-    finally:
-        await consumer.stop()
+    return await read_topic(run.settings.kafka_bootstrap, run.topics.by_name(topic))
 
 
 async def _read_all(run: Run, topic: str) -> list[bytes]:

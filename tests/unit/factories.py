@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from pipeline.capture import capture_inquiry
+from pipeline.config import load_yaml_model
 from pipeline.enrichment import (
     CustomerList,
     EnrichmentChain,
@@ -15,12 +16,18 @@ from pipeline.enrichment import (
     enrich_lead,
     load_directory,
 )
+from pipeline.exclusion import ExclusionPolicy
+from pipeline.identity import resolve_identity
 from pipeline.messages import Position
+from pipeline.plausibility import Plausibility, PostalTable
 from pipeline.rules import DEFAULT_ENRICHMENT
-from schemas.lead import LeadCaptured, LeadEnriched
+from pipeline.settings import PROJECT_ROOT
+from schemas.lead import InquiryAccepted, LeadCaptured, LeadEnriched
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
+POLICY = Plausibility("DE", PostalTable.shipped())
+EXCLUSIONS = load_yaml_model(PROJECT_ROOT / "deploy/rules/exclusions.yaml", ExclusionPolicy)
 DIRECTORY = """domain,name,industry,size_band,employees,country,postal_code,city
 acme-werke.de,ACME Werke GmbH,Manufacturing,250-999,420,DE,80331,München
 """
@@ -46,9 +53,9 @@ def inquiry(**overrides: Any) -> dict[str, Any]:
 
 
 def captured(**overrides: Any) -> LeadCaptured:
-    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW)
-    assert isinstance(result, LeadCaptured), result
-    return result
+    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW, POLICY, EXCLUSIONS)
+    assert isinstance(result, InquiryAccepted), result
+    return resolve_identity(result, None)
 
 
 def enriched(**overrides: Any) -> LeadEnriched:

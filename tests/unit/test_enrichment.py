@@ -46,9 +46,9 @@ def test_a_disposable_address_is_flagged() -> None:
 
 
 def test_without_email_a_company_name_still_means_b2b() -> None:
-    company = enriched(contact={"phone": "+49 30 1", "company": "ACME"}).payload.company
+    company = enriched(contact={"phone": "+49 30 1234567", "company": "ACME"}).payload.company
     assert company is not None and company.segment == "b2b"
-    unknown = enriched(contact={"phone": "+49 30 1"}).payload.company
+    unknown = enriched(contact={"phone": "+49 30 1234567"}).payload.company
     assert unknown is not None and unknown.segment == "unknown"
 
 

@@ -11,9 +11,9 @@ from pipeline.capture import MAX_INQUIRY_BYTES, capture_inquiry
 from pipeline.reporting import event_row
 from pipeline.settings import PROJECT_ROOT
 from pipeline.topics import load_topics
-from schemas.lead import LeadCaptured
+from schemas.lead import InquiryAccepted, TouchScheduled
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, NOW, inquiry
+from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 
@@ -25,8 +25,8 @@ json_values = st.recursive(
 
 
 def assert_answered(raw: bytes) -> None:
-    result = capture_inquiry(raw, AT, NOW)
-    assert isinstance(result, LeadCaptured | MessageRejected)
+    result = capture_inquiry(raw, AT, NOW, POLICY, EXCLUSIONS)
+    assert isinstance(result, InquiryAccepted | TouchScheduled | MessageRejected)
     if isinstance(result, MessageRejected):
         assert result.payload.reasons
     for spec in TOPICS.all():
@@ -58,7 +58,7 @@ def test_inquiry_shaped_json_with_wrong_parts_is_answered(body: dict[str, object
 
 def test_deep_nesting_is_rejected_not_a_crash() -> None:
     deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
-    assert isinstance(capture_inquiry(deep, AT, NOW), MessageRejected)
+    assert isinstance(capture_inquiry(deep, AT, NOW, POLICY, EXCLUSIONS), MessageRejected)
 
 
 def test_injection_strings_are_data_not_code() -> None:
@@ -67,15 +67,17 @@ def test_injection_strings_are_data_not_code() -> None:
         orjson.dumps(inquiry(message=sneaky, contact={"email": "a@firma.de", "company": sneaky})),
         AT,
         NOW,
+        POLICY,
+        EXCLUSIONS,
     )
-    assert isinstance(lead, LeadCaptured)
+    assert isinstance(lead, InquiryAccepted)
     assert lead.payload.message == sneaky
     assert lead.payload.contact.company == sneaky
 
 
 def test_an_oversized_inquiry_is_rejected_with_its_channel() -> None:
     body = inquiry(message="x" * (MAX_INQUIRY_BYTES + 1))
-    result = capture_inquiry(orjson.dumps(body), AT, NOW)
+    result = capture_inquiry(orjson.dumps(body), AT, NOW, POLICY, EXCLUSIONS)
     assert isinstance(result, MessageRejected)
     assert [r.code for r in result.payload.reasons] == ["too_large"]
     assert result.source is not None and result.source.channel == "web_form"

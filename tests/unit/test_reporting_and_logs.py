@@ -8,8 +8,8 @@ from pipeline.reporting import event_row
 from pipeline.settings import PROJECT_ROOT
 from pipeline.topics import load_topics
 from pipeline.traffic import demo_inquiries
-from schemas.lead import LeadCaptured
-from tests.unit.factories import AT, NOW, inquiry
+from schemas.lead import InquiryAccepted
+from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 
@@ -17,8 +17,8 @@ TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 def test_an_inquiry_row_shares_the_lead_id_of_its_captured_event() -> None:
     raw = orjson.dumps(inquiry())
     row = event_row(TOPICS.inquiries, raw, AT)
-    lead = capture_inquiry(raw, AT, NOW)
-    assert isinstance(lead, LeadCaptured)
+    lead = capture_inquiry(raw, AT, NOW, POLICY, EXCLUSIONS)
+    assert isinstance(lead, InquiryAccepted)
     assert row["event_type"] == "InquiryReceived"
     assert row["lead_id"] == str(lead.lead_id)
     assert row["trace_id"] == str(lead.trace_id)
@@ -26,8 +26,7 @@ def test_an_inquiry_row_shares_the_lead_id_of_its_captured_event() -> None:
 
 
 def test_an_envelope_row_carries_the_event_id_and_source() -> None:
-    lead = capture_inquiry(orjson.dumps(inquiry()), AT, NOW)
-    assert isinstance(lead, LeadCaptured)
+    lead = captured()
     at = Position("leads.captured", 1, 7)
     row = event_row(TOPICS.captured, lead.model_dump_json().encode(), at)
     assert row["event_id"] == str(lead.event_id)

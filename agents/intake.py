@@ -1,0 +1,50 @@
+"""Intake: `POST /v1/inquiries` for web forms and webhooks on the worker's web server.
+
+202 only once the broker has acknowledged the inquiry on `leads.inquiries`;
+a body that cannot be an inquiry gets 422 with the field errors, and its raw
+bytes still go to `leads.rejected`.
+"""
+
+from __future__ import annotations
+
+from faust.web import Request, Response, View
+
+from pipeline.app import Stage
+from pipeline.intake import Accepted, authenticate, intake_position, parse_submission
+from pipeline.messages import reject
+
+STAGE = "intake"
+
+
+def register(stage: Stage) -> None:
+    settings = stage.settings
+    inquiries = stage.channel(stage.topics.inquiries)
+    rejected = stage.channel(stage.topics.rejected)
+
+    @stage.app.page("/v1/inquiries")
+    class Inquiries(View):
+        async def post(self, request: Request) -> Response:
+            channel = authenticate(settings.intake_keys, request.headers.get("X-Api-Key"))
+            if channel is None:
+                return self.json({"error": "missing or invalid X-Api-Key"}, status=401)
+            limit = settings.intake_max_body_bytes
+            declared = request.headers.get("Content-Length", "0")
+            if declared.isdigit() and int(declared) > limit:
+                return self.json({"error": f"body over {limit} bytes"}, status=413)
+            body = await request.read()
+            if len(body) > limit:
+                return self.json({"error": f"body over {limit} bytes"}, status=413)
+            result = parse_submission(
+                body,
+                request.headers.get("Content-Type", "application/json"),
+                channel,
+                request.headers.get("Idempotency-Key"),
+            )
+            if not isinstance(result, Accepted):
+                event = reject(body, intake_position(body), STAGE, result)
+                await (await rejected.send(key=None, value=event.model_dump_json().encode()))
+                errors = [r.model_dump() for r in result]
+                return self.json({"errors": errors}, status=422)
+            sent = inquiries.send(key=result.inquiry_id.encode(), value=result.value)
+            await (await sent)  # the broker's ack (acks=all), not just the buffer
+            return self.json({"inquiry_id": result.inquiry_id}, status=202)

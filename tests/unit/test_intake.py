@@ -1,0 +1,87 @@
+"""HTTP intake without the server: keys, JSON and form bodies, idempotency."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import orjson
+from pydantic import SecretStr
+
+from pipeline.intake import Accepted, authenticate, intake_position, parse_submission
+from schemas.inquiry import Inquiry
+
+KEYS = {"web_form": SecretStr("k-form-123"), "webinar": SecretStr("k-webinar-456")}
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded; charset=utf-8"
+
+
+def test_the_key_names_the_channel() -> None:
+    assert authenticate(KEYS, "k-webinar-456") == "webinar"
+    assert authenticate(KEYS, "k-form-12") is None
+    assert authenticate(KEYS, None) is None
+    assert authenticate(KEYS, "") is None
+    assert authenticate({"web_form": SecretStr("")}, "") is None  # an empty key opens nothing
+
+
+def accepted(body: bytes, content_type: str = JSON, key: str | None = None) -> Inquiry:
+    result = parse_submission(body, content_type, "web_form", key)
+    assert isinstance(result, Accepted), result
+    return Inquiry.model_validate_json(result.value)
+
+
+def test_a_json_body_gets_the_channel_of_its_key() -> None:
+    inquiry = accepted(orjson.dumps({"contact": {"email": "a@firma.de"}, "utm": {"x": 1}}))
+    assert inquiry.source.channel == "web_form"
+    assert inquiry.model_extra == {"utm": {"x": 1}}  # unknown fields are kept
+
+
+def test_another_channel_in_the_body_is_refused() -> None:
+    body = orjson.dumps({"source": {"channel": "webinar"}, "contact": {"email": "a@firma.de"}})
+    result = parse_submission(body, JSON, "web_form", None)
+    assert [r.code for r in result] == ["channel_mismatch"]  # type: ignore[union-attr]
+
+
+def test_the_idempotency_key_becomes_the_inquiry_id_unless_the_body_has_one() -> None:
+    body = orjson.dumps({"contact": {"email": "a@firma.de"}})
+    assert accepted(body, key="retry-1").inquiry_id == "retry-1"
+    own = orjson.dumps({"inquiry_id": "form-9", "contact": {"email": "a@firma.de"}})
+    assert accepted(own, key="retry-1").inquiry_id == "form-9"
+    assert accepted(body).inquiry_id != accepted(body).inquiry_id  # a fresh id each time
+
+
+def test_a_form_body_maps_flat_fields() -> None:
+    form = urlencode(
+        [
+            ("email", "anna@firma.de"),
+            ("first_name", "Anna"),
+            ("campaign", "spring"),
+            ("utm_source", "newsletter"),
+            ("product_interest", "crm-suite"),
+            ("product_interest", "analytics"),
+            ("consent_marketing_email", "on"),
+            ("message", "Bitte rufen Sie an."),
+            ("phone", ""),
+        ]
+    ).encode()
+    inquiry = accepted(form, FORM)
+    assert inquiry.contact.email == "anna@firma.de" and inquiry.contact.phone is None
+    assert (inquiry.source.campaign, inquiry.source.utm_source) == ("spring", "newsletter")
+    assert inquiry.product_interest == ["crm-suite", "analytics"]
+    assert inquiry.consent.marketing_email and not inquiry.consent.phone_contact
+    assert inquiry.message == "Bitte rufen Sie an."
+
+
+def test_bodies_that_cannot_be_an_inquiry_give_field_errors() -> None:
+    def codes(body: bytes) -> list[str]:
+        result = parse_submission(body, JSON, "web_form", None)
+        assert not isinstance(result, Accepted)
+        return [r.code for r in result]
+
+    assert codes(b"{nope") == ["not_json"]
+    assert codes(b"[1, 2]") == ["not_an_object"]
+    assert codes(b'{"answers": {}}') == ["invalid_missing"]  # no contact
+    assert codes(b'{"contact": {}, "answers": {"employees": "12"}}') == ["invalid_int_type"]
+
+
+def test_the_same_rejected_body_has_the_same_place() -> None:
+    assert intake_position(b"x") == intake_position(b"x") != intake_position(b"y")
