@@ -1,37 +1,156 @@
-"""Distribute: hand-offs are routed to a queue, then to exactly one rep.
+"""Distribute: hand-offs are routed to a queue, then to exactly one rep; the
+SLA clock runs until the CRM reports contact, and closed leads free capacity.
 
-Two agents: `route` picks the queue and re-keys the lead by it; `distribute`
-consumes that queue-keyed topic, so one partition owns each queue's
-round-robin pointer (a Faust table, durable through its changelog). A lead
-seen again after a restart gets the pointer it had, hence the same rep.
+`route` picks the queue and re-keys the lead by it; `distribute` consumes that
+queue-keyed topic, so one partition owns each queue's state (fairness credit,
+load, daily counts: a Faust table, durable through its changelog). The
+decision per lead and queue is kept too, so a redelivered hand-off re-emits
+the same decision instead of assigning a second owner.
+
+`sla-start`, `crm-feedback` and `sla-breached` share a clock table keyed by
+lead (their topics are lead-keyed and co-partitioned); a timer scans it and
+escalates overdue leads to the queue's manager. Closing outcomes go back
+re-keyed by queue (`leads.releases`), where `release` frees the owner's load
+in the queue's own partition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
 import faust
+import structlog
+from faust.web import Request, Response, View
+from pydantic import BaseModel, Field, TypeAdapter
 
 from pipeline.app import Stage
-from pipeline.routing import assign_lead, route_lead
+from pipeline.messages import Position, decode
+from pipeline.routing import QueueState, distribute_lead, queue_report, route_lead
+from pipeline.sla import SlaClock, apply_outcome, breach
+from pipeline.topics import TopicSpec
 from schemas.envelope import utcnow
-from schemas.lead import LeadAssigned, LeadRouted
+from schemas.inputs import CrmOutcome
+from schemas.lead import LeadAssigned, LeadReleased, LeadRouted, SlaBreached
+from schemas.rejected import MessageRejected
+
+log = structlog.get_logger("leadflow.agent")
+SCAN_SECONDS = 1.0
+M = TypeVar("M", bound=BaseModel)
+DECISION: TypeAdapter[LeadAssigned | LeadRouted] = TypeAdapter(
+    Annotated[LeadAssigned | LeadRouted, Field(discriminator="event_type")]
+)
 
 
 def register(stage: Stage) -> None:
-    partitions = stage.topics.routing.partitions
+    rules = stage.rules.routing
+    minute = timedelta(seconds=stage.settings.sla_minute_seconds)
     json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
-    pointers = stage.app.Table("routing-pointer", default=int, partitions=partitions, schema=json)
-    assigned_at = stage.app.Table("routing-assigned-pointer", partitions=partitions, schema=json)
 
-    def assign(routed: LeadRouted) -> LeadAssigned:
-        lead = str(routed.lead_id)
-        pointer = assigned_at.get(lead)
-        if pointer is None:
-            pointer = pointers[routed.payload.queue]
-            pointers[routed.payload.queue] = pointer + 1
-            assigned_at[lead] = pointer
-        return assign_lead(routed, stage.rules.routing, pointer, utcnow())
+    def table(name: str, spec: TopicSpec) -> faust.types.TableT[str, Any]:
+        return stage.app.Table(name, partitions=spec.partitions, schema=json)
 
-    stage.decoding_agent(
-        stage.topics.handoff, "route", lambda lead: route_lead(lead, stage.rules.routing)
-    )
+    queues = table("routing-queue-state", stage.topics.routing)
+    decided = table("routing-decision", stage.topics.routing)
+    clocks = table("sla-clock", stage.topics.sales_ready)
+    early = table("sla-early-outcomes", stage.topics.feedback)
+
+    def assign(routed: LeadRouted) -> LeadAssigned | LeadRouted:
+        key = f"{routed.lead_id}:{routed.payload.queue}"
+        earlier = decided.get(key)
+        if earlier is not None:
+            return DECISION.validate_json(earlier)
+        name = routed.payload.queue
+        state = QueueState.model_validate(queues.get(name) or {})
+        result, after = distribute_lead(routed, rules, state, utcnow(), minute)
+        queues[name] = after.model_dump(mode="json")
+        decided[key] = result.model_dump_json()
+        return result
+
+    async def start_clock(assigned: LeadAssigned) -> None:
+        lead = str(assigned.lead_id)
+        if lead in clocks:
+            return
+        clocks[lead] = SlaClock(assigned=assigned).model_dump_json()
+        for raw in early.pop(lead, []):  # outcomes that overtook the assignment
+            await feedback(CrmOutcome.model_validate_json(raw))
+
+    async def feedback(outcome: CrmOutcome) -> None:
+        lead = str(outcome.lead_id)
+        if lead not in clocks:
+            # The CRM was faster than `sla-start`, or the lead is not ours: keep it.
+            early[lead] = [*early.get(lead, []), outcome.model_dump_json()]
+            log.info("sla.feedback_early", lead_id=lead, outcome=outcome.outcome)
+            return
+        clock, released = apply_outcome(SlaClock.model_validate_json(clocks[lead]), outcome)
+        clocks[lead] = clock.model_dump_json()
+        log.info("sla.feedback", lead_id=lead, outcome=outcome.outcome, status=clock.status)
+        if released is not None:
+            await stage.emit(released)
+
+    async def release(released: LeadReleased) -> None:
+        name = released.payload.queue
+        state = QueueState.model_validate(queues.get(name) or {})
+        queues[name] = state.release(released.payload.owner.rep_id).model_dump(mode="json")
+
+    stage.decoding_agent(stage.topics.handoff, "route", lambda lead: route_lead(lead, rules))
     stage.decoding_agent(stage.topics.routing, "distribute", assign)
+    consume(stage, stage.topics.sales_ready, "sla-start", LeadAssigned, start_clock)
+    consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback)
+    consume(stage, stage.topics.releases, "release", LeadReleased, release)
+
+    @stage.app.page("/v1/queues")
+    class Queues(View):
+        """Load, caps and availability per rep (the queues this worker owns)."""
+
+        async def get(self, request: Request) -> Response:
+            states = {q: QueueState.model_validate(v) for q, v in queues.items()}
+            return self.json(queue_report(rules, states, utcnow()))
+
+    async def breached(event: SlaBreached) -> None:
+        lead = str(event.lead_id)
+        if lead in clocks:
+            clocks[lead] = SlaClock.model_validate_json(clocks[lead]).breached().model_dump_json()
+
+    consume(stage, stage.topics.escalations, "sla-breached", SlaBreached, breached)
+    escalated: set[str] = set()
+
+    @stage.app.timer(interval=SCAN_SECONDS)
+    async def escalate() -> None:
+        """Emit SlaBreached for every running clock past its deadline.
+
+        A timer may not write to a table, so `sla-breached` records the breach
+        from the escalations topic; until it has, `escalated` keeps this
+        process from sending it twice (a repeat after a crash has the same
+        event_id, so consumers can drop it).
+        """
+        now = utcnow()
+        for lead, raw in list(clocks.items()):
+            clock = SlaClock.model_validate_json(raw)
+            if lead not in escalated and clock.due(now):
+                await stage.emit(breach(clock, rules))
+                escalated.add(lead)
+
+
+def consume(
+    stage: Stage,
+    source: TopicSpec,
+    name: str,
+    model: type[M],
+    handle: Callable[[M], Awaitable[None]],
+) -> None:
+    """An agent that only updates state; what it cannot decode goes to leads.rejected."""
+
+    async def run(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            at = Position(message.topic, message.partition, message.offset)
+            decoded = decode(model, event.value, at, name)
+            if isinstance(decoded, MessageRejected):
+                await stage.emit(decoded)
+            else:
+                await handle(decoded)
+
+    run.__name__ = name
+    stage.app.agent(stage.channel(source), name=name)(run)

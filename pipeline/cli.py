@@ -135,6 +135,28 @@ def topics_list() -> None:
         )
 
 
+@app.command()
+@friendly
+def queues() -> None:
+    """Load, caps and availability per rep, from the running worker."""
+    from pipeline.runtime import get_json
+
+    settings = _settings()
+    try:
+        report = get_json(settings, "/v1/queues")
+    except OSError as exc:
+        raise LeadflowError(f"no worker answers at {settings.web_url} ({exc})") from exc
+    for queue, reps in report.items():
+        console.print(f"[bold]{queue}[/bold]")
+        for r in reps:
+            cap = "-" if r["max_open"] is None else r["max_open"]
+            day = "-" if r["max_per_day"] is None else r["max_per_day"]
+            here = "available" if r["available"] else "away"
+            console.print(
+                f"  {r['rep_id']:<20} open {r['open']}/{cap}  today {r['today']}/{day}  {here}"
+            )
+
+
 @schemas_app.command("export")
 @friendly
 def schemas_export(out_dir: Annotated[Path, typer.Argument(help="Where to write.")]) -> None:

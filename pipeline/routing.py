@@ -1,19 +1,56 @@
 """Distribute: pick the routing queue, then exactly one rep in it.
 
-Queue choice is a pure first-match over YAML rules; the rep within a queue is
-round-robin over a pointer that the distribute agent keeps per queue.
+Queue choice is a pure first-match over YAML rules. The rep within a queue is
+chosen by the queue's strategy over the reps who are available now and below
+their caps; the distribute agent keeps each queue's `QueueState` in a table
+on the queue-keyed topic, so one partition owns it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Self
+from datetime import date, datetime, time, timedelta
+from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.lead import Assignment, LeadAssigned, LeadHandedOff, LeadRouted, Owner, Routed
 
 RULE = ConfigDict(frozen=True, extra="forbid")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Strategy = Literal["round_robin", "weighted", "least_loaded"]
+
+
+class WorkingHours(BaseModel):
+    """When a rep takes leads, in the rep's own time zone."""
+
+    model_config = RULE
+
+    days: list[Weekday] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
+    start: time = time(8, 0)
+    end: time = time(18, 0)
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Self:
+        if self.start >= self.end:
+            raise ValueError(f"working hours start {self.start} is not before end {self.end}")
+        return self
+
+    def covers(self, local: datetime) -> bool:
+        return WEEKDAYS[local.weekday()] in self.days and self.start <= local.time() < self.end
+
+
+class Absence(BaseModel):
+    """An out-of-office period, inclusive of both dates (rep's local calendar)."""
+
+    model_config = RULE
+
+    start: date
+    end: date
+
+    def covers(self, local: datetime) -> bool:
+        return self.start <= local.date() <= self.end
 
 
 class Rep(BaseModel):
@@ -22,17 +59,108 @@ class Rep(BaseModel):
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     email: str = Field(min_length=3)
+    weight: int = Field(default=1, ge=1, description="Share under the weighted strategy.")
+    max_open: int | None = Field(default=None, ge=1, description="Cap on open leads.")
+    max_per_day: int | None = Field(default=None, ge=1, description="Cap on new leads a day.")
+    timezone: str = "Europe/Berlin"
+    hours: WorkingHours | None = Field(default=None, description="Null: always available.")
+    out_of_office: list[Absence] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    def available(self, now: datetime) -> bool:
+        local = now.astimezone(ZoneInfo(self.timezone))
+        if any(a.covers(local) for a in self.out_of_office):
+            return False
+        return self.hours is None or self.hours.covers(local)
+
+    def owner(self) -> Owner:
+        return Owner(rep_id=self.id, name=self.name, email=self.email)
+
+
+class QueueState(BaseModel):
+    """What a queue remembers between leads: fairness credit and each rep's load."""
+
+    model_config = ConfigDict(frozen=True)
+
+    credit: dict[str, int] = Field(default_factory=dict)
+    open: dict[str, int] = Field(default_factory=dict)
+    day: str = ""
+    today: dict[str, int] = Field(default_factory=dict)
+    assigned: int = 0
+
+    def on(self, day: str) -> QueueState:
+        """The same state, with the daily counts reset when the day changed."""
+        return self if day == self.day else self.model_copy(update={"day": day, "today": {}})
+
+    def release(self, rep_id: str) -> QueueState:
+        """A lead of this rep was closed: one open lead fewer (never below zero)."""
+        left = max(self.open.get(rep_id, 0) - 1, 0)
+        return self.model_copy(update={"open": {**self.open, rep_id: left}})
 
 
 class RoutingQueue(BaseModel):
     model_config = RULE
 
     reps: list[Rep] = Field(min_length=1)
+    strategy: Strategy = "round_robin"
     sla_minutes: int | None = Field(default=None, ge=1)
+    manager: Rep | None = Field(default=None, description="Gets leads nobody can take.")
+    overflow: str | None = Field(default=None, description="Queue to try when nobody can.")
 
-    def pick(self, pointer: int) -> Rep:
-        """Round-robin: the rep whose turn it is at this pointer."""
-        return self.reps[pointer % len(self.reps)]
+    @model_validator(mode="after")
+    def _unique_reps(self) -> Self:
+        ids = [r.id for r in self.reps]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"rep(s) listed twice: {', '.join(dupes)}")
+        return self
+
+    def eligible(self, state: QueueState, now: datetime) -> list[Rep]:
+        """Reps available now and below both caps."""
+        return [
+            r
+            for r in self.reps
+            if r.available(now)
+            and (r.max_open is None or state.open.get(r.id, 0) < r.max_open)
+            and (r.max_per_day is None or state.today.get(r.id, 0) < r.max_per_day)
+        ]
+
+    def pick(self, candidates: list[Rep], state: QueueState) -> tuple[Rep, QueueState]:
+        """One rep of `candidates` by the queue's strategy, and the state after it.
+
+        Round-robin and weighted use smooth weighted round-robin (each
+        candidate earns its weight in credit, the richest is picked and pays
+        the total), so shares match weights exactly over any window and
+        skipped reps are not punished. Least-loaded takes the fewest open
+        leads; ties go to the rep with the most credit (longest waiting).
+        """
+        weights = {r.id: (r.weight if self.strategy == "weighted" else 1) for r in candidates}
+        credit = {r.id: state.credit.get(r.id, 0) + weights[r.id] for r in candidates}
+        if self.strategy == "least_loaded":
+            rep = min(candidates, key=lambda r: (state.open.get(r.id, 0), -credit[r.id]))
+        else:
+            rep = max(candidates, key=lambda r: credit[r.id])
+        credit[rep.id] -= sum(weights.values())
+        after = state.model_copy(
+            update={
+                "credit": {**state.credit, **credit},
+                "open": {**state.open, rep.id: state.open.get(rep.id, 0) + 1},
+                "today": {**state.today, rep.id: state.today.get(rep.id, 0) + 1},
+                "assigned": state.assigned + 1,
+            }
+        )
+        return rep, after
+
+
+PostalRange = tuple[str, str]
 
 
 class Condition(BaseModel):
@@ -41,20 +169,79 @@ class Condition(BaseModel):
     model_config = RULE
 
     country: list[str] | None = None
+    postal_code: list[str] | None = Field(
+        default=None, description='Ranges "10000-19999" or prefixes "8"; compared as text.'
+    )
+    region: list[str] | None = Field(default=None, description="Names from `regions`.")
+    industry: list[str] | None = None
     product_interest: list[str] | None = None
+    language: list[str] | None = None
     segment: list[str] | None = None
     lead_class: list[str] | None = None
+    min_volume_eur: float | None = Field(default=None, ge=0)
+    max_volume_eur: float | None = Field(default=None, ge=0)
 
-    def matches(self, handoff: LeadHandedOff) -> bool:
+    def matches(self, handoff: LeadHandedOff, regions: dict[str, Region]) -> bool:
         q = handoff.payload.qualification
         profile = q.profile
+        contact = profile.contact
         checks: list[tuple[list[str] | None, list[str]]] = [
-            (self.country, [profile.contact.country or ""]),
+            (self.country, [contact.country or ""]),
             (self.product_interest, profile.product_interest),
+            (self.industry, [profile.answers.industry or ""]),
+            (self.language, [(contact.language or "")[:2]]),
             (self.segment, [profile.company.segment if profile.company else "unknown"]),
             (self.lead_class, [q.lead_class]),
         ]
-        return all(wanted is None or _overlap(wanted, given) for wanted, given in checks)
+        if not all(wanted is None or _overlap(wanted, given) for wanted, given in checks):
+            return False
+        if self.postal_code is not None and not in_postal_ranges(
+            contact.postal_code, self.postal_code
+        ):
+            return False
+        if self.region is not None and not any(
+            regions[name].contains(contact.country, contact.postal_code) for name in self.region
+        ):
+            return False
+        return self._volume_fits(profile.answers.order_volume_eur)
+
+    def _volume_fits(self, volume: float | None) -> bool:
+        if self.min_volume_eur is None and self.max_volume_eur is None:
+            return True
+        if volume is None:
+            return False
+        low = self.min_volume_eur if self.min_volume_eur is not None else 0.0
+        return low <= volume and (self.max_volume_eur is None or volume <= self.max_volume_eur)
+
+
+class Region(BaseModel):
+    """A named territory: countries, optionally narrowed to postal code ranges."""
+
+    model_config = RULE
+
+    country: list[str] = Field(min_length=1)
+    postal_code: list[str] | None = None
+
+    def contains(self, country: str | None, postal_code: str | None) -> bool:
+        if not _overlap(self.country, [country or ""]):
+            return False
+        return self.postal_code is None or in_postal_ranges(postal_code, self.postal_code)
+
+
+def in_postal_ranges(code: str | None, ranges: list[str]) -> bool:
+    """A range "10000-19999" holds codes between its ends; a bare "8" is a prefix."""
+    if not code:
+        return False
+    code = code.strip().upper()
+    for spec in ranges:
+        low, sep, high = spec.partition("-")
+        if sep:
+            width = len(low.strip())
+            if low.strip() <= code[:width] <= high.strip():
+                return True
+        elif code.startswith(spec.strip().upper()):
+            return True
+    return False
 
 
 def _overlap(wanted: list[str], given: list[str]) -> bool:
@@ -75,38 +262,119 @@ class RoutingRules(BaseModel):
     sla_minutes: int = Field(default=5, ge=1, description="Response-time SLA for a rep.")
     default_queue: str
     queues: dict[str, RoutingQueue] = Field(min_length=1)
+    regions: dict[str, Region] = Field(default_factory=dict)
+    accounts: dict[str, str] = Field(
+        default_factory=dict, description="Company domain → rep id of the account owner."
+    )
     rules: list[RoutingRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _queues_exist(self) -> Self:
-        named = [self.default_queue, *(r.queue for r in self.rules)]
+    def _references_exist(self) -> Self:
+        named = [
+            self.default_queue,
+            *(r.queue for r in self.rules),
+            *(q.overflow for q in self.queues.values() if q.overflow),
+        ]
         unknown = sorted({q for q in named if q not in self.queues})
         if unknown:
             raise ValueError(
                 f"unknown queue(s) {', '.join(unknown)}; defined queues: {', '.join(self.queues)}"
             )
+        regions = sorted(
+            {g for r in self.rules for g in r.when.region or [] if g not in self.regions}
+        )
+        if regions:
+            raise ValueError(f"unknown region(s) {', '.join(regions)}")
+        reps = {r.id for q in self.queues.values() for r in q.reps}
+        owners = sorted({o for o in self.accounts.values() if o not in reps})
+        if owners:
+            raise ValueError(f"account owner(s) {', '.join(owners)} are no rep of any queue")
         return self
+
+    def queue_of(self, rep_id: str) -> str:
+        return next(name for name, q in self.queues.items() if rep_id in {r.id for r in q.reps})
 
 
 def route_lead(handoff: LeadHandedOff, rules: RoutingRules) -> LeadRouted:
-    """First matching rule wins; the default queue catches the rest."""
-    rule = next((r for r in rules.rules if r.when.matches(handoff)), None)
-    queue, rule_name = (rule.queue, rule.name) if rule else (rules.default_queue, "default")
+    """Account owner first, then the first matching rule; the default queue catches the rest."""
+    company = handoff.payload.qualification.profile.company
+    owner = rules.accounts.get((company.domain or "").casefold()) if company else None
+    if owner is not None:
+        queue, rule_name = rules.queue_of(owner), "account-owner"
+    else:
+        rule = next((r for r in rules.rules if r.when.matches(handoff, rules.regions)), None)
+        queue, rule_name = (rule.queue, rule.name) if rule else (rules.default_queue, "default")
     routed = Routed(handoff=handoff.payload, queue=queue, rule=rule_name)
     return LeadRouted(**handoff.follow("LeadRouted", payload=routed))
 
 
-def assign_lead(
-    routed: LeadRouted, rules: RoutingRules, pointer: int, now: datetime
-) -> LeadAssigned:
-    queue = rules.queues[routed.payload.queue]
-    rep = queue.pick(pointer)
-    sla = queue.sla_minutes or rules.sla_minutes
-    assignment = Assignment(
-        qualification=routed.payload.handoff.qualification,
-        owner=Owner(rep_id=rep.id, name=rep.name, email=rep.email),
-        queue=routed.payload.queue,
-        rule=routed.payload.rule,
-        sla_due_at=now + timedelta(minutes=sla),
-    )
-    return LeadAssigned(**routed.follow("LeadAssigned", payload=assignment))
+def distribute_lead(
+    routed: LeadRouted,
+    rules: RoutingRules,
+    state: QueueState,
+    now: datetime,
+    minute: timedelta = timedelta(minutes=1),
+) -> tuple[LeadAssigned | LeadRouted, QueueState]:
+    """Exactly one owner from the routed queue, or a hand-on to its overflow queue.
+
+    The account owner takes the lead if available and below caps; otherwise the
+    queue's strategy picks among its eligible reps. With nobody eligible the
+    lead goes to the queue's manager, else to the overflow queue (re-keyed, so
+    that queue's partition decides), else to the strategy ignoring
+    availability and caps: a lead never stays without an owner.
+    """
+    name = routed.payload.queue
+    queue = rules.queues[name]
+    state = state.on(now.date().isoformat())
+
+    def assigned(owner: Owner, via: str) -> LeadAssigned:
+        sla = queue.sla_minutes or rules.sla_minutes
+        assignment = Assignment(
+            qualification=routed.payload.handoff.qualification,
+            owner=owner,
+            queue=name,
+            rule=routed.payload.rule,
+            assigned_by=via,
+            sla_due_at=now + sla * minute,
+        )
+        return LeadAssigned(**routed.follow("LeadAssigned", payload=assignment))
+
+    candidates = queue.eligible(state, now)
+    via: str = queue.strategy
+    company = routed.payload.handoff.qualification.profile.company
+    account = rules.accounts.get((company.domain or "").casefold()) if company else None
+    if any(r.id == account for r in candidates):
+        candidates, via = [r for r in candidates if r.id == account], "account_owner"
+    if candidates:
+        rep, state = queue.pick(candidates, state)
+        return assigned(rep.owner(), via), state
+    if queue.manager is not None:
+        return assigned(queue.manager.owner(), "manager"), state
+    tried = [*routed.payload.tried, name]
+    if queue.overflow is not None and queue.overflow not in tried:
+        onward = routed.payload.model_copy(update={"queue": queue.overflow, "tried": tried})
+        return LeadRouted(**routed.follow("LeadRouted", payload=onward)), state
+    rep, state = queue.pick(queue.reps, state)
+    return assigned(rep.owner(), "nobody_available"), state
+
+
+def queue_report(
+    rules: RoutingRules, states: dict[str, QueueState], now: datetime
+) -> dict[str, list[dict[str, object]]]:
+    """Per queue and rep: load, caps and availability now (for `leadflow queues`)."""
+    day = now.date().isoformat()
+    report: dict[str, list[dict[str, object]]] = {}
+    for name, queue in rules.queues.items():
+        state = states.get(name, QueueState()).on(day)
+        report[name] = [
+            {
+                "rep_id": r.id,
+                "open": state.open.get(r.id, 0),
+                "max_open": r.max_open,
+                "today": state.today.get(r.id, 0),
+                "max_per_day": r.max_per_day,
+                "available": r.available(now),
+            }
+            for r in queue.reps
+        ]
+    return report

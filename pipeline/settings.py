@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     requalify_scan_seconds: float = Field(
         default=60.0, gt=0, description="How often the worker looks for due re-qualifications."
     )
+    sla_minute_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Length of one SLA minute in seconds (tests and demos shrink the clock).",
+    )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
 

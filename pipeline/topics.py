@@ -68,6 +68,7 @@ class Topics(BaseModel):
     touches: TopicSpec
     handoff: TopicSpec
     routing: TopicSpec
+    releases: TopicSpec
     sales_ready: TopicSpec
     escalations: TopicSpec
     feedback: TopicSpec

@@ -222,6 +222,11 @@ class Assignment(BaseModel):
     owner: Owner
     queue: str
     rule: str = Field(description="The routing rule that chose the queue.")
+    assigned_by: str = Field(
+        default="round_robin",
+        description="How the owner was chosen: the queue's strategy, account_owner, "
+        "manager or nobody_available (since 1.1).",
+    )
     sla_due_at: AwareDatetime
 
 
@@ -251,6 +256,9 @@ class Routed(BaseModel):
     handoff: Handoff
     queue: str
     rule: str
+    tried: list[str] = Field(
+        default_factory=list, description="Queues that had nobody available (since 1.1)."
+    )
 
 
 class LeadRouted(LeadEvent):
@@ -278,3 +286,24 @@ class RequalificationDue(EventBase):
     event_type: Literal["RequalificationDue"] = "RequalificationDue"
     lead_id: uuid.UUID
     due_at: AwareDatetime
+
+
+class Release(BaseModel):
+    """A CRM closed the lead (won, lost, returned): its owner has room again."""
+
+    model_config = FROZEN
+
+    owner: Owner
+    queue: str
+    outcome: str
+    outcome_id: str = Field(description="The CRM update that closed it.")
+
+
+class LeadReleased(LeadEvent):
+    """Keyed by routing queue, so the partition owning the queue's load frees it."""
+
+    event_type: Literal["LeadReleased"] = "LeadReleased"
+    payload: Release
+
+    def key(self) -> bytes | None:
+        return self.payload.queue.encode()

@@ -1,0 +1,239 @@
+"""Distribute through the real broker and worker: postal-code routing, an
+unavailable rep skipped, a redelivered hand-off that gets no second owner, SLA
+escalation, and CRM feedback that stops the clock and frees capacity."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import TypeVar
+
+import pytest
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pydantic import BaseModel
+
+from pipeline.nurture import nurture_gate
+from pipeline.routing import RoutingRules
+from pipeline.runtime import WorkerProcess, get_json, publish, settings_env
+from pipeline.scoring import qualify_lead
+from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.topics import Topics, TopicSpec, load_topics
+from schemas.envelope import utcnow
+from schemas.inputs import CrmOutcome
+from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached
+from tests.conftest import isolated_settings
+from tests.unit.factories import NOW, enriched
+from tests.unit.test_routing import NURTURE, SCORING
+
+M = TypeVar("M", bound=BaseModel)
+ROUTING = """
+default_queue: everyone
+regions:
+  berlin: {country: [DE], postal_code: ["10000-14999"]}
+queues:
+  everyone:
+    manager: {id: boss, name: Boss, email: boss@x.example}
+    reps:
+      - id: away
+        name: Away
+        email: away@x.example
+        out_of_office: [{start: 2000-01-01, end: 2999-12-31}]
+      - {id: one, name: One, email: one@x.example}
+      - {id: two, name: Two, email: two@x.example}
+  berlin:
+    reps:
+      - {id: bea, name: Bea, email: bea@x.example}
+  capped:
+    manager: {id: cap-boss, name: Cap Boss, email: cap-boss@x.example}
+    reps:
+      - {id: solo, name: Solo, email: solo@x.example, max_open: 1}
+rules:
+  - {name: austria, queue: capped, when: {country: [AT]}}
+  - {name: berlin-by-postal-code, queue: berlin, when: {region: [berlin]}}
+"""
+
+
+SLA_MINUTE_S = 0.6  # the default 5-minute SLA lasts 3 s here
+
+
+class Env:
+    def __init__(self, settings: Settings, topics: Topics) -> None:
+        self.settings, self.topics = settings, topics
+
+
+@pytest.fixture(scope="module")
+def env(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    state = tmp_path_factory.mktemp("distribute")
+    rules = state / "rules"
+    shutil.copytree(PROJECT_ROOT / "deploy" / "rules", rules)
+    (rules / "routing.yaml").write_text(ROUTING)
+    RoutingRules.model_validate(yaml.safe_load(ROUTING))  # a typo here fails fast
+    settings = isolated_settings(kafka, state).model_copy(
+        update={"rules_dir": rules, "sla_minute_seconds": SLA_MINUTE_S}
+    )
+    with WorkerProcess(settings, state / "worker.log"):
+        yield Env(settings, load_topics(settings.topics_file, settings.topic_prefix))
+
+
+def handoff(n: int, postal_code: str | None = None, country: str = "DE") -> LeadHandedOff:
+    contact = {"email": f"lead{n}@firma{n}.de", "country": country, "postal_code": postal_code}
+    lead = enriched(
+        inquiry_id=f"dist-{n}-{time.time_ns()}",
+        contact=contact,
+        answers={"purchase_timeframe_months": 0},
+    )
+    result = nurture_gate(qualify_lead(lead, SCORING), NURTURE, NOW)
+    assert isinstance(result, LeadHandedOff)
+    return result
+
+
+async def sales_ready(env: Env, leads: list[LeadHandedOff], expect: int) -> list[LeadAssigned]:
+    """Publish the hand-offs, then read `expect` assignments for them."""
+    spec = env.topics.sales_ready
+    consumer = AIOKafkaConsumer(bootstrap_servers=env.settings.kafka_bootstrap)
+    await consumer.start()
+    parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)
+    wanted = {h.lead_id for h in leads}
+    await publish(
+        env.settings.kafka_bootstrap,
+        env.topics.handoff.name,
+        [h.model_dump_json().encode() for h in leads],
+    )
+    found: list[LeadAssigned] = []
+    deadline = time.monotonic() + 120  # a fresh broker is slow to coordinate groups
+    try:
+        while len(found) < expect and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    assigned = LeadAssigned.model_validate_json(record.value or b"")
+                    if assigned.lead_id in wanted:
+                        found.append(assigned)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def test_a_lead_is_routed_by_postal_code_to_its_team(env: Env) -> None:
+    leads = [handoff(1, "10115"), handoff(2, "80331")]
+    found = {a.lead_id: a for a in asyncio.run(sales_ready(env, leads, 2))}
+    berlin, munich = found[leads[0].lead_id].payload, found[leads[1].lead_id].payload
+    assert (berlin.queue, berlin.rule, berlin.owner.rep_id) == (
+        "berlin",
+        "berlin-by-postal-code",
+        "bea",
+    )
+    assert (munich.queue, munich.rule) == ("everyone", "default")
+
+
+def test_an_unavailable_rep_is_skipped_and_the_others_take_turns(env: Env) -> None:
+    leads = [handoff(10 + n) for n in range(6)]
+    found = asyncio.run(sales_ready(env, leads, 6))
+    owners = [a.payload.owner.rep_id for a in found]
+    assert sorted(owners) == ["one"] * 3 + ["two"] * 3
+
+
+def test_redelivery_of_the_same_handoff_assigns_no_second_owner(env: Env) -> None:
+    lead = handoff(20)
+    first = asyncio.run(sales_ready(env, [lead], 1))
+    again = asyncio.run(sales_ready(env, [lead, lead], 2))
+    assert len(first) == 1 and len(again) == 2
+    assert {a.payload.owner.rep_id for a in first + again} == {first[0].payload.owner.rep_id}
+    assert {a.event_id for a in first + again} == {first[0].event_id}
+
+
+async def read_new(env: Env, spec: TopicSpec, model: type[M], seconds: float) -> list[M]:
+    """Everything that arrives on `spec` within `seconds` from its current end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=env.settings.kafka_bootstrap)
+    await consumer.start()
+    parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)
+    found: list[M] = []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                found.extend(model.model_validate_json(r.value or b"") for r in records)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def crm(env: Env, lead: LeadHandedOff, outcome: str) -> None:
+    body = CrmOutcome(
+        outcome_id=f"crm-{outcome}-{lead.lead_id}",
+        lead_id=lead.lead_id,
+        occurred_at=utcnow(),
+        outcome=outcome,  # type: ignore[arg-type]
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=env.settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:  # crm.feedback is keyed by lead_id: the lead's SLA clock lives in that partition
+        value, key = body.model_dump_json().encode(), str(lead.lead_id).encode()
+        await producer.send_and_wait(env.topics.feedback.name, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def test_an_uncontacted_lead_escalates_to_the_manager_a_contacted_one_does_not(env: Env) -> None:
+    silent, called = handoff(30), handoff(31)
+
+    async def scenario() -> list[SlaBreached]:
+        watch = asyncio.create_task(read_new(env, env.topics.escalations, SlaBreached, 15))
+        await asyncio.sleep(1)
+        assigned = await sales_ready(env, [silent, called], 2)
+        assert len(assigned) == 2
+        await crm(env, called, "contacted")
+        return await watch
+
+    breaches = [b for b in asyncio.run(scenario()) if b.lead_id in {silent.lead_id, called.lead_id}]
+    assert {b.lead_id for b in breaches} == {silent.lead_id}
+    assert breaches[0].payload.escalate_to == "boss"
+    assert breaches[0].payload.owner.rep_id in {"one", "two"}
+
+
+def test_a_closed_lead_frees_capacity_for_the_next(env: Env) -> None:
+    first, second, third = (
+        handoff(40, country="AT"),
+        handoff(41, country="AT"),
+        handoff(42, country="AT"),
+    )
+
+    async def scenario() -> list[str]:
+        owners = [a.payload.owner.rep_id for a in await sales_ready(env, [first], 1)]
+        owners += [a.payload.owner.rep_id for a in await sales_ready(env, [second], 1)]
+        await crm(env, first, "won")
+        await asyncio.sleep(2)  # the release travels via leads.releases to the queue's partition
+        owners += [a.payload.owner.rep_id for a in await sales_ready(env, [third], 1)]
+        return owners
+
+    assert asyncio.run(scenario()) == ["solo", "cap-boss", "solo"]
+    solo = get_json(env.settings, "/v1/queues")["capped"][0]
+    assert (solo["rep_id"], solo["open"], solo["max_open"]) == ("solo", 1, 1)
+
+
+def test_leadflow_queues_shows_each_rep(env: Env) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "queues"],
+        env=settings_env(env.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert lines["away"].endswith("away")  # the rep on leave
+    assert lines["one"].endswith("available")
+    assert "open 1/1" in lines["solo"]  # after the capacity test: one open lead, cap 1
