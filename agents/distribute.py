@@ -27,7 +27,13 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from pipeline.app import Stage
 from pipeline.messages import Position, decode
-from pipeline.routing import QueueState, distribute_lead, queue_report, route_lead
+from pipeline.routing import (
+    QueueState,
+    distribute_lead,
+    queue_report,
+    repeat_decision,
+    route_lead,
+)
 from pipeline.sla import SlaClock, apply_outcome, breach
 from pipeline.topics import TopicSpec
 from schemas.envelope import utcnow
@@ -60,7 +66,7 @@ def register(stage: Stage) -> None:
         key = f"{routed.lead_id}:{routed.payload.queue}"
         earlier = decided.get(key)
         if earlier is not None:
-            return DECISION.validate_json(earlier)
+            return repeat_decision(DECISION.validate_json(earlier), routed)
         name = routed.payload.queue
         state = QueueState.model_validate(queues.get(name) or {})
         result, after = distribute_lead(routed, rules, state, utcnow(), minute)

@@ -94,14 +94,27 @@ class Stage:
         self.app.agent(self.channel(source), name=name)(run)
 
     def decoding_agent(
-        self, source: TopicSpec, name: str, step: Callable[[Any], EventBase | None]
+        self,
+        source: TopicSpec,
+        name: str,
+        step: Callable[[Any], EventBase | None],
+        rejects: bool = True,
     ) -> None:
-        """An agent whose step takes the source topic's value model, decoded."""
+        """An agent whose step takes the source topic's value model, decoded.
+
+        A second agent on a topic passes `rejects=False`: the topic's main
+        consumer already puts bad bytes in `leads.rejected`, once.
+        """
         model = source.model
 
         def handle(raw: bytes | None, at: Position) -> EventBase | None:
             decoded = decode(model, raw, at, name)
-            return decoded if isinstance(decoded, MessageRejected) else step(decoded)
+            if not isinstance(decoded, MessageRejected):
+                return step(decoded)
+            if rejects:
+                return decoded
+            log.info("stage.skipped_undecodable", stage=name, at=at.ref)
+            return None
 
         self.agent(source, name, handle)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from pipeline.exclusion import ExclusionPolicy, exclusion_for
+from pipeline.exclusion import EXCLUDED, ExclusionPolicy, exclusion_for
 from pipeline.identity import identity_key
 from pipeline.messages import Position, best_effort_source, decode, reject
+from pipeline.nurture import recipient
 from pipeline.plausibility import Plausibility, check_contact
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
@@ -68,9 +69,10 @@ def capture_inquiry(
             payload=Touch(
                 channel=answer.channel,
                 content_id=answer.content,
-                reason=f"excluded: {excluded}",
+                reason=f"{EXCLUDED}{excluded}",
                 due_at=now + timedelta(minutes=answer.send_within_minutes),
-                recipient=contact.email if answer.channel == "email" else contact.phone,
+                recipient=recipient(answer.channel, contact),
+                purpose="fulfillment",
             ),
         )
     identity = identity_key(checked.contact)

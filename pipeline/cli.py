@@ -271,7 +271,8 @@ def import_file(
     console.print(
         f"{len(rows)} rows: [green]{summary.accepted} accepted[/green], "
         f"[red]{summary.rejected} rejected[/red] (see {error_file}), "
-        f"{summary.duplicates} duplicates of an earlier row"
+        f"{summary.duplicates} duplicates of an earlier row",
+        soft_wrap=True,  # one line for scripts, however long the path
     )
 
 

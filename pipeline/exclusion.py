@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from schemas.inquiry import Inquiry
 
 RULE = ConfigDict(frozen=True, extra="forbid")
+EXCLUDED = "excluded: "
+"""How the answer to an excluded inquiry's reason begins: it is all that inquiry gets."""
 
 
 class Answer(BaseModel):

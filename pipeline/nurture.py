@@ -1,7 +1,10 @@
-"""Nurture: the gate between qualification and sales.
+"""Nurture: every inquiry is answered, and the gate between qualification and sales.
 
-Leads qualified for sales (hot, or SQL) pass at once to the hand-off; every
-other lead gets its first touch, the answer to its inquiry.
+Fulfillment runs beside qualification (seed 002 §6.4.2): each inquiry, a known
+person's too, gets the information package for its product interest. The
+gate then passes leads qualified for sales (hot, or SQL) at once to the
+hand-off; every other lead gets a first nurture touch a while later, so the
+answer and the follow-up do not arrive together.
 """
 
 from __future__ import annotations
@@ -11,9 +14,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.lead import Handoff, LeadHandedOff, LeadQualified, Touch, TouchScheduled
+from schemas.inquiry import Contact
+from schemas.lead import (
+    Handoff,
+    LeadEnriched,
+    LeadHandedOff,
+    LeadQualified,
+    Touch,
+    TouchScheduled,
+)
 
 RULE = ConfigDict(frozen=True, extra="forbid")
+TouchChannel = Literal["email", "call_task", "sms"]
+
+
+def recipient(channel: TouchChannel, contact: Contact) -> str | None:
+    return contact.email if channel == "email" else contact.phone
 
 
 class Fulfillment(BaseModel):
@@ -21,7 +37,7 @@ class Fulfillment(BaseModel):
 
     model_config = RULE
 
-    channel: Literal["email", "call_task", "sms"] = "email"
+    channel: TouchChannel = "email"
     default_content: str = Field(min_length=1)
     content_by_product: dict[str, str] = Field(default_factory=dict)
     send_within_minutes: int = Field(default=5, ge=0)
@@ -33,10 +49,37 @@ class Fulfillment(BaseModel):
         )
 
 
+class FirstTouch(BaseModel):
+    """The first nurture step of a lead that is not ready for sales."""
+
+    model_config = RULE
+
+    channel: TouchChannel = "email"
+    content_by_class: dict[Literal["hot", "warm", "cold"], str] = Field(min_length=1)
+    default_content: str = Field(min_length=1)
+    after_hours: float = Field(default=24, ge=0)
+
+
 class NurturePolicy(BaseModel):
     model_config = RULE
 
     fulfillment: Fulfillment
+    first_touch: FirstTouch
+
+
+def fulfill_inquiry(lead: LeadEnriched, policy: NurturePolicy, now: datetime) -> TouchScheduled:
+    """The answer to one inquiry; its id follows from the inquiry, so a repeat is dropped."""
+    fulfillment = policy.fulfillment
+    profile = lead.payload
+    touch = Touch(
+        channel=fulfillment.channel,
+        content_id=fulfillment.content_for(profile.product_interest),
+        reason=f"fulfillment: answer to inquiry {profile.inquiry_id}"[:200],
+        due_at=now + timedelta(minutes=fulfillment.send_within_minutes),
+        recipient=recipient(fulfillment.channel, profile.contact),
+        purpose="fulfillment",
+    )
+    return TouchScheduled(**lead.follow("TouchScheduled", payload=touch))
 
 
 def nurture_gate(
@@ -50,13 +93,12 @@ def nurture_gate(
                 "LeadHandedOff", payload=Handoff(qualification=qualification, reason=reason)
             )
         )
-    fulfillment = policy.fulfillment
-    contact = qualification.profile.contact
+    first = policy.first_touch
     touch = Touch(
-        channel=fulfillment.channel,
-        content_id=fulfillment.content_for(qualification.profile.product_interest),
+        channel=first.channel,
+        content_id=first.content_by_class.get(qualification.lead_class, first.default_content),
         reason=f"first touch: {qualification.lead_class} {qualification.status}",
-        due_at=now + timedelta(minutes=fulfillment.send_within_minutes),
-        recipient=contact.email if fulfillment.channel == "email" else contact.phone,
+        due_at=now + timedelta(hours=first.after_hours),
+        recipient=recipient(first.channel, qualification.profile.contact),
     )
     return TouchScheduled(**event.follow("TouchScheduled", payload=touch))

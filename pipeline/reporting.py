@@ -110,6 +110,7 @@ FUNNEL_COLUMNS = (
     "inquiries",
     "rejected",
     "captured",
+    "answered",
     "qualified",
     "mql_or_sql",
     "nurtured",
@@ -118,9 +119,14 @@ FUNNEL_COLUMNS = (
 
 
 def funnel_by_channel(warehouse: Warehouse, inquiries_topic: str) -> list[dict[str, Any]]:
-    """Inquiry → captured → qualified → MQL → nurtured / sales-ready per channel (002 §6.6.2)."""
+    """Inquiry → captured → qualified → MQL → nurtured / sales-ready per channel (002 §6.6.2).
+
+    `answered` counts inquiries (not leads) that got their fulfillment touch;
+    `nurtured` counts leads with a nurture touch.
+    """
     if not inquiries_topic.replace(".", "").replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"unexpected topic name {inquiries_topic!r}")
+    purpose = "JSONExtractString(payload, 'payload', 'purpose')"
     return warehouse.query(f"""
         SELECT
             if(channel = '', '(unknown)', channel) AS channel,
@@ -131,7 +137,10 @@ def funnel_by_channel(warehouse: Warehouse, inquiries_topic: str) -> list[dict[s
             uniqExactIf(lead_id, event_type = 'LeadQualified'
                 AND JSONExtractString(payload, 'payload', 'status') IN ('mql', 'sql'))
                 AS mql_or_sql,
-            uniqExactIf(lead_id, event_type = 'TouchScheduled') AS nurtured,
+            uniqExactIf(trace_id, event_type = 'TouchScheduled' AND {purpose} = 'fulfillment')
+                AS answered,
+            uniqExactIf(lead_id, event_type = 'TouchScheduled' AND {purpose} != 'fulfillment')
+                AS nurtured,
             uniqExactIf(lead_id, event_type = 'LeadAssigned') AS sales_ready
         FROM {EVENTS_TABLE} FINAL
         GROUP BY channel

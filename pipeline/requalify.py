@@ -144,7 +144,8 @@ def requalify(
     now: datetime,
     predict: Callable[[LeadProfile], float | None] | None = None,
 ) -> tuple[LeadState, LeadQualified | None]:
-    """Apply one input and qualify again; emit only when the outcome changed.
+    """Apply one input and qualify again; emit when the outcome changed or a new
+    inquiry came in (so each inquiry, a known person's too, reaches nurture or sales).
 
     An input seen before changes nothing (at-least-once delivery). A closed
     (won/lost) lead is not qualified again; a retired one only by a new
@@ -177,8 +178,8 @@ def requalify(
     state = state.model_copy(
         update={"iteration": signals.iteration, "last": result, "due_at": next_due}
     )
-    if previous is not None and _same_outcome(previous, result):
-        return state, None
+    if previous is not None and _same_outcome(previous, result) and change.trigger != "inquiry":
+        return state, None  # a new inquiry is always answered with the lead's standing
     state = state.model_copy(update={"emitted_for": change.input_id})
     return state, _event(lead_id, state, change.input_id, now)
 

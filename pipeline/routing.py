@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from schemas.envelope import derive_id
 from schemas.lead import Assignment, LeadAssigned, LeadHandedOff, LeadRouted, Owner, Routed
 
 RULE = ConfigDict(frozen=True, extra="forbid")
@@ -356,6 +357,22 @@ def distribute_lead(
         return LeadRouted(**routed.follow("LeadRouted", payload=onward)), state
     rep, state = queue.pick(queue.reps, state)
     return assigned(rep.owner(), "nobody_available"), state
+
+
+def repeat_decision(
+    earlier: LeadAssigned | LeadRouted, routed: LeadRouted
+) -> LeadAssigned | LeadRouted:
+    """A lead already decided in this queue keeps its decision: a redelivered
+    hand-off gets the very same event; a new one (a known person asked again)
+    the same owner on the new inquiry's trace, with the newest qualification."""
+    if earlier.event_id == derive_id(earlier.event_type, routed.event_id):
+        return earlier
+    handoff = routed.payload.handoff
+    if isinstance(earlier, LeadAssigned):
+        payload = earlier.payload.model_copy(update={"qualification": handoff.qualification})
+        return LeadAssigned(**routed.follow("LeadAssigned", payload=payload))
+    onward = earlier.payload.model_copy(update={"handoff": handoff})
+    return LeadRouted(**routed.follow("LeadRouted", payload=onward))
 
 
 def queue_report(

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from pipeline.capture import inquiry_key
 from pipeline.errors import LeadflowError
+from pipeline.exclusion import EXCLUDED
 from pipeline.messages import Position
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec
@@ -135,6 +136,9 @@ class Outcomes:
 
     sales_ready: dict[str, list[LeadAssigned]] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
+    """Leads that got a nurture touch (not ready for sales)."""
+    answered: set[str] = field(default_factory=set)
+    """Trace ids (one per inquiry) that got their fulfillment touch."""
     rejected_at: set[str] = field(default_factory=set)
     deliveries: Counter[str] = field(default_factory=Counter)
     """How often each event_id arrived: more than once is a repeat a CRM must drop."""
@@ -144,18 +148,21 @@ class Outcomes:
         return sum(n - 1 for n in self.deliveries.values())
 
     traces: set[str] = field(default_factory=set)
-    """Trace ids (one per inquiry) that reached sales-ready or a touch: an inquiry
-    attached to a known person's lead is accounted for by its own trace."""
+    """Trace ids (one per inquiry) that reached sales-ready, a nurture touch, or
+    the answer to an excluded inquiry: an inquiry attached to a known person's
+    lead is accounted for by its own trace."""
 
     def accounted(self, value: bytes, at: Position) -> bool:
-        """Is this published inquiry processed, or rejected with a reason?"""
+        """Is this published inquiry answered and decided (sales or nurture), or
+        rejected with a reason?"""
         if at.ref in self.rejected_at:
             return True
         try:
             inquiry = Inquiry.model_validate_json(value)
         except ValidationError:
             return False
-        return str(derive_id("trace", inquiry_key(inquiry, at))) in self.traces
+        trace = str(derive_id("trace", inquiry_key(inquiry, at)))
+        return trace in self.traces and trace in self.answered
 
 
 class OutcomeWatcher:
@@ -199,8 +206,14 @@ class OutcomeWatcher:
             self.outcomes.traces.add(str(event.trace_id))
         elif topic == self.topics.touches.name:
             event = TouchScheduled.model_validate_json(value)
-            self.outcomes.touched.add(str(event.lead_id))
-            self.outcomes.traces.add(str(event.trace_id))
+            touch = event.payload
+            if touch.purpose == "nurture":
+                self.outcomes.touched.add(str(event.lead_id))
+                self.outcomes.traces.add(str(event.trace_id))
+            else:
+                self.outcomes.answered.add(str(event.trace_id))
+                if touch.reason.startswith(EXCLUDED):  # all an excluded inquiry gets
+                    self.outcomes.traces.add(str(event.trace_id))
         else:
             event = MessageRejected.model_validate_json(value)
             rejection = event.payload

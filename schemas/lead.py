@@ -185,10 +185,16 @@ class Touch(BaseModel):
     reason: ShortText
     due_at: AwareDatetime
     recipient: str | None = Field(description="Address or number to use; null if none known.")
+    purpose: Literal["fulfillment", "nurture"] = Field(
+        default="nurture",
+        description="fulfillment: the answer every inquiry gets, one per inquiry (its "
+        "trace_id); nurture: a step that keeps a not-yet-ready lead warm (since 1.1).",
+    )
 
 
 class TouchScheduled(LeadEvent):
     event_type: Literal["TouchScheduled"] = "TouchScheduled"
+    schema_version: str = "1.1"  # purpose
     payload: Touch
 
 

@@ -137,3 +137,11 @@ def test_one_person_by_three_channels_is_one_lead(outcome: dict) -> None:
     assert {c.source.channel for c in person.values()} == {"web_form", "trade_fair", "email"}
     assert sorted(c.merged for c in person.values()) == [False, True, True]
     assert len({c.trace_id for c in person.values()}) == 3  # each inquiry keeps its trace
+
+
+def test_every_inquiry_of_a_known_person_is_answered(outcome: dict) -> None:
+    captured = [LeadCaptured.model_validate_json(raw) for raw in outcome["captured"]]
+    traces = {c.trace_id for c in captured if c.payload.inquiry_id.startswith("p-")}
+    touches = [TouchScheduled.model_validate_json(raw) for raw in outcome["touches"]]
+    answers = [t.trace_id for t in touches if t.payload.purpose == "fulfillment"]
+    assert sorted(t for t in answers if t in traces) == sorted(traces)  # each once

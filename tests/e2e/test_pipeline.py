@@ -170,6 +170,7 @@ def test_the_funnel_is_consistent_per_channel(run: Run) -> None:
     for row in rows:
         if row["channel"] != "(unknown)":
             assert row["captured"] == row["qualified"] == row["nurtured"] + row["sales_ready"]
+            assert row["answered"] == row["inquiries"] - row["rejected"]  # every one answered
     assert sum(r["sales_ready"] for r in rows) == len(run.outcomes.sales_ready)
 
 

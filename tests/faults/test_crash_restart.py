@@ -147,14 +147,18 @@ def test_sigterm_stores_what_the_worker_has_read(kafka: str, tmp_path: Path) -> 
     warehouse = open_warehouse(settings)
     try:
         counts = warehouse.query(
-            f"SELECT event_type, count() AS n FROM {EVENTS_TABLE} FINAL GROUP BY event_type"
+            "SELECT concat(event_type, if(event_type = 'TouchScheduled', concat(':', "
+            "JSONExtractString(payload, 'payload', 'purpose')), '')) AS kind, "
+            f"count() AS n FROM {EVENTS_TABLE} FINAL GROUP BY kind"
         )
     finally:
         warehouse.close()
-    stored = {row["event_type"]: int(row["n"]) for row in counts}
+    stored = {row["kind"]: int(row["n"]) for row in counts}
     distinct = sum(m.kind != "duplicate" for m in messages)
     assert stored["InquiryReceived"] + stored.get("Unreadable", 0) == distinct
-    assert stored.get("LeadAssigned", 0) + stored.get("TouchScheduled", 0) == stored["LeadCaptured"]
+    nurtured = stored.get("TouchScheduled:nurture", 0)
+    assert stored.get("LeadAssigned", 0) + nurtured == stored["LeadCaptured"]
+    assert stored["TouchScheduled:fulfillment"] == stored["LeadCaptured"]  # every one answered
 
 
 def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> None:

@@ -210,3 +210,12 @@ def test_redelivered_inputs_leave_the_same_state(kinds: list[str], repeats: list
     once, twice = final(changes), final(redelivered)
     assert once.iteration == twice.iteration <= len(changes)
     assert once.last == twice.last and once.activities == twice.activities
+
+
+def test_a_known_persons_new_inquiry_is_emitted_on_its_own_trace_even_if_nothing_changed() -> None:
+    state, sent = first()
+    newer = enriched(inquiry_id="form-2", answers={"purchase_timeframe_months": 3})
+    assert newer.trace_id != LEAD.trace_id
+    state, event = requalify(ID, state, from_enriched(newer), MODEL, NOW)
+    assert event is not None and event.trace_id == newer.trace_id
+    assert event.payload.decision == sent.payload.decision and event.payload.iteration == 2

@@ -14,6 +14,7 @@ from pipeline.routing import (
     distribute_lead,
     in_postal_ranges,
     queue_report,
+    repeat_decision,
     route_lead,
 )
 from pipeline.scoring import ScoringModel, qualify_lead
@@ -302,3 +303,18 @@ def test_queue_report_shows_load_caps_and_availability() -> None:
         "rep_id": "a", "open": 2, "max_open": 3, "today": 2, "max_per_day": None, "available": True
     }  # fmt: skip
     assert (report[1]["open"], report[1]["available"]) == (0, False)
+
+
+def test_a_redelivered_hand_off_repeats_the_decision_and_a_new_one_keeps_the_owner() -> None:
+    routed = route_lead(handoff(contact={"email": "a@firma.fr", "country": "FR"}), ROUTING)
+    decision, _ = distribute_lead(routed, ROUTING, QueueState(), MONDAY_NOON)
+    assert isinstance(decision, LeadAssigned)
+    assert repeat_decision(decision, routed) is decision
+    again = handoff(inquiry_id="form-2", contact={"email": "a@firma.fr", "country": "FR"})
+    later = route_lead(again, ROUTING)
+    repeated = repeat_decision(decision, later)
+    assert isinstance(repeated, LeadAssigned)
+    assert repeated.payload.owner == decision.payload.owner
+    assert repeated.payload.sla_due_at == decision.payload.sla_due_at
+    assert (repeated.trace_id, repeated.event_id) != (decision.trace_id, decision.event_id)
+    assert repeated.trace_id == later.trace_id
