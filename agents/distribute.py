@@ -8,8 +8,10 @@ decision per lead and queue is kept too, so a redelivered hand-off re-emits
 the same decision instead of assigning a second owner.
 
 `sla-start`, `crm-feedback` and `sla-breached` share a clock table keyed by
-lead (their topics are lead-keyed and co-partitioned); a timer scans it and
-escalates overdue leads to the queue's manager. Closing outcomes go back
+lead (their topics are lead-keyed and co-partitioned); a timer scans it,
+reminds owners before the deadline (`leads.reminders`) and escalates overdue
+leads to the queue's manager (`leads.escalations`); after the second breach
+`sla-breached` sends the lead back to its queue for another rep. Closing outcomes go back
 re-keyed by queue (`leads.releases`), where `release` frees the owner's load
 in the queue's own partition.
 """
@@ -34,7 +36,7 @@ from pipeline.routing import (
     repeat_decision,
     route_lead,
 )
-from pipeline.sla import SlaClock, apply_outcome, breach
+from pipeline.sla import SlaClock, alarm, apply_outcome, record_breach
 from pipeline.topics import TopicSpec
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
@@ -63,7 +65,7 @@ def register(stage: Stage) -> None:
     early = table("sla-early-outcomes", stage.topics.feedback)
 
     def assign(routed: LeadRouted) -> LeadAssigned | LeadRouted:
-        key = f"{routed.lead_id}:{routed.payload.queue}"
+        key = f"{routed.lead_id}:{routed.payload.queue}:{routed.payload.reassignment}"
         earlier = decided.get(key)
         if earlier is not None:
             return repeat_decision(DECISION.validate_json(earlier), routed)
@@ -76,7 +78,11 @@ def register(stage: Stage) -> None:
 
     async def start_clock(assigned: LeadAssigned) -> None:
         lead = str(assigned.lead_id)
-        if lead in clocks:
+        running = clocks.get(lead)
+        if running is not None:
+            owner = SlaClock.model_validate_json(running).assigned.payload
+            if assigned.payload.reassignment > owner.reassignment:  # a new owner, a new clock
+                clocks[lead] = SlaClock(assigned=assigned).model_dump_json()
             return
         clocks[lead] = SlaClock(assigned=assigned).model_dump_json()
         for raw in early.pop(lead, []):  # outcomes that overtook the assignment
@@ -116,27 +122,33 @@ def register(stage: Stage) -> None:
 
     async def breached(event: SlaBreached) -> None:
         lead = str(event.lead_id)
-        if lead in clocks:
-            clocks[lead] = SlaClock.model_validate_json(clocks[lead]).breached().model_dump_json()
+        if lead not in clocks:
+            return
+        clock = SlaClock.model_validate_json(clocks[lead])
+        clock, reassignment = record_breach(clock, event, rules, minute)
+        clocks[lead] = clock.model_dump_json()
+        if reassignment is not None:
+            log.info("sla.reassign", lead_id=lead, owner=event.payload.owner.rep_id)
+            await stage.emit(reassignment)
 
     consume(stage, stage.topics.escalations, "sla-breached", SlaBreached, breached)
-    escalated: set[str] = set()
+    sent: set[str] = set()
 
     @stage.app.timer(interval=SCAN_SECONDS)
-    async def escalate() -> None:
-        """Emit SlaBreached for every running clock past its deadline.
+    async def sla_alarms() -> None:
+        """Emit the reminders and breaches that are due.
 
-        A timer may not write to a table, so `sla-breached` records the breach
-        from the escalations topic; until it has, `escalated` keeps this
-        process from sending it twice (a repeat after a crash has the same
+        A timer may not write to a table, so `sla-breached` records a breach
+        from the escalations topic; until it has, `sent` keeps this process
+        from sending an alarm twice (a repeat after a crash has the same
         event_id, so consumers can drop it).
         """
         now = utcnow()
-        for lead, raw in list(clocks.items()):
-            clock = SlaClock.model_validate_json(raw)
-            if lead not in escalated and clock.due(now):
-                await stage.emit(breach(clock, rules))
-                escalated.add(lead)
+        for raw in list(clocks.values()):
+            event = alarm(SlaClock.model_validate_json(raw), now, rules, minute)
+            if event is not None and str(event.event_id) not in sent:
+                await stage.emit(event)
+                sent.add(str(event.event_id))
 
 
 def consume(

@@ -8,11 +8,11 @@ on the queue-keyed topic, so one partition owns it.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-from typing import Literal, Self
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.envelope import derive_id
 from schemas.lead import Assignment, LeadAssigned, LeadHandedOff, LeadRouted, Owner, Routed
@@ -21,6 +21,17 @@ RULE = ConfigDict(frozen=True, extra="forbid")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Strategy = Literal["round_robin", "weighted", "least_loaded"]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}, e.g. Europe/Berlin") from exc
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class WorkingHours(BaseModel):
@@ -63,18 +74,9 @@ class Rep(BaseModel):
     weight: int = Field(default=1, ge=1, description="Share under the weighted strategy.")
     max_open: int | None = Field(default=None, ge=1, description="Cap on open leads.")
     max_per_day: int | None = Field(default=None, ge=1, description="Cap on new leads a day.")
-    timezone: str = "Europe/Berlin"
+    timezone: TimeZoneName = "Europe/Berlin"
     hours: WorkingHours | None = Field(default=None, description="Null: always available.")
     out_of_office: list[Absence] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     def available(self, now: datetime) -> bool:
         local = now.astimezone(ZoneInfo(self.timezone))
@@ -115,6 +117,16 @@ class RoutingQueue(BaseModel):
     sla_minutes: int | None = Field(default=None, ge=1)
     manager: Rep | None = Field(default=None, description="Gets leads nobody can take.")
     overflow: str | None = Field(default=None, description="Queue to try when nobody can.")
+    business_hours: WorkingHours | None = Field(
+        default=None, description="The SLA clock runs only in these hours; null: always."
+    )
+    timezone: TimeZoneName = Field(default="Europe/Berlin", description="Of business_hours.")
+
+    def sla_deadline(self, start: datetime, amount: timedelta) -> datetime:
+        """`amount` of SLA time after `start`, counted in business hours if the queue has them."""
+        if self.business_hours is None:
+            return start + amount
+        return add_business_time(start, amount, self.business_hours, ZoneInfo(self.timezone))
 
     @model_validator(mode="after")
     def _unique_reps(self) -> Self:
@@ -159,6 +171,25 @@ class RoutingQueue(BaseModel):
             }
         )
         return rep, after
+
+
+def add_business_time(
+    start: datetime, amount: timedelta, hours: WorkingHours, zone: ZoneInfo
+) -> datetime:
+    """The moment `amount` of working time has passed after `start` (in UTC)."""
+    remaining = amount
+    day = start.astimezone(zone).date()
+    for _ in range(7 * (amount.days + 2) + 7):  # every week has a working day
+        if WEEKDAYS[day.weekday()] in hours.days:
+            opens = datetime.combine(day, hours.start, zone).astimezone(UTC)
+            closes = datetime.combine(day, hours.end, zone).astimezone(UTC)
+            begin = max(start.astimezone(UTC), opens)
+            if begin < closes:
+                if remaining <= closes - begin:
+                    return begin + remaining
+                remaining -= closes - begin
+        day += timedelta(days=1)
+    raise AssertionError("unreachable: working hours have at least one day")
 
 
 PostalRange = tuple[str, str]
@@ -261,6 +292,9 @@ class RoutingRules(BaseModel):
     model_config = RULE
 
     sla_minutes: int = Field(default=5, ge=1, description="Response-time SLA for a rep.")
+    sla_reminder_minutes: int | None = Field(
+        default=2, ge=1, description="Remind the owner this long before the deadline; null: no."
+    )
     default_queue: str
     queues: dict[str, RoutingQueue] = Field(min_length=1)
     regions: dict[str, Region] = Field(default_factory=dict)
@@ -292,6 +326,9 @@ class RoutingRules(BaseModel):
             raise ValueError(f"account owner(s) {', '.join(owners)} are no rep of any queue")
         return self
 
+    def sla_window(self, queue: str, minute: timedelta) -> timedelta:
+        return (self.queues[queue].sla_minutes or self.sla_minutes) * minute
+
     def queue_of(self, rep_id: str) -> str:
         return next(name for name, q in self.queues.items() if rep_id in {r.id for r in q.reps})
 
@@ -322,26 +359,34 @@ def distribute_lead(
     queue's strategy picks among its eligible reps. With nobody eligible the
     lead goes to the queue's manager, else to the overflow queue (re-keyed, so
     that queue's partition decides), else to the strategy ignoring
-    availability and caps: a lead never stays without an owner.
+    availability and caps: a lead never stays without an owner. A lead
+    reassigned after two SLA breaches goes to anyone but the owner who missed
+    them, whose load is freed.
     """
     name = routed.payload.queue
     queue = rules.queues[name]
     state = state.on(now.date().isoformat())
+    previous = routed.payload.reassign_from
+    if previous is not None:
+        state = state.release(previous.rep_id)
 
     def assigned(owner: Owner, via: str) -> LeadAssigned:
-        sla = queue.sla_minutes or rules.sla_minutes
         assignment = Assignment(
             qualification=routed.payload.handoff.qualification,
             owner=owner,
             queue=name,
             rule=routed.payload.rule,
             assigned_by=via,
-            sla_due_at=now + sla * minute,
+            sla_due_at=queue.sla_deadline(now, rules.sla_window(name, minute)),
+            reassignment=routed.payload.reassignment,
         )
         return LeadAssigned(**routed.follow("LeadAssigned", payload=assignment))
 
-    candidates = queue.eligible(state, now)
-    via: str = queue.strategy
+    def others(reps: list[Rep]) -> list[Rep]:
+        return [r for r in reps if previous is None or r.id != previous.rep_id]
+
+    candidates = others(queue.eligible(state, now))
+    via: str = queue.strategy if previous is None else "reassigned"
     company = routed.payload.handoff.qualification.profile.company
     account = rules.accounts.get((company.domain or "").casefold()) if company else None
     if any(r.id == account for r in candidates):
@@ -349,13 +394,13 @@ def distribute_lead(
     if candidates:
         rep, state = queue.pick(candidates, state)
         return assigned(rep.owner(), via), state
-    if queue.manager is not None:
+    if queue.manager is not None and others([queue.manager]):
         return assigned(queue.manager.owner(), "manager"), state
     tried = [*routed.payload.tried, name]
     if queue.overflow is not None and queue.overflow not in tried:
         onward = routed.payload.model_copy(update={"queue": queue.overflow, "tried": tried})
         return LeadRouted(**routed.follow("LeadRouted", payload=onward)), state
-    rep, state = queue.pick(queue.reps, state)
+    rep, state = queue.pick(others(queue.reps) or queue.reps, state)
     return assigned(rep.owner(), "nobody_available"), state
 
 

@@ -1,66 +1,159 @@
-"""The response-time SLA of an assigned lead and what CRM feedback does to it.
+"""The response-time SLA of an assigned lead: reminder, escalation, reassignment.
 
 Pure functions over `SlaClock`, one per lead: the distribute agents keep the
-clocks in a table (durable through its changelog) and a timer scans it, so a
-deadline survives worker restarts.
+clocks in a table (durable through its changelog) and a timer asks `alarm`
+what is due, so deadlines survive worker restarts. The ladder (seed 002
+§6.6.1, §7.2): a reminder to the owner shortly before the deadline; at the
+deadline an escalation to the queue's manager and a second window; when that
+runs out too, the lead is reassigned to the next available rep.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from pipeline.routing import RoutingRules
+from schemas.envelope import AwareDatetime, derive_id
 from schemas.inputs import CrmOutcome
-from schemas.lead import LeadAssigned, LeadReleased, Release, SlaBreach, SlaBreached
+from schemas.lead import (
+    Handoff,
+    LeadAssigned,
+    LeadReleased,
+    LeadRouted,
+    Release,
+    Routed,
+    SlaBreach,
+    SlaBreached,
+    SlaReminder,
+    SlaReminderDue,
+)
 
 ClockStatus = Literal["running", "contacted", "breached", "closed"]
 CONTACT = frozenset({"contacted", "accepted", "opportunity"})
 """Outcomes that show the owner reached the lead: the SLA is met."""
 CLOSE = frozenset({"won", "lost", "returned"})
 """Outcomes that end the owner's work on the lead: its load is freed."""
+REASSIGN_AFTER = 2
+"""Breaches before the lead goes to another rep."""
 
 
 class SlaClock(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     assigned: LeadAssigned
-    status: ClockStatus = "running"
+    deadline: AwareDatetime | None = None
+    """The current window's end; None: the assignment's `sla_due_at`."""
+    breaches: int = 0
+    contacted: bool = False
+    closed: bool = False
+
+    @property
+    def due_at(self) -> datetime:
+        return self.deadline or self.assigned.payload.sla_due_at
+
+    @property
+    def status(self) -> ClockStatus:
+        if self.closed:
+            return "closed"
+        if self.breaches:
+            return "breached"  # contact made later keeps the breach on record
+        return "contacted" if self.contacted else "running"
+
+    @property
+    def running(self) -> bool:
+        return not (self.contacted or self.closed) and self.breaches < REASSIGN_AFTER
 
     def due(self, now: datetime) -> bool:
-        return self.status == "running" and self.assigned.payload.sla_due_at <= now
+        return self.running and self.due_at <= now
 
-    def breached(self) -> SlaClock:
-        """The escalation was recorded; contact made meanwhile keeps its status."""
-        return self.model_copy(update={"status": "breached"}) if self.status == "running" else self
+    def after_breach(self, breach: int, next_deadline: datetime) -> SlaClock:
+        """Record breach number `breach` (once) and open the next window."""
+        if breach <= self.breaches:
+            return self
+        return self.model_copy(update={"breaches": breach, "deadline": next_deadline})
+
+
+def alarm(
+    clock: SlaClock, now: datetime, rules: RoutingRules, minute: timedelta
+) -> SlaBreached | SlaReminderDue | None:
+    """What the clock asks for now: a breach, a reminder before the first deadline, or nothing.
+
+    The timer may fire the same alarm more than once; each has a stable id.
+    """
+    if clock.due(now):
+        return breach(clock, rules)
+    before = rules.sla_reminder_minutes
+    if clock.running and clock.breaches == 0 and before and now >= clock.due_at - before * minute:
+        a = clock.assigned
+        reminder = SlaReminder(
+            owner=a.payload.owner, queue=a.payload.queue, sla_due_at=clock.due_at
+        )
+        return SlaReminderDue(**a.follow("SlaReminderDue", payload=reminder))
+    return None
 
 
 def breach(clock: SlaClock, rules: RoutingRules) -> SlaBreached:
     """Escalate to the queue's manager (or the queue itself when it has none)."""
     a = clock.assigned
+    number = clock.breaches + 1
     manager = rules.queues[a.payload.queue].manager if a.payload.queue in rules.queues else None
     return SlaBreached(
         **a.follow(
             "SlaBreached",
+            event_id=derive_id("SlaBreached", a.event_id, number),
             payload=SlaBreach(
                 owner=a.payload.owner,
                 queue=a.payload.queue,
-                sla_due_at=a.payload.sla_due_at,
+                sla_due_at=clock.due_at,
                 escalate_to=manager.id if manager else f"queue:{a.payload.queue}",
+                breach=number,
             ),
         )
     )
 
 
+def record_breach(
+    clock: SlaClock, event: SlaBreached, rules: RoutingRules, minute: timedelta
+) -> tuple[SlaClock, LeadRouted | None]:
+    """The breach is on record and the next window open; the last breach reassigns."""
+    n = event.payload.breach
+    if n <= clock.breaches or event.event_id != breach(clock, rules).event_id:
+        return clock, None  # a repeat, or a breach of an earlier owner's clock
+    a = clock.assigned.payload
+    window = rules.sla_window(a.queue, minute) if a.queue in rules.queues else timedelta(0)
+    queue = rules.queues.get(a.queue)
+    due = event.payload.sla_due_at
+    after = clock.after_breach(n, queue.sla_deadline(due, window) if queue else due + window)
+    if n < REASSIGN_AFTER:
+        return after, None
+    return after, reassign(clock)
+
+
+def reassign(clock: SlaClock) -> LeadRouted:
+    """Back to the queue, for anyone but the owner who let the lead wait."""
+    a = clock.assigned
+    routed = Routed(
+        handoff=Handoff(
+            qualification=a.payload.qualification,
+            reason=f"SLA missed {REASSIGN_AFTER} times by {a.payload.owner.rep_id}: reassigned",
+        ),
+        queue=a.payload.queue,
+        rule=a.payload.rule,
+        reassign_from=a.payload.owner,
+        reassignment=a.payload.reassignment + 1,
+    )
+    return LeadRouted(**a.follow("LeadRouted", payload=routed))
+
+
 def apply_outcome(clock: SlaClock, outcome: CrmOutcome) -> tuple[SlaClock, LeadReleased | None]:
     """Contact stops the clock; a closing outcome also frees the owner's load, once."""
-    if clock.status == "closed":
+    if clock.closed:
         return clock, None
     if outcome.outcome in CONTACT:
-        status: ClockStatus = "breached" if clock.status == "breached" else "contacted"
-        return clock.model_copy(update={"status": status}), None
+        return clock.model_copy(update={"contacted": True}), None
     a = clock.assigned
     released = LeadReleased(
         **a.follow(
@@ -73,4 +166,4 @@ def apply_outcome(clock: SlaClock, outcome: CrmOutcome) -> tuple[SlaClock, LeadR
             ),
         )
     )
-    return clock.model_copy(update={"status": "closed"}), released
+    return clock.model_copy(update={"closed": True}), released

@@ -71,6 +71,7 @@ class Topics(BaseModel):
     releases: TopicSpec
     sales_ready: TopicSpec
     escalations: TopicSpec
+    reminders: TopicSpec
     feedback: TopicSpec
     rejected: TopicSpec
 

@@ -231,9 +231,12 @@ class Assignment(BaseModel):
     assigned_by: str = Field(
         default="round_robin",
         description="How the owner was chosen: the queue's strategy, account_owner, "
-        "manager or nobody_available (since 1.1).",
+        "manager, nobody_available or reassigned (since 1.1).",
     )
     sla_due_at: AwareDatetime
+    reassignment: int = Field(
+        default=0, ge=0, description="0 for the first owner; n after n SLA reassignments (1.1)."
+    )
 
 
 class LeadAssigned(LeadEvent):
@@ -249,11 +252,32 @@ class SlaBreach(BaseModel):
     queue: str
     sla_due_at: AwareDatetime
     escalate_to: str
+    breach: int = Field(
+        default=1,
+        ge=1,
+        description="1: escalated to the manager; 2: the lead is reassigned (since 1.1).",
+    )
 
 
 class SlaBreached(LeadEvent):
     event_type: Literal["SlaBreached"] = "SlaBreached"
+    schema_version: str = "1.1"  # breach
     payload: SlaBreach
+
+
+class SlaReminder(BaseModel):
+    model_config = FROZEN
+
+    owner: Owner
+    queue: str
+    sla_due_at: AwareDatetime
+
+
+class SlaReminderDue(LeadEvent):
+    """The owner has not reported contact and the SLA deadline is near."""
+
+    event_type: Literal["SlaReminderDue"] = "SlaReminderDue"
+    payload: SlaReminder
 
 
 class Routed(BaseModel):
@@ -265,6 +289,10 @@ class Routed(BaseModel):
     tried: list[str] = Field(
         default_factory=list, description="Queues that had nobody available (since 1.1)."
     )
+    reassign_from: Owner | None = Field(
+        default=None, description="The owner who breached the SLA twice (since 1.1)."
+    )
+    reassignment: int = Field(default=0, ge=0, description="Which reassignment (since 1.1).")
 
 
 class LeadRouted(LeadEvent):

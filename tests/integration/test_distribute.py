@@ -25,7 +25,7 @@ from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
-from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached
+from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached, SlaReminderDue
 from tests.conftest import isolated_settings
 from tests.unit.factories import NOW, enriched
 from tests.unit.test_routing import NURTURE, SCORING
@@ -33,6 +33,8 @@ from tests.unit.test_routing import NURTURE, SCORING
 M = TypeVar("M", bound=BaseModel)
 ROUTING = """
 default_queue: everyone
+sla_minutes: 600                  # only the `fast` queue's leads breach during the tests
+sla_reminder_minutes: 2
 regions:
   berlin: {country: [DE], postal_code: ["10000-14999"]}
 queues:
@@ -52,7 +54,14 @@ queues:
     manager: {id: cap-boss, name: Cap Boss, email: cap-boss@x.example}
     reps:
       - {id: solo, name: Solo, email: solo@x.example, max_open: 1}
+  fast:
+    sla_minutes: 5
+    manager: {id: fast-boss, name: Fast Boss, email: fast-boss@x.example}
+    reps:
+      - {id: f1, name: F1, email: f1@x.example}
+      - {id: f2, name: F2, email: f2@x.example}
 rules:
+  - {name: swiss-fast-lane, queue: fast, when: {country: [CH]}}
   - {name: austria, queue: capped, when: {country: [AT]}}
   - {name: berlin-by-postal-code, queue: berlin, when: {region: [berlin]}}
 """
@@ -186,21 +195,35 @@ async def crm(env: Env, lead: LeadHandedOff, outcome: str) -> None:
         await producer.stop()
 
 
-def test_an_uncontacted_lead_escalates_to_the_manager_a_contacted_one_does_not(env: Env) -> None:
-    silent, called = handoff(30), handoff(31)
+def test_an_uncontacted_lead_is_reminded_escalated_then_reassigned(env: Env) -> None:
+    silent, called = handoff(30, country="CH"), handoff(31, country="CH")
+    ours = {silent.lead_id, called.lead_id}
 
-    async def scenario() -> list[SlaBreached]:
-        watch = asyncio.create_task(read_new(env, env.topics.escalations, SlaBreached, 15))
+    async def scenario() -> tuple[list[LeadAssigned], list[SlaReminderDue], list[SlaBreached]]:
+        topics = env.topics
+        watches = (
+            asyncio.create_task(read_new(env, topics.sales_ready, LeadAssigned, 20)),
+            asyncio.create_task(read_new(env, topics.reminders, SlaReminderDue, 20)),
+            asyncio.create_task(read_new(env, topics.escalations, SlaBreached, 20)),
+        )
         await asyncio.sleep(1)
         assigned = await sales_ready(env, [silent, called], 2)
         assert len(assigned) == 2
         await crm(env, called, "contacted")
-        return await watch
+        sales, reminders, breaches = await asyncio.gather(*watches)
+        return sales, reminders, breaches  # type: ignore[return-value]
 
-    breaches = [b for b in asyncio.run(scenario()) if b.lead_id in {silent.lead_id, called.lead_id}]
-    assert {b.lead_id for b in breaches} == {silent.lead_id}
-    assert breaches[0].payload.escalate_to == "boss"
-    assert breaches[0].payload.owner.rep_id in {"one", "two"}
+    sales, reminders, breaches = asyncio.run(scenario())
+    owners = [a.payload for a in sales if a.lead_id == silent.lead_id]
+    first, second = owners[0], owners[1]
+    assert first.owner.rep_id in {"f1", "f2"} and first.reassignment == 0
+    assert (second.assigned_by, second.reassignment) == ("reassigned", 1)
+    assert second.owner.rep_id in {"f1", "f2"} - {first.owner.rep_id}
+    ladder = [b.payload.breach for b in breaches if b.payload.owner == first.owner]
+    assert ladder[:2] == [1, 2]  # escalated, then reassigned (the new owner's clock runs too)
+    assert {b.payload.escalate_to for b in breaches if b.lead_id in ours} == {"fast-boss"}
+    assert called.lead_id not in {b.lead_id for b in breaches}  # contacted in time
+    assert silent.lead_id in {r.lead_id for r in reminders}
 
 
 def test_a_closed_lead_frees_capacity_for_the_next(env: Env) -> None:

@@ -2,11 +2,18 @@
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from pipeline.routing import QueueState, distribute_lead, route_lead
-from pipeline.sla import SlaClock, apply_outcome, breach
+from pipeline.routing import (
+    QueueState,
+    WorkingHours,
+    add_business_time,
+    distribute_lead,
+    route_lead,
+)
+from pipeline.sla import SlaClock, alarm, apply_outcome, breach, record_breach
 from schemas.inputs import CrmOutcome
-from schemas.lead import LeadAssigned
+from schemas.lead import LeadAssigned, LeadRouted, SlaBreached, SlaReminderDue
 from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
 
 
@@ -32,7 +39,57 @@ def test_the_clock_is_due_only_after_the_deadline_and_while_running() -> None:
     assert due == MONDAY_NOON + timedelta(minutes=5)
     assert not c.due(due - timedelta(seconds=1))
     assert c.due(due)
-    assert not c.breached().due(due)
+    first = breach(c, ROUTING)
+    assert not c.after_breach(1, due + timedelta(minutes=5)).due(due)
+    assert first.payload.breach == 1
+
+
+def test_the_owner_is_reminded_shortly_before_the_deadline_once() -> None:
+    c = clock(country="FR")
+    due = c.assigned.payload.sla_due_at
+    minute = timedelta(minutes=1)
+    assert alarm(c, due - timedelta(minutes=3), ROUTING, minute) is None
+    reminder = alarm(c, due - timedelta(minutes=2), ROUTING, minute)
+    assert isinstance(reminder, SlaReminderDue)
+    assert reminder.payload.owner == c.assigned.payload.owner
+    again = alarm(c, due - timedelta(minutes=1), ROUTING, minute)
+    assert again is not None and again.event_id == reminder.event_id  # the timer may repeat
+    assert isinstance(alarm(c, due, ROUTING, minute), SlaBreached)
+
+
+def test_a_second_breach_reassigns_to_another_rep_and_frees_the_first() -> None:
+    c = clock(country="FR")  # international: round robin over two reps
+    minute = timedelta(minutes=1)
+    first = breach(c, ROUTING)
+    c, none = record_breach(c, first, ROUTING, minute)
+    assert none is None and c.breaches == 1
+    assert c.due_at == c.assigned.payload.sla_due_at + timedelta(minutes=5)  # a second window
+    assert record_breach(c, first, ROUTING, minute) == (c, None)  # the repeat changes nothing
+    second = alarm(c, c.due_at, ROUTING, minute)
+    assert isinstance(second, SlaBreached) and second.payload.breach == 2
+    assert second.event_id != first.event_id
+    c, routed = record_breach(c, second, ROUTING, minute)
+    assert isinstance(routed, LeadRouted) and not c.running
+    assert routed.payload.reassign_from == c.assigned.payload.owner
+    before = c.assigned.payload.owner.rep_id
+    state = QueueState(open={before: 1})
+    again, state = distribute_lead(routed, ROUTING, state, MONDAY_NOON)
+    assert isinstance(again, LeadAssigned)
+    assert again.payload.owner.rep_id != before
+    assert (again.payload.assigned_by, again.payload.reassignment) == ("reassigned", 1)
+    assert state.open[before] == 0
+
+
+def test_business_hours_stop_the_sla_clock_overnight_and_at_weekends() -> None:
+    hours = WorkingHours(start="08:00", end="18:00")  # type: ignore[arg-type]
+    berlin = ZoneInfo("Europe/Berlin")
+    friday_1755 = datetime(2026, 11, 27, 16, 55, tzinfo=UTC)  # 17:55 in Berlin
+    due = add_business_time(friday_1755, timedelta(minutes=15), hours, berlin)
+    assert due.astimezone(berlin) == datetime(2026, 11, 30, 8, 10, tzinfo=berlin)  # Monday
+    sunday = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    assert add_business_time(sunday, timedelta(0), hours, berlin).astimezone(berlin).hour == 8
+    long = add_business_time(MONDAY_NOON, timedelta(hours=25), hours, berlin)
+    assert long.astimezone(berlin) == datetime(2026, 11, 25, 17, 0, tzinfo=berlin)  # 6 + 10 + 9 h
 
 
 def test_a_breach_escalates_to_the_queue_manager_with_a_stable_id() -> None:
@@ -56,10 +113,11 @@ def test_contact_stops_the_clock_without_freeing_load() -> None:
     assert not after.due(c.assigned.payload.sla_due_at + timedelta(hours=1))
 
 
-def test_contact_after_a_breach_keeps_the_breach_on_record() -> None:
-    c = clock(country="FR").breached()
+def test_contact_after_a_breach_keeps_the_breach_on_record_and_stops_the_clock() -> None:
+    c = clock(country="FR")
+    c, _ = record_breach(c, breach(c, ROUTING), ROUTING, timedelta(minutes=1))
     after, _ = apply_outcome(c, outcome("accepted", c))
-    assert after.status == "breached"
+    assert after.status == "breached" and not after.due(c.due_at + timedelta(days=1))
 
 
 def test_a_closing_outcome_frees_the_owners_load_once() -> None:
