@@ -26,10 +26,12 @@ topics_app = typer.Typer(help="Topics from topics.yaml.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 report_app = typer.Typer(help="Closed-loop reports from the warehouse.", no_args_is_help=True)
 rules_app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is_help=True)
+routing_app = typer.Typer(help="Who gets which lead, and why.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(report_app, name="report")
+app.add_typer(routing_app, name="routing")
 app.add_typer(rules_app, name="rules")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -337,6 +339,23 @@ def rules_explain(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]
             raise LeadflowError(f"no qualification of lead {lead_id} on {topic.name}")
         qualification = LeadQualified.model_validate_json(raw).payload
     for line in explain(qualification):
+        console.print(line, markup=False, highlight=False)
+
+
+@routing_app.command("explain")
+@friendly
+def routing_explain(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+    """Print the lead's queue, the rule that chose it, its owner and how (leads.sales-ready)."""
+    from pipeline.routing import explain_assignment
+    from pipeline.runtime import last_event_of
+    from schemas.lead import LeadAssigned
+
+    settings = _settings()
+    topic = _topics(settings).sales_ready
+    raw = asyncio.run(last_event_of(settings.kafka_bootstrap, topic, lead_id))
+    if raw is None:
+        raise LeadflowError(f"lead {lead_id} has no owner yet (nothing on {topic.name})")
+    for line in explain_assignment(LeadAssigned.model_validate_json(raw)):
         console.print(line, markup=False, highlight=False)
 
 

@@ -420,6 +420,27 @@ def repeat_decision(
     return LeadRouted(**routed.follow("LeadRouted", payload=onward))
 
 
+def explain_assignment(assigned: LeadAssigned) -> list[str]:
+    """How the lead's owner was chosen, in words RevOps reads (`leadflow routing explain`)."""
+    a = assigned.payload
+    q = a.qualification
+    how = {
+        "account_owner": "the company's account owner",
+        "manager": "the queue's manager (nobody else available)",
+        "nobody_available": "the queue's strategy, though nobody was available",
+        "reassigned": f"reassignment #{a.reassignment} after missed SLAs",
+    }.get(a.assigned_by, f"the queue's {a.assigned_by.replace('_', ' ')} strategy")
+    rule = "no rule matched: the default queue" if a.rule == "default" else f"rule {a.rule!r}"
+    return [
+        f"lead {assigned.lead_id}",
+        f"queue {a.queue!r}, chosen by {rule}",
+        f"owner {a.owner.name} ({a.owner.rep_id}), chosen by {how}",
+        f"respond by {a.sla_due_at.isoformat(timespec='seconds')}",
+        f"{q.lead_class} lead, grade {q.grade or '-'}, {q.status}, score {q.score} "
+        f"(qualification #{q.iteration}, after {q.trigger})",
+    ]
+
+
 def queue_report(
     rules: RoutingRules, states: dict[str, QueueState], now: datetime
 ) -> dict[str, list[dict[str, object]]]:

@@ -260,3 +260,28 @@ def test_leadflow_queues_shows_each_rep(env: Env) -> None:
     assert lines["away"].endswith("away")  # the rep on leave
     assert lines["one"].endswith("available")
     assert "open 1/1" in lines["solo"]  # after the capacity test: one open lead, cap 1
+
+
+def test_leadflow_routing_explain_tells_queue_rule_and_owner(env: Env) -> None:
+    lead = handoff(50, "10117")
+    assert len(asyncio.run(sales_ready(env, [lead], 1))) == 1
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "routing", "explain", str(lead.lead_id)],
+        env=settings_env(env.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "queue 'berlin', chosen by rule 'berlin-by-postal-code'" in result.stdout
+    assert "owner Bea (bea)" in result.stdout
+    unknown = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "routing", "explain", "no-such-lead"],
+        env=settings_env(env.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unknown.returncode == 1 and "has no owner yet" in unknown.stdout + unknown.stderr

@@ -12,6 +12,7 @@ from pipeline.routing import (
     QueueState,
     RoutingRules,
     distribute_lead,
+    explain_assignment,
     in_postal_ranges,
     queue_report,
     repeat_decision,
@@ -318,3 +319,15 @@ def test_a_redelivered_hand_off_repeats_the_decision_and_a_new_one_keeps_the_own
     assert repeated.payload.sla_due_at == decision.payload.sla_due_at
     assert (repeated.trace_id, repeated.event_id) != (decision.trace_id, decision.event_id)
     assert repeated.trace_id == later.trace_id
+
+
+def test_routing_explain_names_rule_queue_owner_and_how() -> None:
+    routed = route_lead(
+        handoff(contact={"email": "a@x.de"}, product_interest=["analytics"]), ROUTING
+    )
+    assigned, _ = distribute_lead(routed, ROUTING, QueueState(), MONDAY_NOON)
+    assert isinstance(assigned, LeadAssigned)
+    text = "\n".join(explain_assignment(assigned))
+    assert "queue 'enterprise', chosen by rule 'analytics-enterprise'" in text
+    assert f"({assigned.payload.owner.rep_id}), chosen by the queue's round robin strategy" in text
+    assert "respond by 2026-11-23T11:15:00+00:00" in text  # enterprise: 15 business minutes
