@@ -10,6 +10,7 @@ Pure: the agent keeps a `LeadState` per lead in a Faust table and calls
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from schemas.inputs import CrmOutcome, Outcome
 from schemas.lead import (
     ActivityRecorded,
     LeadEnriched,
+    LeadHistory,
     LeadProfile,
     LeadQualified,
     Qualification,
@@ -55,6 +57,9 @@ class LeadState(BaseModel):
     last: Qualification | None = None
     due_at: AwareDatetime | None = Field(default=None, description="Next timed re-qualification.")
     seen: list[str] = Field(default_factory=list, description="Inputs already applied.")
+    first_inquiry_at: AwareDatetime | None = None
+    inquiries: int = 0
+    channels: list[str] = Field(default_factory=list)
     emitted_for: str | None = Field(default=None, description="Input of the last event sent.")
 
     @property
@@ -77,12 +82,18 @@ def from_enriched(event: LeadEnriched) -> Change:
     """A new (or merged) inquiry: the newest profile, and a retired lead comes back."""
 
     def apply(state: LeadState) -> LeadState:
+        received = event.payload.received_at
+        first = state.first_inquiry_at
+        channel = event.source.channel
         return state.model_copy(
             update={
                 "profile": event.payload,
                 "source": event.source,
                 "trace_id": event.trace_id,
                 "iteration": 0 if state.retired else state.iteration,
+                "first_inquiry_at": received if first is None else min(first, received),
+                "inquiries": state.inquiries + 1,
+                "channels": state.channels + ([] if channel in state.channels else [channel]),
             }
         )
 
@@ -171,7 +182,9 @@ def requalify(
         win_probability=predict(state.profile) if predict else None,
         trigger=change.trigger,
     )
-    result = qualify(state.profile, model, signals, now)
+    result = qualify(state.profile, model, signals, now).model_copy(
+        update={"history": history(state)}
+    )
     previous = state.last
     every = model.retire.requalify_every_days
     next_due = now + timedelta(days=every) if every and result.decision == "nurture" else None
@@ -182,6 +195,17 @@ def requalify(
         return state, None  # a new inquiry is always answered with the lead's standing
     state = state.model_copy(update={"emitted_for": change.input_id})
     return state, _event(lead_id, state, change.input_id, now)
+
+
+def history(state: LeadState) -> LeadHistory:
+    kinds = Counter(a.activity_type for a in state.activities)
+    return LeadHistory(
+        first_inquiry_at=state.first_inquiry_at,
+        inquiries=state.inquiries,
+        channels=state.channels,
+        activities=dict(sorted(kinds.items())),
+        last_activity_at=max((a.occurred_at for a in state.activities), default=None),
+    )
 
 
 def _event(lead_id: uuid.UUID, state: LeadState, input_id: str, now: datetime) -> LeadQualified:

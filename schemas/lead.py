@@ -145,6 +145,20 @@ class ActivityPoints(BaseModel):
     points: float
 
 
+class LeadHistory(BaseModel):
+    """The lead's timeline in brief, for the rep who calls (since 1.1)."""
+
+    model_config = FROZEN
+
+    first_inquiry_at: AwareDatetime | None = None
+    inquiries: int = Field(default=0, description="Inquiries attached to this lead.")
+    channels: list[str] = Field(default_factory=list, description="Channels it came through.")
+    activities: dict[str, int] = Field(
+        default_factory=dict, description="Tracked activities by type, e.g. page_view: 4."
+    )
+    last_activity_at: AwareDatetime | None = None
+
+
 class Qualification(BaseModel):
     model_config = FROZEN
 
@@ -164,6 +178,7 @@ class Qualification(BaseModel):
     )
     reason: str | None = Field(default=None, description="Why disqualified or retired.")
     trigger: str = Field(default="inquiry", description="What caused this qualification.")
+    history: LeadHistory = Field(default_factory=LeadHistory)
     win_probability: float | None = Field(
         default=None, ge=0, le=1, description="Learned from won/lost outcomes; null until enough."
     )

@@ -219,3 +219,18 @@ def test_a_known_persons_new_inquiry_is_emitted_on_its_own_trace_even_if_nothing
     state, event = requalify(ID, state, from_enriched(newer), MODEL, NOW)
     assert event is not None and event.trace_id == newer.trace_id
     assert event.payload.decision == sent.payload.decision and event.payload.iteration == 2
+
+
+def test_the_qualification_carries_the_leads_history_for_the_rep() -> None:
+    state, _ = first()
+    state, _ = requalify(ID, state, from_activity(activity(1, "page_view"), MODEL), MODEL, NOW)
+    state, _ = requalify(ID, state, from_activity(activity(2, "page_view"), MODEL), MODEL, NOW)
+    fair = enriched(inquiry_id="fair-1", source={"channel": "trade_fair"})
+    _, event = requalify(ID, state, from_enriched(fair), MODEL, NOW)
+    redelivered, _ = requalify(ID, state, from_enriched(LEAD), MODEL, NOW)
+    assert event is not None
+    history = event.payload.history
+    assert (history.inquiries, history.channels) == (2, [LEAD.source.channel, "trade_fair"])
+    assert history.activities == {"page_view": 2} and history.last_activity_at == NOW
+    assert history.first_inquiry_at == min(LEAD.payload.received_at, fair.payload.received_at)
+    assert redelivered.inquiries == 1  # an input seen before is not counted twice
