@@ -18,6 +18,7 @@ in the queue's own partition.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
@@ -28,9 +29,11 @@ from faust.web import Request, Response, View
 from pydantic import BaseModel, Field, TypeAdapter
 
 from pipeline.app import Stage
+from pipeline.intake import authenticate
 from pipeline.messages import Position, decode
 from pipeline.routing import (
     QueueState,
+    claim_lead,
     distribute_lead,
     queue_report,
     repeat_decision,
@@ -38,9 +41,9 @@ from pipeline.routing import (
 )
 from pipeline.sla import SlaClock, alarm, apply_outcome, record_breach
 from pipeline.topics import TopicSpec
-from schemas.envelope import utcnow
+from schemas.envelope import derive_id, utcnow
 from schemas.inputs import CrmOutcome
-from schemas.lead import LeadAssigned, LeadReleased, LeadRouted, SlaBreached
+from schemas.lead import ClaimRequested, LeadAssigned, LeadReleased, LeadRouted, SlaBreached
 from schemas.rejected import MessageRejected
 
 log = structlog.get_logger("leadflow.agent")
@@ -61,19 +64,47 @@ def register(stage: Stage) -> None:
 
     queues = table("routing-queue-state", stage.topics.routing)
     decided = table("routing-decision", stage.topics.routing)
+    waiting = table("routing-waiting", stage.topics.routing)  # pull queues: queue → leads
     clocks = table("sla-clock", stage.topics.sales_ready)
     early = table("sla-early-outcomes", stage.topics.feedback)
 
-    def assign(routed: LeadRouted) -> LeadAssigned | LeadRouted:
+    def waiting_in(name: str) -> list[LeadRouted]:
+        return [LeadRouted.model_validate_json(raw) for raw in waiting.get(name) or []]
+
+    def assign(routed: LeadRouted) -> LeadAssigned | LeadRouted | None:
         key = f"{routed.lead_id}:{routed.payload.queue}:{routed.payload.reassignment}"
         earlier = decided.get(key)
         if earlier is not None:
             return repeat_decision(DECISION.validate_json(earlier), routed)
         name = routed.payload.queue
+        if rules.queues[name].mode == "pull" and routed.payload.reassign_from is None:
+            parked = waiting_in(name)
+            if all(w.lead_id != routed.lead_id for w in parked):
+                waiting[name] = [w.model_dump_json() for w in [*parked, routed]]
+            log.info("routing.waiting", lead_id=str(routed.lead_id), queue=name)
+            return None  # until a rep claims it
         state = QueueState.model_validate(queues.get(name) or {})
         result, after = distribute_lead(routed, rules, state, utcnow(), minute)
         queues[name] = after.model_dump(mode="json")
         decided[key] = result.model_dump_json()
+        return result
+
+    def claim(request: ClaimRequested) -> LeadAssigned | None:
+        """The oldest lead waiting in a pull queue goes to the rep who claims it."""
+        done = decided.get(f"claim:{request.event_id}")
+        if done is not None:  # a redelivered claim: the same answer
+            return DECISION.validate_json(done) if done else None  # type: ignore[return-value]
+        name = request.queue
+        state = QueueState.model_validate(queues.get(name) or {})
+        result, rest, after = claim_lead(request, waiting_in(name), rules, state, utcnow(), minute)
+        if isinstance(result, str):
+            log.info("routing.claim_unfilled", queue=name, rep_id=request.rep_id, why=result)
+            decided[f"claim:{request.event_id}"] = ""
+            return None
+        waiting[name] = [w.model_dump_json() for w in rest]
+        queues[name] = after.model_dump(mode="json")
+        decided[f"claim:{request.event_id}"] = result.model_dump_json()
+        decided[f"{result.lead_id}:{name}:0"] = result.model_dump_json()
         return result
 
     async def start_clock(assigned: LeadAssigned) -> None:
@@ -108,6 +139,7 @@ def register(stage: Stage) -> None:
 
     stage.decoding_agent(stage.topics.handoff, "route", lambda lead: route_lead(lead, rules))
     stage.decoding_agent(stage.topics.routing, "distribute", assign)
+    stage.decoding_agent(stage.topics.claims, "claim", claim)
     consume(stage, stage.topics.sales_ready, "sla-start", LeadAssigned, start_clock)
     consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback)
     consume(stage, stage.topics.releases, "release", LeadReleased, release)
@@ -119,6 +151,35 @@ def register(stage: Stage) -> None:
         async def get(self, request: Request) -> Response:
             states = {q: QueueState.model_validate(v) for q, v in queues.items()}
             return self.json(queue_report(rules, states, utcnow()))
+
+    claims = stage.channel(stage.topics.claims)
+
+    @stage.app.page("/v1/queues/{queue}/claim")
+    class Claim(View):
+        """Pull: a rep (identified by their X-Api-Key) claims the oldest waiting lead.
+
+        202 once the claim is in Kafka; the lead arrives on leads.sales-ready
+        with `assigned_by: claimed` (nothing, if no lead waits).
+        """
+
+        async def post(self, request: Request, queue: str) -> Response:
+            rep_id = authenticate(stage.settings.claim_keys, request.headers.get("X-Api-Key"))
+            if rep_id is None:
+                return self.json({"error": "missing or invalid X-Api-Key"}, status=401)
+            if queue not in rules.queues:
+                return self.json({"error": f"no queue {queue!r}"}, status=404)
+            if rules.queues[queue].mode != "pull":
+                return self.json({"error": f"queue {queue!r} assigns by push"}, status=409)
+            if rep_id not in {r.id for r in rules.queues[queue].reps}:
+                return self.json({"error": f"{rep_id} is no rep of {queue!r}"}, status=403)
+            now = utcnow()
+            key = request.headers.get("Idempotency-Key")
+            claim_id = derive_id("claim", queue, rep_id, key) if key else uuid.uuid4()
+            event = ClaimRequested(
+                event_id=claim_id, occurred_at=now, emitted_at=now, queue=queue, rep_id=rep_id
+            )
+            await (await claims.send(key=event.key(), value=event.model_dump_json().encode()))
+            return self.json({"claim_id": str(claim_id), "queue": queue}, status=202)
 
     async def breached(event: SlaBreached) -> None:
         lead = str(event.lead_id)

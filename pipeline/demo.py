@@ -51,7 +51,7 @@ async def run_demo(
         )
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task(
-                "accounted (sales-ready / touch / rejected)", total=len(pending)
+                "accounted (answered and sales-ready or nurtured, or rejected)", total=len(pending)
             )
             while pending:
                 if time.monotonic() - started > timeout:

@@ -15,7 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.envelope import derive_id
-from schemas.lead import Assignment, LeadAssigned, LeadHandedOff, LeadRouted, Owner, Routed
+from schemas.lead import (
+    Assignment,
+    ClaimRequested,
+    LeadAssigned,
+    LeadHandedOff,
+    LeadRouted,
+    Owner,
+    Routed,
+)
 
 RULE = ConfigDict(frozen=True, extra="forbid")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -119,6 +127,10 @@ class RoutingQueue(BaseModel):
     overflow: str | None = Field(default=None, description="Queue to try when nobody can.")
     business_hours: WorkingHours | None = Field(
         default=None, description="The SLA clock runs only in these hours; null: always."
+    )
+    mode: Literal["push", "pull"] = Field(
+        default="push",
+        description="push: assigned at once; pull: leads wait until a rep claims one.",
     )
     timezone: TimeZoneName = Field(default="Europe/Berlin", description="Of business_hours.")
 
@@ -402,6 +414,42 @@ def distribute_lead(
         return LeadRouted(**routed.follow("LeadRouted", payload=onward)), state
     rep, state = queue.pick(others(queue.reps) or queue.reps, state)
     return assigned(rep.owner(), "nobody_available"), state
+
+
+def claim_lead(
+    claim: ClaimRequested,
+    waiting: list[LeadRouted],
+    rules: RoutingRules,
+    state: QueueState,
+    now: datetime,
+    minute: timedelta = timedelta(minutes=1),
+) -> tuple[LeadAssigned | str, list[LeadRouted], QueueState]:
+    """The oldest waiting lead of a pull queue for the rep who claims it, or why not."""
+    queue = rules.queues.get(claim.queue)
+    rep = next((r for r in queue.reps if r.id == claim.rep_id), None) if queue else None
+    if queue is None or rep is None:
+        return f"{claim.rep_id} is no rep of queue {claim.queue}", waiting, state
+    state = state.on(now.date().isoformat())
+    if rep.max_open is not None and state.open.get(rep.id, 0) >= rep.max_open:
+        return f"{rep.id} has {rep.max_open} open leads already", waiting, state
+    if not waiting:
+        return f"no lead waits in queue {claim.queue}", waiting, state
+    routed, rest = waiting[0], waiting[1:]
+    assignment = Assignment(
+        qualification=routed.payload.handoff.qualification,
+        owner=rep.owner(),
+        queue=claim.queue,
+        rule=routed.payload.rule,
+        assigned_by="claimed",
+        sla_due_at=queue.sla_deadline(now, rules.sla_window(claim.queue, minute)),
+    )
+    assigned = LeadAssigned(
+        **routed.follow(
+            "LeadAssigned", payload=assignment, event_id=derive_id("claimed", claim.event_id)
+        )
+    )
+    _, after = queue.pick([rep], state)  # counts the lead as the rep's, like a push
+    return assigned, rest, after
 
 
 def repeat_decision(

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='API key per channel for POST /v1/inquiries, as JSON: {"web_form": "…"}.',
     )
+    claim_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API key per rep for POST /v1/queues/{queue}/claim (pull queues), "
+        'as JSON: {"anna.schmidt": "…"}.',
+    )
     intake_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"

@@ -69,6 +69,7 @@ class Topics(BaseModel):
     handoff: TopicSpec
     routing: TopicSpec
     releases: TopicSpec
+    claims: TopicSpec
     sales_ready: TopicSpec
     escalations: TopicSpec
     reminders: TopicSpec

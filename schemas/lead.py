@@ -356,3 +356,18 @@ class LeadReleased(LeadEvent):
 
     def key(self) -> bytes | None:
         return self.payload.queue.encode()
+
+
+class ClaimRequested(EventBase):
+    """A rep asks for the next lead waiting in a pull queue (`POST /v1/queues/{queue}/claim`).
+
+    Keyed by routing queue, so the partition that owns the queue's waiting
+    leads decides; `event_id` is the claim id.
+    """
+
+    event_type: Literal["ClaimRequested"] = "ClaimRequested"
+    queue: str
+    rep_id: str
+
+    def key(self) -> bytes | None:
+        return self.queue.encode()

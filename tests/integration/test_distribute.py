@@ -5,17 +5,20 @@ escalation, and CRM feedback that stops the clock and frees capacity."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import TypeVar
 
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from pipeline.nurture import nurture_gate
 from pipeline.routing import RoutingRules
@@ -54,6 +57,11 @@ queues:
     manager: {id: cap-boss, name: Cap Boss, email: cap-boss@x.example}
     reps:
       - {id: solo, name: Solo, email: solo@x.example, max_open: 1}
+  pool:
+    mode: pull
+    reps:
+      - {id: p1, name: P1, email: p1@x.example}
+      - {id: p2, name: P2, email: p2@x.example}
   fast:
     sla_minutes: 5
     manager: {id: fast-boss, name: Fast Boss, email: fast-boss@x.example}
@@ -62,6 +70,7 @@ queues:
       - {id: f2, name: F2, email: f2@x.example}
 rules:
   - {name: swiss-fast-lane, queue: fast, when: {country: [CH]}}
+  - {name: luxembourg-pool, queue: pool, when: {country: [LU]}}
   - {name: austria, queue: capped, when: {country: [AT]}}
   - {name: berlin-by-postal-code, queue: berlin, when: {region: [berlin]}}
 """
@@ -83,7 +92,11 @@ def env(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     (rules / "routing.yaml").write_text(ROUTING)
     RoutingRules.model_validate(yaml.safe_load(ROUTING))  # a typo here fails fast
     settings = isolated_settings(kafka, state).model_copy(
-        update={"rules_dir": rules, "sla_minute_seconds": SLA_MINUTE_S}
+        update={
+            "rules_dir": rules,
+            "sla_minute_seconds": SLA_MINUTE_S,
+            "claim_keys": {"p1": SecretStr("key-p1"), "p2": SecretStr("key-p2")},
+        }
     )
     with WorkerProcess(settings, state / "worker.log"):
         yield Env(settings, load_topics(settings.topics_file, settings.topic_prefix))
@@ -285,3 +298,41 @@ def test_leadflow_routing_explain_tells_queue_rule_and_owner(env: Env) -> None:
         check=False,
     )
     assert unknown.returncode == 1 and "has no owner yet" in unknown.stdout + unknown.stderr
+
+
+def claim(env: Env, queue: str, key: str) -> tuple[int, dict[str, str]]:
+    request = urllib.request.Request(
+        f"{env.settings.web_url}/v1/queues/{queue}/claim",
+        data=b"{}",
+        headers={"X-Api-Key": key, "Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_pull_queue_lead_waits_until_a_rep_claims_it(env: Env) -> None:
+    lead = handoff(60, country="LU")
+
+    async def scenario() -> tuple[list[LeadAssigned], list[LeadAssigned]]:
+        before = asyncio.create_task(read_new(env, env.topics.sales_ready, LeadAssigned, 4))
+        await asyncio.sleep(0.5)
+        await publish(
+            env.settings.kafka_bootstrap, env.topics.handoff.name, [lead.model_dump_json().encode()]
+        )
+        unclaimed = await before
+        after = asyncio.create_task(read_new(env, env.topics.sales_ready, LeadAssigned, 8))
+        await asyncio.sleep(0.5)
+        assert claim(env, "pool", "key-p2")[0] == 202
+        return unclaimed, await after
+
+    unclaimed, claimed = asyncio.run(scenario())
+    assert lead.lead_id not in {a.lead_id for a in unclaimed}  # nobody pushed it
+    (got,) = [a for a in claimed if a.lead_id == lead.lead_id]
+    assert (got.payload.owner.rep_id, got.payload.assigned_by) == ("p2", "claimed")
+    assert claim(env, "pool", "wrong")[0] == 401
+    assert claim(env, "nowhere", "key-p1")[0] == 404
+    assert claim(env, "everyone", "key-p1")[0] == 409

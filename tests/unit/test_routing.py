@@ -11,6 +11,7 @@ from pipeline.nurture import NurturePolicy, nurture_gate
 from pipeline.routing import (
     QueueState,
     RoutingRules,
+    claim_lead,
     distribute_lead,
     explain_assignment,
     in_postal_ranges,
@@ -20,7 +21,8 @@ from pipeline.routing import (
 )
 from pipeline.scoring import ScoringModel, qualify_lead
 from pipeline.settings import PROJECT_ROOT
-from schemas.lead import LeadAssigned, LeadHandedOff, LeadRouted
+from schemas.envelope import derive_id
+from schemas.lead import ClaimRequested, LeadAssigned, LeadHandedOff, LeadRouted
 from tests.unit.factories import NOW, enriched
 
 RULES = PROJECT_ROOT / "deploy" / "rules"
@@ -331,3 +333,29 @@ def test_routing_explain_names_rule_queue_owner_and_how() -> None:
     assert "queue 'enterprise', chosen by rule 'analytics-enterprise'" in text
     assert f"({assigned.payload.owner.rep_id}), chosen by the queue's round robin strategy" in text
     assert "respond by 2026-11-23T11:15:00+00:00" in text  # enterprise: 15 business minutes
+
+
+def claim(rep_id: str, queue: str = "pool") -> ClaimRequested:
+    return ClaimRequested(
+        event_id=derive_id("claim", rep_id, queue, len(rep_id)),
+        occurred_at=MONDAY_NOON,
+        emitted_at=MONDAY_NOON,
+        queue=queue,
+        rep_id=rep_id,
+    )
+
+
+def test_a_pull_queue_gives_the_oldest_waiting_lead_to_the_rep_who_claims_it() -> None:
+    pool = rules(pool={"mode": "pull", "reps": [rep("p1", max_open=1), rep("p2")]})
+    first = route_lead(handoff(contact={"email": "a@firma.fr", "country": "FR"}), pool)
+    second = route_lead(handoff(contact={"email": "b@firma.fr", "country": "FR"}), pool)
+    none, waiting, state = claim_lead(claim("p1"), [], pool, QueueState(), MONDAY_NOON)
+    assert none == "no lead waits in queue pool"
+    got, waiting, state = claim_lead(claim("p1"), [first, second], pool, state, MONDAY_NOON)
+    assert isinstance(got, LeadAssigned) and got.lead_id == first.lead_id
+    assert (got.payload.owner.rep_id, got.payload.assigned_by) == ("p1", "claimed")
+    assert waiting == [second] and state.open == {"p1": 1}
+    capped, waiting, state = claim_lead(claim("p1"), waiting, pool, state, MONDAY_NOON)
+    assert capped == "p1 has 1 open leads already" and waiting == [second]
+    stranger, _, _ = claim_lead(claim("x"), waiting, pool, state, MONDAY_NOON)
+    assert stranger == "x is no rep of queue pool"
