@@ -13,6 +13,14 @@ from pipeline.topics import Topics
 
 INPUT_ROLES = {"inquiries", "activity", "feedback"}
 """Topics Leadflow receives from channels and CRMs; it sends on all others."""
+CONSUMER_NOTES = {
+    "sales_ready": " Example consumer: `leadflow crm-bridge --url URL` (pipeline/crm_bridge.py) "
+    "reads this topic with isolation_level=read_committed in its own consumer group, POSTs "
+    "each lead to a CRM webhook with `Idempotency-Key: <event_id>`, retries with backoff and "
+    "commits an offset only after delivery.",
+    "touches": " A sender (e-mail / marketing automation) executes each touch and reports "
+    "sent, opened, clicked, replied or bounced back on leads.activity.",
+}
 
 
 def asyncapi_document(topics: Topics, version: str) -> dict[str, Any]:
@@ -38,7 +46,7 @@ def asyncapi_document(topics: Topics, version: str) -> dict[str, Any]:
         }
         channels[role] = {
             "address": spec.name,
-            "description": spec.description,
+            "description": spec.description + CONSUMER_NOTES.get(role, ""),
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
             "bindings": {"kafka": {"topic": spec.name, "partitions": spec.partitions}},
         }

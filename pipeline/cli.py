@@ -359,6 +359,51 @@ def routing_explain(lead_id: Annotated[str, typer.Argument(help="The lead's id."
         console.print(line, markup=False, highlight=False)
 
 
+@app.command("crm-bridge")
+@friendly
+def crm_bridge(
+    url: Annotated[str, typer.Option("--url", help="The CRM's webhook, http(s)://…")],
+    token_env: Annotated[
+        str | None, typer.Option("--token-env", help="Variable holding a bearer token.")
+    ] = None,
+    max_messages: Annotated[
+        int | None, typer.Option("--max-messages", min=1, help="Stop after N leads.")
+    ] = None,
+) -> None:
+    """Deliver leads.sales-ready to a CRM webhook (retries, backoff, Idempotency-Key)."""
+    import os
+    import signal
+    from urllib.parse import urlparse
+
+    from pydantic import SecretStr
+
+    from pipeline.crm_bridge import CrmBridge
+
+    parsed = urlparse(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise LeadflowError(
+            f"--url must be an http(s) address, e.g. https://crm.example/hook; got {url!r}"
+        )
+    token = None
+    if token_env is not None:
+        if not os.environ.get(token_env):
+            raise LeadflowError(f"--token-env {token_env}: that variable is not set")
+        token = SecretStr(os.environ[token_env])
+    settings = _settings()
+    bridge = CrmBridge(settings, _topics(settings), url, token)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await bridge.run(max_messages, stop)
+
+    console.print(f"delivering {_topics(settings).sales_ready.name} to {parsed.netloc}")
+    asyncio.run(run())
+    console.print(f"{bridge.tally.delivered} delivered, {bridge.tally.rejected} rejected")
+
+
 @app.command()
 @friendly
 def clean(

@@ -55,3 +55,9 @@ def test_rules_check_summarises_a_good_file_and_names_the_key_of_a_bad_one(
     assert "criteria.0.weight" in result.output and "Traceback" not in result.output
     unnamed = runner.invoke(app, ["rules", "check", str(bad)])
     assert unnamed.exit_code == 1 and "--kind" in unnamed.output
+
+
+def test_the_crm_bridge_refuses_an_address_that_is_no_web_address() -> None:
+    result = runner.invoke(app, ["crm-bridge", "--url", "crm.example/hook"])
+    assert result.exit_code == 1
+    assert "--url must be an http(s) address" in result.output
