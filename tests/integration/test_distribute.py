@@ -114,9 +114,8 @@ def handoff(n: int, postal_code: str | None = None, country: str = "DE") -> Lead
     return result
 
 
-async def sales_ready(env: Env, leads: list[LeadHandedOff], expect: int) -> list[LeadAssigned]:
-    """Publish the hand-offs, then read `expect` assignments for them."""
-    spec = env.topics.sales_ready
+async def at_end(env: Env, spec: TopicSpec) -> AIOKafkaConsumer:
+    """A started consumer on every partition of `spec`, positioned at its end now."""
     consumer = AIOKafkaConsumer(bootstrap_servers=env.settings.kafka_bootstrap)
     await consumer.start()
     parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
@@ -124,6 +123,12 @@ async def sales_ready(env: Env, leads: list[LeadHandedOff], expect: int) -> list
     await consumer.seek_to_end(*parts)
     for tp in parts:
         await consumer.position(tp)
+    return consumer
+
+
+async def sales_ready(env: Env, leads: list[LeadHandedOff], expect: int) -> list[LeadAssigned]:
+    """Publish the hand-offs, then read `expect` assignments for them."""
+    consumer = await at_end(env, env.topics.sales_ready)
     wanted = {h.lead_id for h in leads}
     await publish(
         env.settings.kafka_bootstrap,
@@ -174,13 +179,7 @@ def test_redelivery_of_the_same_handoff_assigns_no_second_owner(env: Env) -> Non
 
 async def read_new(env: Env, spec: TopicSpec, model: type[M], seconds: float) -> list[M]:
     """Everything that arrives on `spec` within `seconds` from its current end."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=env.settings.kafka_bootstrap)
-    await consumer.start()
-    parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for tp in parts:
-        await consumer.position(tp)
+    consumer = await at_end(env, spec)
     found: list[M] = []
     deadline = time.monotonic() + seconds
     try:
