@@ -369,10 +369,15 @@ def crm_bridge(
     max_messages: Annotated[
         int | None, typer.Option("--max-messages", min=1, help="Stop after N leads.")
     ] = None,
+    retry_base: Annotated[
+        float, typer.Option("--retry-base", min=0.01, help="First retry delay, seconds.")
+    ] = 0.5,
+    retry_max: Annotated[
+        float, typer.Option("--retry-max", min=0.01, help="Longest retry delay, seconds.")
+    ] = 30.0,
 ) -> None:
     """Deliver leads.sales-ready to a CRM webhook (retries, backoff, Idempotency-Key)."""
     import os
-    import signal
     from urllib.parse import urlparse
 
     from pydantic import SecretStr
@@ -380,7 +385,12 @@ def crm_bridge(
     from pipeline.crm_bridge import CrmBridge
 
     parsed = urlparse(url)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+    try:
+        valid = parsed.scheme in {"http", "https"} and bool(parsed.hostname)
+        parsed.port  # noqa: B018 - raises ValueError on a port that is no number
+    except ValueError:
+        valid = False
+    if not valid:
         raise LeadflowError(
             f"--url must be an http(s) address, e.g. https://crm.example/hook; got {url!r}"
         )
@@ -390,7 +400,8 @@ def crm_bridge(
             raise LeadflowError(f"--token-env {token_env}: that variable is not set")
         token = SecretStr(os.environ[token_env])
     settings = _settings()
-    bridge = CrmBridge(settings, _topics(settings), url, token)
+    topics = _topics(settings)
+    bridge = CrmBridge(settings, topics, url, token, retry_base, retry_max)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -399,7 +410,8 @@ def crm_bridge(
             loop.add_signal_handler(sig, stop.set)
         await bridge.run(max_messages, stop)
 
-    console.print(f"delivering {_topics(settings).sales_ready.name} to {parsed.netloc}")
+    where = parsed.netloc.rpartition("@")[2]  # host and port, never user:password
+    console.print(f"delivering {topics.sales_ready.name} to {where} (stop: Ctrl-C / SIGTERM)")
     asyncio.run(run())
     console.print(f"{bridge.tally.delivered} delivered, {bridge.tally.rejected} rejected")
 
