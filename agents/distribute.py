@@ -68,6 +68,9 @@ def register(stage: Stage) -> None:
     clocks = table("sla-clock", stage.topics.sales_ready)
     early = table("sla-early-outcomes", stage.topics.feedback)
 
+    def queue_state(name: str) -> QueueState:
+        return QueueState.model_validate(queues.get(name) or {})
+
     def waiting_in(name: str) -> list[LeadRouted]:
         return [LeadRouted.model_validate_json(raw) for raw in waiting.get(name) or []]
 
@@ -83,7 +86,7 @@ def register(stage: Stage) -> None:
                 waiting[name] = [w.model_dump_json() for w in [*parked, routed]]
             log.info("routing.waiting", lead_id=str(routed.lead_id), queue=name)
             return None  # until a rep claims it
-        state = QueueState.model_validate(queues.get(name) or {})
+        state = queue_state(name)
         result, after = distribute_lead(routed, rules, state, utcnow(), minute)
         queues[name] = after.model_dump(mode="json")
         decided[key] = result.model_dump_json()
@@ -95,7 +98,7 @@ def register(stage: Stage) -> None:
         if done is not None:  # a redelivered claim: the same answer
             return DECISION.validate_json(done) if done else None  # type: ignore[return-value]
         name = request.queue
-        state = QueueState.model_validate(queues.get(name) or {})
+        state = queue_state(name)
         result, rest, after = claim_lead(request, waiting_in(name), rules, state, utcnow(), minute)
         if isinstance(result, str):
             log.info("routing.claim_unfilled", queue=name, rep_id=request.rep_id, why=result)
@@ -134,7 +137,7 @@ def register(stage: Stage) -> None:
 
     async def release(released: LeadReleased) -> None:
         name = released.payload.queue
-        state = QueueState.model_validate(queues.get(name) or {})
+        state = queue_state(name)
         queues[name] = state.release(released.payload.owner.rep_id).model_dump(mode="json")
 
     stage.decoding_agent(stage.topics.handoff, "route", lambda lead: route_lead(lead, rules))

@@ -258,15 +258,20 @@ def test_a_closed_lead_frees_capacity_for_the_next(env: Env) -> None:
     assert (solo["rep_id"], solo["open"], solo["max_open"]) == ("solo", 1, 1)
 
 
-def test_leadflow_queues_shows_each_rep(env: Env) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "queues"],
+def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    """`leadflow ARGS` as its own process, with this module's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
         env=settings_env(env.settings),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_leadflow_queues_shows_each_rep(env: Env) -> None:
+    result = cli(env, "queues")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
     assert lines["away"].endswith("away")  # the rep on leave
@@ -277,25 +282,11 @@ def test_leadflow_queues_shows_each_rep(env: Env) -> None:
 def test_leadflow_routing_explain_tells_queue_rule_and_owner(env: Env) -> None:
     lead = handoff(50, "10117")
     assert len(asyncio.run(sales_ready(env, [lead], 1))) == 1
-    result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "routing", "explain", str(lead.lead_id)],
-        env=settings_env(env.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = cli(env, "routing", "explain", str(lead.lead_id))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "queue 'berlin', chosen by rule 'berlin-by-postal-code'" in result.stdout
     assert "owner Bea (bea)" in result.stdout
-    unknown = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "routing", "explain", "no-such-lead"],
-        env=settings_env(env.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    unknown = cli(env, "routing", "explain", "no-such-lead")
     assert unknown.returncode == 1 and "has no owner yet" in unknown.stdout + unknown.stderr
 
 
