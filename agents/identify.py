@@ -1,31 +1,51 @@
-"""Identify: accepted inquiries (keyed by the person) are resolved to a lead.
+"""Identify: inquiries and activities are resolved to the person's lead.
 
-The table identity → lead_id is owned by the partition of the identity key
-(`leads.identify` is keyed by it) and durable through its changelog, so it
-is right with many workers; the lead then goes on keyed by `lead_id`.
+Every table here is keyed by an identity key and owned by that key's
+partition (`leads.identify`, `leads.identity-claims` and
+`leads.activity-identify` are all keyed by it and co-partitioned), and
+durable through its changelog, so it is right with many workers. Leads then
+go on keyed by `lead_id`.
 """
 
 from __future__ import annotations
 
-import uuid
-
 import faust
 
-from pipeline.app import Stage
-from pipeline.identity import resolve_identity
-from schemas.lead import InquiryAccepted, LeadCaptured
+from pipeline.app import Emitted, Stage
+from pipeline.identity import IdentityBook, route_activity
+from pipeline.messages import Position, decode
+from schemas.envelope import utcnow
+from schemas.inputs import Activity
+from schemas.lead import ActivityUnattached, IdentityClaimed
+from schemas.rejected import MessageRejected
 
 
 def register(stage: Stage) -> None:
     json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
-    leads = stage.app.Table(
-        "identity-lead", partitions=stage.topics.identify.partitions, schema=json
+    partitions = stage.topics.identify.partitions
+    book = IdentityBook(
+        leads=stage.app.Table("identity-lead", partitions=partitions, schema=json),
+        waiting=stage.app.Table("identity-waiting-activities", partitions=partitions, schema=json),
+        name_match=stage.settings.identity_name_match,
     )
+    region = stage.settings.default_region
 
-    def identify(accepted: InquiryAccepted) -> LeadCaptured:
-        known = leads.get(accepted.identity)
-        if known is None:
-            leads[accepted.identity] = str(accepted.lead_id)
-        return resolve_identity(accepted, uuid.UUID(known) if known else None)
+    def claim(claimed: IdentityClaimed) -> Emitted:
+        return book.record(claimed, utcnow())
 
-    stage.decoding_agent(stage.topics.identify, "identify", identify)
+    def identify_activity(raw: bytes | None, at: Position) -> Emitted:
+        unattached = decode(ActivityUnattached, raw, at, "identify-activity")
+        if isinstance(unattached, MessageRejected):
+            return unattached
+        return book.identify_activity(unattached, at, utcnow())
+
+    def attach_activity(raw: bytes | None, at: Position) -> Emitted:
+        activity = decode(Activity, raw, at, "attach-activity")
+        if isinstance(activity, MessageRejected):
+            return activity
+        return route_activity(activity, raw or b"", at, region, utcnow())
+
+    stage.decoding_agent(stage.topics.identify, "identify", book.identify)
+    stage.decoding_agent(stage.topics.identity_claims, "identity-claims", claim)
+    stage.agent(stage.topics.activity_identify, "identify-activity", identify_activity)
+    stage.agent(stage.topics.activity, "attach-activity", attach_activity)

@@ -2,9 +2,8 @@
 
 Three inputs, all keyed by lead_id and co-partitioned, so one partition owns a
 lead's `LeadState` (a Faust table, durable through its changelog): enriched
-leads, activities attached to their lead, and CRM outcomes. A fourth agent
-attaches tracked activities that name their lead (the others wait in
-`leads.activity` for identity resolution).
+leads, activities attached to their lead (by `agents.identify`), and CRM
+outcomes.
 
 Won and lost outcomes teach the win model. Its counts live in a sharded table
 every worker reads in full (`agents.shared_state`): each partition writes only
@@ -35,8 +34,8 @@ from pipeline.requalify import (
 )
 from pipeline.requalify import requalify as requalify_lead
 from pipeline.scoring import lead_features
-from schemas.envelope import derive_id, utcnow
-from schemas.inputs import Activity, CrmOutcome
+from schemas.envelope import utcnow
+from schemas.inputs import CrmOutcome
 from schemas.lead import (
     ActivityRecorded,
     LeadEnriched,
@@ -46,20 +45,6 @@ from schemas.lead import (
 )
 
 log = structlog.get_logger("leadflow.qualify")
-
-
-def attach(activity: Activity) -> ActivityRecorded | None:
-    if activity.lead_id is None:
-        log.info("activity.unresolved", activity_id=activity.activity_id)
-        return None
-    now = utcnow()
-    return ActivityRecorded(
-        event_id=derive_id("ActivityRecorded", activity.activity_id),
-        lead_id=activity.lead_id,
-        occurred_at=activity.occurred_at,
-        emitted_at=now,
-        payload=activity,
-    )
 
 
 def register(stage: Stage) -> None:
@@ -142,7 +127,6 @@ def register(stage: Stage) -> None:
     def timer(fired: RequalificationDue) -> LeadQualified | None:
         return run(fired.lead_id, from_timer(fired))
 
-    stage.decoding_agent(stage.topics.activity, "attach-activity", attach)
     stage.decoding_agent(stage.topics.requalify, "requalify-interval", timer)
     stage.decoding_agent(stage.topics.enriched, "qualify", enriched)
     stage.decoding_agent(stage.topics.lead_activity, "requalify-activity", activity)

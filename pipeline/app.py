@@ -7,7 +7,7 @@ rule file stops the worker at start with a clear message, not mid-stream.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,9 @@ from schemas.rejected import MessageRejected, Reason
 log = structlog.get_logger("leadflow.agent")
 EXIT_EMIT_FAILED = 70
 
-Handler = Callable[[bytes | None, Position], EventBase | None]
-"""A stage's domain step: the raw message and its position in, one event (or none) out."""
+Emitted = EventBase | Sequence[EventBase] | None
+Handler = Callable[[bytes | None, Position], Emitted]
+"""A stage's domain step: the raw message and its position in, the events it causes out."""
 
 
 @dataclass
@@ -79,16 +80,16 @@ class Stage:
                     log.exception("stage.error", stage=name, at=at.ref)
                     reason = Reason(code="stage_error", message=f"{type(exc).__name__}: {exc}")
                     result = reject(event.value or b"", at, name, [reason])
-                if result is None:  # the step recorded the message in its state only
-                    continue
-                try:
-                    await self.emit(result)
-                except Exception:
-                    # Faust would ack this message anyway and commit past it. Dying
-                    # before the next commit means it is read again after a restart.
-                    log.critical("stage.emit_failed", stage=name, at=at.ref, exc_info=True)
-                    os._exit(EXIT_EMIT_FAILED)
-                log_decision(name, result)
+                # None: the step recorded the message in its state only
+                for emitted in [result] if isinstance(result, EventBase) else result or []:
+                    try:
+                        await self.emit(emitted)
+                    except Exception:
+                        # Faust would ack this message anyway and commit past it. Dying
+                        # before the next commit means it is read again after a restart.
+                        log.critical("stage.emit_failed", stage=name, at=at.ref, exc_info=True)
+                        os._exit(EXIT_EMIT_FAILED)
+                    log_decision(name, emitted)
 
         run.__name__ = name
         self.app.agent(self.channel(source), name=name)(run)
@@ -97,7 +98,7 @@ class Stage:
         self,
         source: TopicSpec,
         name: str,
-        step: Callable[[Any], EventBase | None],
+        step: Callable[[Any], Emitted],
         rejects: bool = True,
     ) -> None:
         """An agent whose step takes the source topic's value model, decoded.
@@ -107,7 +108,7 @@ class Stage:
         """
         model = source.model
 
-        def handle(raw: bytes | None, at: Position) -> EventBase | None:
+        def handle(raw: bytes | None, at: Position) -> Emitted:
             decoded = decode(model, raw, at, name)
             if not isinstance(decoded, MessageRejected):
                 return step(decoded)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from pipeline.exclusion import EXCLUDED, ExclusionPolicy, exclusion_for
-from pipeline.identity import identity_key
+from pipeline.identity import identity_keys
 from pipeline.messages import Position, best_effort_source, decode, reject
 from pipeline.nurture import recipient
 from pipeline.plausibility import Plausibility, check_contact
@@ -75,11 +75,11 @@ def capture_inquiry(
                 purpose="fulfillment",
             ),
         )
-    identity = identity_key(checked.contact)
-    assert identity is not None  # plausibility guarantees an e-mail or a phone
+    first, *then = identity_keys(checked.contact)  # plausibility: an e-mail or a phone
     return InquiryAccepted(
         event_id=derive_id("InquiryAccepted", key),
-        identity=identity,
+        identity=first,
+        pending=then,
         lead_id=lead_id_for(key),
         trace_id=derive_id("trace", key),
         source=inquiry.source,

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         pattern=r"^[A-Z]{2}$",
         description="ISO country for phone numbers and postal codes given without one.",
     )
+    identity_name_match: float = Field(
+        default=90,
+        ge=50,
+        le=100,
+        description="How alike (0-100, rapidfuzz token-sort ratio) two names at the same "
+        "company must be to be one person; 90 takes one typo in a short name.",
+    )
 
     app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")
     web_host: str = "127.0.0.1"

@@ -62,6 +62,8 @@ class Topics(BaseModel):
     lead_activity: TopicSpec
     requalify: TopicSpec
     identify: TopicSpec
+    identity_claims: TopicSpec
+    activity_identify: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec

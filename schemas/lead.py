@@ -94,8 +94,51 @@ class InquiryAccepted(LeadEvent):
     """
 
     event_type: Literal["InquiryAccepted"] = "InquiryAccepted"
-    identity: str = Field(description="Normalised identity key: email:… or phone:+49….")
+    schema_version: str = "1.1"  # pending / visited: the walk over several identity keys
+    identity: str = Field(
+        description="The identity key consulted at this step: email:…, phone:+49… or "
+        "company:<name> (where the person's name is matched fuzzily)."
+    )
+    pending: list[str] = Field(
+        default_factory=list, description="Keys still to consult after this one (since 1.1)."
+    )
+    visited: list[str] = Field(
+        default_factory=list,
+        description="Keys consulted before, claimed for this inquiry's own lead (since 1.1).",
+    )
     payload: LeadProfile
+
+    def key(self) -> bytes | None:
+        return self.identity.encode()
+
+    def all_keys(self) -> list[str]:
+        return [*self.visited, self.identity, *self.pending]
+
+
+class IdentityClaimed(EventBase):
+    """An identity key belongs to a lead from now on; keyed by the identity key."""
+
+    event_type: Literal["IdentityClaimed"] = "IdentityClaimed"
+    identity: str
+    lead_id: uuid.UUID
+    name: str | None = Field(default=None, description="Folded person name, for company keys.")
+    replaces: uuid.UUID | None = Field(
+        default=None,
+        description="The lead this key was claimed for while the inquiry's walk went on; "
+        "the walk found the person's earlier lead after all.",
+    )
+
+    def key(self) -> bytes | None:
+        return self.identity.encode()
+
+
+class ActivityUnattached(EventBase):
+    """An activity without a lead id on its way to the partition of its identity key;
+    kept there until a lead claims the key (an anonymous visitor fills a form later)."""
+
+    event_type: Literal["ActivityUnattached"] = "ActivityUnattached"
+    identity: str
+    payload: Activity
 
     def key(self) -> bytes | None:
         return self.identity.encode()
@@ -103,12 +146,17 @@ class InquiryAccepted(LeadEvent):
 
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
-    schema_version: str = "1.1"  # the profile / qualification gained fields
+    schema_version: str = "1.2"  # 1.1: merged; 1.2: matched_on
     payload: LeadProfile
     merged: bool = Field(
         default=False,
         description="The inquiry came from a person already known and was attached to "
         "their existing lead (since 1.1).",
+    )
+    matched_on: Literal["email", "phone", "company"] | None = Field(
+        default=None,
+        description="The identity key that found the existing lead; company means a fuzzy "
+        "name match within the company (since 1.2).",
     )
 
 

@@ -17,12 +17,19 @@ from pipeline.enrichment import (
     load_directory,
 )
 from pipeline.exclusion import ExclusionPolicy
-from pipeline.identity import resolve_identity
+from pipeline.identity import IdentityBook
 from pipeline.messages import Position
 from pipeline.plausibility import Plausibility, PostalTable
 from pipeline.rules import DEFAULT_ENRICHMENT
 from pipeline.settings import PROJECT_ROOT
-from schemas.lead import InquiryAccepted, LeadCaptured, LeadEnriched
+from schemas.envelope import EventBase
+from schemas.lead import (
+    ActivityUnattached,
+    IdentityClaimed,
+    InquiryAccepted,
+    LeadCaptured,
+    LeadEnriched,
+)
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
@@ -52,10 +59,38 @@ def inquiry(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def captured(**overrides: Any) -> LeadCaptured:
+def accepted(**overrides: Any) -> InquiryAccepted:
     result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW, POLICY, EXCLUSIONS)
     assert isinstance(result, InquiryAccepted), result
-    return resolve_identity(result, None)
+    return result
+
+
+def identify(book: IdentityBook, *messages: EventBase) -> list[EventBase]:
+    """What identification makes of these messages: each step's hops and claims
+    are delivered back to the book, as the broker would; the rest is returned."""
+    queue, out = list(messages), []
+    while queue:
+        message = queue.pop(0)
+        if isinstance(message, InquiryAccepted):
+            queue += book.identify(message)
+        elif isinstance(message, IdentityClaimed):
+            queue += book.record(message, NOW)
+        elif isinstance(message, ActivityUnattached):
+            found = book.identify_activity(message, AT, NOW)
+            queue += [found] if found else []
+        else:
+            out.append(message)
+    return out
+
+
+def new_book() -> IdentityBook:
+    return IdentityBook(leads={}, waiting={}, name_match=90)
+
+
+def captured(**overrides: Any) -> LeadCaptured:
+    [lead] = identify(new_book(), accepted(**overrides))
+    assert isinstance(lead, LeadCaptured), lead
+    return lead
 
 
 def enriched(**overrides: Any) -> LeadEnriched:

@@ -1,22 +1,42 @@
-"""Identity resolution: one person, one lead, whichever channel they come by."""
+"""Identity resolution: one person, one lead, whichever channel and key they come by."""
 
 from __future__ import annotations
 
-import orjson
+import base64
+import uuid
+from datetime import timedelta
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.capture import capture_inquiry
-from pipeline.identity import identity_key, resolve_identity
+from pipeline.identity import (
+    MAX_WAITING_ACTIVITIES,
+    IdentityBook,
+    claimed,
+    company_key,
+    fold,
+    identity_key,
+    identity_keys,
+    route_activity,
+)
+from schemas.envelope import EventBase
+from schemas.inputs import Activity
 from schemas.inquiry import Contact
-from schemas.lead import InquiryAccepted
-from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
+from schemas.lead import (
+    ActivityRecorded,
+    ActivityUnattached,
+    IdentityClaimed,
+    LeadCaptured,
+)
+from schemas.rejected import MessageRejected
+from tests.unit.factories import AT, NOW, accepted, identify, new_book
+
+ANNA = {"first_name": "Anna", "last_name": "Schmidt", "company": "Firma GmbH"}
 
 
-def accepted(**overrides: object) -> InquiryAccepted:
-    result = capture_inquiry(orjson.dumps(inquiry(**overrides)), AT, NOW, POLICY, EXCLUSIONS)
-    assert isinstance(result, InquiryAccepted), result
-    return result
+def lead_of(events: list[EventBase]) -> LeadCaptured:
+    [lead] = [e for e in events if isinstance(e, LeadCaptured)]
+    return lead
 
 
 def test_the_identity_is_the_normalised_email_else_the_phone() -> None:
@@ -25,27 +45,187 @@ def test_the_identity_is_the_normalised_email_else_the_phone() -> None:
     assert identity_key(Contact()) is None
 
 
-def test_the_same_person_by_another_channel_and_spelling_has_the_same_identity() -> None:
-    form = accepted(contact={"email": "anna.schmidt@firma.de"})
+def test_an_inquiry_walks_email_then_phone_then_company() -> None:
+    first = accepted(contact={**ANNA, "email": "anna@firma.de", "phone": "030 1234567"})
+    assert first.identity == "email:anna@firma.de"
+    assert first.pending == ["phone:+49301234567", "company:firma"]
+
+
+def test_the_company_key_needs_a_person_and_drops_the_legal_form() -> None:
+    assert company_key(Contact(company="Müller & Söhne GmbH & Co. KG", last_name="X")) == (
+        "company:mueller soehne"
+    )
+    assert company_key(Contact(company="Firma GmbH")) is None
+    assert company_key(Contact(last_name="Schmidt")) is None
+
+
+def test_the_same_person_by_another_channel_and_spelling_is_one_lead() -> None:
+    book = new_book()
+    form = lead_of(identify(book, accepted(contact={"email": "anna.schmidt@firma.de"})))
     fair = accepted(
         inquiry_id="fair-7",
         source={"channel": "trade_fair"},
         contact={"email": " Anna.Schmidt@Firma.DE "},
     )
-    assert form.identity == fair.identity
-    assert form.lead_id != fair.lead_id  # two inquiries ...
-    first = resolve_identity(form, None)
-    second = resolve_identity(fair, first.lead_id)
-    assert second.lead_id == first.lead_id and second.merged  # ... one lead
+    second = lead_of(identify(book, fair))
+    assert second.lead_id == form.lead_id and second.merged and second.matched_on == "email"
     assert second.payload.inquiry_id == "fair-7" and second.source.channel == "trade_fair"
-    assert second.trace_id == fair.trace_id != first.trace_id
+    assert second.trace_id == fair.trace_id != form.trace_id
 
 
-def test_a_new_person_keeps_the_lead_of_the_inquiry() -> None:
-    first = accepted()
-    lead = resolve_identity(first, None)
-    assert (lead.lead_id, lead.merged) == (first.lead_id, False)
-    assert resolve_identity(first, first.lead_id) == lead  # redelivery: same event
+def test_a_new_person_keeps_the_lead_of_the_inquiry_and_a_redelivery_repeats_itself() -> None:
+    book = new_book()
+    first = accepted(contact={**ANNA, "email": "anna@firma.de", "phone": "030 1234567"})
+    events = identify(book, first)
+    lead = lead_of(events)
+    assert (lead.lead_id, lead.merged, lead.matched_on) == (first.lead_id, False, None)
+    assert identify(book, first) == events  # every step again: the same events
+    assert set(book.leads) == {"email:anna@firma.de", "phone:+49301234567", "company:firma"}
+
+
+def test_a_known_phone_finds_the_lead_and_the_new_address_joins_it() -> None:
+    book = new_book()
+    form = lead_of(
+        identify(book, accepted(contact={"email": "anna@firma.de", "phone": "0301234567"}))
+    )
+    call = accepted(
+        inquiry_id="call-1", contact={"email": "a.schmidt@gmail.com", "phone": "+49 30 1234567"}
+    )
+    by_phone = lead_of(identify(book, call))
+    assert (by_phone.lead_id, by_phone.matched_on) == (form.lead_id, "phone")
+    # the e-mail the walk claimed for its own lead now points at the person's lead
+    assert book.leads["email:a.schmidt@gmail.com"] == str(form.lead_id)
+    later = lead_of(
+        identify(book, accepted(inquiry_id="mail-2", contact={"email": "a.schmidt@gmail.com"}))
+    )
+    assert (later.lead_id, later.matched_on) == (form.lead_id, "email")
+
+
+def test_a_similar_name_at_the_same_company_is_the_same_person() -> None:
+    book = new_book()
+    form = lead_of(identify(book, accepted(contact={**ANNA, "email": "anna@firma.de"})))
+    fair = accepted(
+        inquiry_id="fair-1",
+        contact={
+            "first_name": "anna",
+            "last_name": "Schmitt",
+            "company": "FIRMA",
+            "email": "as@web.de",
+        },
+    )
+    typo = lead_of(identify(book, fair))
+    assert (typo.lead_id, typo.matched_on) == (form.lead_id, "company")
+    colleague = accepted(
+        inquiry_id="fair-2",
+        contact={
+            "first_name": "Peter",
+            "last_name": "Meier",
+            "company": "Firma",
+            "email": "pm@web.de",
+        },
+    )
+    assert not lead_of(identify(book, colleague)).merged
+    elsewhere = accepted(
+        inquiry_id="fair-3", contact={**ANNA, "company": "Andere AG", "email": "x@web.de"}
+    )
+    assert not lead_of(identify(book, elsewhere)).merged
+
+
+def test_the_name_threshold_is_a_setting() -> None:
+    strict = IdentityBook(leads={}, waiting={}, name_match=100)
+    lead_of(identify(strict, accepted(contact={**ANNA, "email": "anna@firma.de"})))
+    typo = accepted(inquiry_id="f", contact={**ANNA, "last_name": "Schmitt", "email": "b@web.de"})
+    assert not lead_of(identify(strict, typo)).merged
+
+
+def test_a_key_stays_with_its_first_lead_unless_the_walk_gives_it_back() -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    def claim(key: str, lead: uuid.UUID, replaces: uuid.UUID | None = None) -> IdentityClaimed:
+        return IdentityClaimed(
+            event_id=uuid.uuid4(),
+            identity=key,
+            lead_id=lead,
+            replaces=replaces,
+            name="anna schmidt",
+            occurred_at=NOW,
+            emitted_at=NOW,
+        )
+
+    assert claimed(None, claim("email:a@b.de", first)) == str(first)
+    assert claimed(str(first), claim("email:a@b.de", second)) is None
+    assert claimed(str(first), claim("email:a@b.de", second, replaces=first)) == str(second)
+    people = claimed(None, claim("company:firma", first))
+    assert people == [{"name": "anna schmidt", "lead": str(first)}]
+    assert claimed(people, claim("company:firma", first)) is None
+    assert claimed(people, claim("company:firma", second, replaces=first)) == [
+        {"name": "anna schmidt", "lead": str(second)}
+    ]
+
+
+def activity(activity_id: str = "pv-1", **fields: object) -> Activity:
+    return Activity.model_validate(
+        {"activity_id": activity_id, "occurred_at": NOW, "activity_type": "page_view", **fields}
+    )
+
+
+def test_an_activity_goes_to_its_lead_or_its_person_or_is_rejected() -> None:
+    lead = uuid.uuid4()
+    direct = route_activity(activity(lead_id=lead), b"{}", AT, "DE", NOW)
+    assert isinstance(direct, ActivityRecorded) and direct.lead_id == lead
+    by_mail = route_activity(activity(email=" Anna@Firma.DE"), b"{}", AT, "DE", NOW)
+    assert isinstance(by_mail, ActivityUnattached) and by_mail.identity == "email:anna@firma.de"
+    by_phone = route_activity(activity(phone="030 1234567"), b"{}", AT, "DE", NOW)
+    assert isinstance(by_phone, ActivityUnattached) and by_phone.identity == "phone:+49301234567"
+    nobody = route_activity(activity(phone="12"), b'{"raw": 1}', AT, "DE", NOW)
+    assert isinstance(nobody, MessageRejected)
+    assert nobody.payload.reasons[0].code == "activity_without_person"
+
+
+def test_an_anonymous_visitor_gets_their_history_when_they_fill_a_form() -> None:
+    book = new_book()
+    views = [
+        route_activity(activity(f"pv-{i}", email="anna@firma.de"), b"{}", AT, "DE", NOW)
+        for i in range(3)
+    ]
+    assert identify(book, *views, views[0]) == []  # kept, the redelivered one once
+    events = identify(book, accepted(contact={"email": "Anna@firma.de", "phone": "030 1234567"}))
+    lead = lead_of(events)
+    history = [e for e in events if isinstance(e, ActivityRecorded)]
+    assert [a.payload.activity_id for a in history] == ["pv-0", "pv-1", "pv-2"]
+    assert {a.lead_id for a in history} == {lead.lead_id}
+    assert not book.waiting
+    later = route_activity(activity("pv-9", phone="+49301234567"), b"{}", AT, "DE", NOW)
+    [known] = identify(book, later)
+    assert isinstance(known, ActivityRecorded) and known.lead_id == lead.lead_id
+
+
+def test_activities_waiting_for_a_key_claimed_later_in_a_walk_follow_the_person() -> None:
+    book = new_book()
+    form = lead_of(
+        identify(book, accepted(contact={"email": "anna@firma.de", "phone": "030 1234567"}))
+    )
+    wait = route_activity(activity("wa-1", email="anna.private@web.de"), b"{}", AT, "DE", NOW)
+    assert identify(book, wait) == []
+    call = accepted(
+        inquiry_id="c", contact={"email": "anna.private@web.de", "phone": "030 1234567"}
+    )
+    events = identify(book, call)
+    [recorded] = [e for e in events if isinstance(e, ActivityRecorded)]
+    assert recorded.lead_id == form.lead_id == lead_of(events).lead_id
+
+
+def test_an_unknown_person_may_keep_only_so_many_activities() -> None:
+    book = new_book()
+    for i in range(MAX_WAITING_ACTIVITIES):
+        identify(book, route_activity(activity(f"a{i}", email="bot@x.de"), b"{}", AT, "DE", NOW))
+    one_more = route_activity(
+        activity("last", email="bot@x.de"), b"{}", AT, "DE", NOW + timedelta(1)
+    )
+    [rejected] = identify(book, one_more)
+    assert isinstance(rejected, MessageRejected)
+    assert rejected.payload.reasons[0].code == "too_many_unattached_activities"
+    assert b"last" in base64.b64decode(rejected.payload.original_b64)
 
 
 @given(st.emails())
@@ -53,3 +233,23 @@ def test_identity_keys_ignore_case(address: str) -> None:
     upper = identity_key(Contact(email=address.upper()))
     assert upper == identity_key(Contact(email=address.lower()))
     assert upper is not None and upper == upper.casefold()
+
+
+@given(st.text(max_size=40))
+def test_folding_is_stable_and_ignores_case_and_spacing(text: str) -> None:
+    folded = fold(text)
+    assert fold(folded) == folded
+    assert fold(text.upper()) == fold(text.lower()) or "ß" in text.casefold() or "ı" in text
+    assert fold(f"  {text}  ") == folded
+    assert set(folded) <= set("abcdefghijklmnopqrstuvwxyz0123456789 ")
+
+
+@given(st.lists(st.sampled_from(["email:a@b.de", "phone:+4930123", "company:firma"]), unique=True))
+def test_every_key_of_a_contact_is_one_of_its_fields(kinds: list[str]) -> None:
+    contact = Contact(
+        email="a@b.de" if "email:a@b.de" in kinds else None,
+        phone="+4930123" if "phone:+4930123" in kinds else None,
+        company="Firma" if "company:firma" in kinds else None,
+        last_name="Schmidt" if "company:firma" in kinds else None,
+    )
+    assert sorted(identity_keys(contact)) == sorted(kinds)
