@@ -1,0 +1,174 @@
+"""Identity resolution through the real broker and a running worker: one person
+by several keys is one lead, an anonymous visitor's history follows them to
+the lead they start later, and a won customer's next inquiry finds their lead."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from pipeline.runtime import WorkerProcess
+from pipeline.topics import load_topics
+from schemas.envelope import utcnow
+from schemas.lead import ActivityRecorded, LeadCaptured
+from schemas.rejected import MessageRejected
+from tests.conftest import isolated_settings, read_topic
+from tests.integration.test_enrich_and_qualify import TIMEOUT_S, Pipeline
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    state: Path = tmp_path_factory.mktemp("identity")
+    settings = isolated_settings(kafka, state)
+    with WorkerProcess(settings, state / "worker.log"):
+        yield Pipeline(settings, load_topics(settings.topics_file, settings.topic_prefix))
+
+
+def captured(pipeline: Pipeline, lead: str) -> LeadCaptured:
+    """The LeadCaptured of the inquiry whose own lead would be `lead` (found by its trace)."""
+    topic = pipeline.topics.captured
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        for _, raw in asyncio.run(read_topic(pipeline.settings.kafka_bootstrap, topic)):
+            event = LeadCaptured.model_validate_json(raw or b"")
+            if event.payload.inquiry_id.endswith(lead):
+                return event
+        time.sleep(0.3)
+    raise AssertionError(f"no LeadCaptured for {lead}")
+
+
+def contact(pipeline: Pipeline, **fields: str) -> dict[str, str]:
+    return {"first_name": "Jonas", "last_name": "Weber", **fields}
+
+
+def test_one_person_by_email_phone_and_a_misspelt_name_is_one_lead(pipeline: Pipeline) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    company = f"Weber {run} Maschinenbau GmbH"
+    form, _ = pipeline.inquiry(
+        "id-form",
+        contact=contact(pipeline, email=f"jonas@{run}.de", phone="+49 89 1234567", company=company),
+    )
+    pipeline.send(topics.inquiries, form)
+    first = captured(pipeline, "id-form")
+    assert not first.merged
+    call, _ = pipeline.inquiry(  # another address, the same phone
+        "id-call", contact=contact(pipeline, email=f"j.weber.{run}@gmail.com", phone="089 1234567")
+    )
+    fair, _ = pipeline.inquiry(  # the fair list: a typo in the name, the company without form
+        "id-fair",
+        source={"channel": "trade_fair", "event": "hannover-messe"},
+        contact={
+            "first_name": "Jonas",
+            "last_name": "Webber",
+            "email": f"jw-{run}@web.de",
+            "company": f"WEBER {run} Maschinenbau",
+        },
+    )
+    pipeline.send(topics.inquiries, call, fair)
+    by_phone, by_name = captured(pipeline, "id-call"), captured(pipeline, "id-fair")
+    assert (by_phone.lead_id, by_phone.matched_on) == (first.lead_id, "phone")
+    assert (by_name.lead_id, by_name.matched_on) == (first.lead_id, "company")
+    # the address the walk saw first now belongs to the person, too
+    mail, _ = pipeline.inquiry("id-mail", contact={"email": f"J.Weber.{run}@gmail.com"})
+    pipeline.send(topics.inquiries, mail)
+    assert captured(pipeline, "id-mail").lead_id == first.lead_id
+
+
+def activity(pipeline: Pipeline, n: str, **who: Any) -> dict[str, Any]:
+    return {
+        "activity_id": f"{pipeline.run}-{n}",
+        "occurred_at": utcnow().isoformat(),
+        "activity_type": "page_view",
+        "details": {"url": f"/pricing/{n}"},
+        **who,
+    }
+
+
+async def _waiting_keys(bootstrap: str, topic: str, partitions: int) -> set[bytes]:
+    """Keys in the changelog of the table that keeps activities of unknown people."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        keys: set[bytes] = set()
+        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                keys |= {r.key for r in records if r.key and r.value}
+        return keys
+    finally:
+        await consumer.stop()
+
+
+def test_an_anonymous_visitor_gets_their_history_when_they_fill_a_form(pipeline: Pipeline) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    email = f"visitor-{run}@firma.de"
+    pipeline.send(topics.activity, *(activity(pipeline, f"pv{i}", email=email) for i in range(3)))
+    changelog = f"{pipeline.settings.app_id}-identity-waiting-activities-changelog"
+    deadline = time.monotonic() + TIMEOUT_S
+    key = f'"email:{email}"'.encode()
+    partitions = topics.identify.partitions
+    while key not in asyncio.run(
+        _waiting_keys(pipeline.settings.kafka_bootstrap, changelog, partitions)
+    ):
+        assert time.monotonic() < deadline, "the page views were never kept for the visitor"
+        time.sleep(0.5)
+
+    form, _ = pipeline.inquiry("visitor", contact={"email": email.upper()})
+    pipeline.send(topics.inquiries, form)
+    lead = str(captured(pipeline, "visitor").lead_id)
+    history = pipeline.wait_for(topics.lead_activity, lead, lambda found: len(found) >= 3)
+    assert sorted(a.payload.activity_id for a in history) == [f"{run}-pv{i}" for i in range(3)]
+    assert all(isinstance(a, ActivityRecorded) for a in history)
+
+
+def test_an_activity_nobody_can_be_found_by_is_rejected_with_its_bytes(pipeline: Pipeline) -> None:
+    body = activity(pipeline, "ghost", phone="12")
+    pipeline.send(pipeline.topics.activity, body)
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        for _, raw in asyncio.run(
+            read_topic(pipeline.settings.kafka_bootstrap, pipeline.topics.rejected)
+        ):
+            rejection = MessageRejected.model_validate_json(raw or b"").payload
+            original = base64.b64decode(rejection.original_b64)
+            if original == orjson.dumps(body):
+                assert [r.code for r in rejection.reasons] == ["activity_without_person"]
+                return
+        time.sleep(0.5)
+    raise AssertionError("the activity without a person never reached leads.rejected")
+
+
+def test_a_won_customer_is_recognised_by_their_phone(pipeline: Pipeline) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    first, _ = pipeline.inquiry(
+        "cust-1", contact={"email": f"k-{run}@gmail.com", "phone": "040 7654321"}
+    )
+    pipeline.send(topics.inquiries, first)
+    lead = str(captured(pipeline, "cust-1").lead_id)
+    pipeline.wait_for(topics.qualified, lead)
+    won = {
+        "outcome_id": f"{run}-won",
+        "lead_id": lead,
+        "occurred_at": utcnow().isoformat(),
+        "outcome": "won",
+    }
+    pipeline.send(topics.feedback, won, key=lead.encode())
+    again, _ = pipeline.inquiry(
+        "cust-2", contact={"email": f"k.new-{run}@web.de", "phone": "+49 40 7654321"}
+    )
+    pipeline.send(topics.inquiries, again)
+    second = captured(pipeline, "cust-2")
+    assert (str(second.lead_id), second.merged, second.matched_on) == (lead, True, "phone")
