@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from pipeline.errors import WarehouseUnavailable
 from pipeline.messages import Position
 from pipeline.reporting import event_counts, event_row, funnel_by_channel
 from pipeline.settings import Settings
+from pipeline.timeline import lead_timeline
 from pipeline.topics import Topics
 from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
 
@@ -184,6 +186,15 @@ def register(stage: Stage) -> None:
     class Funnel(View):
         async def get(self, request: Request) -> Response:
             return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries)))
+
+    @stage.app.page("/v1/leads/{lead_id}/timeline")
+    class Timeline(View):
+        async def get(self, request: Request, lead_id: str) -> Response:
+            try:
+                lead = uuid.UUID(lead_id)
+            except ValueError:
+                return self.json({"error": "a lead id is a UUID"}, status=400)
+            return self.json(await sink.call(lambda w: lead_timeline(w, lead)))
 
     @stage.app.page("/v1/warehouse/events")
     class EventCounts(View):

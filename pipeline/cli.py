@@ -27,12 +27,14 @@ schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 report_app = typer.Typer(help="Closed-loop reports from the warehouse.", no_args_is_help=True)
 rules_app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is_help=True)
 routing_app = typer.Typer(help="Who gets which lead, and why.", no_args_is_help=True)
+lead_app = typer.Typer(help="One lead: its timeline.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(report_app, name="report")
 app.add_typer(routing_app, name="routing")
 app.add_typer(rules_app, name="rules")
+app.add_typer(lead_app, name="lead")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -298,6 +300,43 @@ def report_funnel() -> None:
         finally:
             warehouse.close()
     console.print(funnel_table(rows))
+
+
+@lead_app.command("show")
+@friendly
+def lead_show(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+    """Print the lead's timeline: from the running worker, or the warehouse directly."""
+    import urllib.error
+    import uuid
+
+    from rich.table import Table
+
+    from pipeline.runtime import get_json
+    from pipeline.timeline import lead_timeline
+
+    try:
+        lead = uuid.UUID(lead_id)
+    except ValueError:
+        raise LeadflowError(f"{lead_id!r} is not a lead id (a UUID)") from None
+    settings = _settings()
+    try:
+        rows = get_json(settings, f"/v1/leads/{lead}/timeline")
+    except (OSError, urllib.error.HTTPError):
+        from pipeline.warehouse import open_warehouse
+
+        warehouse = open_warehouse(settings)
+        try:
+            rows = lead_timeline(warehouse, lead)
+        finally:
+            warehouse.close()
+    if not rows:
+        raise LeadflowError(f"the warehouse knows no events of lead {lead}")
+    table = Table(title=f"Lead {lead}")
+    for column in ("when (UTC)", "channel", "what happened"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["occurred_at"][:19], row["channel"], row["summary"])
+    console.print(table)
 
 
 @rules_app.command("check")

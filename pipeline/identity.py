@@ -36,6 +36,9 @@ from schemas.lead import (
 from schemas.rejected import MessageRejected, Reason
 
 COMPANY = "company:"
+NAME_MATCH = 90.0
+"""How alike (rapidfuzz token-sort ratio, 0-100) two names at one company must be
+to be one person, by default: one typo in a short name still matches."""
 LEGAL_FORMS = re.compile(
     r"\b(gmbh|mbh|ag|kg|kgaa|ohg|gbr|ug|se|ev|e v|co|ltd|limited|inc|llc|plc|sa|sarl|bv|nv)\b"
 )

@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.identity import NAME_MATCH
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,11 +39,11 @@ class Settings(BaseSettings):
         description="ISO country for phone numbers and postal codes given without one.",
     )
     identity_name_match: float = Field(
-        default=90,
+        default=NAME_MATCH,
         ge=50,
         le=100,
         description="How alike (0-100, rapidfuzz token-sort ratio) two names at the same "
-        "company must be to be one person; 90 takes one typo in a short name.",
+        "company must be to be one person.",
     )
 
     app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")

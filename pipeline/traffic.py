@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
+from rapidfuzz import fuzz
+
+from pipeline.identity import NAME_MATCH, fold
 
 CHANNELS: list[tuple[str, float, list[str]]] = [
     ("web_form", 0.30, ["spring-launch", "seo-blog", "pricing-page"]),
@@ -107,6 +110,7 @@ def demo_inquiries(
     start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     messages: list[DemoMessage] = []
     originals: list[bytes] = []
+    staff: dict[str, list[str]] = {}
     for n in range(count):
         roll = rng.random()
         if originals and roll < duplicate_share:
@@ -114,17 +118,22 @@ def demo_inquiries(
         elif roll < duplicate_share + invalid_share:
             messages.append(DemoMessage(_invalid(rng, f"{run}{n}"), "invalid"))
         else:
-            value = orjson.dumps(_inquiry(rng, f"{run}{n:06d}", start + timedelta(minutes=7 * n)))
+            when = start + timedelta(minutes=7 * n)
+            value = orjson.dumps(_inquiry(rng, f"{run}{n:06d}", when, staff))
             originals.append(value)
             messages.append(DemoMessage(value, "valid"))
     return messages
 
 
-def _inquiry(rng: random.Random, n: str, when: datetime) -> dict[str, object]:
+def _inquiry(
+    rng: random.Random, n: str, when: datetime, staff: dict[str, list[str]]
+) -> dict[str, object]:
     channel, campaigns = _channel(rng)
     first, last = rng.choice(FIRST), rng.choice(LAST)
     company, domain, industry, employees = rng.choice(COMPANIES)
     private = rng.random() < 0.25
+    if not private:
+        first, last, private = _new_colleague(rng, (first, last), staff.setdefault(company, []))
     postal_code, city, country = rng.choice(PLACES)
     local = f"{first}.{last}".lower().replace("ü", "ue").replace("é", "e").replace("ı", "i")
     inquiry: dict[str, object] = {
@@ -165,6 +174,21 @@ def _inquiry(rng: random.Random, n: str, when: datetime) -> dict[str, object]:
         "consent": {"marketing_email": rng.random() < 0.7},
     }
     return inquiry
+
+
+def _new_colleague(
+    rng: random.Random, name: tuple[str, str], colleagues: list[str]
+) -> tuple[str, str, bool]:
+    """A name no one at the company has yet: every demo inquiry is its own person,
+    and identity resolution would take a namesake for the same one. Where the
+    names run out the person writes from a private address instead."""
+    for _ in range(50):
+        folded = fold(" ".join(name))
+        if all(fuzz.token_sort_ratio(folded, other) < NAME_MATCH for other in colleagues):
+            colleagues.append(folded)
+            return *name, False
+        name = rng.choice(FIRST), rng.choice(LAST)
+    return *name, True
 
 
 def _channel(rng: random.Random) -> tuple[str, list[str]]:

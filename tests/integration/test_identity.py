@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.runtime import WorkerProcess
+from pipeline.runtime import WorkerProcess, settings_env, wait_until_stored
 from pipeline.topics import load_topics
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadCaptured
@@ -172,3 +174,41 @@ def test_a_won_customer_is_recognised_by_their_phone(pipeline: Pipeline) -> None
     pipeline.send(topics.inquiries, again)
     second = captured(pipeline, "cust-2")
     assert (str(second.lead_id), second.merged, second.matched_on) == (lead, True, "phone")
+
+
+def test_lead_show_prints_the_timeline_from_the_running_worker(pipeline: Pipeline) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    form, _ = pipeline.inquiry("tl-form", contact={"email": f"tl-{run}@firma.de"})
+    fair, _ = pipeline.inquiry(
+        "tl-fair",
+        source={"channel": "trade_fair", "event": "dmexco"},
+        contact={"email": f"TL-{run}@firma.de"},
+    )
+    pipeline.send(topics.inquiries, form)
+    lead = str(captured(pipeline, "tl-form").lead_id)
+    pipeline.send(topics.inquiries, fair)
+    assert str(captured(pipeline, "tl-fair").lead_id) == lead
+    asyncio.run(wait_until_stored(pipeline.settings))
+    shown = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "lead", "show", lead],
+        env=settings_env(pipeline.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    created = next(i for i, line in enumerate(lines) if "lead created" in line)
+    merged = next(i for i, line in enumerate(lines) if "merged into this lead (matched on" in line)
+    assert created < merged and "trade_fair" in lines[merged] and "qualified #1" in shown.stdout
+    assert f"tl-{run}@" not in shown.stdout.casefold()  # the timeline names no address
+    unknown = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "lead", "show", "not-a-lead"],
+        env=settings_env(pipeline.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert unknown.returncode != 0 and "is not a lead id" in unknown.stdout + unknown.stderr

@@ -17,7 +17,7 @@ from pipeline.enrichment import (
     load_directory,
 )
 from pipeline.exclusion import ExclusionPolicy
-from pipeline.identity import IdentityBook
+from pipeline.identity import NAME_MATCH, IdentityBook
 from pipeline.messages import Position
 from pipeline.plausibility import Plausibility, PostalTable
 from pipeline.rules import DEFAULT_ENRICHMENT
@@ -84,7 +84,7 @@ def identify(book: IdentityBook, *messages: EventBase) -> list[EventBase]:
 
 
 def new_book() -> IdentityBook:
-    return IdentityBook(leads={}, waiting={}, name_match=90)
+    return IdentityBook(leads={}, waiting={}, name_match=NAME_MATCH)
 
 
 def captured(**overrides: Any) -> LeadCaptured:
