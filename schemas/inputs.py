@@ -19,6 +19,8 @@ ActivityType = Literal[
     "replied",
     "call",
     "sms_reply",
+    "whatsapp_reply",
+    "form_submitted",
     "webinar_registered",
     "webinar_attended",
     "meeting_booked",
