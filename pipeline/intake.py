@@ -1,17 +1,16 @@
-"""HTTP intake for web forms and webhooks, without the web server: who is
-calling (per-channel API key), and what body becomes which inquiry."""
+"""HTTP intake for web forms and webhooks, without the web server: what body
+becomes which inquiry (who is calling: `pipeline.access`)."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from pipeline.messages import Position, reasons_from
 from schemas.inquiry import Inquiry
@@ -38,16 +37,6 @@ SOURCE_FIELDS = (
     "utm_term",
     "utm_content",
 )
-
-
-def authenticate(keys: dict[str, SecretStr], presented: str | None) -> str | None:
-    """The channel whose key was presented; every key is compared in constant time."""
-    found = None
-    given = (presented or "").encode()
-    for channel, key in keys.items():
-        if hmac.compare_digest(key.get_secret_value().encode(), given) and presented:
-            found = channel
-    return found
 
 
 @dataclass(frozen=True)

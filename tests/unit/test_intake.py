@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 import orjson
 from pydantic import SecretStr
 
-from pipeline.intake import Accepted, authenticate, intake_position, parse_submission
+from pipeline.access import authenticate
+from pipeline.intake import Accepted, intake_position, parse_submission
 from schemas.inquiry import Inquiry
 
 KEYS = {"web_form": SecretStr("k-form-123"), "webinar": SecretStr("k-webinar-456")}
