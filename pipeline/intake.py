@@ -74,7 +74,10 @@ def parse_submission(
                 )
             ]
     data["inquiry_id"] = data.get("inquiry_id") or idempotency_key or str(uuid.uuid4())
-    value = orjson.dumps(data)
+    try:
+        value = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # nested deeper than any inquiry (orjson stops at 255)
+        return [Reason(code="too_deep", message="The body is nested too deeply.")]
     try:
         inquiry = Inquiry.model_validate_json(value)
     except ValidationError as exc:

@@ -34,7 +34,13 @@ control_text = st.text(
 )
 huge_text = st.integers(min_value=1_000, max_value=300_000).map(lambda n: "x" * n)
 hostile_text = st.sampled_from(INJECTIONS) | control_text | huge_text
-scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | hostile_text
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)  # what JSON tools accept
+    | st.floats(allow_nan=False)
+    | hostile_text
+)
 json_values = st.recursive(
     scalars,
     lambda inner: (

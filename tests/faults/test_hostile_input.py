@@ -151,7 +151,7 @@ async def all_accounted(run: Running, sent: dict[str, list[bytes]]) -> list[str]
 
 
 @settings(
-    max_examples=4,
+    max_examples=6,
     deadline=None,
     phases=[Phase.generate],
     suppress_health_check=list(HealthCheck),
@@ -191,7 +191,7 @@ def post(run: Running, body: bytes, content_type: str) -> tuple[int, str]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=200,
     deadline=None,
     phases=[Phase.generate],
     suppress_health_check=list(HealthCheck),
