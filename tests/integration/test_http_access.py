@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +175,10 @@ async def ten_megabytes(http: TestClient) -> None:
     response = await http.post("/v1/inquiries", data=ten_mb, headers={"X-Api-Key": "k-form"})
     assert response.status == 413
     assert "body over" in (await response.json())["error"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read, then refused
+        for _ in range(8):  # 2 MiB
+            yield b"x" * 256 * 1024
+
+    chunked = await http.post("/v1/inquiries", data=chunks(), headers={"X-Api-Key": "k-form"})
+    assert chunked.status == 413
