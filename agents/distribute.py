@@ -26,10 +26,9 @@ from typing import Annotated, Any, TypeVar
 import faust
 import structlog
 from faust.web import Request, Response, View
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter
 
-from pipeline.app import Stage
-from pipeline.intake import authenticate
+from pipeline.app import Stage, caller
 from pipeline.messages import Position, decode
 from pipeline.routing import (
     QueueState,
@@ -39,11 +38,19 @@ from pipeline.routing import (
     repeat_decision,
     route_lead,
 )
+from pipeline.settings import Settings
 from pipeline.sla import SlaClock, alarm, apply_outcome, record_breach
 from pipeline.topics import TopicSpec
 from schemas.envelope import derive_id, utcnow
 from schemas.inputs import CrmOutcome
-from schemas.lead import ClaimRequested, LeadAssigned, LeadReleased, LeadRouted, SlaBreached
+from schemas.lead import (
+    ClaimRequested,
+    LeadAssigned,
+    LeadHandedOff,
+    LeadReleased,
+    LeadRouted,
+    SlaBreached,
+)
 from schemas.rejected import MessageRejected
 
 log = structlog.get_logger("leadflow.agent")
@@ -54,6 +61,10 @@ DECISION: TypeAdapter[LeadAssigned | LeadRouted] = TypeAdapter(
 )
 
 
+def claim_keys(settings: Settings) -> dict[str, SecretStr]:
+    return settings.claim_keys
+
+
 def register(stage: Stage) -> None:
     rules = stage.rules.routing
     minute = timedelta(seconds=stage.settings.sla_minute_seconds)
@@ -62,6 +73,7 @@ def register(stage: Stage) -> None:
     def table(name: str, spec: TopicSpec) -> faust.types.TableT[str, Any]:
         return stage.app.Table(name, partitions=spec.partitions, schema=json)
 
+    lead_queues = table("routing-lead-queue", stage.topics.handoff)  # lead → first queue
     queues = table("routing-queue-state", stage.topics.routing)
     decided = table("routing-decision", stage.topics.routing)
     waiting = table("routing-waiting", stage.topics.routing)  # pull queues: queue → leads
@@ -140,14 +152,23 @@ def register(stage: Stage) -> None:
         state = queue_state(name)
         queues[name] = state.release(released.payload.owner.rep_id).model_dump(mode="json")
 
-    stage.decoding_agent(stage.topics.handoff, "route", lambda lead: route_lead(lead, rules))
+    def route(handoff: LeadHandedOff) -> LeadRouted:
+        """Checked by lead before the re-key by queue: a lead keeps the queue it was
+        first routed to, so no other queue's partition can give it a second owner."""
+        lead = str(handoff.lead_id)
+        routed = route_lead(handoff, rules, earlier_queue=lead_queues.get(lead))
+        if lead not in lead_queues:
+            lead_queues[lead] = routed.payload.queue
+        return routed
+
+    stage.decoding_agent(stage.topics.handoff, "route", route)
     stage.decoding_agent(stage.topics.routing, "distribute", assign)
     stage.decoding_agent(stage.topics.claims, "claim", claim)
     consume(stage, stage.topics.sales_ready, "sla-start", LeadAssigned, start_clock)
     consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback)
     consume(stage, stage.topics.releases, "release", LeadReleased, release)
 
-    @stage.app.page("/v1/queues")
+    @stage.page("/v1/queues")
     class Queues(View):
         """Load, caps and availability per rep (the queues this worker owns)."""
 
@@ -157,7 +178,7 @@ def register(stage: Stage) -> None:
 
     claims = stage.channel(stage.topics.claims)
 
-    @stage.app.page("/v1/queues/{queue}/claim")
+    @stage.page("/v1/queues/{queue}/claim", keys=claim_keys)
     class Claim(View):
         """Pull: a rep (identified by their X-Api-Key) claims the oldest waiting lead.
 
@@ -166,9 +187,7 @@ def register(stage: Stage) -> None:
         """
 
         async def post(self, request: Request, queue: str) -> Response:
-            rep_id = authenticate(stage.settings.claim_keys, request.headers.get("X-Api-Key"))
-            if rep_id is None:
-                return self.json({"error": "missing or invalid X-Api-Key"}, status=401)
+            rep_id = caller(request)
             if queue not in rules.queues:
                 return self.json({"error": f"no queue {queue!r}"}, status=404)
             if rules.queues[queue].mode != "pull":

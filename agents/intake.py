@@ -8,12 +8,18 @@ bytes still go to `leads.rejected`.
 from __future__ import annotations
 
 from faust.web import Request, Response, View
+from pydantic import SecretStr
 
-from pipeline.app import Stage
-from pipeline.intake import Accepted, authenticate, intake_position, parse_submission
+from pipeline.app import Stage, caller
+from pipeline.intake import Accepted, intake_position, parse_submission
 from pipeline.messages import reject
+from pipeline.settings import Settings
 
 STAGE = "intake"
+
+
+def intake_keys(settings: Settings) -> dict[str, SecretStr]:
+    return settings.intake_keys
 
 
 def register(stage: Stage) -> None:
@@ -21,16 +27,11 @@ def register(stage: Stage) -> None:
     inquiries = stage.channel(stage.topics.inquiries)
     rejected = stage.channel(stage.topics.rejected)
 
-    @stage.app.page("/v1/inquiries")
+    @stage.page("/v1/inquiries", keys=intake_keys)
     class Inquiries(View):
         async def post(self, request: Request) -> Response:
-            channel = authenticate(settings.intake_keys, request.headers.get("X-Api-Key"))
-            if channel is None:
-                return self.json({"error": "missing or invalid X-Api-Key"}, status=401)
+            channel = caller(request)
             limit = settings.intake_max_body_bytes
-            declared = request.headers.get("Content-Length", "0")
-            if declared.isdigit() and int(declared) > limit:
-                return self.json({"error": f"body over {limit} bytes"}, status=413)
             body = await request.read()
             if len(body) > limit:
                 return self.json({"error": f"body over {limit} bytes"}, status=413)

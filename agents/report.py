@@ -178,16 +178,28 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def register(stage: Stage) -> None:
-    sink = WarehouseSink(stage.settings, stage.topics)
-    stage.app.service(sink)  # type: ignore[arg-type]
+    sink = WarehouseSink(stage.settings, stage.topics) if stage.settings.warehouse_sink else None
+
+    @stage.page("/v1/health", keys=None)
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            stored = sink.inserted if sink is not None else None
+            return self.json({"status": "ok", "warehouse_rows_inserted": stored})
+
+    if sink is not None:  # else another process owns the warehouse
+        stage.app.service(sink)  # type: ignore[arg-type]
+        serve_reports(stage, sink)
+
+
+def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     inquiries = stage.topics.inquiries.name
 
-    @stage.app.page("/v1/reports/funnel")
+    @stage.page("/v1/reports/funnel")
     class Funnel(View):
         async def get(self, request: Request) -> Response:
             return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries)))
 
-    @stage.app.page("/v1/leads/{lead_id}/timeline")
+    @stage.page("/v1/leads/{lead_id}/timeline")
     class Timeline(View):
         async def get(self, request: Request, lead_id: str) -> Response:
             try:
@@ -196,17 +208,12 @@ def register(stage: Stage) -> None:
                 return self.json({"error": "a lead id is a UUID"}, status=400)
             return self.json(await sink.call(lambda w: lead_timeline(w, lead)))
 
-    @stage.app.page("/v1/warehouse/events")
+    @stage.page("/v1/warehouse/events")
     class EventCounts(View):
         async def get(self, request: Request) -> Response:
             return self.json(await sink.call(event_counts))
 
-    @stage.app.page("/v1/warehouse/lag")
+    @stage.page("/v1/warehouse/lag")
     class Lag(View):
         async def get(self, request: Request) -> Response:
             return self.json(await sink.lag())
-
-    @stage.app.page("/v1/health")
-    class Health(View):
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok", "warehouse_rows_inserted": sink.inserted})

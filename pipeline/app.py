@@ -6,14 +6,19 @@ rule file stops the worker at start with a clear message, not mid-stream.
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import structlog
+from aiohttp import web as aiohttp_web
+from faust.web import Request, View
+from pydantic import SecretStr
 
+from pipeline.access import RateLimiter, authenticate, ensure_local_key, operator_keys
 from pipeline.enrichment import ReferenceData
 from pipeline.messages import Position, decode, reject
 from pipeline.rules import Rules
@@ -28,6 +33,9 @@ EXIT_EMIT_FAILED = 70
 Emitted = EventBase | Sequence[EventBase] | None
 Handler = Callable[[bytes | None, Position], Emitted]
 """A stage's domain step: the raw message and its position in, the events it causes out."""
+Keys = Callable[[Settings], Mapping[str, SecretStr]]
+"""Whose keys open an endpoint: `operator_keys`, or e.g. the channels' intake keys."""
+CALLER = aiohttp_web.RequestKey("leadflow.caller", str)
 
 
 @dataclass
@@ -41,12 +49,61 @@ class Stage:
     reference: ReferenceData
     _channels: dict[str, faust.TopicT] = field(default_factory=dict)
     _by_model: dict[type, TopicSpec] = field(default_factory=dict)
+    _limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         for spec in self.topics.all():
             if spec.model in self._by_model:
                 raise ValueError(f"{spec.value} is the value of two topics in topics.yaml")
             self._by_model[spec.model] = spec
+        self._limiter = RateLimiter(
+            self.settings.http_requests_per_minute, self.settings.http_burst
+        )
+
+    def page(
+        self, path: str, keys: Keys | None = operator_keys
+    ) -> Callable[[type[View]], type[View]]:
+        """Serve a view on the worker's web server, behind the door every endpoint shares.
+
+        A request needs a key of `keys` (`None`: public, for health only), stays
+        within its key's rate and the body limit, and never sees a stack trace:
+        an error is logged and answered with a bare 500. The view reads who
+        called with `caller(request)`.
+        """
+        settings, limiter = self.settings, self._limiter
+
+        def decorate(view: type[View]) -> type[View]:
+            class Guarded(view):  # type: ignore[valid-type, misc]
+                public = keys is None
+
+                async def dispatch(self, request: Any) -> Any:
+                    if keys is not None:
+                        who = authenticate(keys(settings), request.headers.get("X-Api-Key"))
+                        if who is None:
+                            return self.json({"error": "missing or invalid X-Api-Key"}, status=401)
+                        wait = limiter.wait(f"{keys.__name__}:{who}")
+                        if wait:
+                            retry = str(math.ceil(wait))
+                            body = {"error": f"too many requests; retry after {retry} s"}
+                            return self.json(body, status=429, headers={"Retry-After": retry})
+                        request[CALLER] = who
+                    declared = request.headers.get("Content-Length", "0")
+                    if declared.isdigit() and int(declared) > settings.intake_max_body_bytes:
+                        limit = settings.intake_max_body_bytes
+                        return self.json({"error": f"body over {limit} bytes"}, status=413)
+                    try:
+                        return await super().dispatch(request)
+                    except aiohttp_web.HTTPException:
+                        raise  # aiohttp's own answers (e.g. 413 from its reader): no trace
+                    except Exception:
+                        log.exception("http.error", path=path)
+                        return self.json({"error": "internal error"}, status=500)
+
+            Guarded.__name__ = Guarded.__qualname__ = view.__name__
+            Guarded.__doc__ = view.__doc__
+            return self.app.page(path, name=view.__name__)(Guarded)
+
+        return decorate
 
     def channel(self, spec: TopicSpec) -> faust.TopicT:
         if spec.name not in self._channels:
@@ -120,6 +177,11 @@ class Stage:
         self.agent(source, name, handle)
 
 
+def caller(request: Request) -> str:
+    """Who called an endpoint: the name of the key presented (channel, rep, operator)."""
+    return request[CALLER]  # type: ignore[index, no-any-return]
+
+
 def log_decision(stage: str, event: EventBase) -> None:
     """One canonical line per decision."""
     fields: dict[str, Any] = {"stage": stage, "event_type": event.event_type}
@@ -154,7 +216,15 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 10),
         processing_guarantee=settings.processing_guarantee,
         autodiscover=False,
+        # Faust's own endpoints would serve table contents (personal data) and
+        # the cluster's layout to anyone: every endpoint is ours, behind `Stage.page`.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
     )
+    ensure_local_key(settings)
     reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
     modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake)

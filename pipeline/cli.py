@@ -243,7 +243,7 @@ def import_file(
 
     from rich.progress import track
 
-    from pipeline.bulk_import import rows_from_file, summarise
+    from pipeline.bulk_import import rows_from_file, spreadsheet_safe, summarise
     from pipeline.errors import ConfigError
     from pipeline.plausibility import Plausibility, PostalTable
     from pipeline.runtime import publish
@@ -271,7 +271,8 @@ def import_file(
         writer.writerow(["row", "code", "field", "message"])
         for number, reasons in summary.errors:
             for r in reasons:
-                writer.writerow([number, r.code, r.field or "", r.message])
+                cells = [r.code, r.field or "", r.message]
+                writer.writerow([number, *(spreadsheet_safe(c) for c in cells)])
     console.print(
         f"{len(rows)} rows: [green]{summary.accepted} accepted[/green], "
         f"[red]{summary.rejected} rejected[/red] (see {error_file}), "

@@ -1,17 +1,16 @@
-"""HTTP intake for web forms and webhooks, without the web server: who is
-calling (per-channel API key), and what body becomes which inquiry."""
+"""HTTP intake for web forms and webhooks, without the web server: what body
+becomes which inquiry (who is calling: `pipeline.access`)."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from pipeline.messages import Position, reasons_from
 from schemas.inquiry import Inquiry
@@ -38,16 +37,6 @@ SOURCE_FIELDS = (
     "utm_term",
     "utm_content",
 )
-
-
-def authenticate(keys: dict[str, SecretStr], presented: str | None) -> str | None:
-    """The channel whose key was presented; every key is compared in constant time."""
-    found = None
-    given = (presented or "").encode()
-    for channel, key in keys.items():
-        if hmac.compare_digest(key.get_secret_value().encode(), given) and presented:
-            found = channel
-    return found
 
 
 @dataclass(frozen=True)
@@ -85,7 +74,10 @@ def parse_submission(
                 )
             ]
     data["inquiry_id"] = data.get("inquiry_id") or idempotency_key or str(uuid.uuid4())
-    value = orjson.dumps(data)
+    try:
+        value = orjson.dumps(data)
+    except orjson.JSONEncodeError:  # nested deeper than any inquiry (orjson stops at 255)
+        return [Reason(code="too_deep", message="The body is nested too deeply.")]
     try:
         inquiry = Inquiry.model_validate_json(value)
     except ValidationError as exc:

@@ -345,11 +345,23 @@ class RoutingRules(BaseModel):
         return next(name for name, q in self.queues.items() if rep_id in {r.id for r in q.reps})
 
 
-def route_lead(handoff: LeadHandedOff, rules: RoutingRules) -> LeadRouted:
-    """Account owner first, then the first matching rule; the default queue catches the rest."""
+EARLIER_QUEUE = "earlier-queue"
+
+
+def route_lead(
+    handoff: LeadHandedOff, rules: RoutingRules, earlier_queue: str | None = None
+) -> LeadRouted:
+    """Account owner first, then the first matching rule; the default queue catches the rest.
+
+    A lead routed before goes back to the queue that decided its owner
+    (`earlier_queue`), whatever its new qualification matches: decisions are
+    kept per queue, so another queue would give it a second owner.
+    """
     company = handoff.payload.qualification.profile.company
     owner = rules.accounts.get((company.domain or "").casefold()) if company else None
-    if owner is not None:
+    if earlier_queue is not None and earlier_queue in rules.queues:
+        queue, rule_name = earlier_queue, EARLIER_QUEUE
+    elif owner is not None:
         queue, rule_name = rules.queue_of(owner), "account-owner"
     else:
         rule = next((r for r in rules.rules if r.when.matches(handoff, rules.regions)), None)

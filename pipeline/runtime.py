@@ -22,6 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
+from pipeline.access import operator_key
 from pipeline.capture import inquiry_key
 from pipeline.errors import LeadflowError
 from pipeline.exclusion import EXCLUDED
@@ -112,7 +113,12 @@ class WorkerProcess:
 
 
 def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(settings.web_url + path, timeout=timeout) as response:
+    """GET from the worker with the operator key (configured, or the worker's local one)."""
+    key = operator_key(settings)
+    request = urllib.request.Request(
+        settings.web_url + path, headers={"X-Api-Key": key} if key else {}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
 

@@ -58,7 +58,22 @@ class Settings(BaseSettings):
         description="API key per rep for POST /v1/queues/{queue}/claim (pull queues), "
         'as JSON: {"anna.schmidt": "…"}.',
     )
-    intake_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    operator_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API key per operator for the read endpoints (queues, reports, warehouse), "
+        'as JSON: {"revops": "…"}. Empty: the worker makes one in STATE_DIR/operator.key.',
+    )
+    intake_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request body any endpoint takes (413 above it); at most 1 MiB, "
+        "the broker's default message size.",
+    )
+    http_requests_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per API key (429 above it)."
+    )
+    http_burst: int = Field(default=60, ge=1, description="Requests one key may send at once.")
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
     )
@@ -88,6 +103,11 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="Length of one SLA minute in seconds (tests and demos shrink the clock).",
+    )
+    warehouse_sink: bool = Field(
+        default=True,
+        description="Run the warehouse sink in this worker. Exactly one process owns an "
+        "embedded warehouse: workers that only route set false.",
     )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)

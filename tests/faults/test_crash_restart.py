@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import socket
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.kafka_admin import apply_topics
 from pipeline.local_kafka import LocalKafka
@@ -31,10 +33,10 @@ from pipeline.runtime import (
     wait_until_stored,
 )
 from pipeline.settings import load_settings
-from pipeline.topics import load_topics
+from pipeline.topics import TopicSpec, load_topics
 from pipeline.traffic import demo_inquiries
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
-from tests.conftest import isolated_settings
+from tests.conftest import free_port, isolated_settings
 
 CHUNKS = 4
 PER_CHUNK = 200
@@ -147,6 +149,11 @@ def test_sigterm_stores_what_the_worker_has_read(kafka: str, tmp_path: Path) -> 
     finally:
         code = worker.stop()
     assert code == 0
+    # Every inquiry was processed before the stop, so its offset is committed:
+    # a restart reads none of them again.
+    assert (
+        asyncio.run(uncommitted(settings.kafka_bootstrap, settings.app_id, topics.inquiries)) == 0
+    )
     warehouse = open_warehouse(settings)
     try:
         counts = warehouse.query(
@@ -164,6 +171,43 @@ def test_sigterm_stores_what_the_worker_has_read(kafka: str, tmp_path: Path) -> 
     assert stored["TouchScheduled:fulfillment"] == stored["LeadCaptured"]  # every one answered
 
 
+async def uncommitted(bootstrap: str, group: str, spec: TopicSpec) -> int:
+    """Messages on `spec` beyond the group's committed offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        ends = await consumer.end_offsets(parts)
+        return sum([ends[tp] - (await consumer.committed(tp) or 0) for tp in parts])
+    finally:
+        await consumer.stop()
+
+
+def own_broker(state_dir: Path) -> LocalKafka:
+    """A broker of this test's own (port, data), to stop and start without
+    disturbing the shared one; it reuses the shared broker's jars if fetched."""
+    while True:
+        port = free_port()
+        if port < 65535 and port_is_free(port + 1):  # the controller listens on port + 1
+            break
+    broker = LocalKafka(load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"))
+    shared = LocalKafka(load_settings()).jars
+    if (shared / ".pom-sha256").exists():
+        broker.jars.parent.mkdir(parents=True, exist_ok=True)
+        broker.jars.symlink_to(shared, target_is_directory=True)
+    return broker
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.timeout(420)  # a broker of its own starts twice
 def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> None:
     """The broker goes down while inquiries flow and comes back.
 
@@ -171,10 +215,11 @@ def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> 
     is not ready); like systemd with Restart=on-failure, the test starts it
     again. Nothing may be lost either way.
     """
+    broker = own_broker(tmp_path / "broker")
+    kafka = broker.up(log=print).bootstrap
     settings = isolated_settings(kafka, tmp_path)
     topics = load_topics(settings.topics_file, settings.topic_prefix)
     worker = WorkerProcess(settings, tmp_path / "worker.log")
-    broker = LocalKafka(load_settings())
     values = [m.value for m in demo_inquiries(300, seed=13, run=f"{uuid.uuid4().hex[:6]}-")]
     restarts = 0
 
@@ -215,5 +260,6 @@ def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> 
         missing = asyncio.run(second_half(sent))
     finally:
         worker.stop()
+        broker.down()
     print(f"broker restart: the worker was restarted {restarts} time(s)")
     assert missing == []

@@ -130,11 +130,14 @@ async def sales_ready(env: Env, leads: list[LeadHandedOff], expect: int) -> list
     """Publish the hand-offs, then read `expect` assignments for them."""
     consumer = await at_end(env, env.topics.sales_ready)
     wanted = {h.lead_id for h in leads}
-    await publish(
-        env.settings.kafka_bootstrap,
-        env.topics.handoff.name,
-        [h.model_dump_json().encode() for h in leads],
-    )
+    for h in leads:  # keyed by lead, as nurture sends them
+        key = str(h.lead_id).encode()
+        await publish(
+            env.settings.kafka_bootstrap,
+            env.topics.handoff.name,
+            [h.model_dump_json().encode()],
+            key=key,
+        )
     found: list[LeadAssigned] = []
     deadline = time.monotonic() + 120  # a fresh broker is slow to coordinate groups
     try:
@@ -175,6 +178,21 @@ def test_redelivery_of_the_same_handoff_assigns_no_second_owner(env: Env) -> Non
     assert len(first) == 1 and len(again) == 2
     assert {a.payload.owner.rep_id for a in first + again} == {first[0].payload.owner.rep_id}
     assert {a.event_id for a in first + again} == {first[0].event_id}
+
+
+def test_a_requalified_lead_that_now_matches_another_queue_keeps_its_owner(env: Env) -> None:
+    """Decisions are kept per queue partition: without the lead-keyed check in
+    `route`, the Swiss fast lane would give this Berlin lead a second owner."""
+    berlin = handoff(70, "10115")
+    requalified = handoff(71, country="CH").model_copy(update={"lead_id": berlin.lead_id})
+    first = asyncio.run(sales_ready(env, [berlin], 1))
+    again = asyncio.run(sales_ready(env, [requalified], 1))
+    assert len(first) == len(again) == 1
+    assert [(a.payload.queue, a.payload.owner.rep_id) for a in first + again] == [
+        ("berlin", "bea"),
+        ("berlin", "bea"),
+    ]
+    assert again[0].trace_id == requalified.trace_id  # the new inquiry's own answer
 
 
 async def read_new(env: Env, spec: TopicSpec, model: type[M], seconds: float) -> list[M]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from pipeline.bulk_import import (
@@ -14,6 +16,7 @@ from pipeline.bulk_import import (
     file_id,
     read_rows,
     rows_from_file,
+    spreadsheet_safe,
     summarise,
 )
 from schemas.inquiry import Inquiry
@@ -122,3 +125,18 @@ def test_an_mbox_gives_one_inquiry_per_mail(tmp_path: Path) -> None:
     assert [r.number for r in rows] == [1, 2]
     assert not rows[0].problems
     assert [p.code for p in rows[1].problems] == ["no_contact_channel"]
+
+
+@given(st.text())
+def test_an_error_file_cell_never_starts_a_formula(value: str) -> None:
+    cell = spreadsheet_safe(value)
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert cell.endswith(value)
+
+
+def test_formula_injection_is_shown_as_text() -> None:
+    assert (
+        spreadsheet_safe('=HYPERLINK("http://evil.example")')
+        == '\'=HYPERLINK("http://evil.example")'
+    )
+    assert spreadsheet_safe("Müller GmbH") == "Müller GmbH"

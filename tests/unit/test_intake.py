@@ -7,7 +7,8 @@ from urllib.parse import urlencode
 import orjson
 from pydantic import SecretStr
 
-from pipeline.intake import Accepted, authenticate, intake_position, parse_submission
+from pipeline.access import authenticate
+from pipeline.intake import Accepted, intake_position, parse_submission
 from schemas.inquiry import Inquiry
 
 KEYS = {"web_form": SecretStr("k-form-123"), "webinar": SecretStr("k-webinar-456")}
@@ -85,3 +86,10 @@ def test_bodies_that_cannot_be_an_inquiry_give_field_errors() -> None:
 
 def test_the_same_rejected_body_has_the_same_place() -> None:
     assert intake_position(b"x") == intake_position(b"x") != intake_position(b"y")
+
+
+def test_a_deeply_nested_body_is_refused_with_a_reason() -> None:
+    deep = b'{"a":' * 600 + b"1" + b"}" * 600  # orjson reads it, but will not write it back
+    result = parse_submission(deep, "application/json", "web_form", None)
+    assert not isinstance(result, Accepted)
+    assert [r.code for r in result] == ["too_deep"]

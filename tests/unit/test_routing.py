@@ -69,6 +69,17 @@ def assign_many(
 # Rule matching
 
 
+def test_a_lead_routed_before_goes_back_to_its_earlier_queue() -> None:
+    """Whatever its new qualification matches: another queue would give it a second owner."""
+    lead = handoff(contact={"email": "a@firma.fr", "country": "FR"})
+    first = route_lead(lead, ROUTING).payload.queue
+    other = next(q for q in ROUTING.queues if q != first)
+    again = route_lead(lead, ROUTING, earlier_queue=other).payload
+    assert (again.queue, again.rule) == (other, "earlier-queue")
+    gone = route_lead(lead, ROUTING, earlier_queue="a-queue-removed-from-the-rules").payload
+    assert gone.queue == first  # rules changed since: routed afresh
+
+
 def test_first_matching_rule_picks_the_queue_and_is_recorded() -> None:
     assert queue_of(contact={"email": "a@firma.de", "country": "DE"}) == ("dach", "dach-by-country")
     assert queue_of(

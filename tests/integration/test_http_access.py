@@ -1,0 +1,184 @@
+"""Every HTTP route the worker serves, walked on the real aiohttp application the
+worker builds: each one but health refuses a request without a valid key, and
+the door they share rate-limits per key and never answers with a trace.
+
+No broker is needed: the door answers before any Kafka or warehouse work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiohttp.test_utils import TestClient, TestServer
+from faust.web import Request, Response, View
+from pydantic import SecretStr
+
+from pipeline.access import read_local_key
+from pipeline.app import Stage, caller, create_app
+from pipeline.enrichment import ReferenceData
+from pipeline.rules import load_rules
+from pipeline.settings import Settings, load_settings
+from pipeline.topics import load_topics
+
+PUBLIC = {"/v1/health", "/"}  # ours, and Faust's index ({"status": "OK"}): both say only "up"
+SECRET_MARK = "anna.schmidt@firma.de"
+
+
+def worker_settings(tmp_path: Path, **changes: Any) -> Settings:
+    return load_settings(
+        state_dir=tmp_path,
+        topic_prefix="http-access.",
+        intake_keys={"web_form": SecretStr("k-form")},
+        claim_keys={"anna.schmidt": SecretStr("k-anna")},
+        **changes,
+    )
+
+
+def worker_app(settings: Settings) -> faust.App:
+    app = create_app(
+        settings,
+        load_topics(settings.topics_file, settings.topic_prefix),
+        load_rules(settings.rules_dir),
+    )
+    app.web.init_server()  # Faust's own blueprints as well, as `leadflow worker` serves them
+    return app
+
+
+def serve(app: faust.App, scenario: Callable[[TestClient], Awaitable[None]]) -> None:
+    """Run `scenario` against the worker's real web application on a free port."""
+
+    async def run() -> None:
+        async with TestClient(TestServer(app.web.web_app)) as http:  # type: ignore[attr-defined]
+            await scenario(http)
+
+    asyncio.run(run())
+
+
+def routes(app: faust.App) -> list[tuple[str, str]]:
+    found = []
+    for route in app.web.web_app.router.routes():  # type: ignore[attr-defined]
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method not in {"HEAD", "OPTIONS"}:
+            found.append((route.method, path))
+    return sorted(set(found))
+
+
+def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
+    """The list the README documents; a new endpoint shows up here and in the walk."""
+    assert routes(worker_app(worker_settings(tmp_path))) == [
+        ("GET", "/"),
+        ("GET", "/v1/health"),
+        ("GET", "/v1/leads/{lead_id}/qualification"),
+        ("GET", "/v1/queues"),
+        ("GET", "/v1/reports/funnel"),
+        ("GET", "/v1/warehouse/events"),
+        ("GET", "/v1/warehouse/lag"),
+        ("POST", "/v1/inquiries"),
+        ("POST", "/v1/queues/{queue}/claim"),
+    ]
+
+
+def test_every_route_but_health_refuses_a_request_without_a_valid_key(tmp_path: Path) -> None:
+    app = worker_app(worker_settings(tmp_path))
+    walked = routes(app)
+    serve(app, lambda http: walk(http, walked))
+
+
+async def walk(http: TestClient, walked: list[tuple[str, str]]) -> None:
+    assert len(walked) >= 9
+    for method, pattern in walked:
+        path = re.sub(r"\{[^}]+\}", "x", pattern)
+        if pattern in PUBLIC:
+            response = await http.request(method, path)
+            assert response.status == 200, (method, pattern)
+            continue
+        for headers in ({}, {"X-Api-Key": "guess"}, {"X-Api-Key": ""}):
+            response = await http.request(method, path, headers=headers, data=b"{}")
+            assert response.status == 401, (method, pattern, headers)
+            assert await response.json() == {"error": "missing or invalid X-Api-Key"}
+
+
+def test_keys_open_only_their_own_endpoints(tmp_path: Path) -> None:
+    settings = worker_settings(tmp_path)
+    app = worker_app(settings)
+    operator = read_local_key(settings)
+    assert operator  # made by the worker at start: the CLI on this machine reads it
+    serve(app, lambda http: only_their_own(http, operator))
+
+
+async def only_their_own(http: TestClient, operator: str) -> None:
+    assert (await http.get("/v1/queues", headers={"X-Api-Key": operator})).status == 200
+    for key in ("k-form", "k-anna"):
+        assert (await http.get("/v1/queues", headers={"X-Api-Key": key})).status == 401
+    claim = await http.post("/v1/queues/x/claim", headers={"X-Api-Key": operator})
+    assert claim.status == 401
+    assert (await http.post("/v1/inquiries", headers={"X-Api-Key": "k-anna"})).status == 401
+
+
+def test_each_key_has_its_own_rate_limit_with_retry_after(tmp_path: Path) -> None:
+    settings = worker_settings(
+        tmp_path,
+        operator_keys={"revops": SecretStr("k-ops"), "bi": SecretStr("k-bi")},
+        http_requests_per_minute=6,
+        http_burst=3,
+    )
+    serve(worker_app(settings), limited)
+
+
+async def limited(http: TestClient) -> None:
+    ops = {"X-Api-Key": "k-ops"}
+    statuses = [(await http.get("/v1/queues", headers=ops)).status for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    refused = await http.get("/v1/queues", headers=ops)
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert "retry after" in (await refused.json())["error"]
+    # Another key is not held back by the noisy one; health never is.
+    assert (await http.get("/v1/queues", headers={"X-Api-Key": "k-bi"})).status == 200
+    assert (await http.get("/v1/health")).status == 200
+
+
+def test_an_error_is_a_bare_500_without_trace_or_personal_data(tmp_path: Path) -> None:
+    """A view that fails (here: one that raises with personal data in the message)."""
+    settings = worker_settings(tmp_path, operator_keys={"revops": SecretStr("k-ops")})
+    app = faust.App("http-access-test", autodiscover=False)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    rules = load_rules(settings.rules_dir)
+    stage = Stage(app, settings, topics, rules, ReferenceData.shipped(None))
+
+    @stage.page("/v1/boom")
+    class Boom(View):
+        async def get(self, request: Request) -> Response:
+            raise RuntimeError(f"cannot handle {SECRET_MARK} for {caller(request)}")
+
+    async def call(http: TestClient) -> None:
+        response = await http.get("/v1/boom", headers={"X-Api-Key": "k-ops"})
+        text = await response.text()
+        assert response.status == 500
+        assert text == '{"error":"internal error"}'
+        assert SECRET_MARK not in text and "Traceback" not in text
+
+    serve(app, call)
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    serve(worker_app(worker_settings(tmp_path)), ten_megabytes)
+
+
+async def ten_megabytes(http: TestClient) -> None:
+    ten_mb = b"x" * (10 * 1024 * 1024)
+    response = await http.post("/v1/inquiries", data=ten_mb, headers={"X-Api-Key": "k-form"})
+    assert response.status == 413
+    assert "body over" in (await response.json())["error"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: read, then refused
+        for _ in range(8):  # 2 MiB
+            yield b"x" * 256 * 1024
+
+    chunked = await http.post("/v1/inquiries", data=chunks(), headers={"X-Api-Key": "k-form"})
+    assert chunked.status == 413
