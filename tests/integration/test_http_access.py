@@ -74,6 +74,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/"),
         ("GET", "/v1/health"),
         ("GET", "/v1/leads/{lead_id}/qualification"),
+        ("GET", "/v1/leads/{lead_id}/timeline"),
         ("GET", "/v1/queues"),
         ("GET", "/v1/reports/funnel"),
         ("GET", "/v1/warehouse/events"),
