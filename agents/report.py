@@ -179,11 +179,12 @@ def register(stage: Stage) -> None:
     sink = WarehouseSink(stage.settings, stage.topics)
     stage.app.service(sink)  # type: ignore[arg-type]
     inquiries = stage.topics.inquiries.name
+    target = stage.rules.nurture.fulfillment.send_within_minutes * 60
 
     @stage.app.page("/v1/reports/funnel")
     class Funnel(View):
         async def get(self, request: Request) -> Response:
-            return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries)))
+            return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries, target)))
 
     @stage.app.page("/v1/warehouse/events")
     class EventCounts(View):

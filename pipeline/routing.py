@@ -391,6 +391,7 @@ def distribute_lead(
             assigned_by=via,
             sla_due_at=queue.sla_deadline(now, rules.sla_window(name, minute)),
             reassignment=routed.payload.reassignment,
+            contact_permissions=routed.payload.handoff.contact_permissions,
         )
         return LeadAssigned(**routed.follow("LeadAssigned", payload=assignment))
 

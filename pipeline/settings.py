@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="API key per rep for POST /v1/queues/{queue}/claim (pull queues), "
         'as JSON: {"anna.schmidt": "…"}.',
     )
+    operator_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API key per operator for GET /v1/leads/{id}/nurture, as JSON: "
+        '{"ops": "…"}; `leadflow nurture status` sends the first one.',
+    )
     intake_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
@@ -80,6 +85,15 @@ class Settings(BaseSettings):
         default=60.0,
         gt=0,
         description="Length of one SLA minute in seconds (tests and demos shrink the clock).",
+    )
+    nurture_day_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Length of one nurture day in seconds: program delays and frequency-cap "
+        "windows (tests and demos shrink the clock; quiet hours stay on the real clock).",
+    )
+    nurture_scan_seconds: float = Field(
+        default=10.0, gt=0, description="How often the worker looks for due nurture steps."
     )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
