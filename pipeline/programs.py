@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -266,6 +266,20 @@ def leave(
     return state.noted(*notes), left
 
 
+def envelope(
+    state: NurtureState, lead_id: uuid.UUID, event_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    """Envelope fields of an event nurture sends on its own (a timer, an activity)."""
+    return {
+        "event_id": event_id,
+        "lead_id": lead_id,
+        "source": state.source,
+        "trace_id": state.trace_id,
+        "occurred_at": now,
+        "emitted_at": now,
+    }
+
+
 def nurtured(
     lead_id: uuid.UUID,
     cause: object,
@@ -281,12 +295,7 @@ def nurtured(
         return None
     pending = state.next_due
     return LeadNurtured(
-        event_id=derive_id("LeadNurtured", cause),
-        lead_id=lead_id,
-        source=state.source,
-        trace_id=state.trace_id,
-        occurred_at=now,
-        emitted_at=now,
+        **envelope(state, lead_id, derive_id("LeadNurtured", cause), now),
         payload=Nurturing(
             reason=reason[:200],
             lead_class=state.lead_class,
@@ -404,56 +413,39 @@ def run_step(
         ), None
     step = program.steps[found.step]
     number = found.step + 1
+
+    def note(event: Literal["touch", "skipped", "postponed"], detail: str) -> NurtureState:
+        return state.noted(
+            HistoryEntry(at=now, event=event, program=found.program, step=number, detail=detail)
+        )
+
     skipped = None
     if step.when is not None and not conditions_hold(step.when, state, segments_of(state, policy)):
         skipped = "its condition does not hold"
     elif not getattr(state.permissions, PERMISSION[step.channel]):
         skipped = f"no permission to contact by {step.channel}"
     if skipped is not None:
-        note = HistoryEntry(
-            at=now, event="skipped", program=found.program, step=number, detail=skipped
-        )
-        return _advance(state.noted(note), found, program, now, day), None
+        return _advance(note("skipped", skipped), found, program, now, day), None
     assert state.profile is not None and state.source is not None and state.trace_id is not None
     at = contact_at(state, policy, now, day)
     if at > now:
-        note = HistoryEntry(
-            at=now,
-            event="postponed",
-            program=found.program,
-            step=number,
-            detail=f"to {at.isoformat()}",
-        )
-        return _replace(state.noted(note), found, found.model_copy(update={"due_at": at})), None
+        postponed = found.model_copy(update={"due_at": at})
+        return _replace(note("postponed", f"to {at.isoformat()}"), found, postponed), None
+    name = program.label or found.program
     touch = Touch(
         channel=step.channel,
         content_id=step.content,
-        reason=f"nurture: {program.label or found.program}, step {number} of {len(program.steps)}"[
-            :200
-        ],
+        reason=f"nurture: {name}, step {number} of {len(program.steps)}"[:200],
         due_at=now,
         recipient=recipient(step.channel, state.profile.contact),
         program=found.program,
         step=number,
     )
-    event = TouchScheduled(
-        event_id=derive_id("TouchScheduled", due.lead_id, found.program, found.run, found.step),
-        lead_id=due.lead_id,
-        source=state.source,
-        trace_id=state.trace_id,
-        occurred_at=now,
-        emitted_at=now,
-        payload=touch,
-    )
-    note = HistoryEntry(
-        at=now,
-        event="touch",
-        program=found.program,
-        step=number,
-        detail=f"{step.channel} {step.content} {event.event_id}",
-    )
+    touch_id = derive_id("TouchScheduled", due.lead_id, found.program, found.run, found.step)
+    event = TouchScheduled(**envelope(state, due.lead_id, touch_id, now), payload=touch)
+    state = note("touch", f"{step.channel} {step.content} {touch_id}")
     state = state.model_copy(update={"touched_at": [*state.touched_at, now][-MAX_TOUCH_TIMES:]})
-    return _advance(state.noted(note), found, program, now, day), event
+    return _advance(state, found, program, now, day), event
 
 
 def contact_at(

@@ -24,7 +24,7 @@ from pipeline.topics import load_topics
 from schemas.envelope import utcnow
 from schemas.lead import LeadHandedOff, LeadNurtured, TouchScheduled
 from tests.conftest import isolated_settings
-from tests.integration.test_enrich_and_qualify import Pipeline
+from tests.integration.test_enrich_and_qualify import Pipeline, crm_outcome
 
 pytestmark = pytest.mark.integration
 COLD = {"purchase_timeframe_months": 12, "decision_maker": True}
@@ -130,13 +130,7 @@ def test_a_nurtured_lead_that_becomes_hot_leaves_its_program_for_sales(
     assert all(t.emitted_at < handoff.emitted_at for t in touches)
 
     # sales hands it back: it is recycled
-    outcome = {
-        "outcome_id": f"{pipeline.run}-returned",
-        "lead_id": lead,
-        "occurred_at": utcnow().isoformat(),
-        "outcome": "returned",
-        "reason": "not ready",
-    }
+    outcome = crm_outcome(pipeline, lead, "returned", "not ready")
     pipeline.send(topics.feedback, outcome, key=lead.encode())
     nurtured = pipeline.wait_for(
         topics.nurture,

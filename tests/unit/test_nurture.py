@@ -27,8 +27,7 @@ from pipeline.programs import (
     run_step,
     segments_of,
 )
-from pipeline.scoring import ScoringModel, qualify_lead
-from pipeline.settings import PROJECT_ROOT
+from pipeline.scoring import qualify_lead
 from schemas.envelope import utcnow
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import (
@@ -40,11 +39,8 @@ from schemas.lead import (
     TouchScheduled,
 )
 from tests.unit.factories import NOW, enriched
+from tests.unit.test_routing import DAY, NURTURE, SCORING
 
-RULES = PROJECT_ROOT / "deploy" / "rules"
-SCORING = load_yaml_model(RULES / "scoring.yaml", ScoringModel)
-NURTURE = load_yaml_model(RULES / "nurture.yaml", NurturePolicy)
-DAY = timedelta(days=1)
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 11:00 in Berlin
 CONSENT = {"marketing_email": True, "phone_contact": True}
 KNOWN = {"decision_maker": True, "purchase_timeframe_months": 12}  # nothing left to ask
