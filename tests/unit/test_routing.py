@@ -357,6 +357,7 @@ def test_a_pull_queue_gives_the_oldest_waiting_lead_to_the_rep_who_claims_it() -
     got, waiting, state = claim_lead(claim("p1"), [first, second], pool, state, MONDAY_NOON)
     assert isinstance(got, LeadAssigned) and got.lead_id == first.lead_id
     assert (got.payload.owner.rep_id, got.payload.assigned_by) == ("p1", "claimed")
+    assert got.payload.contact_permissions == first.payload.handoff.contact_permissions
     assert waiting == [second] and state.open == {"p1": 1}
     capped, waiting, state = claim_lead(claim("p1"), waiting, pool, state, MONDAY_NOON)
     assert capped == "p1 has 1 open leads already" and waiting == [second]
