@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pipeline.runtime import WorkerProcess, settings_env
+from pipeline.runtime import WorkerProcess, get_json, settings_env
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import load_topics
 from schemas.envelope import utcnow
@@ -66,6 +66,10 @@ def nurture_settings(kafka: str, state: Path) -> Settings:
     )
 
 
+def touches_of(pipeline: Pipeline, lead: str) -> list[TouchScheduled]:
+    return pipeline.wait_for(pipeline.topics.touches, lead)
+
+
 def nurture_touches(pipeline: Pipeline, lead: str, steps: int) -> list[TouchScheduled]:
     touches = pipeline.wait_for(
         pipeline.topics.touches,
@@ -103,6 +107,12 @@ def test_a_cold_lead_walks_its_programs_steps_in_order(pipeline: Pipeline) -> No
     # no step before its delay after the one before (3 and 2 nurture days = seconds)
     gaps = [(b.emitted_at - a.emitted_at).total_seconds() for a, b in pairwise(sent)]
     assert gaps[0] >= 3.0 and gaps[1] >= 2.0
+
+    # the answer came within its target (5 minutes) of the inquiry's arrival
+    (answer,) = [t for t in touches_of(pipeline, lead) if t.payload.purpose == "fulfillment"]
+    assert answer.payload.response_seconds is not None and answer.payload.response_seconds < 300
+    funnel = _funnel_row(pipeline, "web_form", lambda row: row["answered"] >= 1)
+    assert funnel["answered_in_target"] == funnel["answered"]
 
     status = _cli(pipeline.settings, "nurture", "status", lead)
     assert status.returncode == 0, status.stdout + status.stderr
@@ -178,6 +188,20 @@ def _activity(pipeline: Pipeline, lead: str, kind: str) -> dict[str, Any]:
         "activity_type": kind,
         "lead_id": lead,
     }
+
+
+def _funnel_row(
+    pipeline: Pipeline, channel: str, until: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The channel's funnel row from the worker's warehouse, once `until` holds."""
+    deadline = time.monotonic() + 60
+    while True:
+        rows = get_json(pipeline.settings, "/v1/reports/funnel")
+        row = next((r for r in rows if r["channel"] == channel), None)
+        if row is not None and until(row):
+            return row
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.5)
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
