@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agents.timers import parse
 from pipeline.config import load_yaml_model
 from pipeline.errors import ConfigError
 from pipeline.nurture import NurturePolicy, fulfill_inquiry
@@ -438,3 +439,17 @@ def test_a_program_naming_an_unknown_segment_is_a_clear_config_error(tmp_path: P
 def test_rule_mistakes_name_the_key(tmp_path: Path, text: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_yaml_model(write(tmp_path, text), NurturePolicy)
+
+
+def test_a_shorter_nurture_day_shrinks_delays_and_cap_windows() -> None:
+    second = timedelta(seconds=1)  # LEADFLOW_NURTURE_DAY_SECONDS=1, as the tests run it
+    state, out = gate(qualified(), NurtureState(), NURTURE, MONDAY, second)
+    assert isinstance(out, LeadNurtured) and out.payload.next_step_at == MONDAY + second
+    state = state.model_copy(update={"touched_at": [MONDAY, MONDAY]})
+    assert contact_at(state, NURTURE, MONDAY + second, second) == MONDAY + 7 * second
+
+
+def test_the_due_index_reads_qualifys_older_entries_too() -> None:
+    assert parse(b"2026-11-23T10:00:00+00:00") == (MONDAY, "")
+    assert parse(b"2026-11-23T10:00:00+00:00|cold-leads:1:0") == (MONDAY, "cold-leads:1:0")
+    assert parse(b"") == (None, "")
