@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import uuid
 from collections.abc import Callable, Iterator
 from itertools import pairwise
@@ -118,6 +119,9 @@ def test_a_cold_lead_walks_its_programs_steps_in_order(pipeline: Pipeline) -> No
     assert status.returncode == 0, status.stdout + status.stderr
     assert "cold-leads (run 1, nurture" in status.stdout and "ended: completed" in status.stdout
     assert status.stdout.count(" touch ") == 3
+    with pytest.raises(urllib.error.HTTPError) as refused:  # no operator key, no history
+        get_json(pipeline.settings, f"/v1/leads/{lead}/nurture")
+    assert refused.value.code == 401
 
 
 def test_a_nurtured_lead_that_becomes_hot_leaves_its_program_for_sales(
