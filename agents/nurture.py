@@ -1,21 +1,114 @@
 """Nurture: every inquiry is answered; the gate passes sales-ready leads on and
-gives the others their first nurture touch."""
+keeps the others warm in their segment's programs.
+
+Four agents share one `NurtureState` per lead (a Faust table, durable through
+its changelog); their topics are keyed by lead_id and co-partitioned, so one
+partition owns a lead: the gate (`leads.qualified`), activities
+(`leads.lead-activity`: touch results, unsubscribes, replies, meetings), CRM
+outcomes (`crm.feedback`: recycling and win-back) and due program steps
+(`leads.nurture-steps`, fed by durable timers). `GET /v1/leads/{id}/nurture`
+shows the state to `leadflow nurture status`.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from faust.web import Request, Response, View
+
+from agents.timers import DueTimers
 from pipeline.app import Stage
-from pipeline.nurture import fulfill_inquiry, nurture_gate
+from pipeline.nurture import NurturePolicy, fulfill_inquiry
+from pipeline.programs import (
+    NurtureState,
+    Output,
+    due_step,
+    gate,
+    input_id,
+    nurture_status,
+    on_activity,
+    on_outcome,
+    once,
+    run_step,
+)
+from pipeline.topics import TopicSpec
 from schemas.envelope import utcnow
+from schemas.inputs import CrmOutcome
+from schemas.lead import ActivityRecorded, LeadQualified, NurtureStepDue
+
+In = TypeVar("In", LeadQualified, ActivityRecorded, CrmOutcome, NurtureStepDue)
+Step = Callable[
+    [In, NurtureState, NurturePolicy, datetime, timedelta], tuple[NurtureState, Output | None]
+]
 
 
 def register(stage: Stage) -> None:
     policy = stage.rules.nurture
+    day = timedelta(seconds=stage.settings.nurture_day_seconds)
+    partitions = stage.topics.qualified.partitions
+    states = stage.app.Table(
+        "nurture-leads", partitions=partitions, key_type=bytes, value_type=bytes
+    )
+    timers = DueTimers(
+        stage,
+        "nurture-due",
+        partitions,
+        stage.settings.nurture_scan_seconds,
+        lambda key, when, tag, now: due_step(uuid.UUID(key), when, tag, now),
+    )
+
+    def load(lead_id: uuid.UUID) -> NurtureState:
+        stored = states.get(str(lead_id).encode())
+        return NurtureState.model_validate_json(stored) if stored else NurtureState()
+
+    def agent(
+        source: TopicSpec,
+        name: str,
+        step: Step[In],
+        rejects: bool = False,
+    ) -> None:
+        """Load the lead's state, apply the input once, store the state and its next due step."""
+
+        def handle(message: In) -> Output | None:
+            lead_id = message.lead_id
+            before = load(lead_id)
+            state, event = once(
+                before, input_id(message), lambda s: step(message, s, policy, utcnow(), day)
+            )
+            if state != before:
+                states[str(lead_id).encode()] = state.model_dump_json().encode()
+                pending = state.next_due
+                if pending is None:
+                    timers.set(str(lead_id), None)
+                else:
+                    timers.set(str(lead_id), pending.due_at, pending.key)
+            return event
+
+        stage.decoding_agent(source, name, handle, rejects)
+
     stage.decoding_agent(  # beside qualify, which rejects what cannot be read
         stage.topics.enriched,
         "fulfill",
         lambda lead: fulfill_inquiry(lead, policy, utcnow()),
         rejects=False,
     )
-    stage.decoding_agent(
-        stage.topics.qualified, "nurture", lambda lead: nurture_gate(lead, policy, utcnow())
-    )
+    # qualify puts what it cannot read of its topics in leads.rejected
+    agent(stage.topics.qualified, "nurture", gate, rejects=True)
+    agent(stage.topics.lead_activity, "nurture-activity", on_activity)
+    agent(stage.topics.feedback, "nurture-feedback", on_outcome)
+    agent(stage.topics.nurture_steps, "nurture-step", run_step, rejects=True)
+
+    @stage.page("/v1/leads/{lead_id}/nurture")
+    class Status(View):
+        """A lead's segments, programs, next step and history (the partitions this worker
+        owns)."""
+
+        async def get(self, request: Request, lead_id: str) -> Response:
+            stored = states.get(lead_id.encode())
+            if not stored:
+                return self.json({"error": "lead not held by this worker"}, status=404)
+            status = nurture_status(NurtureState.model_validate_json(stored), policy)
+            return self.bytes(status.model_dump_json().encode(), content_type="application/json")

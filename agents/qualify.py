@@ -13,13 +13,13 @@ its own shard `p<partition>|model`, and a read sums them.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 import structlog
 from faust.web import Request, Response, View
 
 from agents.enrich import record_company
 from agents.shared_state import ShardedTable
+from agents.timers import DueTimers
 from pipeline.app import Stage
 from pipeline.enrichment import CompanyRecord
 from pipeline.predictive import WinCounts
@@ -54,11 +54,12 @@ def register(stage: Stage) -> None:
         key_type=bytes,
         value_type=bytes,
     )
-    due_at = stage.app.Table(  # small index the timer scans, apart from the big states
+    timers = DueTimers(  # small index the timer scans, apart from the big states
+        stage,
         "qualify-due",
-        partitions=stage.topics.enriched.partitions,
-        key_type=bytes,
-        value_type=bytes,
+        stage.topics.enriched.partitions,
+        stage.settings.requalify_scan_seconds,
+        lambda key, when, _tag, now: due(uuid.UUID(key), when, now),
     )
     wins = ShardedTable(stage, "qualify-win-counts", stage.topics.enriched.partitions)
     model = stage.rules.scoring
@@ -76,7 +77,7 @@ def register(stage: Stage) -> None:
         state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
         states[key] = state.model_dump_json().encode()
         if state.due_at != before.due_at:
-            due_at[key] = state.due_at.isoformat().encode() if state.due_at else b""
+            timers.set(str(lead_id), state.due_at)
         if before.outcome is None and state.outcome is not None and state.profile is not None:
             learn(state.profile, won=state.outcome == "won")
             domain = state.profile.company.domain if state.profile.company else None
@@ -113,16 +114,6 @@ def register(stage: Stage) -> None:
                 state.model_dump_json(include={"last", "iteration", "outcome"}).encode(),
                 content_type="application/json",
             )
-
-    @stage.app.timer(interval=stage.settings.requalify_scan_seconds)
-    async def requalify_due() -> None:
-        """Durable timers: the due time is in each lead's state, so it survives restarts."""
-        now = utcnow()
-        for key, when in list(due_at.items()):
-            at = datetime.fromisoformat(when.decode()) if when else None
-            fired = due(uuid.UUID(key.decode()), at, now)
-            if fired is not None:
-                await stage.emit(fired)
 
     def timer(fired: RequalificationDue) -> LeadQualified | None:
         return run(fired.lead_id, from_timer(fired))

@@ -193,11 +193,12 @@ def register(stage: Stage) -> None:
 
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     inquiries = stage.topics.inquiries.name
+    target = stage.rules.nurture.fulfillment.send_within_minutes * 60
 
     @stage.page("/v1/reports/funnel")
     class Funnel(View):
         async def get(self, request: Request) -> Response:
-            return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries)))
+            return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries, target)))
 
     @stage.page("/v1/leads/{lead_id}/timeline")
     class Timeline(View):

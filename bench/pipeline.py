@@ -66,7 +66,7 @@ async def run(settings: Settings, topics: Topics, leads: int, rate: float) -> No
         while time.perf_counter() < deadline:
             await watcher.poll(timeout_ms=10)
             now = time.perf_counter()
-            for lead in outcomes.sales_ready.keys() | outcomes.touched:
+            for lead in outcomes.sales_ready.keys() | outcomes.nurtured:
                 n = lead_of.get(lead, -1)
                 if n >= 0 and n not in seen_at:
                     seen_at[n] = now

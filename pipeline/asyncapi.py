@@ -18,8 +18,21 @@ CONSUMER_NOTES = {
     "reads this topic with isolation_level=read_committed in its own consumer group, POSTs "
     "each lead to a CRM webhook with `Idempotency-Key: <event_id>`, retries with backoff and "
     "commits an offset only after delivery.",
-    "touches": " A sender (e-mail / marketing automation) executes each touch and reports "
-    "sent, opened, clicked, replied or bounced back on leads.activity.",
+    "touches": " Contract with the sender (e-mail / marketing automation / call-task tool): "
+    "each TouchScheduled is one instruction, to execute once by its event_id (a repeat after "
+    "a restart has the same id: drop it) no earlier than payload.due_at, on payload.channel "
+    "to payload.recipient with payload.content_id; purpose fulfillment is the answer to an "
+    "inquiry, purpose nurture a program step (payload.program, payload.step), sent only where "
+    "the lead consented and within the frequency cap, quiet hours and weekends of "
+    "deploy/rules/nurture.yaml. The sender reports each result on leads.activity as an "
+    "Activity with the lead_id, activity_type email_sent, email_opened, email_clicked, "
+    "replied, sms_reply, email_bounced or unsubscribed (details.channel: email, call or sms), "
+    "and details.touch_id = the touch's event_id; results feed re-qualification (behaviour "
+    "points) and the programs' exits (replied, unsubscribed).",
+    "activity": " Results of touches carry details.touch_id (the TouchScheduled event_id); "
+    "unsubscribed withdraws details.channel (default email), do_not_contact every channel.",
+    "nurture": " Each nurture decision of the gate, and each change of a lead's programs "
+    "(entered, left), with the lead's contact permissions.",
 }
 
 

@@ -28,6 +28,7 @@ report_app = typer.Typer(help="Closed-loop reports from the warehouse.", no_args
 rules_app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is_help=True)
 routing_app = typer.Typer(help="Who gets which lead, and why.", no_args_is_help=True)
 lead_app = typer.Typer(help="One lead: its timeline.", no_args_is_help=True)
+nurture_app = typer.Typer(help="Nurture programs per lead.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
@@ -35,6 +36,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(routing_app, name="routing")
 app.add_typer(rules_app, name="rules")
 app.add_typer(lead_app, name="lead")
+app.add_typer(nurture_app, name="nurture")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -287,6 +289,7 @@ def report_funnel() -> None:
     """Print the funnel by channel: from the running worker, or the warehouse directly."""
     from pipeline.demo import funnel_table
     from pipeline.reporting import funnel_by_channel
+    from pipeline.rules import load_rules
     from pipeline.runtime import get_json
 
     settings = _settings()
@@ -297,7 +300,8 @@ def report_funnel() -> None:
 
         warehouse = open_warehouse(settings)
         try:
-            rows = funnel_by_channel(warehouse, _topics(settings).inquiries.name)
+            target = load_rules(settings.rules_dir).nurture.fulfillment.send_within_minutes * 60
+            rows = funnel_by_channel(warehouse, _topics(settings).inquiries.name, target)
         finally:
             warehouse.close()
     console.print(funnel_table(rows))
@@ -396,6 +400,31 @@ def routing_explain(lead_id: Annotated[str, typer.Argument(help="The lead's id."
     if raw is None:
         raise LeadflowError(f"lead {lead_id} has no owner yet (nothing on {topic.name})")
     for line in explain_assignment(LeadAssigned.model_validate_json(raw)):
+        console.print(line, markup=False, highlight=False)
+
+
+@nurture_app.command("status")
+@friendly
+def nurture_status(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+    """Print the lead's segments, contact permissions, programs, next steps and history.
+
+    Asks the worker that owns the lead's partition (GET /v1/leads/{id}/nurture, with the
+    operator key): the step timers live in its table.
+    """
+    import urllib.error
+
+    from pipeline.programs import NurtureStatus, explain_status
+    from pipeline.runtime import get_json
+
+    settings = _settings()
+    try:
+        found = get_json(settings, f"/v1/leads/{lead_id}/nurture")
+    except urllib.error.HTTPError as exc:
+        why = {401: "the worker refused the operator key", 404: "the worker holds no such lead"}
+        raise LeadflowError(f"lead {lead_id}: {why.get(exc.code, exc)}") from exc
+    except OSError as exc:
+        raise LeadflowError(f"no worker answers at {settings.web_url} ({exc})") from exc
+    for line in explain_status(NurtureStatus.model_validate(found)):
         console.print(line, markup=False, highlight=False)
 
 

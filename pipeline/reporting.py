@@ -111,6 +111,7 @@ FUNNEL_COLUMNS = (
     "rejected",
     "captured",
     "answered",
+    "answered_in_target",
     "qualified",
     "mql_or_sql",
     "nurtured",
@@ -118,11 +119,15 @@ FUNNEL_COLUMNS = (
 )
 
 
-def funnel_by_channel(warehouse: Warehouse, inquiries_topic: str) -> list[dict[str, Any]]:
+def funnel_by_channel(
+    warehouse: Warehouse, inquiries_topic: str, answer_target_s: float = 300.0
+) -> list[dict[str, Any]]:
     """Inquiry → captured → qualified → MQL → nurtured / sales-ready per channel (002 §6.6.2).
 
-    `answered` counts inquiries (not leads) that got their fulfillment touch;
-    `nurtured` counts leads with a nurture touch.
+    `answered` counts inquiries (not leads) that got their fulfillment touch,
+    `answered_in_target` those answered within `answer_target_s` of their
+    arrival (nurture.yaml `send_within_minutes`); `nurtured` counts leads the
+    nurture gate kept.
     """
     if not inquiries_topic.replace(".", "").replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"unexpected topic name {inquiries_topic!r}")
@@ -139,8 +144,10 @@ def funnel_by_channel(warehouse: Warehouse, inquiries_topic: str) -> list[dict[s
                 AS mql_or_sql,
             uniqExactIf(trace_id, event_type = 'TouchScheduled' AND {purpose} = 'fulfillment')
                 AS answered,
-            uniqExactIf(lead_id, event_type = 'TouchScheduled' AND {purpose} != 'fulfillment')
-                AS nurtured,
+            uniqExactIf(trace_id, event_type = 'TouchScheduled' AND {purpose} = 'fulfillment'
+                AND JSONExtractFloat(payload, 'payload', 'response_seconds')
+                    <= {float(answer_target_s)}) AS answered_in_target,
+            uniqExactIf(lead_id, event_type = 'LeadNurtured') AS nurtured,
             uniqExactIf(lead_id, event_type = 'LeadAssigned') AS sales_ready
         FROM {EVENTS_TABLE} FINAL
         GROUP BY channel

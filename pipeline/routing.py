@@ -403,6 +403,7 @@ def distribute_lead(
             assigned_by=via,
             sla_due_at=queue.sla_deadline(now, rules.sla_window(name, minute)),
             reassignment=routed.payload.reassignment,
+            contact_permissions=routed.payload.handoff.contact_permissions,
         )
         return LeadAssigned(**routed.follow("LeadAssigned", payload=assignment))
 
@@ -454,6 +455,7 @@ def claim_lead(
         rule=routed.payload.rule,
         assigned_by="claimed",
         sla_due_at=queue.sla_deadline(now, rules.sla_window(claim.queue, minute)),
+        contact_permissions=routed.payload.handoff.contact_permissions,
     )
     assigned = LeadAssigned(
         **routed.follow(
@@ -474,7 +476,11 @@ def repeat_decision(
         return earlier
     handoff = routed.payload.handoff
     if isinstance(earlier, LeadAssigned):
-        payload = earlier.payload.model_copy(update={"qualification": handoff.qualification})
+        newest = {
+            "qualification": handoff.qualification,
+            "contact_permissions": handoff.contact_permissions,
+        }
+        payload = earlier.payload.model_copy(update=newest)
         return LeadAssigned(**routed.follow("LeadAssigned", payload=payload))
     onward = earlier.payload.model_copy(update={"handoff": handoff})
     return LeadRouted(**routed.follow("LeadRouted", payload=onward))

@@ -66,8 +66,13 @@ def check_rule_file(path: Path, kind: str | None = None) -> str:
         enrichment = load_yaml_model(path, EnrichmentRules)
         return "providers: " + ", ".join(p.use for p in enrichment.providers)
     if kind == "nurture":
-        load_yaml_model(path, NurturePolicy)
-        return "nurture policy valid"
+        nurture = load_yaml_model(path, NurturePolicy)
+        cp = nurture.contact_policy
+        return (
+            f"{len(nurture.segments)} segments, {len(nurture.programs)} programs "
+            f"({', '.join(nurture.programs) or 'none'}), at most {cp.max_touches} touches "
+            f"in {cp.per_days:g} days, answers within {nurture.fulfillment.send_within_minutes} min"
+        )
     if kind == "routing":
         routing = load_yaml_model(path, RoutingRules)
         return f"{len(routing.queues)} queues, {len(routing.rules)} rules"

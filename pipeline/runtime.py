@@ -31,7 +31,7 @@ from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
-from schemas.lead import LeadAssigned, TouchScheduled
+from schemas.lead import LeadAssigned, LeadNurtured, TouchScheduled
 from schemas.rejected import MessageRejected
 
 
@@ -138,11 +138,11 @@ async def publish(
 
 @dataclass
 class Outcomes:
-    """What reached the terminal topics: sales-ready, touches, rejected."""
+    """What reached the terminal topics: sales-ready, nurture, touches, rejected."""
 
     sales_ready: dict[str, list[LeadAssigned]] = field(default_factory=dict)
-    touched: set[str] = field(default_factory=set)
-    """Leads that got a nurture touch (not ready for sales)."""
+    nurtured: set[str] = field(default_factory=set)
+    """Leads the nurture gate kept (not ready for sales)."""
     answered: set[str] = field(default_factory=set)
     """Trace ids (one per inquiry) that got their fulfillment touch."""
     rejected_at: set[str] = field(default_factory=set)
@@ -154,8 +154,8 @@ class Outcomes:
         return sum(n - 1 for n in self.deliveries.values())
 
     traces: set[str] = field(default_factory=set)
-    """Trace ids (one per inquiry) that reached sales-ready, a nurture touch, or
-    the answer to an excluded inquiry: an inquiry attached to a known person's
+    """Trace ids (one per inquiry) that reached sales-ready, the nurture gate
+    (`LeadNurtured`), or the answer to an excluded inquiry: an inquiry attached to a known person's
     lead is accounted for by its own trace."""
 
     def accounted(self, value: bytes, at: Position) -> bool:
@@ -187,7 +187,12 @@ class OutcomeWatcher:
         await self._consumer.start()
         partitions = [
             TopicPartition(spec.name, p)
-            for spec in (self.topics.sales_ready, self.topics.touches, self.topics.rejected)
+            for spec in (
+                self.topics.sales_ready,
+                self.topics.touches,
+                self.topics.nurture,
+                self.topics.rejected,
+            )
             for p in range(spec.partitions)
         ]
         self._consumer.assign(partitions)
@@ -205,18 +210,19 @@ class OutcomeWatcher:
                 self._record(tp.topic, record.value or b"")
 
     def _record(self, topic: str, value: bytes) -> None:
-        event: LeadAssigned | TouchScheduled | MessageRejected
+        event: LeadAssigned | TouchScheduled | LeadNurtured | MessageRejected
         if topic == self.topics.sales_ready.name:
             event = LeadAssigned.model_validate_json(value)
             self.outcomes.sales_ready.setdefault(str(event.lead_id), []).append(event)
             self.outcomes.traces.add(str(event.trace_id))
+        elif topic == self.topics.nurture.name:
+            event = LeadNurtured.model_validate_json(value)
+            self.outcomes.nurtured.add(str(event.lead_id))
+            self.outcomes.traces.add(str(event.trace_id))
         elif topic == self.topics.touches.name:
             event = TouchScheduled.model_validate_json(value)
             touch = event.payload
-            if touch.purpose == "nurture":
-                self.outcomes.touched.add(str(event.lead_id))
-                self.outcomes.traces.add(str(event.trace_id))
-            else:
+            if touch.purpose == "fulfillment":
                 self.outcomes.answered.add(str(event.trace_id))
                 if touch.reason.startswith(EXCLUDED):  # all an excluded inquiry gets
                     self.outcomes.traces.add(str(event.trace_id))

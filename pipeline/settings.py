@@ -109,6 +109,15 @@ class Settings(BaseSettings):
         description="Run the warehouse sink in this worker. Exactly one process owns an "
         "embedded warehouse: workers that only route set false.",
     )
+    nurture_day_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Length of one nurture day in seconds: program delays and frequency-cap "
+        "windows (tests and demos shrink the clock; quiet hours stay on the real clock).",
+    )
+    nurture_scan_seconds: float = Field(
+        default=10.0, gt=0, description="How often the worker looks for due nurture steps."
+    )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
 

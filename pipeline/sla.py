@@ -139,6 +139,7 @@ def reassign(clock: SlaClock) -> LeadRouted:
         handoff=Handoff(
             qualification=a.payload.qualification,
             reason=f"SLA missed {REASSIGN_AFTER} times by {a.payload.owner.rep_id}: reassigned",
+            contact_permissions=a.payload.contact_permissions,
         ),
         queue=a.payload.queue,
         rule=a.payload.rule,

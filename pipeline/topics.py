@@ -68,6 +68,8 @@ class Topics(BaseModel):
     enriched: TopicSpec
     qualified: TopicSpec
     touches: TopicSpec
+    nurture: TopicSpec
+    nurture_steps: TopicSpec
     handoff: TopicSpec
     routing: TopicSpec
     releases: TopicSpec

@@ -26,6 +26,7 @@ ActivityType = Literal[
     "meeting_booked",
     "price_request",
     "unsubscribed",
+    "do_not_contact",
 ]
 
 
@@ -40,10 +41,16 @@ class Activity(BaseModel):
     lead_id: uuid.UUID | None = None
     email: ShortText | None = None
     phone: ShortText | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free-form. A touch's result names it: touch_id = the TouchScheduled "
+        "event_id. unsubscribed names the channel withdrawn: channel = email (default), "
+        "call or sms; do_not_contact withdraws every channel.",
+    )
 
 
-Outcome = Literal["contacted", "accepted", "returned", "opportunity", "won", "lost"]
+Outcome = Literal["contacted", "accepted", "returned", "opportunity", "won", "lost", "churned"]
+"""churned: a customer was lost (cancelled), for a win-back program."""
 
 
 class CrmOutcome(BaseModel):

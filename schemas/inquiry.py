@@ -33,6 +33,9 @@ class Contact(BaseModel):
         Field(default=None, description="ISO 3166-1 alpha-2, e.g. DE")
     )
     language: ShortText | None = None
+    time_zone: ShortText | None = Field(
+        default=None, description="IANA zone, e.g. Europe/Berlin; else derived from country."
+    )
 
 
 class Answers(BaseModel):

@@ -238,8 +238,31 @@ class LeadQualified(LeadEvent):
     payload: Qualification
 
 
+class ContactPermissions(BaseModel):
+    """May the lead be contacted on each channel (since 1.2)?
+
+    Consent comes with the inquiry (`consent.marketing_email` for e-mail,
+    `consent.phone_contact` for calls and SMS); an `unsubscribed` activity
+    withdraws a channel, `do_not_contact` all of them, for good.
+    """
+
+    model_config = FROZEN
+
+    email: bool = False
+    call: bool = False
+    sms: bool = False
+    do_not_contact: bool = Field(default=False, description="The person asked for no contact.")
+
+
 class Touch(BaseModel):
-    """An instruction for the e-mail / marketing-automation sender."""
+    """An instruction for the e-mail / marketing-automation sender.
+
+    The sender reports what happened on `leads.activity` (`email_sent`,
+    `email_opened`, `email_clicked`, `replied`, `sms_reply`, `email_bounced`,
+    `unsubscribed`) with the lead's `lead_id` and `details.touch_id` = this
+    event's `event_id`; those results feed re-qualification and the program's
+    exit conditions.
+    """
 
     model_config = FROZEN
 
@@ -253,12 +276,51 @@ class Touch(BaseModel):
         description="fulfillment: the answer every inquiry gets, one per inquiry (its "
         "trace_id); nurture: a step that keeps a not-yet-ready lead warm (since 1.1).",
     )
+    program: str | None = Field(default=None, description="Nurture program of the step (1.2).")
+    step: int | None = Field(default=None, ge=1, description="Step number in it, from 1 (1.2).")
+    response_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="fulfillment: seconds from the inquiry's arrival (received_at) to this "
+        "answer; compare with the target send_within_minutes (since 1.2).",
+    )
 
 
 class TouchScheduled(LeadEvent):
     event_type: Literal["TouchScheduled"] = "TouchScheduled"
-    schema_version: str = "1.1"  # purpose
+    schema_version: str = "1.2"  # purpose; program, step, response_seconds
     payload: Touch
+
+
+class Nurturing(BaseModel):
+    """Where a lead stands in nurture after a change: its segments and programs."""
+
+    model_config = FROZEN
+
+    reason: ShortText = Field(description="What changed it, e.g. qualified: cold lead, replied.")
+    lead_class: LeadClass | None = None
+    segments: list[str] = Field(default_factory=list)
+    programs: list[str] = Field(default_factory=list, description="Programs it is in now.")
+    entered: list[str] = Field(default_factory=list)
+    left: list[str] = Field(default_factory=list)
+    next_step_at: AwareDatetime | None = None
+    contact_permissions: ContactPermissions = Field(default_factory=ContactPermissions)
+
+
+class LeadNurtured(LeadEvent):
+    """The nurture gate kept a lead (not ready for sales), or its programs changed."""
+
+    event_type: Literal["LeadNurtured"] = "LeadNurtured"
+    payload: Nurturing
+
+
+class NurtureStepDue(EventBase):
+    """A durable nurture timer fired: a program step of the lead is due."""
+
+    event_type: Literal["NurtureStepDue"] = "NurtureStepDue"
+    lead_id: uuid.UUID
+    due_at: AwareDatetime
+    step: str = Field(description="program:run:step of the enrollment that is due.")
 
 
 class Handoff(BaseModel):
@@ -266,11 +328,14 @@ class Handoff(BaseModel):
 
     qualification: Qualification
     reason: ShortText
+    contact_permissions: ContactPermissions | None = Field(
+        default=None, description="What the lead allows, per channel (since 1.2)."
+    )
 
 
 class LeadHandedOff(LeadEvent):
     event_type: Literal["LeadHandedOff"] = "LeadHandedOff"
-    schema_version: str = "1.1"  # the profile / qualification gained fields
+    schema_version: str = "1.2"  # contact_permissions
     payload: Handoff
 
 
@@ -300,11 +365,16 @@ class Assignment(BaseModel):
     reassignment: int = Field(
         default=0, ge=0, description="0 for the first owner; n after n SLA reassignments (1.1)."
     )
+    contact_permissions: ContactPermissions | None = Field(
+        default=None,
+        description="May the rep e-mail, call or text the lead: consent from the inquiry, "
+        "unsubscribes and do-not-contact since (1.2).",
+    )
 
 
 class LeadAssigned(LeadEvent):
     event_type: Literal["LeadAssigned"] = "LeadAssigned"
-    schema_version: str = "1.1"  # the profile / qualification gained fields
+    schema_version: str = "1.2"  # contact_permissions
     payload: Assignment
 
 

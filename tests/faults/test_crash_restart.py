@@ -166,7 +166,7 @@ def test_sigterm_stores_what_the_worker_has_read(kafka: str, tmp_path: Path) -> 
     stored = {row["kind"]: int(row["n"]) for row in counts}
     distinct = sum(m.kind != "duplicate" for m in messages)
     assert stored["InquiryReceived"] + stored.get("Unreadable", 0) == distinct
-    nurtured = stored.get("TouchScheduled:nurture", 0)
+    nurtured = stored.get("LeadNurtured", 0)
     assert stored.get("LeadAssigned", 0) + nurtured == stored["LeadCaptured"]
     assert stored["TouchScheduled:fulfillment"] == stored["LeadCaptured"]  # every one answered
 

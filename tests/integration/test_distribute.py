@@ -20,7 +20,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, SecretStr
 
-from pipeline.nurture import nurture_gate
+from pipeline.programs import NurtureState, gate
 from pipeline.routing import RoutingRules
 from pipeline.runtime import WorkerProcess, get_json, publish, settings_env
 from pipeline.scoring import qualify_lead
@@ -31,7 +31,7 @@ from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached, SlaReminderDue
 from tests.conftest import isolated_settings
 from tests.unit.factories import NOW, enriched
-from tests.unit.test_routing import NURTURE, SCORING
+from tests.unit.test_routing import DAY, NURTURE, SCORING
 
 M = TypeVar("M", bound=BaseModel)
 ROUTING = """
@@ -109,7 +109,7 @@ def handoff(n: int, postal_code: str | None = None, country: str = "DE") -> Lead
         contact=contact,
         answers={"purchase_timeframe_months": 0},
     )
-    result = nurture_gate(qualify_lead(lead, SCORING), NURTURE, NOW)
+    _, result = gate(qualify_lead(lead, SCORING), NurtureState(), NURTURE, NOW, DAY)
     assert isinstance(result, LeadHandedOff)
     return result
 

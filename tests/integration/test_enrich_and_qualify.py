@@ -130,6 +130,16 @@ def test_an_inquiry_is_enriched_from_directory_and_postal_table(pipeline: Pipeli
     assert "decision_maker" in event.payload.missing.should
 
 
+def crm_outcome(pipeline: Pipeline, lead: str, outcome: str, reason: str) -> dict[str, Any]:
+    return {
+        "outcome_id": f"{pipeline.run}-{lead[:8]}-{outcome}",
+        "lead_id": lead,
+        "occurred_at": utcnow().isoformat(),
+        "outcome": outcome,
+        "reason": reason,
+    }
+
+
 def _activity(pipeline: Pipeline, lead: str, n: str, kind: str) -> dict[str, Any]:
     return {
         "activity_id": f"{pipeline.run}-{lead[:8]}-{n}",
@@ -188,13 +198,7 @@ def test_a_lead_returned_by_sales_goes_back_to_nurture(pipeline: Pipeline) -> No
     pipeline.send(topics.inquiries, body)
     (first,) = pipeline.wait_for(topics.qualified, lead)
     assert first.payload.decision == "sales"
-    outcome = {
-        "outcome_id": f"{pipeline.run}-ret",
-        "lead_id": lead,
-        "occurred_at": utcnow().isoformat(),
-        "outcome": "returned",
-        "reason": "no budget this year",
-    }
+    outcome = crm_outcome(pipeline, lead, "returned", "no budget this year")
     pipeline.send(topics.feedback, outcome, key=lead.encode())
     qualified = pipeline.wait_for(topics.qualified, lead, until=lambda found: len(found) >= 2)
     assert (qualified[-1].payload.decision, qualified[-1].payload.trigger) == (

@@ -73,6 +73,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
     assert routes(worker_app(worker_settings(tmp_path))) == [
         ("GET", "/"),
         ("GET", "/v1/health"),
+        ("GET", "/v1/leads/{lead_id}/nurture"),
         ("GET", "/v1/leads/{lead_id}/qualification"),
         ("GET", "/v1/leads/{lead_id}/timeline"),
         ("GET", "/v1/queues"),

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from pipeline.config import load_yaml_model
-from pipeline.nurture import NurturePolicy, nurture_gate
+from pipeline.nurture import NurturePolicy
+from pipeline.programs import NurtureState, gate
 from pipeline.routing import (
     QueueState,
     RoutingRules,
@@ -29,14 +30,14 @@ RULES = PROJECT_ROOT / "deploy" / "rules"
 SCORING = load_yaml_model(RULES / "scoring.yaml", ScoringModel)
 NURTURE = load_yaml_model(RULES / "nurture.yaml", NurturePolicy)
 ROUTING = load_yaml_model(RULES / "routing.yaml", RoutingRules)
+DAY = timedelta(days=1)
 MONDAY_NOON = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
 
 
 def handoff(**overrides: Any) -> LeadHandedOff:
     answers = {"purchase_timeframe_months": 0, **overrides.pop("answers", {})}
-    result = nurture_gate(
-        qualify_lead(enriched(answers=answers, **overrides), SCORING), NURTURE, NOW
-    )
+    qualified = qualify_lead(enriched(answers=answers, **overrides), SCORING)
+    _, result = gate(qualified, NurtureState(), NURTURE, NOW, DAY)
     assert isinstance(result, LeadHandedOff)
     return result
 
@@ -305,7 +306,9 @@ def test_the_assignment_carries_everything_sales_needs() -> None:
     assert assigned.payload.sla_due_at == MONDAY_NOON + timedelta(minutes=15)
     assert assigned.payload.qualification.profile.contact.email == "a@firma.de"
     assert (assigned.payload.queue, assigned.payload.rule) == ("enterprise", "analytics-enterprise")
-    assert assigned.schema_version == "1.1"
+    assert assigned.schema_version == "1.2"
+    permissions = assigned.payload.contact_permissions  # consent travels to the CRM
+    assert permissions is not None and not (permissions.email or permissions.call)
 
 
 def test_queue_report_shows_load_caps_and_availability() -> None:
@@ -365,6 +368,7 @@ def test_a_pull_queue_gives_the_oldest_waiting_lead_to_the_rep_who_claims_it() -
     got, waiting, state = claim_lead(claim("p1"), [first, second], pool, state, MONDAY_NOON)
     assert isinstance(got, LeadAssigned) and got.lead_id == first.lead_id
     assert (got.payload.owner.rep_id, got.payload.assigned_by) == ("p1", "claimed")
+    assert got.payload.contact_permissions == first.payload.handoff.contact_permissions
     assert waiting == [second] and state.open == {"p1": 1}
     capped, waiting, state = claim_lead(claim("p1"), waiting, pool, state, MONDAY_NOON)
     assert capped == "p1 has 1 open leads already" and waiting == [second]
