@@ -22,18 +22,23 @@ from faust.web import Request, Response, View
 from mode import Service
 
 from pipeline.app import Stage
-from pipeline.errors import WarehouseUnavailable
+from pipeline.dashboard import dashboard_data, render_dashboard
+from pipeline.errors import BadRequest, WarehouseUnavailable
+from pipeline.intake import authenticate, presented_key
 from pipeline.messages import Position
-from pipeline.reporting import event_counts, event_row, funnel_by_channel
+from pipeline.report_rules import load_targets
+from pipeline.reporting import event_counts, event_row
+from pipeline.reports import REPORTS, ReportInputs, parse_params, run_report
 from pipeline.settings import Settings
 from pipeline.topics import Topics
-from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.warehouse import EVENTS_TABLE, Warehouse, analyst_query, open_warehouse
+from schemas.envelope import utcnow
 
 log = structlog.get_logger("leadflow.report")
 T = TypeVar("T")
 
-MAX_BACKOFF_S = 30.0
 FINAL_FLUSH_ATTEMPTS = 3
+UNAUTHORIZED = {"error": "missing or invalid X-Api-Key (LEADFLOW_REPORT_KEYS)"}
 
 
 class WarehouseSink(Service):
@@ -150,7 +155,7 @@ class WarehouseSink(Service):
                 ):
                     return False  # offsets not committed: the batch is read again
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+                delay = min(delay * 2, self.settings.sink_retry_max_seconds)
         assert self._consumer is not None
         await self._consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
         self.inserted += len(rows)
@@ -178,12 +183,67 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 def register(stage: Stage) -> None:
     sink = WarehouseSink(stage.settings, stage.topics)
     stage.app.service(sink)  # type: ignore[arg-type]
-    inquiries = stage.topics.inquiries.name
+    keys = stage.settings.report_keys
+    inputs = ReportInputs(
+        routing=stage.rules.routing,
+        targets=load_targets(stage.settings.rules_dir),
+        inquiries_topic=stage.topics.inquiries.name,
+    )
 
-    @stage.app.page("/v1/reports/funnel")
-    class Funnel(View):
+    def allowed(request: Request) -> bool:
+        return authenticate(keys, presented_key(request.headers)) is not None
+
+    @stage.app.page("/v1/reports")
+    class Reports(View):
         async def get(self, request: Request) -> Response:
-            return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries)))
+            if not allowed(request):
+                return self.json(UNAUTHORIZED, status=401)
+            return self.json(
+                [{"name": r.name, "title": r.title, "by": r.by} for r in REPORTS.values()]
+            )
+
+    @stage.app.page("/v1/reports/{name}")
+    class ReportView(View):
+        async def get(self, request: Request, name: str) -> Response:
+            if not allowed(request):
+                return self.json(UNAUTHORIZED, status=401)
+            try:
+                params = parse_params(dict(request.query))
+                rows = await sink.call(lambda w: run_report(w, name, params, inputs))
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json({"report": name, "rows": rows})
+
+    @stage.app.page("/v1/sql")
+    class Sql(View):
+        """Read-only SQL for analysts: the body is one query; rows come back as JSON."""
+
+        async def post(self, request: Request) -> Response:
+            if not allowed(request):
+                return self.json(UNAUTHORIZED, status=401)
+            body = (await request.read()).decode("utf-8", errors="replace")
+            try:
+                rows = await sink.call(lambda w: analyst_query(w, body))
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json({"rows": rows})
+
+    @stage.app.page("/dashboard")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            if not allowed(request):
+                challenge = {"WWW-Authenticate": 'Basic realm="leadflow reports"'}
+                return self.text(
+                    "API key needed (any user name, the key as password)\n",
+                    status=401,
+                    headers=challenge,
+                )
+            try:
+                params = parse_params(dict(request.query))
+                data = await sink.call(lambda w: dashboard_data(w, params, inputs))
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.html(render_dashboard(data, utcnow()))
 
     @stage.app.page("/v1/warehouse/events")
     class EventCounts(View):
@@ -193,7 +253,7 @@ def register(stage: Stage) -> None:
     @stage.app.page("/v1/warehouse/lag")
     class Lag(View):
         async def get(self, request: Request) -> Response:
-            return self.json(await sink.lag())
+            return self.json({**await sink.lag(), "inserted": sink.inserted})
 
     @stage.app.page("/v1/health")
     class Health(View):

@@ -3,6 +3,8 @@ calling (per-channel API key), and what body becomes which inquiry."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import uuid
@@ -48,6 +50,22 @@ def authenticate(keys: dict[str, SecretStr], presented: str | None) -> str | Non
         if hmac.compare_digest(key.get_secret_value().encode(), given) and presented:
             found = channel
     return found
+
+
+def presented_key(headers: Any) -> str | None:
+    """The key a caller presented: `X-Api-Key`, or the password of HTTP Basic
+    authentication (what a browser sends after asking, e.g. for the dashboard)."""
+    key = headers.get("X-Api-Key")
+    if key:
+        return str(key)
+    scheme, _, encoded = str(headers.get("Authorization", "")).partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
 
 
 @dataclass(frozen=True)

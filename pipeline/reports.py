@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 
 from pipeline.analytics import gini, volume_anomalies
 from pipeline.attribution import DEFAULT_HALF_LIFE_DAYS, Journey, TouchPoint, attribute
-from pipeline.errors import LeadflowError
+from pipeline.errors import BadRequest
 from pipeline.report_rules import TARGET_METRICS, Targets, month_start
 from pipeline.reporting import funnel_by_channel
 from pipeline.routing import RoutingRules
@@ -63,10 +63,6 @@ SPEED_BUCKETS = (
     ("4-24 h", 1440),
     ("> 24 h", None),
 )
-
-
-class BadReportRequest(LeadflowError):
-    """An unknown report or a parameter it does not take (HTTP 400)."""
 
 
 @dataclass(frozen=True)
@@ -528,12 +524,10 @@ REPORTS: dict[str, Report] = {
 def run_report(warehouse: Warehouse, name: str, params: ReportParams, inputs: ReportInputs) -> Rows:
     report = REPORTS.get(name)
     if report is None:
-        raise BadReportRequest(f"no report {name!r}; reports: {', '.join(REPORTS)}")
+        raise BadRequest(f"no report {name!r}; reports: {', '.join(REPORTS)}")
     by = params.by or report.by[0]
     if by not in report.by:
-        raise BadReportRequest(
-            f"report {name} can be grouped --by {', '.join(report.by)}; not {by!r}"
-        )
+        raise BadRequest(f"report {name} can be grouped --by {', '.join(report.by)}; not {by!r}")
     return report.run(warehouse, replace(params, by=by), inputs)
 
 
@@ -541,24 +535,22 @@ def parse_params(query: Mapping[str, str]) -> ReportParams:
     """Report parameters from strings (HTTP query or CLI), or a clear error."""
     unknown = set(query) - {"by", "since", "grain", "half_life_days"}
     if unknown:
-        raise BadReportRequest(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        raise BadRequest(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     grain = query.get("grain", "day")
     if grain not in get_args(Grain):
-        raise BadReportRequest(f"grain is day, week or month; not {grain!r}")
+        raise BadRequest(f"grain is day, week or month; not {grain!r}")
     since = None
     if query.get("since"):
         try:
             since = date.fromisoformat(query["since"])
         except ValueError:
-            raise BadReportRequest(
-                f"since is a date like 2026-11-01; not {query['since']!r}"
-            ) from None
+            raise BadRequest(f"since is a date like 2026-11-01; not {query['since']!r}") from None
     try:
         half_life = float(query.get("half_life_days", DEFAULT_HALF_LIFE_DAYS))
     except ValueError:
         half_life = 0.0
     if not 0 < half_life <= 3650:
-        raise BadReportRequest("half_life_days is a number of days above 0, e.g. 7")
+        raise BadRequest("half_life_days is a number of days above 0, e.g. 7")
     by = query.get("by") or None
     return ReportParams(by=by, since=since, grain=grain, half_life_days=half_life)  # type: ignore[arg-type]
 

@@ -112,7 +112,13 @@ class WorkerProcess:
 
 
 def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(settings.web_url + path, timeout=timeout) as response:
+    """GET from the worker, with the first report key (if any) for the report endpoints."""
+    request = urllib.request.Request(settings.web_url + path)
+    if settings.report_keys:
+        request.add_header(
+            "X-Api-Key", next(iter(settings.report_keys.values())).get_secret_value()
+        )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
 

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
         description="API key per rep for POST /v1/queues/{queue}/claim (pull queues), "
         'as JSON: {"anna.schmidt": "…"}.',
     )
+    report_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API key per analyst or tool for GET /v1/reports/…, GET /dashboard and "
+        'POST /v1/sql, as JSON: {"analyst": "…"}. The CLI sends the first one.',
+    )
     intake_max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
@@ -83,6 +88,11 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
+    sink_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between retries of a failed warehouse insert.",
+    )
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -93,6 +103,12 @@ class Settings(BaseSettings):
     @property
     def embedded_warehouse_dir(self) -> Path:
         return self.warehouse_dir or self.state_dir / "warehouse"
+
+    @property
+    def report_key(self) -> str | None:
+        """The key this process presents to the report endpoints (the first one)."""
+        first = next(iter(self.report_keys.values()), None)
+        return first.get_secret_value() if first is not None else None
 
     @property
     def web_url(self) -> str:

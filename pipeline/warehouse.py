@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from pipeline.errors import ConfigError, WarehouseUnavailable
+from pipeline.errors import BadRequest, ConfigError, WarehouseUnavailable
 from pipeline.settings import PROJECT_ROOT, Settings
 
 MIGRATIONS_DIR = PROJECT_ROOT / "deploy" / "clickhouse"
@@ -25,6 +25,12 @@ MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 MIGRATIONS_TABLE = "leadflow.schema_migrations"
 EVENTS_TABLE = "leadflow.lead_events"
 COSTS_TABLE = "leadflow.campaign_costs"
+ANALYST_SETTINGS = (
+    "readonly = 1, max_execution_time = 30, max_result_rows = 10000, result_overflow_mode = 'break'"
+)
+"""What an analyst's query runs under: read only (no writes, no settings, no
+table functions such as file() or url()), 30 s, about 10,000 rows."""
+ANALYST_REFUSED = re.compile(r"\b(settings|format|outfile)\b", re.IGNORECASE)
 JSON_NUMBERS = "output_format_json_quote_64bit_integers"
 """Off, so counts come back as JSON numbers, not strings."""
 EVENT_COLUMNS = (
@@ -228,3 +234,21 @@ def load_costs(warehouse: Warehouse, path: Path) -> int:
     warehouse.execute(f"TRUNCATE TABLE {COSTS_TABLE}")
     warehouse.insert(COSTS_TABLE, costs.rows())
     return len(costs.costs)
+
+
+def analyst_query(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
+    """Run one read-only query for an analyst (`POST /v1/sql`)."""
+    text = sql.strip().rstrip(";").strip()
+    if not text:
+        raise BadRequest("send one SQL query, e.g. SELECT count() FROM leadflow.leads")
+    if ";" in text:
+        raise BadRequest("one statement at a time, please (found ';' inside the query)")
+    if ANALYST_REFUSED.search(text):
+        raise BadRequest(
+            "leave out SETTINGS, FORMAT and INTO OUTFILE: the endpoint sets read-only "
+            "settings and answers in JSON"
+        )
+    try:
+        return warehouse.query(f"{text}\nSETTINGS {ANALYST_SETTINGS}")
+    except WarehouseUnavailable as exc:
+        raise BadRequest(str(exc)) from exc

@@ -284,13 +284,13 @@ def test_since_limits_every_report_to_later_leads(warehouse: Warehouse) -> None:
 
 
 def test_bad_parameters_are_refused_with_a_clear_message() -> None:
-    from pipeline.reports import BadReportRequest
+    from pipeline.errors import BadRequest
 
-    with pytest.raises(BadReportRequest, match="grain is day, week or month"):
+    with pytest.raises(BadRequest, match="grain is day, week or month"):
         parse_params({"grain": "hour"})
-    with pytest.raises(BadReportRequest, match="since is a date"):
+    with pytest.raises(BadRequest, match="since is a date"):
         parse_params({"since": "yesterday; DROP TABLE x"})
-    with pytest.raises(BadReportRequest, match="can be grouped --by"):
+    with pytest.raises(BadRequest, match="can be grouped --by"):
         run_report(None, "money", ReportParams(by="rep"), INPUTS)  # type: ignore[arg-type]
-    with pytest.raises(BadReportRequest, match="no report 'nope'"):
+    with pytest.raises(BadRequest, match="no report 'nope'"):
         run_report(None, "nope", ReportParams(), INPUTS)  # type: ignore[arg-type]
