@@ -220,8 +220,12 @@ def open_warehouse(settings: Settings) -> Warehouse:
         warehouse = ServerWarehouse(url)
     else:
         warehouse = EmbeddedWarehouse(settings.embedded_warehouse_dir)
-    migrate(warehouse, load_migrations())
-    load_costs(warehouse, settings.rules_dir / "costs.yaml")
+    try:
+        migrate(warehouse, load_migrations())
+        load_costs(warehouse, settings.rules_dir / "costs.yaml")
+    except BaseException:
+        warehouse.close()  # the embedded directory stays locked while a session is open
+        raise
     return warehouse
 
 

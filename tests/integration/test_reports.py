@@ -1,8 +1,11 @@
 """Every report against figures worked out by hand on the fixed scenario
-(report_scenario.py), on the real embedded ClickHouse engine."""
+(report_scenario.py), on the real embedded ClickHouse engine and, where
+LEADFLOW_TEST_CLICKHOUSE_URL names a throwaway ClickHouse server (its database
+`leadflow` is dropped), on that server through clickhouse-connect."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -15,11 +18,12 @@ from pipeline.warehouse import (
     COSTS_TABLE,
     EVENTS_TABLE,
     EmbeddedWarehouse,
+    ServerWarehouse,
     Warehouse,
     load_migrations,
     migrate,
 )
-from tests.integration.report_scenario import COSTS, scenario
+from tests.integration.report_scenario import COSTS, lead_id, scenario
 
 ROUTING = load_rules(PROJECT_ROOT / "deploy" / "rules").routing
 TARGETS = Targets.model_validate(
@@ -34,9 +38,24 @@ TARGETS = Targets.model_validate(
 INPUTS = ReportInputs(routing=ROUTING, targets=TARGETS)
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
-    w = EmbeddedWarehouse(tmp_path_factory.mktemp("warehouse"))
+SERVER_URL = os.environ.get("LEADFLOW_TEST_CLICKHOUSE_URL")
+
+
+@pytest.fixture(scope="module", params=["embedded", "server"])
+def warehouse(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Warehouse]:
+    w: Warehouse
+    if request.param == "server":
+        if not SERVER_URL:
+            pytest.skip(
+                "LEADFLOW_TEST_CLICKHOUSE_URL is not set: no ClickHouse server here, "
+                "the same reports ran on the embedded engine"
+            )
+        w = ServerWarehouse(SERVER_URL)
+        w.execute("DROP DATABASE IF EXISTS leadflow SYNC")
+    else:
+        w = EmbeddedWarehouse(tmp_path_factory.mktemp("warehouse"))
     migrate(w, load_migrations())
     w.insert(COSTS_TABLE, COSTS.rows())
     rows = scenario().rows()
@@ -62,11 +81,12 @@ def test_repeated_events_count_once(warehouse: Warehouse) -> None:
 
 def test_lead_state_holds_source_stages_owner_and_outcome(warehouse: Warehouse) -> None:
     rows = warehouse.query(
-        "SELECT source_channel, last_channel, region, product, path, owner, queue, outcome, "
-        "amount_eur, toString(won_at) AS won_at, sla_breaches FROM leadflow.leads "
-        "ORDER BY created_at"
+        "SELECT toString(lead_id) AS lead_id, source_channel, last_channel, region, product, "
+        "path, owner, queue, outcome, amount_eur, toString(won_at) AS won_at, sla_breaches "
+        "FROM leadflow.leads"
     )
-    a, b, c, *_, f = rows
+    lead = {r["lead_id"]: r for r in rows}
+    a, b, c, f = (lead[str(lead_id(name))] for name in "ABCF")
     assert (a["source_channel"], a["last_channel"], a["path"]) == (
         "web_form",
         "paid_ads",
