@@ -121,7 +121,7 @@ function empty(figure) {
 function hbars(id, rows, series, format) {
   const figure = document.getElementById(id);
   if (!rows.length) return empty(figure);
-  const W = 640, left = 190, right = 70, bar = 12, gap = 10;
+  const W = 640, left = 200, right = 70, bar = 12, gap = 10;
   const legend = series.length > 1 ? 20 : 0;
   const groupH = series.length * bar + gap;
   const H = legend + rows.length * groupH + 4;
@@ -139,7 +139,8 @@ function hbars(id, rows, series, format) {
   node("line", {x1: x(0), x2: x(0), y1: legend, y2: H, stroke: "#bbb"}, svg);
   rows.forEach((r, g) => {
     const top = legend + g * groupH;
-    node("text", {x: left - 6, y: top + groupH / 2, "text-anchor": "end"}, svg, r.label);
+    const label = r.label.length > 32 ? r.label.slice(0, 31) + "…" : r.label;
+    node("text", {x: left - 6, y: top + groupH / 2, "text-anchor": "end"}, svg, label);
     r.values.forEach((v, i) => {
       const val = v || 0, y = top + i * bar;
       node("rect", {x: Math.min(x(0), x(val)), y: y, width: Math.max(Math.abs(x(val) - x(0)), 1),
