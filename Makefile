@@ -26,7 +26,9 @@ demo: install
 
 ## All tests: unit, integration and end-to-end. The test session starts the
 ## local broker itself if it is not running, and stops it again afterwards.
+## The dashboard is tested in Debian's headless Chromium, installed here once.
 test: install
+	scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
 lint: install

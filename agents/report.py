@@ -23,18 +23,21 @@ from faust.web import Request, Response, View
 from mode import Service
 
 from pipeline.app import Stage
-from pipeline.errors import WarehouseUnavailable
+from pipeline.dashboard import dashboard_data, render_dashboard
+from pipeline.errors import BadRequest, WarehouseUnavailable
 from pipeline.messages import Position
-from pipeline.reporting import event_counts, event_row, funnel_by_channel
+from pipeline.report_rules import load_targets
+from pipeline.reporting import event_counts, event_row
+from pipeline.reports import REPORTS, ReportInputs, parse_params, run_report
 from pipeline.settings import Settings
 from pipeline.timeline import lead_timeline
 from pipeline.topics import Topics
-from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.warehouse import EVENTS_TABLE, Warehouse, analyst_query, open_warehouse
+from schemas.envelope import utcnow
 
 log = structlog.get_logger("leadflow.report")
 T = TypeVar("T")
 
-MAX_BACKOFF_S = 30.0
 FINAL_FLUSH_ATTEMPTS = 3
 
 
@@ -152,7 +155,7 @@ class WarehouseSink(Service):
                 ):
                     return False  # offsets not committed: the batch is read again
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_BACKOFF_S)
+                delay = min(delay * 2, self.settings.sink_retry_max_seconds)
         assert self._consumer is not None
         await self._consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in offsets.items()})
         self.inserted += len(rows)
@@ -192,13 +195,51 @@ def register(stage: Stage) -> None:
 
 
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
-    inquiries = stage.topics.inquiries.name
-    target = stage.rules.nurture.fulfillment.send_within_minutes * 60
+    inputs = ReportInputs(
+        routing=stage.rules.routing,
+        targets=load_targets(stage.settings.rules_dir),
+        inquiries_topic=stage.topics.inquiries.name,
+        answer_target_s=stage.rules.nurture.fulfillment.send_within_minutes * 60,
+    )
 
-    @stage.page("/v1/reports/funnel")
-    class Funnel(View):
+    @stage.page("/v1/reports")
+    class Reports(View):
         async def get(self, request: Request) -> Response:
-            return self.json(await sink.call(lambda w: funnel_by_channel(w, inquiries, target)))
+            return self.json(
+                [{"name": r.name, "title": r.title, "by": r.by} for r in REPORTS.values()]
+            )
+
+    @stage.page("/v1/reports/{name}")
+    class ReportView(View):
+        async def get(self, request: Request, name: str) -> Response:
+            try:
+                params = parse_params(dict(request.query))
+                rows = await sink.call(lambda w: run_report(w, name, params, inputs))
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json({"report": name, "rows": rows})
+
+    @stage.page("/v1/sql")
+    class Sql(View):
+        """Read-only SQL for analysts: the body is one query; rows come back as JSON."""
+
+        async def post(self, request: Request) -> Response:
+            body = (await request.read()).decode("utf-8", errors="replace")
+            try:
+                rows = await sink.call(lambda w: analyst_query(w, body))
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json({"rows": rows})
+
+    @stage.page("/dashboard")
+    class Dashboard(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                params = parse_params(dict(request.query))
+                data = await sink.call(lambda w: dashboard_data(w, params, inputs))
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.html(render_dashboard(data, utcnow()))
 
     @stage.page("/v1/leads/{lead_id}/timeline")
     class Timeline(View):
@@ -217,4 +258,4 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     @stage.page("/v1/warehouse/lag")
     class Lag(View):
         async def get(self, request: Request) -> Response:
-            return self.json(await sink.lag())
+            return self.json({**await sink.lag(), "inserted": sink.inserted})

@@ -1,6 +1,7 @@
 """Who may call the worker's HTTP endpoints, and how often – without the web server.
 
-Every endpoint but health needs an `X-Api-Key`: channels have intake keys,
+Every endpoint but health needs a key (`X-Api-Key`, or HTTP Basic's password
+for a browser): channels have intake keys,
 reps claim keys, operators (CLI, dashboards, analysts) operator keys. Keys are
 compared in constant time; each key has its own request budget (a token
 bucket), so one noisy caller cannot starve the others.
@@ -8,6 +9,8 @@ bucket), so one noisy caller cannot starve the others.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import os
 import secrets
@@ -32,6 +35,22 @@ def authenticate(keys: Mapping[str, SecretStr], presented: str | None) -> str | 
         if hmac.compare_digest(key.get_secret_value().encode(), given) and presented:
             found = name
     return found
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key a caller presented: `X-Api-Key`, or the password of HTTP Basic
+    authentication (what a browser sends after asking, e.g. for the dashboard)."""
+    key = headers.get("X-Api-Key")
+    if key:
+        return str(key)
+    scheme, _, encoded = str(headers.get("Authorization", "")).partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
 
 
 @dataclass

@@ -18,7 +18,13 @@ from aiohttp import web as aiohttp_web
 from faust.web import Request, View
 from pydantic import SecretStr
 
-from pipeline.access import RateLimiter, authenticate, ensure_local_key, operator_keys
+from pipeline.access import (
+    RateLimiter,
+    authenticate,
+    ensure_local_key,
+    operator_keys,
+    presented_key,
+)
 from pipeline.enrichment import ReferenceData
 from pipeline.messages import Position, decode, reject
 from pipeline.rules import Rules
@@ -78,9 +84,13 @@ class Stage:
 
                 async def dispatch(self, request: Any) -> Any:
                     if keys is not None:
-                        who = authenticate(keys(settings), request.headers.get("X-Api-Key"))
+                        who = authenticate(keys(settings), presented_key(request.headers))
                         if who is None:
-                            return self.json({"error": "missing or invalid X-Api-Key"}, status=401)
+                            return self.json(
+                                {"error": "missing or invalid X-Api-Key"},
+                                status=401,
+                                headers={"WWW-Authenticate": 'Basic realm="leadflow"'},
+                            )
                         wait = limiter.wait(f"{keys.__name__}:{who}")
                         if wait:
                             retry = str(math.ceil(wait))

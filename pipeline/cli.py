@@ -11,7 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -283,40 +283,153 @@ def import_file(
     )
 
 
-@report_app.command("funnel")
+Format = Literal["table", "csv", "json"]
+FORMAT_OPTION = typer.Option("table", "--format", help="table, csv or json.")
+
+
+def _report_command(name: str, title: str, dimensions: tuple[str, ...]) -> None:
+    """Register `leadflow report NAME` for one report."""
+
+    @friendly
+    def command(  # options as defaults: the help text names this report's dimensions
+        by: str | None = typer.Option(None, help=f"Group by: {', '.join(dimensions)}."),
+        since: str | None = typer.Option(None, help="Only from this date on, e.g. 2026-11-01."),
+        grain: str = typer.Option("day", help="day, week or month (sources)."),
+        half_life: float = typer.Option(7.0, help="Time-decay half-life in days (attribution)."),
+        format_: Format = FORMAT_OPTION,
+    ) -> None:
+        import json
+
+        from pipeline.report_client import ask_worker, through_worker_or_direct
+        from pipeline.reports import parse_params, run_report
+
+        settings = _settings()
+        query = {"grain": grain, "half_life_days": str(half_life)}
+        query |= {k: v for k, v in {"by": by, "since": since}.items() if v}
+        params = parse_params(query)  # a bad option fails here, before any I/O
+        rows = through_worker_or_direct(
+            settings,
+            _topics(settings),
+            lambda: ask_worker(settings, f"/v1/reports/{name}", query),
+            lambda w, inputs: run_report(w, name, params, inputs),
+            lambda answer: json.loads(answer)["rows"],
+        )
+        _print_rows(rows, format_, title)
+
+    command.__doc__ = f"{title}."
+    report_app.command(name)(command)
+
+
+def _print_rows(rows: list[dict[str, Any]], format_: str, title: str) -> None:
+    import json
+
+    from rich.table import Table
+
+    from pipeline.report_client import csv_text
+
+    if format_ == "json":
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+    elif format_ == "csv":
+        sys.stdout.write(csv_text(rows))
+    else:
+        table = Table(title=title)
+        columns = list(rows[0]) if rows else []
+        for column in columns:
+            numeric = any(isinstance(r.get(column), int | float) for r in rows)
+            table.add_column(column, justify="right" if numeric else "left")
+        for row in rows:
+            table.add_row(*("–" if row.get(c) is None else str(row.get(c)) for c in columns))
+        console.print(table if rows else f"{title}: no rows")
+
+
+def _register_reports() -> None:
+    from pipeline.reports import REPORTS
+
+    for report in REPORTS.values():
+        _report_command(report.name, report.title, report.by)
+
+
+_register_reports()
+
+
+@report_app.command("dashboard")
 @friendly
-def report_funnel() -> None:
-    """Print the funnel by channel: from the running worker, or the warehouse directly."""
-    from pipeline.demo import funnel_table
-    from pipeline.reporting import funnel_by_channel
-    from pipeline.rules import load_rules
-    from pipeline.runtime import get_json
+def report_dashboard(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the HTML page.")],
+    since: Annotated[str | None, typer.Option(help="Only from this date on.")] = None,
+) -> None:
+    """Write the dashboard as one self-contained HTML file (works offline)."""
+    from pipeline.dashboard import dashboard_data, render_dashboard
+    from pipeline.report_client import ask_worker, through_worker_or_direct
+    from pipeline.reports import parse_params
+    from schemas.envelope import utcnow
 
     settings = _settings()
-    try:
-        rows = get_json(settings, "/v1/reports/funnel")
-    except OSError:
-        from pipeline.warehouse import open_warehouse
+    query = {"since": since} if since else {}
+    params = parse_params(query)
+    html = through_worker_or_direct(
+        settings,
+        _topics(settings),
+        lambda: ask_worker(settings, "/dashboard", query),
+        lambda w, inputs: render_dashboard(dashboard_data(w, params, inputs), utcnow()),
+        lambda answer: answer.decode("utf-8"),
+    )
+    out.write_text(html, encoding="utf-8")
+    console.print(f"wrote {out}")
 
-        warehouse = open_warehouse(settings)
-        try:
-            target = load_rules(settings.rules_dir).nurture.fulfillment.send_within_minutes * 60
-            rows = funnel_by_channel(warehouse, _topics(settings).inquiries.name, target)
-        finally:
-            warehouse.close()
-    console.print(funnel_table(rows))
+
+@report_app.command("sql")
+@friendly
+def report_sql(
+    query: Annotated[str, typer.Argument(help="One read-only query, e.g. 'SELECT …'.")],
+    format_: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Run one read-only SQL query on the warehouse (what POST /v1/sql runs)."""
+    import json
+
+    from pipeline.report_client import ask_worker, through_worker_or_direct
+    from pipeline.warehouse import analyst_query
+
+    settings = _settings()
+    rows = through_worker_or_direct(
+        settings,
+        _topics(settings),
+        lambda: ask_worker(settings, "/v1/sql", body=query.encode()),
+        lambda w, _: analyst_query(w, query),
+        lambda answer: json.loads(answer)["rows"],
+    )
+    _print_rows(rows, format_, "query")
+
+
+@report_app.command("sink")
+@friendly
+def report_sink() -> None:
+    """How far the warehouse sink is behind: messages not yet stored (from the worker)."""
+    import json
+
+    from pipeline.report_client import ask_worker
+
+    settings = _settings()
+    answer = ask_worker(settings, "/v1/warehouse/lag")
+    if answer is None:
+        raise LeadflowError(f"no worker answers at {settings.web_url}: nothing is sinking")
+    lag = json.loads(answer)
+    console.print(
+        f"lag {lag['lag']} messages ({lag['unread']} unread, {lag['buffered']} in the batch), "
+        f"{lag['inserted']} rows stored since the worker started"
+    )
 
 
 @lead_app.command("show")
 @friendly
 def lead_show(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
     """Print the lead's timeline: from the running worker, or the warehouse directly."""
-    import urllib.error
+    import json
     import uuid
 
     from rich.table import Table
 
-    from pipeline.runtime import get_json
+    from pipeline.report_client import ask_worker, through_worker_or_direct
     from pipeline.timeline import lead_timeline
 
     try:
@@ -324,16 +437,13 @@ def lead_show(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) ->
     except ValueError:
         raise LeadflowError(f"{lead_id!r} is not a lead id (a UUID)") from None
     settings = _settings()
-    try:
-        rows = get_json(settings, f"/v1/leads/{lead}/timeline")
-    except (OSError, urllib.error.HTTPError):
-        from pipeline.warehouse import open_warehouse
-
-        warehouse = open_warehouse(settings)
-        try:
-            rows = lead_timeline(warehouse, lead)
-        finally:
-            warehouse.close()
+    rows = through_worker_or_direct(
+        settings,
+        _topics(settings),
+        lambda: ask_worker(settings, f"/v1/leads/{lead}/timeline"),
+        lambda w, _: lead_timeline(w, lead),
+        json.loads,
+    )
     if not rows:
         raise LeadflowError(f"the warehouse knows no events of lead {lead}")
     table = Table(title=f"Lead {lead}")

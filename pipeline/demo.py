@@ -72,7 +72,7 @@ async def run_demo(
         duplicates=sum(m.kind == "duplicate" for m in messages),
         accounted=len(messages),
         seconds=seconds,
-        funnel=get_json(settings, "/v1/reports/funnel"),
+        funnel=get_json(settings, "/v1/reports/pipeline")["rows"],
     )
 
 

@@ -19,3 +19,8 @@ class WarehouseUnavailable(LeadflowError):
     """ClickHouse did not take a write; retryable."""
 
     retryable = True
+
+
+class BadRequest(LeadflowError):
+    """A caller's request that cannot be run as asked (unknown report, bad
+    parameter, SQL that is not one read-only query): HTTP 400, CLI exit 1."""

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
+    sink_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between retries of a failed warehouse insert.",
+    )
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

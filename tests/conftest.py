@@ -49,6 +49,7 @@ def isolated_settings(bootstrap: str, state_dir: Path) -> Settings:
         web_port=free_port(),
         sink_flush_seconds=0.3,
         log_format="json",
+        operator_keys={"tests": "test-operator-key"},
     )
 
 

@@ -145,7 +145,7 @@ def test_the_warehouse_holds_exactly_one_row_per_event(run: Run) -> None:
             expected.add(event_row(spec, raw, at)["event_id"])
     counts = get_json(run.settings, "/v1/warehouse/events")
     assert sum(counts.values()) == len(expected)
-    funnel = get_json(run.settings, "/v1/reports/funnel")
+    funnel = get_json(run.settings, "/v1/reports/pipeline")["rows"]
     distinct = sum(m.kind != "duplicate" for m in run.messages)  # a re-send is the same event
     assert sum(row["inquiries"] for row in funnel) == distinct
 

@@ -72,16 +72,19 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
     """The list the README documents; a new endpoint shows up here and in the walk."""
     assert routes(worker_app(worker_settings(tmp_path))) == [
         ("GET", "/"),
+        ("GET", "/dashboard"),
         ("GET", "/v1/health"),
         ("GET", "/v1/leads/{lead_id}/nurture"),
         ("GET", "/v1/leads/{lead_id}/qualification"),
         ("GET", "/v1/leads/{lead_id}/timeline"),
         ("GET", "/v1/queues"),
-        ("GET", "/v1/reports/funnel"),
+        ("GET", "/v1/reports"),
+        ("GET", "/v1/reports/{name}"),
         ("GET", "/v1/warehouse/events"),
         ("GET", "/v1/warehouse/lag"),
         ("POST", "/v1/inquiries"),
         ("POST", "/v1/queues/{queue}/claim"),
+        ("POST", "/v1/sql"),
     ]
 
 

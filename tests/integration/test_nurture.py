@@ -201,7 +201,7 @@ def _funnel_row(
     """The channel's funnel row from the worker's warehouse, once `until` holds."""
     deadline = time.monotonic() + 60
     while True:
-        rows = get_json(pipeline.settings, "/v1/reports/funnel")
+        rows = get_json(pipeline.settings, "/v1/reports/pipeline")["rows"]
         row = next((r for r in rows if r["channel"] == channel), None)
         if row is not None and until(row):
             return row

@@ -11,7 +11,7 @@ from pipeline.kafka_admin import apply_topics
 from pipeline.runtime import publish
 from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
-from pipeline.warehouse import EVENTS_TABLE, SCHEMA_FILE
+from pipeline.warehouse import EVENTS_TABLE, load_migrations
 from tests.conftest import isolated_settings
 from tests.unit.factories import captured
 
@@ -75,7 +75,7 @@ def test_sink_stores_each_event_once_and_commits_only_after_the_insert(
             assert await committed(settings, topics) == 14
 
             # It comes back: the held batch is inserted, then committed.
-            ddl = SCHEMA_FILE.read_text().split("\n;")[1]
+            ddl = load_migrations()[0].statements()[0]
             await sink.call(lambda w: w.execute(ddl))
             await until(
                 lambda: _eq(committed(settings, topics), 24), "offsets committed after recovery"

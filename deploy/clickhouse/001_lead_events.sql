@@ -1,9 +1,7 @@
--- Leadflow warehouse schema: the same DDL for the embedded engine (chdb) and a
--- ClickHouse server. Statements are separated by a line holding only ";".
-
-CREATE DATABASE IF NOT EXISTS leadflow
-;
--- One row per event from every topic. Redelivered events carry the same
+-- Migration 001: the raw event log. Same DDL for the embedded engine (chdb) and
+-- a ClickHouse server. Statements are separated by a line holding only ";".
+--
+-- One row per message from every topic. Redelivered events carry the same
 -- event_id; ReplacingMergeTree folds them, and queries read with FINAL, so a
 -- retried insert never counts twice.
 CREATE TABLE IF NOT EXISTS leadflow.lead_events

@@ -1,0 +1,118 @@
+"""The dashboard in a real browser: `leadflow report dashboard --out` writes the
+page from a warehouse holding the report scenario (no worker runs, so the CLI
+opens the warehouse itself), Debian's headless Chromium loads it offline, every
+chart is drawn, the console stays empty, and a screenshot is kept."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.runtime import settings_env
+from pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.warehouse import EVENTS_TABLE, EmbeddedWarehouse, load_migrations, migrate
+from tests.conftest import free_port
+from tests.integration.report_scenario import scenario
+
+CHARTS = ("funnel", "volume", "speed", "roi", "attribution", "load")
+SCREENSHOT_COPY = PROJECT_ROOT / "build" / "test-artifacts" / "dashboard.png"
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip(
+            "no Chromium on this machine (scripts/ensure-chromium.sh, run by `make test`, "
+            "installs Debian's chromium; it printed why it could not)"
+        )
+    return found
+
+
+def browse(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",  # tests may run as root in CI containers
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            "--enable-logging=stderr",
+            "--v=0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Path:
+    settings: Settings = load_settings(state_dir=tmp_path / "state", web_port=free_port())
+    warehouse = EmbeddedWarehouse(settings.embedded_warehouse_dir)
+    try:
+        migrate(warehouse, load_migrations())
+        warehouse.insert(EVENTS_TABLE, scenario().rows())
+    finally:
+        warehouse.close()
+    out = tmp_path / "dashboard.html"
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "report", "dashboard", "--out", str(out)],
+        cwd=PROJECT_ROOT,
+        env=settings_env(settings),
+        check=True,
+        timeout=120,
+    )
+    return out
+
+
+def test_the_dashboard_renders_every_chart_in_chromium(page: Path, tmp_path: Path) -> None:
+    browser = chromium()
+    html = page.read_text()
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html), "must be self-contained"
+
+    dom = browse(browser, tmp_path / "profile", "--dump-dom", page.as_uri())
+    assert 'data-rendered="6"' in dom.stdout
+    assert "data-errors" not in dom.stdout
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == []
+    for chart in CHARTS:
+        svg = re.search(rf'<svg[^>]*data-chart="chart-{chart}".*?</svg>', dom.stdout, re.S)
+        assert svg is not None, chart
+        assert svg.group(0).count('class="bar"') >= 2, chart
+    assert "trade_fair" in dom.stdout and "lena.fischer" in dom.stdout
+
+    shot = tmp_path / "dashboard.png"
+    browse(
+        browser,
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        "--window-size=1400,1800",
+        "--hide-scrollbars",
+        page.as_uri(),
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000  # a drawn page, not a blank one
+    SCREENSHOT_COPY.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, SCREENSHOT_COPY)
+    print(f"dashboard screenshot: {SCREENSHOT_COPY}")
+
+
+def test_text_from_leads_cannot_break_out_of_the_page_data() -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.dashboard import render_dashboard
+
+    evil = "</script><script>alert(1)</script>"
+    html = render_dashboard(
+        {"funnel": [], "roi": [{"channel": "x", "campaign": evil, "roi": 1.0}]},
+        datetime(2026, 11, 2, tzinfo=UTC),
+    )
+    assert evil not in html
+    assert html.count("</script>") == 2  # the data element's and the code's
