@@ -79,7 +79,7 @@ async def _feed(loop: Loop) -> None:
         await watcher.stop()
     outcomes = watcher.outcomes
     loop.assigned = {lead: events[0] for lead, events in outcomes.sales_ready.items()}
-    loop.leads = set(outcomes.sales_ready) | outcomes.touched
+    loop.leads = set(outcomes.sales_ready) | outcomes.nurtured
     assert len(loop.assigned) >= 6, "the demo mix should give several sales-ready leads"
     feedback: list[bytes] = []
     for n, (lead, event) in enumerate(sorted(loop.assigned.items())):
