@@ -72,9 +72,9 @@ class WarehouseSink(Service):
             isolation_level="read_committed",
             max_poll_records=self.settings.sink_batch_size,
         )
-        self._consumer.subscribe(
-            [spec.name for spec in self.topics.all()], listener=_FlushOnRevoke(self)
-        )
+        # Erasure commands name the person: they are not events to keep.
+        stored = [spec.name for spec in self.topics.all() if spec != self.topics.erasure]
+        self._consumer.subscribe(stored, listener=_FlushOnRevoke(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
 
@@ -175,9 +175,20 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
+_sinks: dict[int, WarehouseSink] = {}
+
+
+def warehouse_sink(stage: Stage) -> WarehouseSink:
+    """The app's one sink: the only way into the warehouse (its thread owns it)."""
+    key = id(stage.app)
+    if key not in _sinks:
+        _sinks[key] = WarehouseSink(stage.settings, stage.topics)
+        stage.app.service(_sinks[key])  # type: ignore[arg-type]
+    return _sinks[key]
+
+
 def register(stage: Stage) -> None:
-    sink = WarehouseSink(stage.settings, stage.topics)
-    stage.app.service(sink)  # type: ignore[arg-type]
+    sink = warehouse_sink(stage)
     inquiries = stage.topics.inquiries.name
 
     @stage.app.page("/v1/reports/funnel")

@@ -133,7 +133,17 @@ def log_decision(stage: str, event: EventBase) -> None:
 
 
 def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
-    from agents import capture, distribute, enrich, identify, intake, nurture, qualify, report
+    from agents import (
+        capture,
+        distribute,
+        enrich,
+        identify,
+        intake,
+        nurture,
+        privacy,
+        qualify,
+        report,
+    )
 
     app = faust.App(
         settings.app_id,
@@ -156,7 +166,7 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
     )
     reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
-    modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake)
+    modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake, privacy)
     for module in modules:
         module.register(stage)
     return app
