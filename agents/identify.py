@@ -2,7 +2,8 @@
 
 The table identity → lead_id is owned by the partition of the identity key
 (`leads.identify` is keyed by it) and durable through its changelog, so it
-is right with many workers; the lead then goes on keyed by `lead_id`.
+is right with many workers; the lead then goes on keyed by `lead_id`. The
+table is keyed by a hash of the identity (`pseudonym`), never the address.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import uuid
 import faust
 
 from pipeline.app import Stage
-from pipeline.identity import resolve_identity
+from pipeline.identity import pseudonym, resolve_identity
 from schemas.lead import InquiryAccepted, LeadCaptured
 
 
@@ -23,9 +24,10 @@ def register(stage: Stage) -> None:
     )
 
     def identify(accepted: InquiryAccepted) -> LeadCaptured:
-        known = leads.get(accepted.identity)
+        key = pseudonym(accepted.identity)
+        known = leads.get(key)
         if known is None:
-            leads[accepted.identity] = str(accepted.lead_id)
+            leads[key] = str(accepted.lead_id)
         return resolve_identity(accepted, uuid.UUID(known) if known else None)
 
     stage.decoding_agent(stage.topics.identify, "identify", identify)

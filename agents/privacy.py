@@ -121,6 +121,10 @@ def register(stage: Stage) -> None:
                 await stage.emit(command)
                 continue
             done = await handle(command, message.partition)
+            async with KafkaEraser(bootstrap) as kafka:  # the command names the person
+                await kafka.delete_before(
+                    TopicPartition(message.topic, message.partition), message.offset + 1
+                )
             await stage.emit(done)
             log.info(
                 "privacy.erased",
@@ -129,10 +133,6 @@ def register(stage: Stage) -> None:
                 partition=message.partition,
                 complete=done.complete,
             )
-            async with KafkaEraser(bootstrap) as kafka:  # the command names the person
-                await kafka.delete_before(
-                    TopicPartition(message.topic, message.partition), message.offset + 1
-                )
 
     run.__name__ = "erase"
     stage.app.agent(stage.channel(stage.topics.erasure), name="erase")(run)

@@ -54,27 +54,31 @@ async def read_partition(bootstrap: str, tp: TopicPartition) -> tuple[TableScan,
         await consumer.stop()
 
 
+async def topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:
+    """Every partition of these topics (those that exist)."""
+    described = await admin.describe_topics(names)
+    return [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t.get("error_code") == 0
+        for p in t["partitions"]
+    ]
+
+
 async def find_in_topics(
-    bootstrap: str, topics: Iterable[str], person: Person
+    bootstrap: str, parts: list[TopicPartition], person: Person
 ) -> dict[TopicPartition, int]:
     """The last offset per partition whose message (or the original it carries)
     mentions the person. Reads uncommitted too: an aborted transaction's records
     are still on disk."""
     hits: dict[TopicPartition, int] = {}
+    if not parts:
+        return hits
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted"
     )
     await consumer.start()
     try:
-        parts = [
-            TopicPartition(name, p)
-            for name in topics
-            for p in sorted(
-                consumer.partitions_for_topic(name) or await _partitions(consumer, name)
-            )
-        ]
-        if not parts:
-            return hits
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
@@ -86,11 +90,6 @@ async def find_in_topics(
         return hits
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()  # refreshes metadata
-    return consumer.partitions_for_topic(topic) or set()
 
 
 class KafkaEraser:
@@ -142,8 +141,11 @@ class KafkaEraser:
         still in flight through the pipeline are caught by the next round)."""
         deadline = time.monotonic() + timeout
         truncated: set[str] = set()
+        parts = await topic_partitions(self.admin, topics)
+        if len(parts) < len(topics):
+            raise LeadflowError(f"not every topic of {topics} exists; run `leadflow topics apply`")
         while True:
-            hits = await find_in_topics(self.bootstrap, topics, person)
+            hits = await find_in_topics(self.bootstrap, parts, person)
             if not hits:
                 return len(truncated), []
             _, pending = await self.truncate_processed(hits)

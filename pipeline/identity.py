@@ -8,6 +8,7 @@ of the identity key; this module decides, knowing nothing of Kafka.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 from schemas.envelope import derive_id
@@ -22,6 +23,12 @@ def identity_key(contact: Contact) -> str | None:
     if contact.phone:
         return "phone:" + contact.phone
     return None
+
+
+def pseudonym(identity: str) -> str:
+    """The identity as the table keys it: a hash, so the table's changelog (and the
+    tombstone an erasure leaves there until compaction) never spells the address."""
+    return hashlib.sha256(f"leadflow-identity\x1f{identity}".encode()).hexdigest()
 
 
 def resolve_identity(accepted: InquiryAccepted, known: uuid.UUID | None) -> LeadCaptured:
