@@ -293,13 +293,19 @@ def export_person(warehouse: Warehouse, person: Person) -> dict[str, Any]:
 def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
     """Rows of the person, in every table with a lead_id column, are deleted and
     inserted again with their text columns stripped of personal data: the
-    events stay countable (ids, times, channel, outcome), the person is gone."""
+    events stay countable (ids, times, channel, outcome), the person is gone.
+
+    The DELETE names the rows by a hash of their content, not by the address:
+    ClickHouse keeps the text of every mutation on disk."""
     changed = 0
     for table, columns in tables_with_lead_id(warehouse):
-        where = _matching(columns, person)
-        rows = warehouse.query(f"SELECT * FROM {table} WHERE {where}")
+        row_hash = "cityHash64(toString(tuple(" + ", ".join(f"`{c}`" for c in columns) + ")))"
+        rows = warehouse.query(
+            f"SELECT *, {row_hash} AS _row_hash FROM {table} WHERE {_matching(columns, person)}"
+        )
         if not rows:
             continue
+        hashes = sorted({int(row.pop("_row_hash")) for row in rows})
         stripped = [
             {
                 name: redact_text(value, person)
@@ -309,7 +315,10 @@ def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
             }
             for row in rows
         ]
-        warehouse.execute(f"ALTER TABLE {table} DELETE WHERE {where} SETTINGS mutations_sync = 2")
+        warehouse.execute(
+            f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({', '.join(map(str, hashes))}) "
+            "SETTINGS mutations_sync = 2"
+        )
         warehouse.insert(table, stripped)
         changed += len(rows)
     return changed

@@ -234,12 +234,15 @@ def test_the_scan_would_find_other_people(run: Run) -> None:
     assert hits
 
 
-def test_the_workers_state_directory_holds_no_trace(run: Run) -> None:
-    files = [p for p in (run.settings.state_dir / "worker").rglob("*") if p.is_file()]
+def _files_holding(directory: Path, person: Person) -> list[str]:
+    files = [p for p in directory.rglob("*") if p.is_file()]
     assert files
-    needles = [s.casefold().encode() for s in run.person.markers]
-    holding = [str(p) for p in files if any(n in p.read_bytes().lower() for n in needles)]
-    assert holding == []
+    needles = [s.casefold().encode() for s in person.markers]
+    return [str(p) for p in files if any(n in p.read_bytes().lower() for n in needles)]
+
+
+def test_the_workers_state_directory_holds_no_trace(run: Run) -> None:
+    assert _files_holding(run.settings.state_dir / "worker", run.person) == []
 
 
 def test_the_warehouse_keeps_the_events_without_personal_data(run: Run) -> None:
@@ -314,3 +317,5 @@ def test_the_warehouse_files_hold_no_trace_once_the_worker_stopped(run: Run) -> 
             assert holding == [], t
     finally:
         warehouse.close()
+    # Mutations and other files ClickHouse keeps as text must not spell the person either.
+    assert _files_holding(run.settings.embedded_warehouse_dir, run.person) == []
