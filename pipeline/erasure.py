@@ -66,16 +66,19 @@ async def topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> list
 
 
 async def find_in_topics(
-    bootstrap: str, parts: list[TopicPartition], person: Person
+    bootstrap: str,
+    parts: list[TopicPartition],
+    person: Person,
+    isolation: str = "read_uncommitted",
 ) -> dict[TopicPartition, int]:
     """The last offset per partition whose message (or the original it carries)
-    mentions the person. Reads uncommitted too: an aborted transaction's records
-    are still on disk."""
+    mentions the person. Reads uncommitted by default: an aborted transaction's
+    records are still on disk."""
     hits: dict[TopicPartition, int] = {}
     if not parts:
         return hits
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted"
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
     )
     await consumer.start()
     try:
