@@ -40,7 +40,12 @@ STORES_TIMEOUT_S = 300.0
 
 
 def person_of(command: EraseLead) -> Person:
-    return Person(frozenset(command.lead_ids), frozenset(command.emails), frozenset(command.phones))
+    return Person(
+        frozenset(command.lead_ids),
+        frozenset(command.emails),
+        frozenset(command.phones),
+        frozenset(command.names),
+    )
 
 
 def register(stage: Stage) -> None:
@@ -152,6 +157,8 @@ def register(stage: Stage) -> None:
                     "lead_ids": sorted(str(i) for i in person.lead_ids),
                     "emails": sorted(person.emails),
                     "phones": sorted(person.phones),
+                    "names": sorted(person.names),
+                    "names": sorted(person.names),
                 }
             )
 

@@ -442,6 +442,7 @@ def _person(settings: Settings, subject: str) -> Any:
         frozenset(uuid.UUID(i) for i in found["lead_ids"]),
         frozenset(found["emails"]),
         frozenset(found["phones"]),
+        frozenset(found["names"]),
     )
 
 

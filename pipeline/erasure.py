@@ -15,6 +15,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -289,7 +290,21 @@ def export_person(warehouse: Warehouse, person: Person) -> dict[str, Any]:
         "lead_ids": sorted(str(i) for i in person.lead_ids),
         "emails": sorted(person.emails),
         "phones": sorted(person.phones),
+        "names": sorted(person.names),
         "events": events,
+    }
+
+
+def _stripped(row: dict[str, Any], columns: dict[str, str], person: Person) -> dict[str, Any]:
+    """The row without the person's data; names count only in the person's own rows
+    (another lead's row that quotes the address may be about a namesake)."""
+    own = row.get("lead_id") in {str(i) for i in person.lead_ids}
+    whose = person if own else replace(person, names=frozenset())
+    return {
+        name: redact_text(value, whose)
+        if isinstance(value, str) and "String" in columns.get(name, "")
+        else value
+        for name, value in row.items()
     }
 
 
@@ -309,15 +324,7 @@ def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
         if not rows:
             continue
         hashes = sorted({int(row.pop("_row_hash")) for row in rows})
-        stripped = [
-            {
-                name: redact_text(value, person)
-                if isinstance(value, str) and "String" in columns.get(name, "")
-                else value
-                for name, value in row.items()
-            }
-            for row in rows
-        ]
+        stripped = [_stripped(row, columns, person) for row in rows]
         warehouse.execute(
             f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({', '.join(map(str, hashes))}) "
             "SETTINGS mutations_sync = 2"
@@ -362,6 +369,7 @@ async def request_erasure(
                 lead_ids=sorted(person.lead_ids, key=str),
                 emails=sorted(person.emails),
                 phones=sorted(person.phones),
+                names=sorted(person.names),
                 phase=phase,  # type: ignore[arg-type]
             )
             for p in partitions:

@@ -47,6 +47,9 @@ class Person:
     lead_ids: frozenset[uuid.UUID] = frozenset()
     emails: frozenset[str] = frozenset()
     phones: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    """First and last names: too common to find a person by, but text in the
+    person's own rows that names them is erased."""
 
     @property
     def markers(self) -> tuple[str, ...]:
@@ -65,7 +68,15 @@ class Person:
             self.lead_ids | other.lead_ids,
             self.emails | other.emails,
             self.phones | other.phones,
+            self.names | other.names,
         )
+
+    def named_in(self, text: str) -> bool:
+        """Does the text mention the person's address, phone or name (as a word)?"""
+        folded = text.casefold()
+        if _mentions(folded, self.markers):
+            return True
+        return any(re.search(rf"\b{re.escape(name)}\b", folded) for name in self.names)
 
 
 def person_for(subject: str) -> Person:
@@ -101,6 +112,7 @@ def contacts_in(document: Any) -> Person:
     subject to everything we know about the person."""
     emails: set[str] = set()
     phones: set[str] = set()
+    names: set[str] = set()
 
     def walk(node: Any, parent: str | None) -> None:
         if isinstance(node, dict):
@@ -110,6 +122,8 @@ def contacts_in(document: Any) -> Person:
                         emails.add(value.strip().casefold())
                     elif key == "phone" and value.strip():
                         phones.add(value.strip())
+                    elif key in {"first_name", "last_name"} and len(value.strip()) > 1:
+                        names.add(value.strip().casefold())
                     elif key == "identity" and ":" in value:
                         kind, _, ident = value.partition(":")
                         (emails if kind == "email" else phones).add(ident.casefold())
@@ -119,7 +133,7 @@ def contacts_in(document: Any) -> Person:
                 walk(item, parent)
 
     walk(document, None)
-    return Person(emails=frozenset(emails), phones=frozenset(phones))
+    return Person(emails=frozenset(emails), phones=frozenset(phones), names=frozenset(names))
 
 
 def redact_document(document: Any, person: Person) -> Any:
@@ -138,11 +152,7 @@ def redact_document(document: Any, person: Person) -> Any:
         return out
     if isinstance(document, list):
         return [redact_document(item, person) for item in document]
-    if (
-        isinstance(document, str)
-        and person.markers
-        and _mentions(document.casefold(), person.markers)
-    ):
+    if isinstance(document, str) and person.named_in(document):
         return ERASED
     return document
 
@@ -152,9 +162,9 @@ def redact_text(text: str, person: Person) -> str:
     try:
         parsed = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return ERASED if person.found_in(text.encode()) else text
+        return ERASED if person.named_in(text) else text
     if not isinstance(parsed, dict | list):
-        return ERASED if person.found_in(text.encode()) else text
+        return ERASED if person.named_in(text) else text
     return orjson.dumps(redact_document(parsed, person)).decode()
 
 

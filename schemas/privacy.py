@@ -25,6 +25,9 @@ class EraseLead(EventBase):
     lead_ids: list[uuid.UUID] = Field(default_factory=list)
     emails: list[str] = Field(default_factory=list, description="Case-folded addresses.")
     phones: list[str] = Field(default_factory=list, description="E.164 or as the channel sent it.")
+    names: list[str] = Field(
+        default_factory=list, description="Case-folded first and last names (the lead's rows only)."
+    )
     phase: Literal["tables", "stores"] = Field(
         description="tables: this partition's slice of every worker table (one copy per "
         "partition); stores: then, once, the topics and the warehouse (partition 0)."
