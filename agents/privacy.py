@@ -158,7 +158,6 @@ def register(stage: Stage) -> None:
                     "emails": sorted(person.emails),
                     "phones": sorted(person.phones),
                     "names": sorted(person.names),
-                    "names": sorted(person.names),
                 }
             )
 
