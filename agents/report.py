@@ -77,9 +77,9 @@ class WarehouseSink(Service):
             isolation_level="read_committed",
             max_poll_records=self.settings.sink_batch_size,
         )
-        self._consumer.subscribe(
-            [spec.name for spec in self.topics.all()], listener=_FlushOnRevoke(self)
-        )
+        # Erasure commands name the person: they are not events to keep.
+        stored = [spec.name for spec in self.topics.all() if spec != self.topics.erasure]
+        self._consumer.subscribe(stored, listener=_FlushOnRevoke(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
 
@@ -180,8 +180,23 @@ class _FlushOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         return None
 
 
+_sinks: dict[int, WarehouseSink] = {}
+
+
+def warehouse_sink(stage: Stage) -> WarehouseSink | None:
+    """The app's one sink: the only way into the warehouse (its thread owns it);
+    None where another process owns the warehouse (`LEADFLOW_WAREHOUSE_SINK=false`)."""
+    if not stage.settings.warehouse_sink:
+        return None
+    key = id(stage.app)
+    if key not in _sinks:
+        _sinks[key] = WarehouseSink(stage.settings, stage.topics)
+        stage.app.service(_sinks[key])  # type: ignore[arg-type]
+    return _sinks[key]
+
+
 def register(stage: Stage) -> None:
-    sink = WarehouseSink(stage.settings, stage.topics) if stage.settings.warehouse_sink else None
+    sink = warehouse_sink(stage)
 
     @stage.page("/v1/health", keys=None)
     class Health(View):
@@ -190,7 +205,6 @@ def register(stage: Stage) -> None:
             return self.json({"status": "ok", "warehouse_rows_inserted": stored})
 
     if sink is not None:  # else another process owns the warehouse
-        stage.app.service(sink)  # type: ignore[arg-type]
         serve_reports(stage, sink)
 
 

@@ -206,7 +206,17 @@ def log_decision(stage: str, event: EventBase) -> None:
 
 
 def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
-    from agents import capture, distribute, enrich, identify, intake, nurture, qualify, report
+    from agents import (
+        capture,
+        distribute,
+        enrich,
+        identify,
+        intake,
+        nurture,
+        privacy,
+        qualify,
+        report,
+    )
 
     app = faust.App(
         settings.app_id,
@@ -237,7 +247,7 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
     ensure_local_key(settings)
     reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
-    modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake)
+    modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake, privacy)
     for module in modules:
         module.register(stage)
     return app

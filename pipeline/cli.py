@@ -29,6 +29,9 @@ rules_app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_a
 routing_app = typer.Typer(help="Who gets which lead, and why.", no_args_is_help=True)
 lead_app = typer.Typer(help="One lead: its timeline.", no_args_is_help=True)
 nurture_app = typer.Typer(help="Nurture programs per lead.", no_args_is_help=True)
+privacy_app = typer.Typer(
+    help="A person's data: export it (GDPR Art. 15), erase it (Art. 17).", no_args_is_help=True
+)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
@@ -37,6 +40,7 @@ app.add_typer(routing_app, name="routing")
 app.add_typer(rules_app, name="rules")
 app.add_typer(lead_app, name="lead")
 app.add_typer(nurture_app, name="nurture")
+app.add_typer(privacy_app, name="privacy")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -593,6 +597,82 @@ def crm_bridge(
     console.print(f"delivering {topics.sales_ready.name} to {where} (stop: Ctrl-C / SIGTERM)")
     asyncio.run(run())
     console.print(f"{bridge.tally.delivered} delivered, {bridge.tally.rejected} rejected")
+
+
+Subject = Annotated[str, typer.Argument(help="The lead's id, or the person's e-mail address.")]
+
+
+def _person(settings: Settings, subject: str) -> Any:
+    """The subject resolved by the running worker, once its warehouse has stored
+    everything (it owns the warehouse; the erasure runs in it too)."""
+    from pipeline.privacy import Person
+    from pipeline.runtime import post_json, wait_until_stored
+
+    try:
+        asyncio.run(wait_until_stored(settings))
+        found = post_json(settings, "/v1/privacy/person", {"subject": subject})
+    except (OSError, LeadflowError) as exc:
+        raise LeadflowError(
+            f"no worker answers at {settings.web_url} ({exc}); privacy commands need it running"
+        ) from exc
+    import uuid
+
+    return Person(
+        frozenset(uuid.UUID(i) for i in found["lead_ids"]),
+        frozenset(found["emails"]),
+        frozenset(found["phones"]),
+        frozenset(found["names"]),
+    )
+
+
+@privacy_app.command("export")
+@friendly
+def privacy_export(
+    subject: Subject,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")] = None,
+) -> None:
+    """Everything stored about a person, as JSON (from the warehouse, which holds every event)."""
+    import json
+
+    from pipeline.runtime import post_json
+
+    settings = _settings()
+    _person(settings, subject)  # waits until the warehouse has everything
+    data = post_json(settings, "/v1/privacy/export", {"subject": subject})
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}: {len(data['events'])} events")
+
+
+@privacy_app.command("erase")
+@friendly
+def privacy_erase(
+    subject: Subject,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the worker.")] = 600.0,
+) -> None:
+    """Erase a person from the worker's tables, the topics and the warehouse; the
+    events stay countable without personal data (see docs/privacy.md)."""
+    from pipeline.erasure import request_erasure
+
+    settings = _settings()
+    person = _person(settings, subject)
+    if not person.markers:
+        raise LeadflowError(f"nothing is stored about {subject!r}")
+    shares = asyncio.run(
+        request_erasure(settings.kafka_bootstrap, _topics(settings), subject, person, timeout)
+    )
+    tables = sum(s.table_entries for s in shares)
+    topics = sum(s.topic_partitions for s in shares)
+    rows = sum(s.warehouse_rows for s in shares)
+    console.print(
+        f"erased {len(person.lead_ids)} lead(s): {tables} table entries, "
+        f"{topics} topic partitions truncated, {rows} warehouse rows stripped"
+    )
+    if not all(s.complete for s in shares):
+        raise LeadflowError("the erasure is incomplete; see the worker's log, then run it again")
 
 
 @app.command()

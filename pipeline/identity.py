@@ -11,6 +11,7 @@ on to the next. This module decides each step, knowing nothing of Kafka.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import uuid
@@ -45,8 +46,11 @@ LEGAL_FORMS = re.compile(
 TRANSLITERATE = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
 KeyKind = Literal["email", "phone", "company"]
-Stored = str | list[dict[str, str]]
-"""A table value: the lead of an e-mail or phone key, or the people known at a company."""
+Stored = dict[str, str] | list[dict[str, str]]
+"""A table value: `{lead, key}` for an e-mail or phone key, or the people known at a
+company, `[{name, lead, person}]` (`person`: their e-mail or phone key). The key
+in the value is what lets an erasure find the entry: the table is keyed by its
+`pseudonym`."""
 
 
 def fold(text: str) -> str:
@@ -101,8 +105,8 @@ def find_lead(
     at or above `threshold` (0-100) among a company's people."""
     if stored is None:
         return None
-    if isinstance(stored, str):
-        return uuid.UUID(stored)
+    if isinstance(stored, dict):
+        return uuid.UUID(stored["lead"])
     if name is None:
         return None
     scored = [(fuzz.token_sort_ratio(name, person["name"]), person["lead"]) for person in stored]
@@ -120,12 +124,21 @@ def claimed(stored: Stored | None, claim: IdentityClaimed) -> Stored | None:
     lead = str(claim.lead_id)
     replaces = str(claim.replaces) if claim.replaces else None
     if not claim.identity.startswith(COMPANY):
-        return lead if stored is None or (stored == replaces and stored != lead) else None
+        owner = stored["lead"] if isinstance(stored, dict) else None
+        if owner is None or (owner == replaces and owner != lead):
+            return {"lead": lead, "key": claim.identity}
+        return None
     people = list(stored) if isinstance(stored, list) else []
     kept = [p for p in people if p["lead"] != replaces]
     if any(p["lead"] == lead for p in kept):
         return kept if len(kept) != len(people) else None
-    return [*kept, {"name": claim.name or "", "lead": lead}]
+    return [*kept, {"name": claim.name or "", "lead": lead, "person": claim.person or ""}]
+
+
+def pseudonym(identity: str) -> str:
+    """The identity key as the tables key it: a hash, so neither a changelog nor the
+    tombstone an erasure leaves there spells an address."""
+    return hashlib.sha256(f"leadflow-identity\x1f{identity}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,7 @@ def claim(accepted: InquiryAccepted, key: str, lead_id: uuid.UUID) -> IdentityCl
         identity=key,
         lead_id=lead_id,
         name=person_name(accepted.payload.contact) if key.startswith(COMPANY) else None,
+        person=accepted.all_keys()[0] if key.startswith(COMPANY) else None,
         replaces=accepted.lead_id
         if key in accepted.visited and lead_id != accepted.lead_id
         else None,
@@ -270,9 +284,9 @@ def keep_waiting(
 class IdentityBook:
     """Who is who, for the identity keys of one partition.
 
-    `leads` maps a key to its Stored value and `waiting` a key to the activities
-    (JSON) kept for an unknown person; the worker passes its Faust tables (owned by
-    the key's partition), a test passes dicts.
+    `leads` maps a key's pseudonym to its Stored value and `waiting` to the
+    activities (JSON) kept for an unknown person; the worker passes its Faust
+    tables (owned by the key's partition), a test passes dicts.
     """
 
     leads: MutableMapping[str, Stored]
@@ -282,9 +296,7 @@ class IdentityBook:
     def identify(self, accepted: InquiryAccepted) -> list[EventBase]:
         """One step of an inquiry's walk (see `resolve_identity`)."""
         name = person_name(accepted.payload.contact)
-        found = find_lead(
-            accepted.identity, self.leads.get(accepted.identity), name, self.name_match
-        )
+        found = find_lead(accepted.identity, self.stored(accepted.identity), name, self.name_match)
         step = resolve_identity(accepted, found)
         if found is not None and found != accepted.lead_id:
             return step.events()
@@ -298,29 +310,32 @@ class IdentityBook:
         self.store(claim)
         return self.hand_over(claim.identity, now)
 
+    def stored(self, key: str) -> Stored | None:
+        return self.leads.get(pseudonym(key))
+
     def store(self, claim: IdentityClaimed) -> None:
-        changed = claimed(self.leads.get(claim.identity), claim)
+        changed = claimed(self.stored(claim.identity), claim)
         if changed is not None:
-            self.leads[claim.identity] = changed
+            self.leads[pseudonym(claim.identity)] = changed
 
     def hand_over(self, key: str, now: datetime) -> list[EventBase]:
-        stored = self.leads.get(key)
-        if not isinstance(stored, str) or key not in self.waiting:
+        lead = find_lead(key, self.stored(key), None, self.name_match)
+        if lead is None or pseudonym(key) not in self.waiting:
             return []
-        kept = [Activity.model_validate_json(a) for a in self.waiting.pop(key)]
-        return [attached(activity, uuid.UUID(stored), now) for activity in kept]
+        kept = [Activity.model_validate_json(a) for a in self.waiting.pop(pseudonym(key))]
+        return [attached(activity, lead, now) for activity in kept]
 
     def identify_activity(
         self, unattached: ActivityUnattached, at: Position, now: datetime
     ) -> ActivityRecorded | MessageRejected | None:
         """The activity for its person's lead, or kept until a lead claims the key."""
         activity, key = unattached.payload, unattached.identity
-        lead = find_lead(key, self.leads.get(key), None, self.name_match)
+        lead = find_lead(key, self.stored(key), None, self.name_match)
         if lead is not None:
             return attached(activity, lead, now)
-        kept = [Activity.model_validate_json(a) for a in self.waiting.get(key, [])]
+        kept = [Activity.model_validate_json(a) for a in self.waiting.get(pseudonym(key), [])]
         now_waiting = keep_waiting(kept, activity, at)
         if isinstance(now_waiting, MessageRejected):
             return now_waiting
-        self.waiting[key] = [a.model_dump_json() for a in now_waiting]
+        self.waiting[pseudonym(key)] = [a.model_dump_json() for a in now_waiting]
         return None

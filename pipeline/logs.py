@@ -1,7 +1,10 @@
 """structlog set up once: JSON lines off a terminal, readable console on one.
 
-A processor masks e-mail addresses and phone numbers in every string value, so
-personal data does not reach log files whoever writes the log line.
+A processor masks e-mail addresses and phone numbers in every string value,
+after exceptions are rendered (a pydantic error quotes the input), so personal
+data does not reach log files whoever writes the log line. Faust, aiokafka and
+aiohttp log through the standard library: a record factory masks their
+messages and tracebacks too.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -40,6 +44,25 @@ def redact_pii(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutable
     return event_dict
 
 
+_plain_record_factory = logging.getLogRecordFactory()
+
+
+def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """A standard-library log record whose message and traceback are masked."""
+    record = _plain_record_factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken format string: keep the template, drop the args
+        message = str(record.msg)
+    record.msg, record.args = redact_text(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        rendered = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        record.exc_text = redact_text(rendered)
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
+    return record
+
+
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
@@ -50,11 +73,12 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_pii,
             structlog.processors.format_exc_info,
+            redact_pii,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    logging.setLogRecordFactory(_redacted_record)

@@ -122,6 +122,19 @@ def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
         return json.loads(response.read())
 
 
+def post_json(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> Any:
+    """POST a JSON body (personal data belongs in a body, never in a logged URL)."""
+    key = operator_key(settings)
+    request = urllib.request.Request(
+        settings.web_url + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **({"X-Api-Key": key} if key else {})},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
 async def publish(
     bootstrap: str, topic: str, values: Iterable[bytes], key: bytes | None = None
 ) -> list[Position]:

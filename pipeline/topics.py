@@ -79,6 +79,8 @@ class Topics(BaseModel):
     reminders: TopicSpec
     feedback: TopicSpec
     rejected: TopicSpec
+    erasure: TopicSpec
+    erased: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [getattr(self, role) for role in type(self).model_fields]

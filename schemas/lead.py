@@ -122,6 +122,11 @@ class IdentityClaimed(EventBase):
     identity: str
     lead_id: uuid.UUID
     name: str | None = Field(default=None, description="Folded person name, for company keys.")
+    person: str | None = Field(
+        default=None,
+        description="For company keys: the person's e-mail or phone key, kept beside the "
+        "name so that erasing the person finds the entry.",
+    )
     replaces: uuid.UUID | None = Field(
         default=None,
         description="The lead this key was claimed for while the inquiry's walk went on; "

@@ -83,6 +83,8 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/v1/warehouse/events"),
         ("GET", "/v1/warehouse/lag"),
         ("POST", "/v1/inquiries"),
+        ("POST", "/v1/privacy/export"),
+        ("POST", "/v1/privacy/person"),
         ("POST", "/v1/queues/{queue}/claim"),
         ("POST", "/v1/sql"),
     ]

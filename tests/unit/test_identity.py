@@ -17,6 +17,7 @@ from pipeline.identity import (
     fold,
     identity_key,
     identity_keys,
+    pseudonym,
     route_activity,
 )
 from schemas.envelope import EventBase
@@ -80,7 +81,15 @@ def test_a_new_person_keeps_the_lead_of_the_inquiry_and_a_redelivery_repeats_its
     lead = lead_of(events)
     assert (lead.lead_id, lead.merged, lead.matched_on) == (first.lead_id, False, None)
     assert identify(book, first) == events  # every step again: the same events
-    assert set(book.leads) == {"email:anna@firma.de", "phone:+49301234567", "company:firma"}
+    keys = {"email:anna@firma.de", "phone:+49301234567", "company:firma"}
+    assert set(book.leads) == {pseudonym(k) for k in keys}  # no address in a table key
+    assert book.stored("email:anna@firma.de") == {
+        "lead": str(lead.lead_id),
+        "key": "email:anna@firma.de",
+    }
+    assert book.stored("company:firma") == [
+        {"name": "anna schmidt", "lead": str(lead.lead_id), "person": "email:anna@firma.de"}
+    ]
 
 
 def test_a_known_phone_finds_the_lead_and_the_new_address_joins_it() -> None:
@@ -94,7 +103,10 @@ def test_a_known_phone_finds_the_lead_and_the_new_address_joins_it() -> None:
     by_phone = lead_of(identify(book, call))
     assert (by_phone.lead_id, by_phone.matched_on) == (form.lead_id, "phone")
     # the e-mail the walk claimed for its own lead now points at the person's lead
-    assert book.leads["email:a.schmidt@gmail.com"] == str(form.lead_id)
+    assert book.stored("email:a.schmidt@gmail.com") == {
+        "lead": str(form.lead_id),
+        "key": "email:a.schmidt@gmail.com",
+    }
     later = lead_of(
         identify(book, accepted(inquiry_id="mail-2", contact={"email": "a.schmidt@gmail.com"}))
     )
@@ -148,18 +160,23 @@ def test_a_key_stays_with_its_first_lead_unless_the_walk_gives_it_back() -> None
             lead_id=lead,
             replaces=replaces,
             name="anna schmidt",
+            person="email:a@b.de",
             occurred_at=NOW,
             emitted_at=NOW,
         )
 
-    assert claimed(None, claim("email:a@b.de", first)) == str(first)
-    assert claimed(str(first), claim("email:a@b.de", second)) is None
-    assert claimed(str(first), claim("email:a@b.de", second, replaces=first)) == str(second)
+    mine = {"lead": str(first), "key": "email:a@b.de"}
+    assert claimed(None, claim("email:a@b.de", first)) == mine
+    assert claimed(mine, claim("email:a@b.de", second)) is None
+    assert claimed(mine, claim("email:a@b.de", second, replaces=first)) == {
+        "lead": str(second),
+        "key": "email:a@b.de",
+    }
     people = claimed(None, claim("company:firma", first))
-    assert people == [{"name": "anna schmidt", "lead": str(first)}]
+    assert people == [{"name": "anna schmidt", "lead": str(first), "person": "email:a@b.de"}]
     assert claimed(people, claim("company:firma", first)) is None
     assert claimed(people, claim("company:firma", second, replaces=first)) == [
-        {"name": "anna schmidt", "lead": str(second)}
+        {"name": "anna schmidt", "lead": str(second), "person": "email:a@b.de"}
     ]
 
 

@@ -1,0 +1,205 @@
+"""Privacy: erasure (Art. 17) and access (Art. 15) for one person.
+
+`privacy.erasure` carries `EraseLead` commands. Phase `tables` arrives on
+every partition: the worker that owns partition p removes the person from
+its slice of every table and rewrites that slice's changelog partition, so
+its dropped head holds only superseded values. Phase `stores` (partition 0,
+after all `tables` copies) truncates the topic partitions that hold the
+person once every consumer group has processed them, and strips the
+warehouse rows. Each share ends with a `LeadErased` audit record and by
+deleting its own command (it names the person). See docs/privacy.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import orjson
+import structlog
+from aiokafka import TopicPartition
+from faust.web import Request, Response, View
+
+from agents.report import warehouse_sink
+from pipeline.app import Stage
+from pipeline.erasure import (
+    KafkaEraser,
+    erase_in_warehouse,
+    export_person,
+    read_partition,
+    resolve_person,
+)
+from pipeline.messages import Position, decode
+from pipeline.privacy import Person, person_for
+from schemas.envelope import derive_id, utcnow
+from schemas.privacy import EraseLead, LeadErased
+from schemas.rejected import MessageRejected
+
+log = structlog.get_logger("leadflow.privacy")
+STORES_TIMEOUT_S = 300.0
+
+
+def person_of(command: EraseLead) -> Person:
+    return Person(
+        frozenset(command.lead_ids),
+        frozenset(command.emails),
+        frozenset(command.phones),
+        frozenset(command.names),
+    )
+
+
+def register(stage: Stage) -> None:
+    bootstrap = stage.settings.kafka_bootstrap
+    sink = warehouse_sink(stage)
+
+    async def erase_tables(person: Person, partition: int) -> int:
+        """Remove the person from this partition's slice of every table."""
+        changed = 0
+        actives = stage.app.assignor.assigned_actives()
+        async with KafkaEraser(bootstrap) as kafka:
+            for table in stage.app.tables.values():
+                if partition >= table.partitions:
+                    continue
+                tp = TopicPartition(table.changelog_topic.get_topic_name(), partition)
+                scan, end = await read_partition(bootstrap, tp)
+                personal = scan.personal(person)
+                if not personal:
+                    continue
+                if tp not in actives:
+                    raise RuntimeError(f"{tp.topic}/{partition} is not active on this worker")
+                for raw in personal:
+                    changed += 1
+                    _forget(table, table.data._decode_key(raw), person)
+                for raw in scan.live.keys() - set(personal):
+                    key = table.data._decode_key(raw)
+                    value = table.get(key)
+                    if value is not None:  # rewritten after `end`: the head holds no state
+                        table[key] = value
+                await stage.app.producer.flush()
+                await kafka.make_deletable(tp.topic)
+                await kafka.delete_before(tp, end)
+                _compact_local(table, partition)
+        return changed
+
+    async def erase_stores(person: Person) -> tuple[int, int, bool]:
+        topics = [s.name for s in stage.topics.all() if s != stage.topics.erasure]
+        async with KafkaEraser(bootstrap) as kafka:
+            truncated, pending = await kafka.erase_from_topics(topics, person, STORES_TIMEOUT_S)
+        if pending:
+            log.error("privacy.topics_pending", partitions=pending)
+        if sink is None:
+            log.error("privacy.no_warehouse", why="this worker does not own the warehouse")
+            return truncated, 0, False
+        rows = await sink.call(lambda w: erase_in_warehouse(w, person))
+        return truncated, rows, not pending
+
+    async def handle(command: EraseLead, partition: int) -> LeadErased:
+        person = person_of(command)
+        tables = topics = rows = 0
+        complete = True
+        try:
+            if command.phase == "tables":
+                tables = await erase_tables(person, partition)
+            else:
+                topics, rows, complete = await erase_stores(person)
+        except Exception:
+            log.exception("privacy.erase_failed", erasure_id=str(command.event_id))
+            complete = False
+        now = utcnow()
+        return LeadErased(
+            event_id=derive_id("LeadErased", command.event_id, command.phase, partition),
+            occurred_at=now,
+            emitted_at=now,
+            erasure_id=command.event_id,
+            phase=command.phase,
+            partition=partition,
+            lead_ids=sorted(command.lead_ids, key=str),
+            table_entries=tables,
+            topic_partitions=topics,
+            warehouse_rows=rows,
+            complete=complete,
+        )
+
+    async def run(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            at = Position(message.topic, message.partition, message.offset)
+            command = decode(EraseLead, event.value, at, "erase")
+            if isinstance(command, MessageRejected):
+                await stage.emit(command)
+                continue
+            done = await handle(command, message.partition)
+            async with KafkaEraser(bootstrap) as kafka:  # the command names the person
+                await kafka.delete_before(
+                    TopicPartition(message.topic, message.partition), message.offset + 1
+                )
+            await stage.emit(done)
+            log.info(
+                "privacy.erased",
+                erasure_id=str(command.event_id),
+                phase=command.phase,
+                partition=message.partition,
+                complete=done.complete,
+            )
+
+    run.__name__ = "erase"
+    stage.app.agent(stage.channel(stage.topics.erasure), name="erase")(run)
+
+    if sink is None:  # another process owns the warehouse and answers these
+        return
+    warehouse = sink
+
+    async def subject_of(request: Request) -> Person:
+        body = await request.json()
+        return await warehouse.call(lambda w: resolve_person(w, person_for(str(body["subject"]))))
+
+    @stage.page("/v1/privacy/person")
+    class Resolve(View):
+        """POST {"subject": lead id, e-mail or phone}: the person's lead ids, e-mails, phones."""
+
+        async def post(self, request: Request) -> Response:
+            person = await subject_of(request)
+            return self.json(
+                {
+                    "lead_ids": sorted(str(i) for i in person.lead_ids),
+                    "emails": sorted(person.emails),
+                    "phones": sorted(person.phones),
+                    "names": sorted(person.names),
+                }
+            )
+
+    @stage.page("/v1/privacy/export")
+    class Export(View):
+        """POST {"subject": …}: everything the warehouse holds about the person (Art. 15)."""
+
+        async def post(self, request: Request) -> Response:
+            person = await subject_of(request)
+            found = await warehouse.call(lambda w: export_person(w, person))
+            return self.bytes(orjson.dumps(found), content_type="application/json")
+
+
+def _forget(table: Any, key: Any, person: Person) -> None:
+    """Delete the entry, or, for a list of several leads (a pull queue's waiting
+    leads), keep the others."""
+    value = table.get(key)
+    if isinstance(value, list):
+        kept = [v for v in value if not person.found_in(_as_bytes(v))]
+        if kept:
+            table[key] = kept
+            return
+    if key in table:
+        del table[key]
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return value.encode() if isinstance(value, str) else orjson.dumps(value)
+
+
+def _compact_local(table: Any, partition: int) -> None:
+    """RocksDB keeps deleted values in its files until a compaction: run one now."""
+    db = getattr(table.data, "_dbs", {}).get(partition)
+    if db is not None:
+        db.flush()
+        db.compact_range(None, None)

@@ -1,0 +1,127 @@
+"""Recognising and removing a person's data, and keeping it out of logs (no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import uuid
+
+import orjson
+import pytest
+import structlog
+
+from pipeline.logs import configure_logging
+from pipeline.privacy import ERASED, Person, TableScan, contacts_in, person_for, redact_text
+
+ANNA = Person(emails=frozenset({"anna.schmidt@firma.de"}), phones=frozenset({"+49301234567"}))
+
+
+def test_a_subject_is_a_lead_id_an_email_or_a_phone() -> None:
+    lead = uuid.uuid4()
+    assert person_for(str(lead)).lead_ids == {lead}
+    assert person_for(" Anna.Schmidt@Firma.de ").emails == {"anna.schmidt@firma.de"}
+    assert person_for("+49301234567").phones == {"+49301234567"}
+
+
+def test_a_person_is_found_case_insensitively_and_inside_a_rejections_original() -> None:
+    original = b'{"contact": {"email": "ANNA.Schmidt@firma.de"}, "source": 5}'
+    rejection = orjson.dumps(
+        {"payload": {"stage": "capture", "original_b64": base64.b64encode(original).decode()}}
+    )
+    assert ANNA.found_in(rejection)
+    assert ANNA.found_in(b"identity: email:anna.schmidt@firma.de")
+    assert not ANNA.found_in(b'{"contact": {"email": "paul@firma.de"}}')
+    assert not Person(lead_ids=frozenset({uuid.uuid4()})).found_in(rejection)
+
+
+def test_contacts_are_read_from_contact_identity_and_activity_fields_not_the_owner() -> None:
+    document = {
+        "identity": "email:anna.schmidt@firma.de",
+        "payload": {
+            "qualification": {"profile": {"contact": {"phone": "+49301234567"}}},
+            "owner": {"email": "rep@our-company.de"},
+        },
+    }
+    found = contacts_in(document)
+    assert found.emails == {"anna.schmidt@firma.de"}
+    assert found.phones == {"+49301234567"}
+
+
+def test_redaction_keeps_ids_times_channel_and_outcome_but_no_personal_field() -> None:
+    lead = str(uuid.uuid4())
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "lead_id": lead,
+        "occurred_at": "2026-11-23T10:00:00Z",
+        "source": {"channel": "web_form", "campaign": "spring"},
+        "payload": {
+            "status": "sql",
+            "profile": {
+                "contact": {
+                    "email": "anna.schmidt@firma.de",
+                    "last_name": "Schmidt",
+                    "country": "DE",
+                },
+                "message": "call me on +49301234567",
+            },
+            "recipient": "anna.schmidt@firma.de",
+            "notes": "Anna.Schmidt@firma.de asked twice",
+        },
+    }
+    text = redact_text(orjson.dumps(event).decode(), ANNA)
+    stripped = orjson.loads(text)
+    assert "schmidt" not in text.casefold() and "1234567" not in text
+    assert stripped["lead_id"] == lead and stripped["event_id"] == event["event_id"]
+    assert stripped["source"] == event["source"] and stripped["payload"]["status"] == "sql"
+    assert stripped["payload"]["profile"]["contact"] == {"country": "DE"}
+    assert stripped["payload"]["notes"] == ERASED
+
+
+def test_a_rejections_original_bytes_are_dropped() -> None:
+    original = base64.b64encode(b"anna.schmidt@firma.de").decode()
+    text = redact_text(
+        orjson.dumps({"payload": {"original_b64": original, "offset": 4}}).decode(), ANNA
+    )
+    assert orjson.loads(text) == {"payload": {"original_b64": "", "offset": 4}}
+
+
+def test_plain_text_that_mentions_the_person_is_erased_other_text_kept() -> None:
+    assert redact_text("mail anna.schmidt@firma.de", ANNA) == ERASED
+    assert redact_text("web_form", ANNA) == "web_form"
+
+
+def test_a_table_scan_keeps_the_latest_value_and_finds_the_persons_keys() -> None:
+    scan = TableScan()
+    scan.apply(b"email:anna.schmidt@firma.de", b"lead-1")
+    scan.apply(b"lead-2", b'{"contact": {"email": "anna.schmidt@firma.de"}}')
+    scan.apply(b"lead-2", b'{"contact": {"email": "paul@firma.de"}}')
+    scan.apply(b"lead-3", b'{"contact": {"email": "anna.schmidt@firma.de"}}')
+    scan.apply(b"lead-3", None)
+    assert scan.personal(ANNA) == [b"email:anna.schmidt@firma.de"]
+    assert set(scan.live) == {b"email:anna.schmidt@firma.de", b"lead-2"}
+
+
+def test_exceptions_and_standard_library_records_are_masked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    err = io.StringIO()
+    handler = logging.StreamHandler(err)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        configure_logging("json")
+        try:
+            raise ValueError("input_value='anna.schmidt@firma.de' phone +49 30 1234567")
+        except ValueError:
+            structlog.get_logger("t").exception("boom")
+            logging.getLogger("faust.test").exception("crashed on %s", "anna.schmidt@firma.de")
+    finally:
+        root.removeHandler(handler)
+        logging.setLogRecordFactory(logging.LogRecord)
+        structlog.reset_defaults()
+    stdlib, structured = err.getvalue(), capsys.readouterr().err
+    assert "crashed on ***@firma.de" in stdlib and "ValueError: input_value" in stdlib
+    assert '"event": "boom"' in structured and "ValueError: input_value" in structured
+    text = stdlib + structured
+    assert "anna.schmidt" not in text and "1234567" not in text
