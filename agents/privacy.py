@@ -61,9 +61,9 @@ def register(stage: Stage) -> None:
                 if partition >= table.partitions:
                     continue
                 tp = TopicPartition(table.changelog_topic.get_topic_name(), partition)
-                scan, end = await read_partition(bootstrap, tp)
+                scan, end = await read_partition(bootstrap, tp, person)
                 personal = scan.personal(person)
-                if not personal:
+                if not scan.mentions_person:  # nothing of the person, live or old
                     continue
                 if tp not in actives:
                     raise RuntimeError(f"{tp.topic}/{partition} is not active on this worker")

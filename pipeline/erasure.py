@@ -34,9 +34,13 @@ from schemas.privacy import EraseLead, LeadErased
 log = structlog.get_logger("leadflow.privacy")
 
 
-async def read_partition(bootstrap: str, tp: TopicPartition) -> tuple[TableScan, int]:
-    """The latest value per key of one (changelog) partition, and its end offset."""
-    scan = TableScan()
+async def read_partition(
+    bootstrap: str, tp: TopicPartition, person: Person
+) -> tuple[TableScan, int]:
+    """The latest value per key of one (changelog) partition, and its end offset;
+    the scan also notes whether any record, superseded or deleted ones too,
+    mentions the person (a compacted changelog keeps them until compaction)."""
+    scan = TableScan(person)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted"
     )
@@ -196,7 +200,10 @@ def sql_string(value: str) -> str:
 
 def tables_with_lead_id(warehouse: Warehouse) -> list[tuple[str, dict[str, str]]]:
     """Every MergeTree table with a `lead_id` column, with its columns and types:
-    tables added later are covered without a change here."""
+    tables added later are covered without a change here. Aggregated tables
+    (AggregateFunction states, such as `lead_state`) are left out: they hold no
+    text of an event, only what the materialized view extracts – channel,
+    campaign, region, product, class, queue, rep, outcome – and no contact."""
     tables = warehouse.query(
         "SELECT database, name FROM system.tables WHERE engine LIKE '%MergeTree' "
         "AND database NOT IN ('system', 'INFORMATION_SCHEMA', 'information_schema') "
@@ -209,7 +216,9 @@ def tables_with_lead_id(warehouse: Warehouse) -> list[tuple[str, dict[str, str]]
             "SELECT name, type FROM system.columns WHERE database = "
             f"{sql_string(row['database'])} AND table = {sql_string(row['name'])}"
         )
-        found.append((f"{row['database']}.{row['name']}", {c["name"]: c["type"] for c in columns}))
+        kinds = {c["name"]: c["type"] for c in columns}
+        if not any(kind.startswith("AggregateFunction(") for kind in kinds.values()):
+            found.append((f"{row['database']}.{row['name']}", kinds))
     return found
 
 

@@ -170,13 +170,18 @@ def redact_text(text: str, person: Person) -> str:
 
 @dataclass
 class TableScan:
-    """The latest value per key of one changelog partition, read from the log."""
+    """The latest value per key of one changelog partition, read from the log, and
+    whether any record of it (also an overwritten or deleted one) mentions `person`."""
 
+    person: Person = field(default_factory=Person)
     live: dict[bytes, bytes] = field(default_factory=dict)
+    mentions_person: bool = False
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
             return
+        if not self.mentions_person:
+            self.mentions_person = self.person.found_in(key) or self.person.found_in(value)
         if value is None:
             self.live.pop(key, None)
         else:

@@ -102,6 +102,16 @@ def test_a_table_scan_keeps_the_latest_value_and_finds_the_persons_keys() -> Non
     assert set(scan.live) == {b"email:anna.schmidt@firma.de", b"lead-2"}
 
 
+def test_a_table_scan_notes_the_person_in_deleted_and_overwritten_values() -> None:
+    scan = TableScan(ANNA)
+    scan.apply(b"3f2a", b'["{\\"email\\": \\"anna.schmidt@firma.de\\"}"]')
+    scan.apply(b"3f2a", None)  # handed over: the key is gone, its old value is not
+    assert scan.personal(ANNA) == [] and scan.mentions_person
+    other = TableScan(ANNA)
+    other.apply(b"lead-2", b'{"contact": {"email": "paul@firma.de"}}')
+    assert not other.mentions_person
+
+
 def test_exceptions_and_standard_library_records_are_masked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
