@@ -73,8 +73,6 @@ class Stage:
 
         def decorate(view: type[View]) -> type[View]:
             class Guarded(view):  # type: ignore[valid-type, misc]
-                public = keys is None
-
                 async def dispatch(self, request: Any) -> Any:
                     if keys is not None:
                         who = authenticate(keys(settings), request.headers.get("X-Api-Key"))
