@@ -90,7 +90,9 @@ def register(stage: Stage) -> None:
         key = f"{routed.lead_id}:{routed.payload.queue}:{routed.payload.reassignment}"
         earlier = decided.get(key)
         if earlier is not None:
-            return repeat_decision(DECISION.validate_json(earlier), routed)
+            latest = decided.get(f"{routed.lead_id}:{routed.payload.queue}:owner")
+            owner = LeadAssigned.model_validate_json(latest) if latest else None
+            return repeat_decision(DECISION.validate_json(earlier), routed, owner)
         name = routed.payload.queue
         if rules.queues[name].mode == "pull" and routed.payload.reassign_from is None:
             parked = waiting_in(name)
@@ -101,8 +103,14 @@ def register(stage: Stage) -> None:
         state = queue_state(name)
         result, after = distribute_lead(routed, rules, state, utcnow(), minute)
         queues[name] = after.model_dump(mode="json")
-        decided[key] = result.model_dump_json()
+        keep(key, result)
         return result
+
+    def keep(key: str, decision: LeadAssigned | LeadRouted) -> None:
+        """The decision, and (for an owner) the lead's current owner in this queue."""
+        decided[key] = decision.model_dump_json()
+        if isinstance(decision, LeadAssigned):
+            decided[f"{decision.lead_id}:{decision.payload.queue}:owner"] = decided[key]
 
     def claim(request: ClaimRequested) -> LeadAssigned | None:
         """The oldest lead waiting in a pull queue goes to the rep who claims it."""
@@ -119,7 +127,7 @@ def register(stage: Stage) -> None:
         waiting[name] = [w.model_dump_json() for w in rest]
         queues[name] = after.model_dump(mode="json")
         decided[f"claim:{request.event_id}"] = result.model_dump_json()
-        decided[f"{result.lead_id}:{name}:0"] = result.model_dump_json()
+        keep(f"{result.lead_id}:{name}:0", result)
         return result
 
     async def start_clock(assigned: LeadAssigned) -> None:

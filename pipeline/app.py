@@ -80,22 +80,24 @@ class Stage:
 
         def decorate(view: type[View]) -> type[View]:
             class Guarded(view):  # type: ignore[valid-type, misc]
-                public = keys is None
-
                 async def dispatch(self, request: Any) -> Any:
                     if keys is not None:
                         who = authenticate(keys(settings), presented_key(request.headers))
+                        # Without a valid key the budget is the caller's address:
+                        # guessing keys is rate-limited too.
+                        wait = limiter.wait(
+                            f"{keys.__name__}:{who}" if who else f"no-key:{request.remote}"
+                        )
+                        if wait:
+                            retry = str(math.ceil(wait))
+                            body = {"error": f"too many requests; retry after {retry} s"}
+                            return self.json(body, status=429, headers={"Retry-After": retry})
                         if who is None:
                             return self.json(
                                 {"error": "missing or invalid X-Api-Key"},
                                 status=401,
                                 headers={"WWW-Authenticate": 'Basic realm="leadflow"'},
                             )
-                        wait = limiter.wait(f"{keys.__name__}:{who}")
-                        if wait:
-                            retry = str(math.ceil(wait))
-                            body = {"error": f"too many requests; retry after {retry} s"}
-                            return self.json(body, status=429, headers={"Retry-After": retry})
                         request[CALLER] = who
                     declared = request.headers.get("Content-Length", "0")
                     if declared.isdigit() and int(declared) > settings.intake_max_body_bytes:

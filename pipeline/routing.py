@@ -467,13 +467,19 @@ def claim_lead(
 
 
 def repeat_decision(
-    earlier: LeadAssigned | LeadRouted, routed: LeadRouted
+    earlier: LeadAssigned | LeadRouted,
+    routed: LeadRouted,
+    latest: LeadAssigned | None = None,
 ) -> LeadAssigned | LeadRouted:
     """A lead already decided in this queue keeps its decision: a redelivered
-    hand-off gets the very same event; a new one (a known person asked again)
-    the same owner on the new inquiry's trace, with the newest qualification."""
+    hand-off gets the very same event; a new one (a known person asked again,
+    a re-qualification) the lead's `latest` owner in this queue – after an SLA
+    reassignment the new one – on the new inquiry's trace, with the newest
+    qualification."""
     if earlier.event_id == derive_id(earlier.event_type, routed.event_id):
         return earlier
+    if latest is not None:
+        earlier = latest
     handoff = routed.payload.handoff
     if isinstance(earlier, LeadAssigned):
         newest = {

@@ -29,7 +29,7 @@ from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached, SlaReminderDue
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, read_topic
 from tests.unit.factories import NOW, enriched
 from tests.unit.test_routing import DAY, NURTURE, SCORING
 
@@ -254,6 +254,24 @@ def test_an_uncontacted_lead_is_reminded_escalated_then_reassigned(env: Env) -> 
     assert {b.payload.escalate_to for b in breaches if b.lead_id in ours} == {"fast-boss"}
     assert called.lead_id not in {b.lead_id for b in breaches}  # contacted in time
     assert silent.lead_id in {r.lead_id for r in reminders}
+
+    # Re-qualified after the reassignment: the lead goes to its current owner,
+    # not back to the one who let it wait.
+    asyncio.run(crm(env, silent, "contacted"))  # stops the clock: no further reassignment
+    time.sleep(2)
+    on_topic = asyncio.run(read_topic(env.settings.kafka_bootstrap, env.topics.sales_ready))
+    current = max(
+        (a for a in (LeadAssigned.model_validate_json(v or b"") for _, v in on_topic)
+         if a.lead_id == silent.lead_id),
+        key=lambda a: a.payload.reassignment,
+    )  # fmt: skip
+    assert current.payload.reassignment >= 1
+    requalified = handoff(32, country="CH").model_copy(update={"lead_id": silent.lead_id})
+    (latest,) = asyncio.run(sales_ready(env, [requalified], 1))
+    assert (latest.payload.owner, latest.payload.reassignment) == (
+        current.payload.owner,
+        current.payload.reassignment,
+    )
 
 
 def test_a_closed_lead_frees_capacity_for_the_next(env: Env) -> None:

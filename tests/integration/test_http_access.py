@@ -148,6 +148,11 @@ async def limited(http: TestClient) -> None:
     # Another key is not held back by the noisy one; health never is.
     assert (await http.get("/v1/queues", headers={"X-Api-Key": "k-bi"})).status == 200
     assert (await http.get("/v1/health")).status == 200
+    # Guessing keys spends the budget of the caller's address.
+    guesses = [
+        (await http.get("/v1/queues", headers={"X-Api-Key": f"g{n}"})).status for n in range(4)
+    ]
+    assert guesses == [401, 401, 401, 429]
 
 
 def test_an_error_is_a_bare_500_without_trace_or_personal_data(tmp_path: Path) -> None:

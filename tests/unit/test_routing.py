@@ -337,6 +337,24 @@ def test_a_redelivered_hand_off_repeats_the_decision_and_a_new_one_keeps_the_own
     assert repeated.trace_id == later.trace_id
 
 
+def test_after_a_reassignment_a_new_hand_off_goes_to_the_new_owner() -> None:
+    routed = route_lead(handoff(contact={"email": "a@firma.fr", "country": "FR"}), ROUTING)
+    first, state = distribute_lead(routed, ROUTING, QueueState(), MONDAY_NOON)
+    assert isinstance(first, LeadAssigned)
+    payload = routed.payload.model_copy(
+        update={"reassign_from": first.payload.owner, "reassignment": 1}
+    )
+    reassigned = LeadRouted(**routed.follow("LeadRouted", payload=payload))
+    second, _ = distribute_lead(reassigned, ROUTING, state, MONDAY_NOON)
+    assert isinstance(second, LeadAssigned)
+    assert second.payload.owner != first.payload.owner
+    assert repeat_decision(first, routed, latest=second) is first  # a redelivery: the very event
+    again = route_lead(handoff(inquiry_id="form-3", contact={"email": "a@firma.fr"}), ROUTING)
+    repeated = repeat_decision(first, again, latest=second)
+    assert isinstance(repeated, LeadAssigned)
+    assert repeated.payload.owner == second.payload.owner
+
+
 def test_routing_explain_names_rule_queue_owner_and_how() -> None:
     routed = route_lead(
         handoff(contact={"email": "a@x.de"}, product_interest=["analytics"]), ROUTING
