@@ -96,7 +96,8 @@ def register(stage: Stage) -> None:
         lambda lead: fulfill_inquiry(lead, policy, utcnow()),
         rejects=False,
     )
-    # qualify puts what it cannot read of its topics in leads.rejected
+    # nurture alone reads leads.qualified and leads.nurture-steps; qualify already puts
+    # what it cannot read of leads.lead-activity and crm.feedback in leads.rejected
     agent(stage.topics.qualified, "nurture", gate, rejects=True)
     agent(stage.topics.lead_activity, "nurture-activity", on_activity)
     agent(stage.topics.feedback, "nurture-feedback", on_outcome)
@@ -105,8 +106,8 @@ def register(stage: Stage) -> None:
     @stage.app.page("/v1/leads/{lead_id}/nurture")
     class Status(View):
         """A lead's segments, programs, next step and history (the partitions this worker
-        owns). Needs an operator key (`X-Api-Key`, LEADFLOW_OPERATOR_KEYS): it shows
-        contact details' history."""
+        owns). Needs an operator key (`X-Api-Key`, LEADFLOW_OPERATOR_KEYS): it tells how
+        and when a person was contacted."""
 
         async def get(self, request: Request, lead_id: str) -> Response:
             if authenticate(stage.settings.operator_keys, request.headers.get("X-Api-Key")) is None:
