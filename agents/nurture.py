@@ -95,7 +95,8 @@ def register(stage: Stage) -> None:
         lambda lead: fulfill_inquiry(lead, policy, utcnow()),
         rejects=False,
     )
-    # qualify puts what it cannot read of its topics in leads.rejected
+    # nurture alone reads leads.qualified and leads.nurture-steps; qualify already puts
+    # what it cannot read of leads.lead-activity and crm.feedback in leads.rejected
     agent(stage.topics.qualified, "nurture", gate, rejects=True)
     agent(stage.topics.lead_activity, "nurture-activity", on_activity)
     agent(stage.topics.feedback, "nurture-feedback", on_outcome)

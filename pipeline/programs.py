@@ -48,6 +48,7 @@ from schemas.lead import (
 
 V = TypeVar("V", bound=str)
 MAX_SEEN = 200
+MAX_SENT = 4
 MAX_HISTORY = 100
 MAX_TOUCH_TIMES = 50
 Permission = Literal["email", "call", "sms"]
@@ -125,8 +126,11 @@ class NurtureState(BaseModel):
     touched_at: list[AwareDatetime] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list)
     seen: list[str] = Field(default_factory=list)
-    replay_for: str | None = None
-    replay: str | None = Field(default=None, description="The event `replay_for` caused (JSON).")
+    sent: dict[str, str] = Field(
+        default_factory=dict,
+        description="The events the last few inputs caused (JSON), by input id: a crash can "
+        "lose the events of every input since the last commit, while the state kept them.",
+    )
 
     @property
     def permissions(self) -> ContactPermissions:
@@ -164,15 +168,15 @@ def once(
     input_id: str,
     step: Callable[[NurtureState], tuple[NurtureState, Output | None]],
 ) -> tuple[NurtureState, Output | None]:
-    """Apply an input once; a repeat of the last input that caused an event sends it again."""
+    """Apply an input once; a repeat of a recent input that caused an event sends it again."""
     if input_id in state.seen:
-        if input_id == state.replay_for and state.replay is not None:
-            return state, OUTPUT.validate_json(state.replay)
-        return state, None
+        replay = state.sent.get(input_id)
+        return state, OUTPUT.validate_json(replay) if replay is not None else None
     state, event = step(state)
     update: dict[str, object] = {"seen": [*state.seen, input_id][-MAX_SEEN:]}
     if event is not None:
-        update |= {"replay_for": input_id, "replay": event.model_dump_json()}
+        recent = [*state.sent.items(), (input_id, event.model_dump_json())][-MAX_SENT:]
+        update["sent"] = dict(recent)
     return state.model_copy(update=update), event
 
 
