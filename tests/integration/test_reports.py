@@ -307,7 +307,6 @@ def test_since_limits_every_report_to_later_leads(warehouse: Warehouse) -> None:
 
 
 def test_bad_parameters_are_refused_with_a_clear_message() -> None:
-
     with pytest.raises(BadRequest, match="grain is day, week or month"):
         parse_params({"grain": "hour"})
     with pytest.raises(BadRequest, match="since is a date"):
