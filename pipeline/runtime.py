@@ -112,14 +112,16 @@ class WorkerProcess:
 
 
 def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
+    return json.loads(get_bytes(settings, path, timeout))
+
+
+def get_bytes(settings: Settings, path: str, timeout: float = 10.0) -> bytes:
     """GET from the worker, with the first report key (if any) for the report endpoints."""
     request = urllib.request.Request(settings.web_url + path)
-    if settings.report_keys:
-        request.add_header(
-            "X-Api-Key", next(iter(settings.report_keys.values())).get_secret_value()
-        )
+    if settings.report_key is not None:
+        request.add_header("X-Api-Key", settings.report_key)
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+        return bytes(response.read())
 
 
 async def publish(
