@@ -200,6 +200,13 @@ def test_reports_sql_and_dashboard_need_a_report_key(loop: Loop) -> None:
     with pytest.raises(urllib.error.HTTPError) as wrong:
         http(loop, "/v1/sql", b"SELECT 1", key="not-the-key")
     assert wrong.value.code == 401
+    for bad in ("/v1/reports/nope", "/v1/reports/funnel?grain=hour", "/v1/reports/money?by=rep"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            http(loop, bad)
+        assert refused.value.code == 400, bad
+        assert json.loads(refused.value.read())["error"]
+    listed = json.loads(http(loop, "/v1/reports"))
+    assert {r["name"] for r in listed} >= {"funnel", "money", "attribution", "anomalies"}
     request = urllib.request.Request(loop.settings.web_url + "/dashboard")
     basic = base64.b64encode(f"anyone:{KEY}".encode()).decode()
     request.add_header("Authorization", f"Basic {basic}")
