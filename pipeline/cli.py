@@ -224,6 +224,14 @@ def demo(
             f"{result.published} inquiries ({result.duplicates} re-sent duplicates, "
             f"{result.invalid} invalid) all accounted for in {result.seconds:.1f} s"
         )
+        money = result.money
+        roi = "–" if money["roi"] is None else f"{money['roi']:.2f}"
+        console.print(
+            f"closed loop, all runs so far: {money['won']} deals won, revenue "
+            f"{money['revenue_eur']:,.0f} EUR, cost {money['cost_eur']:,.0f} EUR, ROI {roi} "
+            f"(leadflow report money | attribution | speed …)"
+        )
+        console.print(f"dashboard: {result.dashboard}")
         console.print("stopping the worker")
 
 

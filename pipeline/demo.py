@@ -1,10 +1,13 @@
 """The main job: the whole pipeline on the local broker, fed with demo traffic,
-ending in a funnel read from the warehouse."""
+closed by simulated CRM answers, ending in a funnel read from the warehouse and
+the dashboard written next to it."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -13,10 +16,11 @@ from rich.table import Table
 
 from pipeline.errors import LeadflowError
 from pipeline.reporting import FUNNEL_COLUMNS
-from pipeline.runtime import OutcomeWatcher, get_json, publish, wait_until_stored
+from pipeline.runtime import OutcomeWatcher, get_bytes, get_json, publish, wait_until_stored
 from pipeline.settings import Settings
 from pipeline.topics import Topics
-from pipeline.traffic import demo_inquiries
+from pipeline.traffic import crm_outcomes, demo_inquiries
+from schemas.envelope import utcnow
 
 
 @dataclass
@@ -27,13 +31,20 @@ class DemoResult:
     accounted: int
     seconds: float
     funnel: list[dict[str, Any]]
+    crm_outcomes: int
+    money: dict[str, Any]
+    """The money report over all channels: won deals, revenue, cost, ROI."""
+    dashboard: Path
 
 
 async def run_demo(
     settings: Settings, topics: Topics, count: int, console: Console, timeout: float = 300.0
 ) -> DemoResult:
     """Publish `count` inquiries to a running worker and wait until each is accounted for."""
-    messages = demo_inquiries(count, run=f"{int(time.time())}-")
+    # received now, so speed to lead is the pipeline's own
+    messages = demo_inquiries(
+        count, run=f"{int(time.time())}-", start=utcnow(), spacing=timedelta()
+    )
     watcher = OutcomeWatcher(settings.kafka_bootstrap, topics)
     await watcher.start()
     started = time.monotonic()
@@ -65,7 +76,18 @@ async def run_demo(
     finally:
         await watcher.stop()
     seconds = time.monotonic() - started
+    answers = crm_outcomes([events[0] for events in watcher.outcomes.sales_ready.values()])
+    for answer in answers:  # a CRM keys its outcomes by lead
+        value = answer.model_dump_json().encode()
+        await publish(
+            settings.kafka_bootstrap, topics.feedback.name, [value], str(answer.lead_id).encode()
+        )
+    console.print(
+        f"a simulated CRM answered with {len(answers)} outcomes on {topics.feedback.name}"
+    )
     await wait_until_stored(settings)
+    dashboard = settings.state_dir / "dashboard.html"
+    dashboard.write_bytes(get_bytes(settings, "/dashboard", timeout=60))
     return DemoResult(
         published=len(messages),
         invalid=sum(m.kind == "invalid" for m in messages),
@@ -73,6 +95,9 @@ async def run_demo(
         accounted=len(messages),
         seconds=seconds,
         funnel=get_json(settings, "/v1/reports/pipeline")["rows"],
+        crm_outcomes=len(answers),
+        money=get_json(settings, "/v1/reports/money?by=all")["rows"][0],
+        dashboard=dashboard,
     )
 
 

@@ -113,13 +113,17 @@ class WorkerProcess:
 
 
 def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
+    return json.loads(get_bytes(settings, path, timeout))
+
+
+def get_bytes(settings: Settings, path: str, timeout: float = 10.0) -> bytes:
     """GET from the worker with the operator key (configured, or the worker's local one)."""
     key = operator_key(settings)
     request = urllib.request.Request(
         settings.web_url + path, headers={"X-Api-Key": key} if key else {}
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
+        return bytes(response.read())
 
 
 def post_json(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> Any:

@@ -7,13 +7,18 @@ Pure and seeded, so the demo, the tests and the benchmarks get the same mix.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 from rapidfuzz import fuzz
 
 from pipeline.identity import NAME_MATCH, fold
+
+from schemas.inputs import CrmOutcome
+from schemas.lead import LeadAssigned
 
 CHANNELS: list[tuple[str, float, list[str]]] = [
     ("web_form", 0.30, ["spring-launch", "seo-blog", "pricing-page"]),
@@ -92,6 +97,11 @@ PRODUCTS = ["crm-suite", "marketing-automation", "analytics"]
 TIMEFRAMES = [0, 1, 2, 3, 6, 10, 12, 18, None]
 
 
+DEMO_START = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+LOST_REASONS = ["budget", "no decision", "chose a competitor", "timing"]
+DEFAULT_DEAL_EUR = 20_000.0
+
+
 @dataclass(frozen=True)
 class DemoMessage:
     value: bytes
@@ -104,10 +114,12 @@ def demo_inquiries(
     run: str = "",
     invalid_share: float = 0.06,
     duplicate_share: float = 0.08,
+    start: datetime = DEMO_START,
+    spacing: timedelta = timedelta(minutes=7),
 ) -> list[DemoMessage]:
-    """`run` makes the inquiry ids of one run distinct from another's."""
+    """`run` makes the inquiry ids of one run distinct from another's; the n-th
+    inquiry was received at `start + n × spacing`."""
     rng = random.Random(seed)
-    start = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
     messages: list[DemoMessage] = []
     originals: list[bytes] = []
     staff: dict[str, list[str]] = {}
@@ -118,8 +130,7 @@ def demo_inquiries(
         elif roll < duplicate_share + invalid_share:
             messages.append(DemoMessage(_invalid(rng, f"{run}{n}"), "invalid"))
         else:
-            when = start + timedelta(minutes=7 * n)
-            value = orjson.dumps(_inquiry(rng, f"{run}{n:06d}", when, staff))
+            value = orjson.dumps(_inquiry(rng, f"{run}{n:06d}", start + spacing * n, staff))
             originals.append(value)
             messages.append(DemoMessage(value, "valid"))
     return messages
@@ -222,3 +233,42 @@ def _invalid(rng: random.Random, n: str) -> bytes:
     else:  # cut off in transit
         return orjson.dumps({"inquiry_id": f"bad-{n}", "source": source})[:-7]
     return orjson.dumps(body)
+
+
+def crm_outcomes(assigned: Sequence[LeadAssigned], seed: int = 7) -> list[CrmOutcome]:
+    """What a CRM might report for sales-ready leads, closing the loop in the demo:
+    most are contacted (1–45 minutes after routing), some returned as not ready,
+    about a third become opportunities and most of those are won (the order
+    volume the lead named, else 20,000 EUR); the rest are lost with a reason.
+    Times are the CRM's: after the assignment, so partly in the future."""
+    rng = random.Random(seed)
+    found: list[CrmOutcome] = []
+    for lead in sorted(assigned, key=lambda a: str(a.lead_id)):
+        roll = rng.random()
+        if roll < 0.1:
+            continue  # not contacted yet
+        found.append(_crm(lead, "contacted", timedelta(minutes=rng.uniform(1, 45))))
+        if roll < 0.2:
+            found.append(_crm(lead, "returned", timedelta(days=1), reason="not ready yet"))
+        elif roll < 0.55:
+            found.append(_crm(lead, "opportunity", timedelta(days=2)))
+            closed = timedelta(days=rng.uniform(5, 20))
+            if rng.random() < 0.7:
+                volume = lead.payload.qualification.profile.answers.order_volume_eur
+                found.append(_crm(lead, "won", closed, amount_eur=volume or DEFAULT_DEAL_EUR))
+            else:
+                found.append(_crm(lead, "lost", closed, reason=rng.choice(LOST_REASONS)))
+        else:
+            found.append(_crm(lead, "lost", timedelta(days=3), reason=rng.choice(LOST_REASONS)))
+    return found
+
+
+def _crm(lead: LeadAssigned, outcome: str, after: timedelta, **fields: Any) -> CrmOutcome:
+    return CrmOutcome(
+        outcome_id=f"demo-crm-{lead.lead_id}-{outcome}",
+        lead_id=lead.lead_id,
+        occurred_at=lead.occurred_at + after,
+        outcome=outcome,  # type: ignore[arg-type]
+        rep_id=lead.payload.owner.rep_id,
+        **fields,
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.local_kafka import LocalKafka
 from pipeline.messages import Position
+from pipeline.runtime import WorkerProcess
 from pipeline.settings import Settings, load_settings
-from pipeline.topics import TopicSpec
+from pipeline.topics import Topics, TopicSpec, load_topics
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +53,19 @@ def isolated_settings(bootstrap: str, state_dir: Path) -> Settings:
         log_format="json",
         operator_keys={"tests": "test-operator-key"},
     )
+
+
+@contextmanager
+def started_worker(bootstrap: str, state: Path) -> Iterator[tuple[Settings, Topics, WorkerProcess]]:
+    """A worker process of a fresh tenant (isolated settings), stopped on the way out."""
+    settings = isolated_settings(bootstrap, state)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    worker = WorkerProcess(settings, state / "worker.log")
+    worker.start()
+    try:
+        yield settings, topics, worker
+    finally:
+        worker.stop()
 
 
 async def read_topic(bootstrap: str, spec: TopicSpec) -> list[tuple[Position, bytes | None]]:

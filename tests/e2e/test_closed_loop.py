@@ -27,11 +27,11 @@ from pipeline.config import load_yaml_model
 from pipeline.report_rules import CampaignCosts
 from pipeline.runtime import OutcomeWatcher, WorkerProcess, publish, settings_env
 from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.topics import Topics, load_topics
+from pipeline.topics import Topics
 from pipeline.traffic import demo_inquiries
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned
-from tests.conftest import isolated_settings
+from tests.conftest import started_worker
 
 INQUIRIES = 60
 TIMEOUT_S = 180.0
@@ -49,17 +49,10 @@ class Loop:
 
 @pytest.fixture(scope="module")
 def loop(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loop]:
-    state = tmp_path_factory.mktemp("loop")
-    settings = isolated_settings(kafka, state)
-    topics = load_topics(settings.topics_file, settings.topic_prefix)
-    worker = WorkerProcess(settings, state / "worker.log")
-    worker.start()
-    result = Loop(settings, topics, worker)
-    try:
+    with started_worker(kafka, tmp_path_factory.mktemp("loop")) as (settings, topics, worker):
+        result = Loop(settings, topics, worker)
         asyncio.run(_feed(result))
         yield result
-    finally:
-        worker.stop()
 
 
 async def _feed(loop: Loop) -> None:
@@ -207,6 +200,13 @@ def test_reports_sql_and_dashboard_need_an_operator_key(loop: Loop) -> None:
     with pytest.raises(urllib.error.HTTPError) as wrong:
         http(loop, "/v1/sql", b"SELECT 1", key="not-the-key")
     assert wrong.value.code == 401
+    for bad in ("/v1/reports/nope", "/v1/reports/funnel?grain=hour", "/v1/reports/money?by=rep"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            http(loop, bad)
+        assert refused.value.code == 400, bad
+        assert json.loads(refused.value.read())["error"]
+    listed = json.loads(http(loop, "/v1/reports"))
+    assert {r["name"] for r in listed} >= {"funnel", "money", "attribution", "anomalies"}
     request = urllib.request.Request(loop.settings.web_url + "/dashboard")
     basic = base64.b64encode(f"anyone:{KEY}".encode()).decode()
     request.add_header("Authorization", f"Basic {basic}")

@@ -25,11 +25,11 @@ from pipeline.runtime import (
     wait_until_stored,
 )
 from pipeline.settings import Settings
-from pipeline.topics import Topics, load_topics
+from pipeline.topics import Topics
 from pipeline.traffic import DemoMessage, demo_inquiries
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings, read_topic
+from tests.conftest import read_topic, started_worker
 
 INQUIRIES = 150
 TIMEOUT_S = 180.0
@@ -46,17 +46,10 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    state = tmp_path_factory.mktemp("e2e")
-    settings = isolated_settings(kafka, state)
-    topics = load_topics(settings.topics_file, settings.topic_prefix)
-    worker = WorkerProcess(settings, state / "worker.log")
-    worker.start()
-    result = Run(settings, topics, worker)
-    try:
+    with started_worker(kafka, tmp_path_factory.mktemp("e2e")) as (settings, topics, worker):
+        result = Run(settings, topics, worker)
         asyncio.run(_feed(result))
         yield result
-    finally:
-        worker.stop()
 
 
 async def _feed(run: Run) -> None:

@@ -6,10 +6,12 @@ LEADFLOW_TEST_CLICKHOUSE_URL names a throwaway ClickHouse server (its database
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 
 import pytest
 
+from pipeline.errors import BadRequest
 from pipeline.report_rules import Targets
 from pipeline.reports import ReportInputs, ReportParams, parse_params, run_report
 from pipeline.rules import load_rules
@@ -20,6 +22,7 @@ from pipeline.warehouse import (
     EmbeddedWarehouse,
     ServerWarehouse,
     Warehouse,
+    analyst_query,
     load_migrations,
     migrate,
 )
@@ -304,8 +307,6 @@ def test_since_limits_every_report_to_later_leads(warehouse: Warehouse) -> None:
 
 
 def test_bad_parameters_are_refused_with_a_clear_message() -> None:
-    from pipeline.errors import BadRequest
-
     with pytest.raises(BadRequest, match="grain is day, week or month"):
         parse_params({"grain": "hour"})
     with pytest.raises(BadRequest, match="since is a date"):
@@ -314,3 +315,15 @@ def test_bad_parameters_are_refused_with_a_clear_message() -> None:
         run_report(None, "money", ReportParams(by="rep"), INPUTS)  # type: ignore[arg-type]
     with pytest.raises(BadRequest, match="no report 'nope'"):
         run_report(None, "nope", ReportParams(), INPUTS)  # type: ignore[arg-type]
+
+
+def test_the_example_queries_of_the_analyst_guide_run(warehouse: Warehouse) -> None:
+    guide = (PROJECT_ROOT / "docs" / "warehouse.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", guide, re.S)
+    statements = [s.strip() for b in blocks for s in b.split(";") if s.strip()]
+    assert len(statements) >= 6
+    for sql in statements:
+        sql = sql.replace("toUUID('…')", f"toUUID('{lead_id('A')}')")
+        analyst_query(warehouse, sql)  # raises on any error
+    with pytest.raises(BadRequest, match=r"readonly|READONLY"):
+        analyst_query(warehouse, "CREATE TABLE leadflow.x (a Int8) ENGINE = Memory")

@@ -8,6 +8,7 @@ from pipeline.reporting import event_row
 from pipeline.settings import PROJECT_ROOT
 from pipeline.topics import load_topics
 from pipeline.traffic import demo_inquiries
+from schemas.envelope import derive_id
 from schemas.lead import InquiryAccepted
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
@@ -71,3 +72,31 @@ def test_demo_traffic_has_the_promised_mix_and_is_repeatable() -> None:
     assert [m.value for m in messages] == [m.value for m in demo_inquiries(500, seed=3)]
     channels = {orjson.loads(m.value)["source"]["channel"] for m in messages if m.kind == "valid"}
     assert len(channels) >= 6
+
+
+def test_the_simulated_crm_answers_after_routing_and_closes_each_lead_once() -> None:
+    from collections import Counter
+
+    from pipeline.traffic import crm_outcomes
+    from schemas.lead import LeadAssigned
+    from tests.integration.report_scenario import scenario
+
+    assigned = [
+        e
+        for _, e in scenario().events
+        if isinstance(e, LeadAssigned) and not e.payload.reassignment
+    ]
+    many = [
+        a.model_copy(update={"lead_id": derive_id("crm", n, a.lead_id)})
+        for n in range(30)
+        for a in assigned
+    ]
+    answers = crm_outcomes(many, seed=3)
+    assert answers == crm_outcomes(many, seed=3)
+    routed = {a.lead_id: a.occurred_at for a in many}
+    assert all(o.occurred_at > routed[o.lead_id] for o in answers)
+    kinds = Counter(o.outcome for o in answers)
+    assert kinds["won"] and kinds["lost"] and kinds["returned"]
+    closed = Counter(o.lead_id for o in answers if o.outcome in ("won", "lost", "returned"))
+    assert set(closed.values()) == {1}
+    assert all(o.amount_eur and o.amount_eur > 0 for o in answers if o.outcome == "won")
