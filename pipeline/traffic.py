@@ -16,7 +16,6 @@ import orjson
 from rapidfuzz import fuzz
 
 from pipeline.identity import NAME_MATCH, fold
-
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned
 
