@@ -350,8 +350,12 @@ async def request_erasure(
     bootstrap: str, topics: Topics, subject: str, person: Person, timeout: float
 ) -> list[LeadErased]:
     """Send phase `tables` to every partition, wait for all shares, then phase
-    `stores` once; return every share's audit record."""
-    erasure_id = uuid.uuid4()
+    `stores` once; return every share's audit record.
+
+    Two rounds (each command its own id): the stores phase waits until every
+    record about the person has been processed, so the second round's tables
+    phase removes entries that records still in flight wrote after the first,
+    and its stores phase anything emitted from those entries meanwhile."""
     watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await watcher.start()
@@ -368,8 +372,8 @@ async def request_erasure(
             ("tables", list(range(topics.erasure.partitions))),
             ("stores", [0]),
         ]
-        for phase, partitions in phases:
-            now = datetime.now(UTC)
+        for phase, partitions in phases * 2:
+            erasure_id, now = uuid.uuid4(), datetime.now(UTC)
             command = EraseLead(
                 event_id=erasure_id,
                 occurred_at=now,

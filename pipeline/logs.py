@@ -19,7 +19,12 @@ from typing import Any
 import structlog
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE = re.compile(r"(?<![\w-])\+?\d[\d ()/.-]{6,}\d")
+PHONE = re.compile(
+    r"(?<![\w.-])"  # not inside a word, a number or a host name
+    r"(?!\d{1,3}(?:\.\d{1,3}){3}\b)"  # an IPv4 address (Kafka's and aiohttp's logs)
+    r"(?!\d{4}-\d{2}-\d{2})"  # an ISO date
+    r"\+?\d[\d ()/.-]{6,}\d"
+)
 
 
 def redact_text(text: str) -> str:
@@ -54,7 +59,7 @@ def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a broken format string: keep the template, drop the args
         message = str(record.msg)
-    record.msg, record.args = redact_text(message), None
+    record.msg, record.args = redact_text(message), ()
     if record.exc_info and record.exc_info[1] is not None:
         rendered = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
         record.exc_text = redact_text(rendered)

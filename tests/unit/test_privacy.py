@@ -10,8 +10,10 @@ import uuid
 import orjson
 import pytest
 import structlog
+from mode.utils.logging import ExtensionFormatter
 
 from pipeline.logs import configure_logging
+from pipeline.logs import redact_text as redact_text_for_logs
 from pipeline.privacy import ERASED, Person, TableScan, contacts_in, person_for, redact_text
 
 ANNA = Person(emails=frozenset({"anna.schmidt@firma.de"}), phones=frozenset({"+49301234567"}))
@@ -135,3 +137,32 @@ def test_exceptions_and_standard_library_records_are_masked(
     assert '"event": "boom"' in structured and "ValueError: input_value" in structured
     text = stdlib + structured
     assert "anna.schmidt" not in text and "1234567" not in text
+
+
+def test_hosts_and_dates_survive_masking_phone_numbers_do_not() -> None:
+    assert redact_text_for_logs("Connection at 127.0.0.1:9092 closed") == (
+        "Connection at 127.0.0.1:9092 closed"
+    )
+    assert redact_text_for_logs("due 2026-11-23T10:00:00Z") == "due 2026-11-23T10:00:00Z"
+    masked = redact_text_for_logs("Tel:+49 30 1234567, (030) 7654321, 0301234567")
+    assert not any(ch.isdigit() for ch in masked.replace("30)", ""))
+
+
+def test_a_record_whose_message_is_already_formatted_logs_cleanly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Faust's log handler (mode's ExtensionFormatter) wraps a record's args into a
+    tuple and formats again: the masked record must carry an empty tuple."""
+    err = io.StringIO()
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(ExtensionFormatter())
+    logging.getLogger().addHandler(handler)
+    try:
+        configure_logging("json")
+        logging.getLogger("mode").error("[^Worker]: Error: %r", ValueError("at 100% of 127.0.0.1"))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.setLogRecordFactory(logging.LogRecord)
+        structlog.reset_defaults()
+    assert "Logging error" not in capsys.readouterr().err
+    assert "ValueError('at 100% of 127.0.0.1')" in err.getvalue()
