@@ -132,10 +132,9 @@ def log_decision(stage: str, event: EventBase) -> None:
         log.info("stage.emitted", **fields)
 
 
-def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
-    from agents import capture, distribute, enrich, identify, intake, nurture, qualify, report
-
-    app = faust.App(
+def faust_app(settings: Settings, partitions: int) -> faust.App:
+    """The Faust app with our transport settings (bench/passthrough.py measures them bare)."""
+    return faust.App(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         store=settings.table_store,
@@ -145,7 +144,7 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         web_host=settings.web_host,
         web_port=settings.web_port,
         topic_replication_factor=settings.topic_replication_factor,
-        topic_partitions=topics.routing.partitions,
+        topic_partitions=partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
@@ -154,6 +153,12 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         autodiscover=False,
     )
+
+
+def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
+    from agents import capture, distribute, enrich, identify, intake, nurture, qualify, report
+
+    app = faust_app(settings, topics.routing.partitions)
     reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
     modules = (capture, identify, enrich, qualify, nurture, distribute, report, intake)
