@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -21,7 +22,38 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline.local_kafka import LocalKafka
 from pipeline.settings import Settings, load_settings
+
+
+@contextlib.contextmanager
+def own_broker() -> Iterator[str]:
+    """A broker of our own on free ports (its data deleted afterwards): no other user's
+    topics, restarts or load on it. Reuses the jars of the project's local broker."""
+    shared = load_settings()
+    home = shared.state_dir / "bench-broker"
+    jars = shared.state_dir / "kafka" / "jars"
+    if jars.is_dir() and not (home / "kafka" / "jars").exists():
+        shutil.copytree(jars, home / "kafka" / "jars")
+    port = free_port()
+    while not _port_free(port + 1):  # the controller listens on the next port
+        port = free_port()
+    broker = LocalKafka(load_settings(state_dir=home, kafka_bootstrap=f"127.0.0.1:{port}"))
+    broker.down(purge=True)
+    broker.up(log=lambda line: print(line, flush=True))
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.down(purge=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def loadavg() -> str:
@@ -47,7 +79,6 @@ def bench_settings(name: str, **overrides: object) -> Iterator[Settings]:
                 "app_id": f"leadflow-bench-{run_id}",
                 "state_dir": Path(state),
                 "web_port": free_port(),
-                "log_level": "warning",
                 **overrides,
             }
         )

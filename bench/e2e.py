@@ -42,8 +42,8 @@ from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
 
-STALL_SECONDS = 30.0
-"""A run ends when nothing new arrived for this long (e.g. an inquiry that never completes)."""
+STALL_SECONDS = 90.0
+"""A run ends when no inquiry was processed for this long (e.g. one that never completes)."""
 WORKER_READY_S = 240.0
 """How long a fresh worker may take to join its group and recover its tables."""
 
@@ -62,7 +62,6 @@ class Watcher:
     decided: dict[str, float] = field(default_factory=dict)
     ready: dict[str, float] = field(default_factory=dict)
     rejected: int = 0
-    last_arrival: float = field(default_factory=time.time)
 
     async def run(self, started: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
@@ -87,7 +86,6 @@ class Watcher:
                 batches = await consumer.getmany(timeout_ms=50)
                 now = time.time()
                 for tp, records in batches.items():
-                    self.last_arrival = now
                     for record in records:
                         self._record(tp.topic, record.value or b"{}", now)
         finally:
@@ -123,7 +121,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
                     ) -> dict[str, Any]:  # fmt: skip
     """One load at one rate (0 = flat out): completion rate, lag and speed-to-lead.
 
-    The run ends when every inquiry is processed or nothing arrived for `stall` seconds.
+    The run ends when every inquiry is processed, or when none was for `stall` seconds.
     """
     load: Load = build_load(topics, leads, activities, seed=seed)
     watcher = Watcher(settings.kafka_bootstrap, topics)
@@ -151,9 +149,11 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
     send_seconds = await produce(settings.kafka_bootstrap, load, rate, sent)
     sampler.cancel()
     lag_at_end = lag()
-    watcher.last_arrival = time.time()
-    while lag() and time.time() - watcher.last_arrival < stall:
-        await asyncio.sleep(0.1)
+    pending, progress_at = lag_at_end, time.time()
+    while pending and time.time() - progress_at < stall:
+        await asyncio.sleep(0.25)
+        if (now_pending := lag()) < pending:
+            pending, progress_at = now_pending, time.time()
     watching.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watching
@@ -221,6 +221,9 @@ async def measure(settings: Settings, seconds: float, activities: int,
         r = await run_phase(settings, topics, n, rate, activities, seed=int(share * 100))
         results[f"at_{int(share * 100)}pct"] = r
         print(describe(f"{int(share * 100)} % ({rate:,.0f} inquiries/s)", r), flush=True)
+    bare = await run_phase(settings, topics, leads, 0, 0, seed=3)  # the hops alone, for the ratio
+    results["saturation_inquiries_only"] = bare
+    print(describe("saturation, inquiries without activities", bare), flush=True)
     return results
 
 
