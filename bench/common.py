@@ -28,23 +28,26 @@ from pipeline.settings import Settings, load_settings
 
 @contextlib.contextmanager
 def own_broker() -> Iterator[str]:
-    """A broker of our own on free ports (its data deleted afterwards): no other user's
-    topics, restarts or load on it. Reuses the jars of the project's local broker."""
+    """A broker of our own on free ports, its data deleted afterwards: no other user's
+    topics, restarts or load on it. Uses the jars of the project's local broker."""
     shared = load_settings()
-    home = shared.state_dir / "bench-broker"
-    jars = shared.state_dir / "kafka" / "jars"
-    if jars.is_dir() and not (home / "kafka" / "jars").exists():
-        shutil.copytree(jars, home / "kafka" / "jars")
+    shared.state_dir.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="bench-broker-", dir=shared.state_dir))
+    jars = LocalKafka(shared).jars
+    if not jars.is_dir():
+        LocalKafka(shared)._fetch_jars(print)  # once, where `leadflow kafka up` keeps them
+    (home / "kafka").mkdir()
+    (home / "kafka" / "jars").symlink_to(jars.resolve())
     port = free_port()
     while not _port_free(port + 1):  # the controller listens on the next port
         port = free_port()
     broker = LocalKafka(load_settings(state_dir=home, kafka_bootstrap=f"127.0.0.1:{port}"))
-    broker.down(purge=True)
-    broker.up(log=lambda line: print(line, flush=True))
     try:
+        broker.up(log=lambda line: print(line, flush=True))
         yield broker.bootstrap
     finally:
         broker.down(purge=True)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _port_free(port: int) -> bool:
@@ -54,6 +57,13 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used: per message it barely depends on what
+    else runs on the machine, unlike wall-clock rates."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def loadavg() -> str:

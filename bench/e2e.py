@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.common import bench_settings, fmt_latency, loadavg, percentiles
+from bench.common import bench_settings, cpu_seconds, fmt_latency, loadavg, percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, Load, Message, build_load, produce
 from pipeline.exclusion import EXCLUDED
 from pipeline.kafka_admin import apply_topics
@@ -117,7 +117,7 @@ class Watcher:
 
 
 async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
-                    activities: int, seed: int, stall: float = STALL_SECONDS
+                    activities: int, seed: int, worker: int, stall: float = STALL_SECONDS
                     ) -> dict[str, Any]:  # fmt: skip
     """One load at one rate (0 = flat out): completion rate, lag and speed-to-lead.
 
@@ -145,6 +145,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
 
     sampler = asyncio.create_task(sample_lag())
     load_avg = loadavg()
+    cpu = cpu_seconds(worker)
     first_send = time.time()
     send_seconds = await produce(settings.kafka_bootstrap, load, rate, sent)
     sampler.cancel()
@@ -154,6 +155,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
         await asyncio.sleep(0.25)
         if (now_pending := lag()) < pending:
             pending, progress_at = now_pending, time.time()
+    cpu = cpu_seconds(worker) - cpu
     watching.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watching
@@ -181,6 +183,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
         "completed_per_s_steady": round(steady, 1),
         "lag_max": max(lag_samples, default=lag_at_end),
         "lag_at_end_of_sending": lag_at_end,
+        "worker_cpu_ms_per_lead": round(1000 * cpu / max(1, n), 2),
         "sales_ready": len(latencies),
         "speed_to_lead_ms": {k: round(v, 1) for k, v in percentiles(latencies).items()},
         "loadavg": load_avg,
@@ -193,22 +196,25 @@ def describe(name: str, r: dict[str, Any]) -> str:
         f"{r['activities']} activities) sent at {r['send_rate']:,.0f}/s; "
         f"{r['completed']} processed, {r['completed_per_s_steady']:,.0f} leads/s steady "
         f"({r['completed_per_s_overall']:,.0f}/s overall); lag max {r['lag_max']}, "
-        f"at end of sending {r['lag_at_end_of_sending']}; speed-to-lead over "
+        f"at end of sending {r['lag_at_end_of_sending']}; worker CPU "
+        f"{r['worker_cpu_ms_per_lead']} ms per lead; speed-to-lead over "
         f"{r['sales_ready']} sales-ready: {fmt_latency(r['speed_to_lead_ms'])} "
         f"[load {r['loadavg']}]"
     )
 
 
 async def measure(settings: Settings, seconds: float, activities: int,
-                  max_leads: int) -> dict[str, Any]:  # fmt: skip
+                  max_leads: int, worker: int) -> dict[str, Any]:  # fmt: skip
     topics = load_topics(settings.topics_file, settings.topic_prefix)
     results: dict[str, Any] = {}
     # the worker answers HTTP before it has its partitions: wait for a first batch
-    warm = await run_phase(settings, topics, 300, 0, activities, seed=1, stall=WORKER_READY_S)
+    warm = await run_phase(
+        settings, topics, 300, 0, activities, seed=1, worker=worker, stall=WORKER_READY_S
+    )
     print(describe("warm-up", warm), flush=True)
     estimate = max(warm["completed_per_s_overall"], 20.0)
     leads = int(min(max_leads, max(1000, estimate * seconds * 1.5)))
-    saturation = await run_phase(settings, topics, leads, 0, activities, seed=2)
+    saturation = await run_phase(settings, topics, leads, 0, activities, seed=2, worker=worker)
     results["saturation"] = saturation
     print(describe("saturation", saturation), flush=True)
     sustained = max(
@@ -218,10 +224,14 @@ async def measure(settings: Settings, seconds: float, activities: int,
     for share in (0.1, 0.5, 0.9):
         rate = sustained * share
         n = int(min(max_leads, max(50, rate * seconds)))
-        r = await run_phase(settings, topics, n, rate, activities, seed=int(share * 100))
+        r = await run_phase(
+            settings, topics, n, rate, activities, seed=int(share * 100), worker=worker
+        )
         results[f"at_{int(share * 100)}pct"] = r
         print(describe(f"{int(share * 100)} % ({rate:,.0f} inquiries/s)", r), flush=True)
-    bare = await run_phase(settings, topics, leads, 0, 0, seed=3)  # the hops alone, for the ratio
+    bare = await run_phase(
+        settings, topics, leads, 0, 0, seed=3, worker=worker
+    )  # the hops alone, for the ratio
     results["saturation_inquiries_only"] = bare
     print(describe("saturation, inquiries without activities", bare), flush=True)
     return results
@@ -244,8 +254,10 @@ def run(seconds: float = 20.0, activities: int = ACTIVITIES_PER_LEAD, max_leads:
         topics = load_topics(settings.topics_file, settings.topic_prefix)
         asyncio.run(apply_topics(settings.kafka_bootstrap, topics.all()))
         log = Path(settings.state_dir) / "worker.log"
-        with WorkerProcess(settings, log):
-            results = asyncio.run(measure(settings, seconds, activities, max_leads))
+        with WorkerProcess(settings, log) as worker:
+            assert worker.process is not None
+            pid = worker.process.pid
+            results = asyncio.run(measure(settings, seconds, activities, max_leads, pid))
             if keep_events is not None:
                 asyncio.run(wait_until_stored(settings, timeout=300))
         results["worker_log_warnings"] = sum(

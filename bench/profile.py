@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.common import bench_settings, loadavg
-from bench.e2e import describe, run_phase
+from bench.e2e import WORKER_READY_S, describe, run_phase
 from bench.loadgen import ACTIVITIES_PER_LEAD, build_load, produce
 from pipeline.kafka_admin import apply_topics
 from pipeline.runtime import WorkerProcess
@@ -57,7 +57,10 @@ def profile(rate: float, seconds: float, idle: bool, out: Path) -> str:
         asyncio.run(apply_topics(settings.kafka_bootstrap, topics.all()))
         with WorkerProcess(settings, out / "worker.log") as worker:
             assert worker.process is not None
-            warm = asyncio.run(run_phase(settings, topics, 300, 0, ACTIVITIES_PER_LEAD, seed=1))
+            warm = asyncio.run(
+                run_phase(settings, topics, 300, 0, ACTIVITIES_PER_LEAD, seed=1,
+                          worker=worker.process.pid, stall=WORKER_READY_S)
+            )  # fmt: skip
             print(describe("warm-up (until processed)", warm), flush=True)
             record = [spy, "record", "--pid", str(worker.process.pid), "--format", "raw",
                       "--output", str(raw), "--duration", str(int(seconds)), "--rate", "100",

@@ -112,6 +112,14 @@ def markdown(r: dict[str, Any], command: str) -> str:
         f"| throughput / pass-through chain (7 hops; inquiries without activities) "
         f"| ≥ {TARGETS['ratio_to_passthrough']} | {_num(ratio, 2)} |"
     )
+    cpu_chain = trans.get("passthrough", {}).get("worker_cpu_ms_per_message")
+    cpu_bare = pipe.get("saturation_inquiries_only", {}).get("worker_cpu_ms_per_lead")
+    cpu_full = pipe.get("saturation", {}).get("worker_cpu_ms_per_lead")
+    out.append(
+        "| worker CPU per lead, ms: pass-through (7 hops) / ours without / with activities "
+        "(robust against other load) "
+        f"| | {_num(cpu_chain, 2)} / {_num(cpu_bare, 2)} / {_num(cpu_full, 2)} |"
+    )
     for name, rep in r.get("warehouse", {}).get("reports", {}).items():
         rows = r["warehouse"].get("generated", {}).get("rows")
         measured = rep.get("best_s", rep.get("error"))
@@ -164,6 +172,7 @@ def _phase(p: dict[str, Any]) -> str:
         f"{p['send_rate']:,.0f}/s; processed {p['completed']} — steady "
         f"{p['completed_per_s_steady']:,.0f}/s, overall {p['completed_per_s_overall']:,.0f}/s; "
         f"lag max {p['lag_max']}, at end of sending {p['lag_at_end_of_sending']}; "
+        f"worker CPU {p['worker_cpu_ms_per_lead']} ms per lead; "
         f"speed-to-lead ({p['sales_ready']} sales-ready) {fmt_latency(p['speed_to_lead_ms'])}; "
         f"load {p['loadavg']}"
     )

@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.common import bench_settings, loadavg
+from bench.common import bench_settings, cpu_seconds, loadavg
 from bench.loadgen import build_load
 from pipeline.errors import LeadflowError
 from pipeline.runtime import get_json, settings_env
@@ -136,8 +136,8 @@ def worker() -> None:
     ).execute_from_commandline()
 
 
-async def chain_rate(settings: Settings, values: list[bytes]) -> dict[str, Any]:
-    """Flood hop 0; count arrivals on the last hop (read_committed)."""
+async def chain_rate(settings: Settings, values: list[bytes], worker: int) -> dict[str, Any]:
+    """Flood hop 0; count arrivals on the last hop (read_committed); the worker's CPU."""
     specs = hop_topics(settings)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
@@ -153,6 +153,7 @@ async def chain_rate(settings: Settings, values: list[bytes]) -> dict[str, Any]:
                                 linger_ms=5, max_batch_size=256 * 1024)  # fmt: skip
     await producer.start()
     load = loadavg()
+    cpu = cpu_seconds(worker)
     started = time.time()
     futures = [
         await producer.send(specs[0].name, v, key=str(n).encode()) for n, v in enumerate(values)
@@ -166,6 +167,7 @@ async def chain_rate(settings: Settings, values: list[bytes]) -> dict[str, Any]:
             last = time.time()
             arrivals.extend([last] * len(records))
     await consumer.stop()
+    cpu = cpu_seconds(worker) - cpu
     n = len(arrivals)
     lo, hi = arrivals[n // 5], arrivals[(4 * n) // 5]
     return {
@@ -174,6 +176,7 @@ async def chain_rate(settings: Settings, values: list[bytes]) -> dict[str, Any]:
         "arrived": n,
         "per_s_overall": round(n / (arrivals[-1] - started)),
         "per_s_steady": round((4 * n // 5 - n // 5) / (hi - lo)) if hi > lo else 0,
+        "worker_cpu_ms_per_message": round(1000 * cpu / max(1, n), 2),
         "loadavg": load,
     }
 
@@ -194,9 +197,9 @@ def run(messages: int = 20_000) -> dict[str, Any]:
             )  # fmt: skip
         try:
             _await_health(settings, child)
-            warm = asyncio.run(chain_rate(settings, values[:500]))
+            warm = asyncio.run(chain_rate(settings, values[:500], child.pid))
             print(f"pass-through warm-up: {warm}", flush=True)
-            results["passthrough"] = asyncio.run(chain_rate(settings, values))
+            results["passthrough"] = asyncio.run(chain_rate(settings, values, child.pid))
             print(f"pass-through chain: {results['passthrough']}", flush=True)
         finally:
             child.terminate()
