@@ -124,7 +124,7 @@ def markdown(r: dict[str, Any], command: str) -> str:
         rows = r["warehouse"].get("generated", {}).get("rows")
         measured = rep.get("best_s", rep.get("error"))
         out.append(
-            f"| report `{name}` over {_num(rows)} events, s (best of 3 after the first) "
+            f"| report `{name}` over {_num(rows)} events, s (best run after the first) "
             f"| ≤ {TARGETS['report_s']} | {measured} |"
         )
     out += ["", "## End to end", ""]
