@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test lint kafka-up kafka-down clean
+.PHONY: install demo test lint bench kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed")'
@@ -30,6 +30,11 @@ demo: install
 test: install
 	scripts/ensure-chromium.sh
 	$(BIN)/pytest
+
+## Benchmarks (figures, nothing asserted) into bench/RESULTS.md, on a broker of
+## their own; under 15 minutes on a quiet 2-core machine.
+bench: install
+	$(BIN)/python -m bench.suite
 
 lint: install
 	$(BIN)/ruff check .

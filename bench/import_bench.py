@@ -1,9 +1,10 @@
 """How long does `leadflow import` take for a 100,000-row fair list?
 
 Prints the figures; asserts nothing. Needs the local broker
-(`leadflow kafka up`); publishes to topics under a fresh `bench<id>.` prefix.
+(`leadflow kafka up`); publishes to a topic under a fresh `bench<id>.` prefix,
+deleted afterwards.
 
-    LEADFLOW_KAFKA_BOOTSTRAP=127.0.0.1:9092 .venv/bin/python bench/import_bench.py [ROWS]
+    .venv/bin/python -m bench.import_bench [ROWS]
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import csv
 import io
 import sys
 import time
-import uuid
 
+from bench.common import bench_settings, loadavg
 from pipeline.bulk_import import csv_table, file_id, read_rows, summarise
 from pipeline.kafka_admin import apply_topics
 from pipeline.plausibility import Plausibility, PostalTable
 from pipeline.runtime import publish
-from pipeline.settings import load_settings
 from pipeline.topics import load_topics
 
 
@@ -35,23 +35,42 @@ def fair_list(rows: int) -> bytes:
     return out.getvalue().encode()
 
 
-def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    settings = load_settings(topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")
-    topics = load_topics(settings.topics_file, settings.topic_prefix)
-    asyncio.run(apply_topics(settings.kafka_bootstrap, [topics.inquiries]))
-    data = fair_list(rows)
-    policy = Plausibility(settings.default_region, PostalTable.shipped())
-    started = time.perf_counter()
-    parsed = list(read_rows(csv_table(data), file_id(data), "trade_fair", "bench", {}, policy))
-    checked = time.perf_counter()
-    asyncio.run(publish(settings.kafka_bootstrap, topics.inquiries.name, [r.value for r in parsed]))
-    published = time.perf_counter()
+def run(rows: int = 100_000) -> dict[str, float | int | str]:
+    """Read + validate a `rows`-line fair list, then publish it (acks=all) to a fresh topic."""
+    with bench_settings("import") as settings:
+        topics = load_topics(settings.topics_file, settings.topic_prefix)
+        asyncio.run(apply_topics(settings.kafka_bootstrap, [topics.inquiries]))
+        data = fair_list(rows)
+        policy = Plausibility(settings.default_region, PostalTable.shipped())
+        load = loadavg()
+        started = time.perf_counter()
+        parsed = list(read_rows(csv_table(data), file_id(data), "trade_fair", "bench", {}, policy))
+        checked = time.perf_counter()
+        values = [r.value for r in parsed]
+        asyncio.run(publish(settings.kafka_bootstrap, topics.inquiries.name, values))
+        published = time.perf_counter()
     summary = summarise(parsed)
-    print(f"rows: {rows}, accepted {summary.accepted}, rejected {summary.rejected}")
-    print(f"read + validate: {checked - started:.1f} s")
-    print(f"publish (acks=all): {published - checked:.1f} s")
-    print(f"total: {published - started:.1f} s ({rows / (published - started):,.0f} rows/s)")
+    return {
+        "rows": rows,
+        "accepted": summary.accepted,
+        "rejected": summary.rejected,
+        "read_validate_s": round(checked - started, 2),
+        "publish_s": round(published - checked, 2),
+        "total_s": round(published - started, 2),
+        "rows_per_s": round(rows / (published - started)),
+        "loadavg": load,
+    }
+
+
+def main() -> None:
+    figures = run(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    print(
+        f"rows: {figures['rows']}, accepted {figures['accepted']}, "
+        f"rejected {figures['rejected']}\n"
+        f"read + validate: {figures['read_validate_s']} s\n"
+        f"publish (acks=all): {figures['publish_s']} s\n"
+        f"total: {figures['total_s']} s ({figures['rows_per_s']:,} rows/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -207,6 +207,37 @@ def log_decision(stage: str, event: EventBase) -> None:
         log.info("stage.emitted", **fields)
 
 
+def faust_app(settings: Settings, partitions: int) -> faust.App:
+    """The Faust app with our transport settings (bench/passthrough.py measures them bare)."""
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        store=settings.table_store,
+        datadir=str(settings.state_dir / "worker"),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_partitions=partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=settings.commit_interval_seconds,
+        producer_linger_ms=settings.producer_linger_ms,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 10),
+        processing_guarantee=settings.processing_guarantee,
+        autodiscover=False,
+        # Faust's own endpoints would serve table contents (personal data) and
+        # the cluster's layout to anyone: every endpoint is ours, behind `Stage.page`.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+    )
+
+
 def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
     from agents import (
         capture,
@@ -220,32 +251,7 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
         report,
     )
 
-    app = faust.App(
-        settings.app_id,
-        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
-        store=settings.table_store,
-        datadir=str(settings.state_dir / "worker"),
-        key_serializer="raw",
-        value_serializer="raw",
-        web_host=settings.web_host,
-        web_port=settings.web_port,
-        topic_replication_factor=settings.topic_replication_factor,
-        topic_partitions=topics.routing.partitions,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        broker_commit_interval=1.0,
-        broker_session_timeout=settings.session_timeout_seconds,
-        broker_heartbeat_interval=max(1.0, settings.session_timeout_seconds / 10),
-        processing_guarantee=settings.processing_guarantee,
-        autodiscover=False,
-        # Faust's own endpoints would serve table contents (personal data) and
-        # the cluster's layout to anyone: every endpoint is ours, behind `Stage.page`.
-        web_router_enabled=False,
-        web_tables_enabled=False,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
-        web_metrics_enabled=False,
-    )
+    app = faust_app(settings, topics.routing.partitions)
     ensure_local_key(settings)
     reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)

@@ -82,6 +82,19 @@ class Settings(BaseSettings):
         default="at_least_once",
         description="exactly_once: each stage reads, writes and commits in one Kafka transaction.",
     )
+    commit_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each stage commits its source offsets (after flushing what it "
+        "sent): longer means fewer commits, more messages read again after a crash.",
+    )
+    producer_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="How long the worker's producer waits to fill a batch: fewer, larger "
+        "requests for a little latency per hop.",
+    )
     session_timeout_seconds: float = Field(
         default=30.0,
         ge=6.0,
