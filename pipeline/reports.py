@@ -495,13 +495,18 @@ def pipeline_funnel(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows
     return funnel_by_channel(w, inputs.inquiries_topic, inputs.answer_target_s)
 
 
+def any_dimension(default: str) -> tuple[str, ...]:
+    """Every dimension of the `leads` view, `default` first."""
+    return (default, *(d for d in DIMENSIONS if d != default))
+
+
 REPORTS: dict[str, Report] = {
     r.name: r
     for r in (
-        Report("sources", "Lead sources over time", ("channel", *DIMENSIONS), sources),
-        Report("funnel", "Funnel and conversion", ("all", *DIMENSIONS), funnel),
-        Report("velocity", "Time in stage and where leads wait", ("all", *DIMENSIONS), velocity),
-        Report("speed", "Speed to lead", ("all", *DIMENSIONS), speed),
+        Report("sources", "Lead sources over time", any_dimension("channel"), sources),
+        Report("funnel", "Funnel and conversion", any_dimension("all"), funnel),
+        Report("velocity", "Time in stage and where leads wait", any_dimension("all"), velocity),
+        Report("speed", "Speed to lead", any_dimension("all"), speed),
         Report("speed-histogram", "Inquiry to first contact", ("all",), speed_histogram),
         Report("sla", "SLA breaches", tuple(SLA_DIMENSIONS), sla),
         Report("money", "Cost per lead and ROI", ("campaign", "channel", "all"), money),
