@@ -43,7 +43,7 @@ from pipeline.topics import Topics, load_topics
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
 
 STALL_SECONDS = 90.0
-"""A run ends when no inquiry was processed for this long (e.g. one that never completes)."""
+"""A run ends when the worker showed no progress for this long (e.g. an inquiry never completes)."""
 WORKER_READY_S = 240.0
 """How long a fresh worker may take to join its group and recover its tables."""
 
@@ -62,6 +62,8 @@ class Watcher:
     decided: dict[str, float] = field(default_factory=dict)
     ready: dict[str, float] = field(default_factory=dict)
     rejected: int = 0
+    last_arrival: float = 0.0
+    """When anything last arrived: a busy worker still answers, rejects or decides."""
 
     async def run(self, started: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
@@ -86,6 +88,7 @@ class Watcher:
                 batches = await consumer.getmany(timeout_ms=50)
                 now = time.time()
                 for tp, records in batches.items():
+                    self.last_arrival = now
                     for record in records:
                         self._record(tp.topic, record.value or b"{}", now)
         finally:
@@ -121,7 +124,8 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
                     ) -> dict[str, Any]:  # fmt: skip
     """One load at one rate (0 = flat out): completion rate, lag and speed-to-lead.
 
-    The run ends when every inquiry is processed, or when none was for `stall` seconds.
+    The run ends when every inquiry is processed, or when for `stall` seconds none was
+    and nothing arrived on the terminal topics (the worker is stuck, not busy).
     """
     load: Load = build_load(topics, leads, activities, seed=seed)
     watcher = Watcher(settings.kafka_bootstrap, topics)
@@ -151,7 +155,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
     sampler.cancel()
     lag_at_end = lag()
     pending, progress_at = lag_at_end, time.time()
-    while pending and time.time() - progress_at < stall:
+    while pending and time.time() - max(progress_at, watcher.last_arrival) < stall:
         await asyncio.sleep(0.25)
         if (now_pending := lag()) < pending:
             pending, progress_at = now_pending, time.time()
