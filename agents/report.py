@@ -26,9 +26,8 @@ from pipeline.app import Stage
 from pipeline.dashboard import dashboard_data, render_dashboard
 from pipeline.errors import BadRequest, WarehouseUnavailable
 from pipeline.messages import Position
-from pipeline.report_rules import load_targets
 from pipeline.reporting import event_counts, event_row
-from pipeline.reports import REPORTS, ReportInputs, parse_params, run_report
+from pipeline.reports import REPORTS, parse_params, report_inputs, run_report
 from pipeline.settings import Settings
 from pipeline.timeline import lead_timeline
 from pipeline.topics import Topics
@@ -209,12 +208,7 @@ def register(stage: Stage) -> None:
 
 
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
-    inputs = ReportInputs(
-        routing=stage.rules.routing,
-        targets=load_targets(stage.settings.rules_dir),
-        inquiries_topic=stage.topics.inquiries.name,
-        answer_target_s=stage.rules.nurture.fulfillment.send_within_minutes * 60,
-    )
+    inputs = report_inputs(stage.rules, stage.settings.rules_dir, stage.topics.inquiries.name)
 
     @stage.page("/v1/reports")
     class Reports(View):

@@ -10,10 +10,10 @@ rows have the schema, payloads and event mix the worker writes today.
 
 - sink: the rows of the template as the sink builds them (`event_row`) and
   inserts them (`EmbeddedWarehouse.insert`, batches of LEADFLOW_SINK_BATCH_SIZE);
-- reports: every public function of `pipeline.reporting` that takes a
-  `warehouse` (found by name, so new reports are measured without editing
-  this file), its first run and the best of the next
-  ones (up to three, fewer for a slow report).
+- reports: every report registered in `pipeline.reports.REPORTS` (so a new
+  report is measured without editing this file), run as `leadflow report
+  NAME` runs it: its first run and the best of the next ones (up to three,
+  fewer for a slow report).
 
 Prints figures; asserts nothing.
 """
@@ -21,7 +21,6 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import inspect
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ from typing import Any
 from bench.common import loadavg
 from pipeline import reporting
 from pipeline.messages import Position
+from pipeline.reports import REPORTS, ReportInputs, parse_params, report_inputs, run_report
+from pipeline.rules import load_rules
 from pipeline.settings import Settings, load_settings
 from pipeline.topics import load_topics
 from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
@@ -42,38 +43,10 @@ REPORT_BUDGET_S = 30.0
 """A report is run up to REPEATS times, fewer once it has taken this long in all."""
 
 
-def report_functions() -> dict[str, Any]:
-    """The reports of `pipeline.reporting`: public functions with a `warehouse` parameter."""
-    return {
-        name: fn
-        for name, fn in inspect.getmembers(reporting, inspect.isfunction)
-        if not name.startswith("_")
-        and fn.__module__ == reporting.__name__
-        and "warehouse" in inspect.signature(fn).parameters
-    }
-
-
-def call_report(fn: Any, warehouse: Warehouse, known: dict[str, Any]) -> Any:
-    """Fill the parameters by name (the warehouse, topic names); the rest keep defaults."""
-    kwargs: dict[str, Any] = {}
-    for name, param in inspect.signature(fn).parameters.items():
-        if name == "warehouse":
-            kwargs[name] = warehouse
-        elif name in known:
-            kwargs[name] = known[name]
-        elif param.default is inspect.Parameter.empty:
-            raise TypeError(f"no value for parameter {name!r}")
-    return fn(**kwargs)
-
-
-def report_arguments(settings: Settings) -> dict[str, Any]:
-    """Values a report may ask for by parameter name: `<topic>_topic` for every topic."""
+def report_inputs_of(settings: Settings) -> ReportInputs:
+    """What the worker passes its reports, for this run's topics and rules."""
     topics = load_topics(settings.topics_file, settings.topic_prefix)
-    known: dict[str, Any] = {
-        f"{field}_topic": getattr(topics, field).name for field in type(topics).model_fields
-    }
-    known["topics"] = topics
-    return known
+    return report_inputs(load_rules(settings.rules_dir), settings.rules_dir, topics.inquiries.name)
 
 
 def columns(warehouse: Warehouse) -> list[str]:
@@ -160,14 +133,15 @@ def sink_rate(settings: Settings, warehouse: Warehouse, events: Path) -> dict[st
     }
 
 
-def time_reports(warehouse: Warehouse, known: dict[str, Any]) -> dict[str, Any]:
+def time_reports(warehouse: Warehouse, inputs: ReportInputs) -> dict[str, Any]:
+    """Every report of `pipeline.reports.REPORTS`, as `leadflow report NAME` runs it."""
     results: dict[str, Any] = {}
-    for name, fn in report_functions().items():
+    for name in REPORTS:
         try:
             timings: list[float] = []
             while len(timings) < REPEATS and sum(timings) < REPORT_BUDGET_S:
                 started = time.perf_counter()
-                rows = call_report(fn, warehouse, known)
+                rows = run_report(warehouse, name, parse_params({}), inputs)
                 timings.append(time.perf_counter() - started)
             results[name] = {
                 "first_s": round(timings[0], 3),
@@ -208,7 +182,7 @@ def run(events: int = 10_000_000, template: Path | None = None) -> dict[str, Any
                 "loadavg": loadavg(),
             }
             print(f"generated: {results['generated']}", flush=True)
-            results["reports"] = time_reports(warehouse, report_arguments(settings))
+            results["reports"] = time_reports(warehouse, report_inputs_of(settings))
         finally:
             warehouse.close()
         return results

@@ -16,8 +16,7 @@ from urllib.parse import urlencode
 
 from pipeline.access import operator_key
 from pipeline.errors import LeadflowError
-from pipeline.report_rules import load_targets
-from pipeline.reports import ReportInputs, Rows
+from pipeline.reports import ReportInputs, Rows, report_inputs
 from pipeline.settings import Settings
 from pipeline.topics import Topics
 from pipeline.warehouse import Warehouse, open_warehouse
@@ -68,12 +67,8 @@ def opened(settings: Settings, topics: Topics) -> Iterator[tuple[Warehouse, Repo
     """The warehouse itself and the report inputs, for when no worker owns it."""
     from pipeline.rules import load_rules
 
-    rules = load_rules(settings.rules_dir)
-    inputs = ReportInputs(
-        routing=rules.routing,
-        targets=load_targets(settings.rules_dir),
-        inquiries_topic=topics.inquiries.name,
-        answer_target_s=rules.nurture.fulfillment.send_within_minutes * 60,
+    inputs = report_inputs(
+        load_rules(settings.rules_dir), settings.rules_dir, topics.inquiries.name
     )
     warehouse = open_warehouse(settings)
     try:

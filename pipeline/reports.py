@@ -14,14 +14,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pipeline.analytics import gini, volume_anomalies
 from pipeline.attribution import DEFAULT_HALF_LIFE_DAYS, Journey, TouchPoint, attribute
 from pipeline.errors import BadRequest
-from pipeline.report_rules import TARGET_METRICS, Targets, month_start
+from pipeline.report_rules import TARGET_METRICS, Targets, load_targets, month_start
 from pipeline.reporting import funnel_by_channel
 from pipeline.routing import RoutingRules
+from pipeline.rules import Rules
 from pipeline.warehouse import COSTS_TABLE, EVENTS_TABLE, Warehouse
 
 LEADS = "leadflow.leads"
@@ -88,6 +90,16 @@ class ReportInputs:
     inquiries_topic: str = "leads.inquiries"
     answer_target_s: float = 300.0
     """How soon an inquiry should have its answer (nurture.yaml `send_within_minutes`)."""
+
+
+def report_inputs(rules: Rules, rules_dir: Path, inquiries_topic: str) -> ReportInputs:
+    """The report inputs from the rule files: routing, targets, the answer target."""
+    return ReportInputs(
+        routing=rules.routing,
+        targets=load_targets(rules_dir),
+        inquiries_topic=inquiries_topic,
+        answer_target_s=rules.nurture.fulfillment.send_within_minutes * 60,
+    )
 
 
 Rows = list[dict[str, Any]]

@@ -12,10 +12,11 @@ import orjson
 
 from bench.common import percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, build_load
-from bench.warehouse import call_report, report_arguments, report_functions
+from bench.warehouse import report_inputs_of, time_reports
 from pipeline.capture import inquiry_key, lead_id_for
 from pipeline.messages import Position
 from pipeline.reporting import event_row
+from pipeline.reports import REPORTS
 from pipeline.settings import load_settings
 from pipeline.topics import load_topics
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
@@ -58,23 +59,21 @@ def test_duplicates_repeat_an_earlier_inquiry_byte_for_byte() -> None:
     assert len(values) - len(set(values)) == load.duplicates
 
 
-def test_every_report_is_found_and_called_with_the_run_topic_names(tmp_path: Path) -> None:
-    found = report_functions()
-    assert {"funnel_by_channel", "event_counts"} <= found.keys()
-    assert "event_row" not in found
+def test_every_registered_report_runs_with_the_run_topic_names(tmp_path: Path) -> None:
     settings = load_settings(topic_prefix="t.", warehouse_dir=tmp_path, clickhouse_url=None)
+    inputs = report_inputs_of(settings)
+    assert inputs.inquiries_topic == TOPICS.inquiries.name  # the run's prefix
     warehouse = open_warehouse(settings)
     try:
         inquiry = next(m for m in build_load(TOPICS, 20, seed=8).messages if m.trace)
         at = Position(TOPICS.inquiries.name, 0, 0)
         warehouse.insert(EVENTS_TABLE, [event_row(TOPICS.inquiries, inquiry.value, at)])
-        known = report_arguments(settings)
-        funnel = call_report(found["funnel_by_channel"], warehouse, known)
-        counts = call_report(found["event_counts"], warehouse, known)
+        timed = time_reports(warehouse, inputs)
     finally:
         warehouse.close()
-    assert [row["inquiries"] for row in funnel] == [1]
-    assert counts == {"InquiryReceived": 1}
+    assert set(timed) == set(REPORTS)
+    assert not [name for name, figures in timed.items() if "error" in figures]
+    assert timed["pipeline"]["rows"] == 1  # the one inquiry's channel
 
 
 def test_percentiles_of_latencies() -> None:
