@@ -94,7 +94,10 @@ def kafka_status() -> None:
 @kafka_app.command("down")
 @friendly
 def kafka_down(
-    purge: Annotated[bool, typer.Option(help="Also delete the broker's data and logs.")] = False,
+    purge: Annotated[
+        bool,
+        typer.Option(help="Also delete the broker's data and logs and the worker's table state."),
+    ] = False,
 ) -> None:
     """Stop the local broker cleanly; its data is kept unless --purge."""
     from pipeline.local_kafka import LocalKafka

@@ -45,6 +45,7 @@ class LocalKafka:
         self.logs = self.home / "logs"
         self.properties = self.home / "server.properties"
         self.pid_file = self.home / "kafka.pid"
+        self.tables = settings.state_dir / "worker"
         host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
         self.host = host or "127.0.0.1"
         self.port = int(port)
@@ -108,6 +109,9 @@ class LocalKafka:
         if purge:
             shutil.rmtree(self.data, ignore_errors=True)
             shutil.rmtree(self.logs, ignore_errors=True)
+            # the worker's local table state mirrors changelogs that are gone now:
+            # Faust would refuse to start on it (ConsistencyError)
+            shutil.rmtree(self.tables, ignore_errors=True)
         return stopped
 
     def _pid(self) -> int | None:

@@ -61,3 +61,17 @@ def test_the_crm_bridge_refuses_an_address_that_is_no_web_address() -> None:
     result = runner.invoke(app, ["crm-bridge", "--url", "crm.example/hook"])
     assert result.exit_code == 1
     assert "--url must be an http(s) address" in result.output
+
+
+def test_purging_the_broker_also_drops_the_workers_table_state(tmp_path: Path) -> None:
+    """Table state mirrors changelog offsets; after a purge Faust would refuse to start on it."""
+    from pipeline.local_kafka import LocalKafka
+    from pipeline.settings import load_settings
+
+    settings = load_settings(state_dir=tmp_path, kafka_bootstrap="127.0.0.1:1")
+    (tmp_path / "worker" / "tables").mkdir(parents=True)
+    (tmp_path / "kafka" / "data").mkdir(parents=True)
+    (tmp_path / "kafka" / "jars").mkdir(parents=True)
+    LocalKafka(settings).down(purge=True)
+    assert not (tmp_path / "worker").exists() and not (tmp_path / "kafka" / "data").exists()
+    assert (tmp_path / "kafka" / "jars").exists()  # the downloaded jars stay
