@@ -33,30 +33,13 @@ def own_broker() -> Iterator[str]:
     shared = load_settings()
     shared.state_dir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="bench-broker-", dir=shared.state_dir))
-    jars = LocalKafka(shared).jars
-    if not jars.is_dir():
-        LocalKafka(shared)._fetch_jars(print)  # once, where `leadflow kafka up` keeps them
-    (home / "kafka").mkdir()
-    (home / "kafka" / "jars").symlink_to(jars.resolve())
-    port = free_port()
-    while not _port_free(port + 1):  # the controller listens on the next port
-        port = free_port()
-    broker = LocalKafka(load_settings(state_dir=home, kafka_bootstrap=f"127.0.0.1:{port}"))
+    broker = LocalKafka.private(home)
     try:
         broker.up(log=lambda line: print(line, flush=True))
         yield broker.bootstrap
     finally:
         broker.down(purge=True)
         shutil.rmtree(home, ignore_errors=True)
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def cpu_seconds(pid: int) -> float:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import KafkaUnavailable
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.settings import PROJECT_ROOT, Settings, load_settings
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
 START_TIMEOUT_S = 90.0
@@ -49,6 +49,22 @@ class LocalKafka:
         host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
         self.host = host or "127.0.0.1"
         self.port = int(port)
+
+    @classmethod
+    def private(cls, state_dir: Path) -> LocalKafka:
+        """A broker of its own in `state_dir`, on free ports (the controller listens on
+        the next one), for work that must not share the local broker: restarting it,
+        benchmarks. It uses the local broker's jars, fetched there once."""
+        shared = LocalKafka(load_settings())
+        shared._fetch_jars(print)  # a no-op when the jars are there
+        while True:
+            port = _free_port()
+            if port < 65535 and _port_is_free(port + 1):
+                break
+        broker = cls(load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"))
+        broker.jars.parent.mkdir(parents=True, exist_ok=True)
+        broker.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
+        return broker
 
     @property
     def bootstrap(self) -> str:
@@ -228,6 +244,21 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _accepts_connections(host: str, port: int) -> bool:

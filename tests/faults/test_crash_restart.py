@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -32,11 +31,10 @@ from pipeline.runtime import (
     publish,
     wait_until_stored,
 )
-from pipeline.settings import load_settings
 from pipeline.topics import TopicSpec, load_topics
 from pipeline.traffic import demo_inquiries
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
-from tests.conftest import free_port, isolated_settings
+from tests.conftest import isolated_settings
 
 CHUNKS = 4
 PER_CHUNK = 200
@@ -183,31 +181,6 @@ async def uncommitted(bootstrap: str, group: str, spec: TopicSpec) -> int:
         await consumer.stop()
 
 
-def own_broker(state_dir: Path) -> LocalKafka:
-    """A broker of this test's own (port, data), to stop and start without
-    disturbing the shared one; it reuses the shared broker's jars if fetched."""
-    while True:
-        port = free_port()
-        if port < 65535 and port_is_free(port + 1):  # the controller listens on port + 1
-            break
-    broker = LocalKafka(load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"))
-    shared = LocalKafka(load_settings()).jars
-    if (shared / ".pom-sha256").exists():
-        broker.jars.parent.mkdir(parents=True, exist_ok=True)
-        broker.jars.symlink_to(shared, target_is_directory=True)
-    return broker
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-@pytest.mark.timeout(420)  # a broker of its own starts twice
 def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> None:
     """The broker goes down while inquiries flow and comes back.
 
@@ -215,7 +188,7 @@ def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> 
     is not ready); like systemd with Restart=on-failure, the test starts it
     again. Nothing may be lost either way.
     """
-    broker = own_broker(tmp_path / "broker")
+    broker = LocalKafka.private(tmp_path / "broker")  # stopped and started: not the shared one
     kafka = broker.up(log=print).bootstrap
     settings = isolated_settings(kafka, tmp_path)
     topics = load_topics(settings.topics_file, settings.topic_prefix)
