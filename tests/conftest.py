@@ -9,6 +9,8 @@ so tests never see each other's messages.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +21,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.local_kafka import LocalKafka
 from pipeline.messages import Position
-from pipeline.runtime import WorkerProcess
-from pipeline.settings import Settings, load_settings
+from pipeline.runtime import WorkerProcess, settings_env
+from pipeline.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 
 
@@ -38,6 +40,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def leadflow(
+    settings: Settings, *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`leadflow ARGS` as its own process (it configures logging, which must not leak
+    into the test process), with these settings and any extra environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=PROJECT_ROOT,
+        env={**settings_env(settings), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def isolated_settings(bootstrap: str, state_dir: Path) -> Settings:

@@ -9,8 +9,6 @@ import asyncio
 import base64
 import json
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,13 +23,13 @@ import pytest
 
 from pipeline.config import load_yaml_model
 from pipeline.report_rules import CampaignCosts
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, publish, settings_env
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.runtime import OutcomeWatcher, WorkerProcess, publish
+from pipeline.settings import Settings
 from pipeline.topics import Topics
 from pipeline.traffic import demo_inquiries
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned
-from tests.conftest import started_worker
+from tests.conftest import leadflow, started_worker
 
 INQUIRIES = 60
 TIMEOUT_S = 180.0
@@ -129,14 +127,7 @@ def report(loop: Loop, name: str, **params: str) -> list[dict[str, Any]]:
 
 
 def cli(loop: Loop, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "report", *args],
-        cwd=PROJECT_ROOT,
-        env=settings_env(loop.settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = leadflow(loop.settings, "report", *args, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 

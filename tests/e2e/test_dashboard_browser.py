@@ -8,15 +8,13 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline.runtime import settings_env
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.warehouse import EVENTS_TABLE, EmbeddedWarehouse, load_migrations, migrate
-from tests.conftest import free_port
+from tests.conftest import free_port, leadflow
 from tests.integration.report_scenario import scenario
 
 CHARTS = ("funnel", "volume", "speed", "roi", "attribution", "load")
@@ -62,13 +60,8 @@ def page(tmp_path: Path) -> Path:
     finally:
         warehouse.close()
     out = tmp_path / "dashboard.html"
-    subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "report", "dashboard", "--out", str(out)],
-        cwd=PROJECT_ROOT,
-        env=settings_env(settings),
-        check=True,
-        timeout=120,
-    )
+    written = leadflow(settings, "report", "dashboard", "--out", str(out), timeout=120)
+    assert written.returncode == 0, written.stdout + written.stderr
     return out
 
 

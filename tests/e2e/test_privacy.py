@@ -14,7 +14,6 @@ import asyncio
 import json
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,14 +33,13 @@ from pipeline.runtime import (
     WorkerProcess,
     get_json,
     publish,
-    settings_env,
     wait_until_stored,
 )
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
 from pipeline.traffic import demo_inquiries
 from pipeline.warehouse import open_warehouse
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, leadflow
 
 TIMEOUT_S = 240.0
 EMAIL = re.compile(rb"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -68,14 +66,7 @@ class Run:
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=PROJECT_ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S + 60,
-    )
+    return leadflow(settings, *args, timeout=TIMEOUT_S + 60)
 
 
 def _person_messages(email: str, phone: str) -> tuple[list[bytes], bytes]:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,14 +21,14 @@ from pydantic import BaseModel, SecretStr
 
 from pipeline.programs import NurtureState, gate
 from pipeline.routing import RoutingRules
-from pipeline.runtime import WorkerProcess, get_json, publish, settings_env
+from pipeline.runtime import WorkerProcess, get_json, publish
 from pipeline.scoring import qualify_lead
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached, SlaReminderDue
-from tests.conftest import isolated_settings, read_topic
+from tests.conftest import isolated_settings, leadflow, read_topic
 from tests.unit.factories import NOW, enriched
 from tests.unit.test_routing import DAY, NURTURE, SCORING
 
@@ -296,14 +295,7 @@ def test_a_closed_lead_frees_capacity_for_the_next(env: Env) -> None:
 
 def cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
     """`leadflow ARGS` as its own process, with this module's settings."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        env=settings_env(env.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return leadflow(env.settings, *args)
 
 
 def test_leadflow_queues_shows_each_rep(env: Env) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,14 +19,14 @@ from pydantic import BaseModel
 from pipeline.capture import inquiry_key, lead_id_for
 from pipeline.config import load_yaml_model
 from pipeline.messages import Position
-from pipeline.runtime import WorkerProcess, publish, settings_env
+from pipeline.runtime import WorkerProcess, publish
 from pipeline.scoring import ScoringModel
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.settings import Settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadEnriched
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, leadflow
 
 pytestmark = pytest.mark.integration
 TIMEOUT_S = 60.0
@@ -253,15 +252,7 @@ def test_won_and_lost_outcomes_teach_the_win_probability_live(pipeline: Pipeline
 
 
 def _explain(settings: Settings, lead: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """The CLI as its own process: it configures logging, which must not leak into tests."""
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "rules", "explain", lead],
-        env={**settings_env(settings), **env},
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
+    return leadflow(settings, "rules", "explain", lead, timeout=TIMEOUT_S, env=env)
 
 
 def test_rules_explain_asks_the_worker_and_falls_back_to_the_topic(pipeline: Pipeline) -> None:

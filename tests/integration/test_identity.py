@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +16,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.identity import pseudonym
-from pipeline.runtime import WorkerProcess, settings_env, wait_until_stored
+from pipeline.runtime import WorkerProcess, wait_until_stored
 from pipeline.topics import load_topics
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadCaptured
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings, read_topic
+from tests.conftest import isolated_settings, leadflow, read_topic
 from tests.integration.test_enrich_and_qualify import TIMEOUT_S, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -190,26 +188,12 @@ def test_lead_show_prints_the_timeline_from_the_running_worker(pipeline: Pipelin
     pipeline.send(topics.inquiries, fair)
     assert str(captured(pipeline, "tl-fair").lead_id) == lead
     asyncio.run(wait_until_stored(pipeline.settings))
-    shown = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "lead", "show", lead],
-        env=settings_env(pipeline.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    shown = leadflow(pipeline.settings, "lead", "show", lead)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     created = next(i for i, line in enumerate(lines) if "lead created" in line)
     merged = next(i for i, line in enumerate(lines) if "merged into this lead (matched on" in line)
     assert created < merged and "trade_fair" in lines[merged] and "qualified #1" in shown.stdout
     assert f"tl-{run}@" not in shown.stdout.casefold()  # the timeline names no address
-    unknown = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "lead", "show", "not-a-lead"],
-        env=settings_env(pipeline.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    unknown = leadflow(pipeline.settings, "lead", "show", "not-a-lead")
     assert unknown.returncode != 0 and "is not a lead id" in unknown.stdout + unknown.stderr

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,12 +19,12 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pipeline.runtime import WorkerProcess, get_json, settings_env
+from pipeline.runtime import WorkerProcess, get_json
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import load_topics
 from schemas.envelope import utcnow
 from schemas.lead import LeadHandedOff, LeadNurtured, TouchScheduled
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, leadflow
 from tests.integration.test_enrich_and_qualify import Pipeline, crm_outcome
 
 pytestmark = pytest.mark.integration
@@ -210,11 +209,4 @@ def _funnel_row(
 
 
 def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        cwd=PROJECT_ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return leadflow(settings, *args)
