@@ -7,8 +7,8 @@ state directory and web port on the local broker, which must be up), then:
 
 1. saturation: the load generator (`bench/loadgen.py`) sends inquiries and
    their activities flat out; the sustained maximum is the rate at which
-   inquiries were fully processed (answered and decided: sales-ready, a
-   nurture touch, or the answer to an excluded one) between 20 % and 80 % of
+   inquiries were fully processed (answered and decided: sales-ready, kept
+   by the nurture gate (`LeadNurtured`), or the answer to an excluded one) between 20 % and 80 % of
    completions;
 2. 10 %, 50 % and 90 % of that rate, each for `--seconds`: speed-to-lead (the
    inquiry handed to the producer → its `LeadAssigned` visible to a
@@ -76,7 +76,12 @@ class Watcher:
         try:
             parts = [
                 TopicPartition(spec.name, p)
-                for spec in (self.topics.sales_ready, self.topics.touches, self.topics.rejected)
+                for spec in (
+                    self.topics.sales_ready,
+                    self.topics.nurture,
+                    self.topics.touches,
+                    self.topics.rejected,
+                )
                 for p in range(spec.partitions)
             ]
             consumer.assign(parts)
@@ -104,11 +109,11 @@ class Watcher:
         elif topic == self.topics.sales_ready.name:
             self.ready.setdefault(trace, now)
             self.decided.setdefault(trace, now)
+        elif topic == self.topics.nurture.name:
+            self.decided.setdefault(trace, now)  # the nurture gate kept it: LeadNurtured
         else:
             touch = event.get("payload") or {}
-            if touch.get("purpose") == "nurture":
-                self.decided.setdefault(trace, now)
-            else:
+            if touch.get("purpose") == "fulfillment":
                 self.answered.setdefault(trace, now)
                 if str(touch.get("reason", "")).startswith(EXCLUDED):
                     self.decided.setdefault(trace, now)

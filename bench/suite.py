@@ -148,8 +148,9 @@ def markdown(r: dict[str, Any], command: str) -> str:
     out += [
         "## Definitions",
         "",
-        "- *processed*: the inquiry got its fulfillment touch and a decision (sales-ready, a "
-        "nurture touch, or the answer to an excluded one), seen by a read_committed consumer.",
+        "- *processed*: the inquiry got its fulfillment touch and a decision (sales-ready, kept "
+        "by the nurture gate (`LeadNurtured`), or the answer to an excluded one), seen by a "
+        "read_committed consumer – what `make demo` counts as accounted for.",
         "- *sustained throughput*: inquiries processed per second between 20 % and 80 % of "
         "completions of a flat-out run (the load generator sends faster than the pipeline "
         "processes); the 90 % run shows whether that rate holds with bounded lag.",

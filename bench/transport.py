@@ -107,7 +107,7 @@ def worker() -> None:
     import faust
     from faust.web import Request, Response, View
 
-    from pipeline.app import faust_app
+    from pipeline.app import faust_app, run_worker
 
     settings = load_settings()
     app = faust_app(settings, PARTITIONS)
@@ -131,9 +131,7 @@ def worker() -> None:
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
 
-    faust.Worker(
-        app, loglevel=settings.faust_log_level.upper(), quiet=True
-    ).execute_from_commandline()
+    run_worker(app, settings)
 
 
 async def chain_rate(settings: Settings, values: list[bytes], worker: int) -> dict[str, Any]:

@@ -184,9 +184,7 @@ def schemas_export(out_dir: Annotated[Path, typer.Argument(help="Where to write.
 @friendly
 def worker() -> None:
     """Run every stage agent and the warehouse sink (stop with Ctrl-C / SIGTERM)."""
-    import faust
-
-    from pipeline.app import create_app
+    from pipeline.app import create_app, run_worker
     from pipeline.rules import load_rules
 
     settings = _settings()
@@ -199,10 +197,7 @@ def worker() -> None:
     loop.run_until_complete(
         apply_topics(settings.kafka_bootstrap, topics.all(), settings.topic_replication_factor)
     )
-    faust_app = create_app(settings, topics, rules)
-    faust.Worker(
-        faust_app, loglevel=settings.faust_log_level.upper(), loop=loop, quiet=True
-    ).execute_from_commandline()
+    run_worker(create_app(settings, topics, rules), settings, loop)
 
 
 @app.command()
