@@ -8,8 +8,9 @@ decision per lead and queue is kept too, so a redelivered hand-off re-emits
 the same decision instead of assigning a second owner.
 
 `sla-start`, `crm-feedback` and `sla-breached` share a clock table keyed by
-lead (their topics are lead-keyed and co-partitioned); a timer scans it,
-reminds owners before the deadline (`leads.reminders`) and escalates overdue
+lead (their topics are lead-keyed and co-partitioned) and the time each
+clock next asks for an alarm (`sla-due`, `agents/timers.py`); a timer scans
+those times, reads a clock only once it is due, reminds owners before the deadline (`leads.reminders`) and escalates overdue
 leads to the queue's manager (`leads.escalations`); after the second breach
 `sla-breached` sends the lead back to its queue for another rep. Closing outcomes go back
 re-keyed by queue (`leads.releases`), where `release` frees the owner's load
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import faust
@@ -28,6 +29,7 @@ import structlog
 from faust.web import Request, Response, View
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter
 
+from agents.timers import DueTimers
 from pipeline.app import Stage, caller
 from pipeline.messages import Position, decode
 from pipeline.routing import (
@@ -39,9 +41,9 @@ from pipeline.routing import (
     route_lead,
 )
 from pipeline.settings import Settings
-from pipeline.sla import SlaClock, alarm, apply_outcome, record_breach
+from pipeline.sla import SlaClock, alarm, apply_outcome, next_alarm, record_breach
 from pipeline.topics import TopicSpec
-from schemas.envelope import derive_id, utcnow
+from schemas.envelope import EventBase, derive_id, utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import (
     ClaimRequested,
@@ -79,6 +81,29 @@ def register(stage: Stage) -> None:
     waiting = table("routing-waiting", stage.topics.routing)  # pull queues: queue → leads
     clocks = table("sla-clock", stage.topics.sales_ready)
     early = table("sla-early-outcomes", stage.topics.feedback)
+    sent: set[str] = set()
+
+    def sla_alarm(lead: str, _when: datetime, _tag: str, now: datetime) -> EventBase | None:
+        """The reminder or breach a due clock asks for; this process sends each once.
+
+        A repeat after a crash has the same event_id, so consumers can drop it;
+        `sla-breached` records a breach from the escalations topic (a timer may
+        not write to a table).
+        """
+        raw = clocks.get(lead)
+        event = alarm(SlaClock.model_validate_json(raw), now, rules, minute) if raw else None
+        if event is None or str(event.event_id) in sent:
+            return None
+        sent.add(str(event.event_id))
+        return event
+
+    alarms = DueTimers(
+        stage, "sla-due", stage.topics.sales_ready.partitions, SCAN_SECONDS, sla_alarm
+    )
+
+    def set_clock(lead: str, clock: SlaClock) -> None:
+        clocks[lead] = clock.model_dump_json()
+        alarms.set(lead, next_alarm(clock, rules, minute))
 
     def queue_state(name: str) -> QueueState:
         return QueueState.model_validate(queues.get(name) or {})
@@ -136,9 +161,9 @@ def register(stage: Stage) -> None:
         if running is not None:
             owner = SlaClock.model_validate_json(running).assigned.payload
             if assigned.payload.reassignment > owner.reassignment:  # a new owner, a new clock
-                clocks[lead] = SlaClock(assigned=assigned).model_dump_json()
+                set_clock(lead, SlaClock(assigned=assigned))
             return
-        clocks[lead] = SlaClock(assigned=assigned).model_dump_json()
+        set_clock(lead, SlaClock(assigned=assigned))
         for raw in early.pop(lead, []):  # outcomes that overtook the assignment
             await feedback(CrmOutcome.model_validate_json(raw))
 
@@ -150,7 +175,7 @@ def register(stage: Stage) -> None:
             log.info("sla.feedback_early", lead_id=lead, outcome=outcome.outcome)
             return
         clock, released = apply_outcome(SlaClock.model_validate_json(clocks[lead]), outcome)
-        clocks[lead] = clock.model_dump_json()
+        set_clock(lead, clock)
         log.info("sla.feedback", lead_id=lead, outcome=outcome.outcome, status=clock.status)
         if released is not None:
             await stage.emit(released)
@@ -217,29 +242,12 @@ def register(stage: Stage) -> None:
             return
         clock = SlaClock.model_validate_json(clocks[lead])
         clock, reassignment = record_breach(clock, event, rules, minute)
-        clocks[lead] = clock.model_dump_json()
+        set_clock(lead, clock)
         if reassignment is not None:
             log.info("sla.reassign", lead_id=lead, owner=event.payload.owner.rep_id)
             await stage.emit(reassignment)
 
     consume(stage, stage.topics.escalations, "sla-breached", SlaBreached, breached)
-    sent: set[str] = set()
-
-    @stage.app.timer(interval=SCAN_SECONDS)
-    async def sla_alarms() -> None:
-        """Emit the reminders and breaches that are due.
-
-        A timer may not write to a table, so `sla-breached` records a breach
-        from the escalations topic; until it has, `sent` keeps this process
-        from sending an alarm twice (a repeat after a crash has the same
-        event_id, so consumers can drop it).
-        """
-        now = utcnow()
-        for raw in list(clocks.values()):
-            event = alarm(SlaClock.model_validate_json(raw), now, rules, minute)
-            if event is not None and str(event.event_id) not in sent:
-                await stage.emit(event)
-                sent.add(str(event.event_id))
 
 
 def consume(

@@ -95,6 +95,19 @@ def alarm(
     return None
 
 
+def next_alarm(clock: SlaClock, rules: RoutingRules, minute: timedelta) -> datetime | None:
+    """When `alarm` first has something to say for this clock; None: never again.
+
+    The timer scans these times, not the clocks: a clock is read only once it is due.
+    """
+    if not clock.running:
+        return None
+    before = rules.sla_reminder_minutes
+    if clock.breaches == 0 and before:
+        return clock.due_at - before * minute
+    return clock.due_at
+
+
 def breach(clock: SlaClock, rules: RoutingRules) -> SlaBreached:
     """Escalate to the queue's manager (or the queue itself when it has none)."""
     a = clock.assigned

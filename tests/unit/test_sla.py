@@ -11,7 +11,7 @@ from pipeline.routing import (
     distribute_lead,
     route_lead,
 )
-from pipeline.sla import SlaClock, alarm, apply_outcome, breach, record_breach
+from pipeline.sla import SlaClock, alarm, apply_outcome, breach, next_alarm, record_breach
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned, LeadRouted, SlaBreached, SlaReminderDue
 from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
@@ -55,6 +55,24 @@ def test_the_owner_is_reminded_shortly_before_the_deadline_once() -> None:
     again = alarm(c, due - timedelta(minutes=1), ROUTING, minute)
     assert again is not None and again.event_id == reminder.event_id  # the timer may repeat
     assert isinstance(alarm(c, due, ROUTING, minute), SlaBreached)
+
+
+def test_the_timer_index_holds_the_first_moment_the_clock_asks_for_an_alarm() -> None:
+    """The SLA timer reads a clock only from `next_alarm` on: nothing may be due before it."""
+    minute = timedelta(minutes=1)
+    running = clock(country="FR")
+    due = running.assigned.payload.sla_due_at
+    breached = running.after_breach(1, due + timedelta(minutes=5))
+    for c in (running, breached):
+        at = next_alarm(c, ROUTING, minute)
+        assert at is not None
+        assert alarm(c, at - timedelta(seconds=1), ROUTING, minute) is None
+        assert alarm(c, at, ROUTING, minute) is not None
+    assert next_alarm(running, ROUTING, minute) == due - 2 * minute  # the reminder
+    assert next_alarm(breached, ROUTING, minute) == due + timedelta(minutes=5)
+    contacted, _ = apply_outcome(running, outcome("contacted", running))
+    assert next_alarm(contacted, ROUTING, minute) is None
+    assert next_alarm(breached.after_breach(2, due), ROUTING, minute) is None  # reassigned
 
 
 def test_a_second_breach_reassigns_to_another_rep_and_frees_the_first() -> None:
