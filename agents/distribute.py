@@ -10,9 +10,10 @@ the same decision instead of assigning a second owner.
 `sla-start`, `crm-feedback` and `sla-breached` share a clock table keyed by
 lead (their topics are lead-keyed and co-partitioned) and the time each
 clock next asks for an alarm (`sla-due`, `agents/timers.py`); a timer scans
-those times, reads a clock only once it is due, reminds owners before the deadline (`leads.reminders`) and escalates overdue
-leads to the queue's manager (`leads.escalations`); after the second breach
-`sla-breached` sends the lead back to its queue for another rep. Closing outcomes go back
+those times, reads a clock only once it is due, reminds owners before the
+deadline (`leads.reminders`) and escalates overdue leads to the queue's
+manager (`leads.escalations`); after the second breach `sla-breached` sends
+the lead back to its queue for another rep. Closing outcomes go back
 re-keyed by queue (`leads.releases`), where `release` frees the owner's load
 in the queue's own partition.
 """
