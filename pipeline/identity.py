@@ -153,12 +153,15 @@ class IdentityStep:
         return [e for e in (self.next_hop, self.captured) if e is not None] + [*self.claims]
 
 
-def resolve_identity(accepted: InquiryAccepted, found: uuid.UUID | None) -> IdentityStep:
+def resolve_identity(
+    accepted: InquiryAccepted, found: uuid.UUID | None, activities_wait: bool = False
+) -> IdentityStep:
     """One step of the walk at the partition of `accepted.identity`.
 
     `found` is the lead this key already belongs to. The inquiry's own lead
     found there means a redelivered step: it goes on as it did the first time,
     so every step is deterministic and a redelivery emits the same events.
+    `activities_wait`: an unknown person's activities are kept at this key.
     """
     own = accepted.lead_id
     if found is not None and found != own:
@@ -177,12 +180,21 @@ def resolve_identity(accepted: InquiryAccepted, found: uuid.UUID | None) -> Iden
                 "identity": accepted.pending[0],
                 "pending": accepted.pending[1:],
                 "visited": [*accepted.visited, accepted.identity],
+                "activities_at": [
+                    *(accepted.activities_at or []),
+                    *([accepted.identity] if activities_wait else []),
+                ],
             }
         )
         return IdentityStep(next_hop=hop)
-    # the walk ends with the inquiry's own lead: its earlier keys are confirmed,
-    # which hands activities that waited for them to the lead
-    confirmed = [claim(accepted, key, own) for key in accepted.visited]
+    # the walk ends with the inquiry's own lead: earlier keys where activities
+    # waited are confirmed, which hands those activities to the lead (the claims
+    # themselves were stored on the way)
+    confirmed = [
+        claim(accepted, key, own)
+        for key in accepted.visited
+        if accepted.activities_at is None or key in accepted.activities_at
+    ]
     return IdentityStep(captured=captured_as(accepted, own), claims=confirmed)
 
 
@@ -297,7 +309,7 @@ class IdentityBook:
         """One step of an inquiry's walk (see `resolve_identity`)."""
         name = person_name(accepted.payload.contact)
         found = find_lead(accepted.identity, self.stored(accepted.identity), name, self.name_match)
-        step = resolve_identity(accepted, found)
+        step = resolve_identity(accepted, found, pseudonym(accepted.identity) in self.waiting)
         if found is not None and found != accepted.lead_id:
             return step.events()
         self.store(own_claim(accepted))

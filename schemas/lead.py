@@ -94,7 +94,7 @@ class InquiryAccepted(LeadEvent):
     """
 
     event_type: Literal["InquiryAccepted"] = "InquiryAccepted"
-    schema_version: str = "1.1"  # pending / visited: the walk over several identity keys
+    schema_version: str = "1.2"  # 1.1: pending / visited (the walk); 1.2: activities_at
     identity: str = Field(
         description="The identity key consulted at this step: email:…, phone:+49… or "
         "company:<name> (where the person's name is matched fuzzily)."
@@ -105,6 +105,12 @@ class InquiryAccepted(LeadEvent):
     visited: list[str] = Field(
         default_factory=list,
         description="Keys consulted before, claimed for this inquiry's own lead (since 1.1).",
+    )
+    activities_at: list[str] | None = Field(
+        default=None,
+        description="The visited keys where activities of an unknown person waited: only "
+        "these are confirmed when the walk ends with the inquiry's own lead (since 1.2; "
+        "None: an older step, every visited key is confirmed).",
     )
     payload: LeadProfile
 

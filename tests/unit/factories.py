@@ -65,15 +65,20 @@ def accepted(**overrides: Any) -> InquiryAccepted:
     return result
 
 
-def identify(book: IdentityBook, *messages: EventBase) -> list[EventBase]:
+def identify(
+    book: IdentityBook, *messages: EventBase, claims: list[IdentityClaimed] | None = None
+) -> list[EventBase]:
     """What identification makes of these messages: each step's hops and claims
-    are delivered back to the book, as the broker would; the rest is returned."""
+    are delivered back to the book, as the broker would (and the claims to
+    `claims`); the rest is returned."""
     queue, out = list(messages), []
     while queue:
         message = queue.pop(0)
         if isinstance(message, InquiryAccepted):
             queue += book.identify(message)
         elif isinstance(message, IdentityClaimed):
+            if claims is not None:
+                claims.append(message)
             queue += book.record(message, NOW)
         elif isinstance(message, ActivityUnattached):
             found = book.identify_activity(message, AT, NOW)

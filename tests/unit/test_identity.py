@@ -77,9 +77,11 @@ def test_the_same_person_by_another_channel_and_spelling_is_one_lead() -> None:
 def test_a_new_person_keeps_the_lead_of_the_inquiry_and_a_redelivery_repeats_itself() -> None:
     book = new_book()
     first = accepted(contact={**ANNA, "email": "anna@firma.de", "phone": "030 1234567"})
-    events = identify(book, first)
+    claims: list[IdentityClaimed] = []
+    events = identify(book, first, claims=claims)
     lead = lead_of(events)
     assert (lead.lead_id, lead.merged, lead.matched_on) == (first.lead_id, False, None)
+    assert claims == []  # claimed on the way; no activities waited: nothing to confirm
     assert identify(book, first) == events  # every step again: the same events
     keys = {"email:anna@firma.de", "phone:+49301234567", "company:firma"}
     assert set(book.leads) == {pseudonym(k) for k in keys}  # no address in a table key
@@ -206,11 +208,15 @@ def test_an_anonymous_visitor_gets_their_history_when_they_fill_a_form() -> None
         for i in range(3)
     ]
     assert identify(book, *views, views[0]) == []  # kept, the redelivered one once
-    events = identify(book, accepted(contact={"email": "Anna@firma.de", "phone": "030 1234567"}))
+    claims: list[IdentityClaimed] = []
+    form = accepted(contact={"email": "Anna@firma.de", "phone": "030 1234567"})
+    events = identify(book, form, claims=claims)
     lead = lead_of(events)
     history = [e for e in events if isinstance(e, ActivityRecorded)]
     assert [a.payload.activity_id for a in history] == ["pv-0", "pv-1", "pv-2"]
     assert {a.lead_id for a in history} == {lead.lead_id}
+    # confirmed where the views waited, not at the phone or the company
+    assert [c.identity for c in claims] == ["email:anna@firma.de"]
     assert not book.waiting
     later = route_activity(activity("pv-9", phone="+49301234567"), b"{}", AT, "DE", NOW)
     [known] = identify(book, later)
