@@ -39,7 +39,7 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy pipeline agents schemas
+	$(BIN)/mypy pipeline agents schemas bench
 
 kafka-up: install
 	$(BIN)/leadflow kafka up
