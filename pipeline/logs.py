@@ -24,8 +24,11 @@ import structlog
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)++")
 PHONE = re.compile(
     r"(?<![\w.+-])"  # not inside a word, a number or a host name
-    r"(?!\d{1,3}(?:\.\d{1,3}){3}\b)"  # an IPv4 address (Kafka's and aiohttp's logs)
+    r"(?!\d{1,3}(?:\.\d{1,3}){3}\b(?!\.\d))"  # an IPv4 address (Kafka's and aiohttp's logs)
     r"(?!\d{4}-\d{2}-\d{2})"  # an ISO date
+    r"(?![0-9a-fA-F]{8}-[0-9a-fA-F]{4}-)"  # a UUID (lead ids) that starts with digits
+    # a decimal number (a duration, a score); phone numbers start with 0 or +
+    r"(?!(?:0|[1-9]\d*+)\.\d++(?![ ()/.-]{0,3}\d))"
     r"\+?\d(?:[ ()/.-]{0,3}+\d){6,}+"  # seven digits or more, with separators
 )
 

@@ -146,6 +146,15 @@ def test_hosts_and_dates_survive_masking_phone_numbers_do_not() -> None:
     assert redact_text_for_logs("due 2026-11-23T10:00:00Z") == "due 2026-11-23T10:00:00Z"
     masked = redact_text_for_logs("Tel:+49 30 1234567, (030) 7654321, 0301234567")
     assert not any(ch.isdigit() for ch in masked.replace("30)", ""))
+    assert "***phone***" in redact_text_for_logs("appel 01.23.45.67.89")
+    assert redact_text_for_logs("Tel. 030.1234567") == "Tel. ***phone***"
+
+
+def test_lead_ids_and_decimals_survive_masking() -> None:
+    lead = "12345678-1234-5678-9abc-def012345678"
+    assert redact_text_for_logs(f"lead_id={lead}") == f"lead_id={lead}"
+    line = "Timer commit is overlapping (interval=1.0 runtime=1.2345678)"
+    assert redact_text_for_logs(line) == line
 
 
 def test_a_record_whose_message_is_already_formatted_logs_cleanly(
