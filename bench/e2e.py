@@ -13,8 +13,10 @@ state directory and web port on the local broker, which must be up), then:
    backlog the stages work in waves, so a window over the completions alone
    would measure the last stage, not the pipeline.)
 2. 10 %, 50 % and 90 % of that rate, each for `--seconds`: speed-to-lead (the
-   inquiry handed to the producer → its `LeadAssigned` visible to a
-   read_committed consumer on `leads.sales-ready`) p50/p95/p99/max, and the
+   lead's last input handed to the producer – the inquiry, or the activity
+   that made it sales-ready; the load sends activities 50 inquiries later –
+   → its `LeadAssigned` visible to a read_committed consumer on
+   `leads.sales-ready`) p50/p95/p99/max, and the
    consumer lag (inquiries sent but not yet processed) during and at the end
    of sending – bounded lag means the rate is sustainable.
 
@@ -33,15 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import bench_settings, cpu_seconds, fmt_latency, loadavg, percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, Load, Message, build_load, produce
 from pipeline.exclusion import EXCLUDED
 from pipeline.kafka_admin import apply_topics
-from pipeline.runtime import WorkerProcess, wait_until_stored
+from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored
 from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
+from pipeline.traffic import crm_outcomes
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
 
 STALL_SECONDS = 90.0
@@ -140,11 +143,23 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
     watching = asyncio.create_task(watcher.run(listening))
     await listening.wait()
     sent_at: dict[str, float] = {}
+    """When each valid inquiry was sent."""
+    inputs_at: dict[str, list[float]] = {}
+    """When each of its messages (the inquiry, its activities) was sent."""
     lag_samples: list[int] = []
 
     def sent(message: Message, at: float) -> None:
         if message.trace in load.valid:
-            sent_at.setdefault(message.trace, at)
+            inputs_at.setdefault(message.trace, []).append(at)
+            if message.topic == topics.inquiries.name:
+                sent_at.setdefault(message.trace, at)
+
+    def speed_to_lead(trace: str) -> float:
+        """From the last input sent before the lead was ready (the inquiry, or an
+        activity that raised its score) to its `LeadAssigned`, in ms."""
+        ready = watcher.ready[trace]
+        trigger = max((t for t in inputs_at[trace] if t <= ready), default=sent_at[trace])
+        return (ready - trigger) * 1000
 
     def lag() -> int:
         return sum(1 for t in sent_at if watcher.completed(t) is None)
@@ -171,7 +186,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
     with contextlib.suppress(asyncio.CancelledError):
         await watching
     done = sorted(c for t in load.valid if (c := watcher.completed(t)) is not None)
-    latencies = [(watcher.ready[t] - sent_at[t]) * 1000 for t in load.valid if t in watcher.ready]
+    latencies = [speed_to_lead(t) for t in load.valid if t in watcher.ready]
     n = len(done)
     total = (done[-1] - first_send) if done else float("nan")
     return {
@@ -241,6 +256,35 @@ async def measure(settings: Settings, seconds: float, activities: int,
     return results
 
 
+async def close_the_loop(settings: Settings, topics: Topics) -> int:
+    """A simulated CRM answers for every sales-ready lead (contacts, wins, losses), as in
+    `make demo`, so the warehouse benchmark's attribution and money reports have deals."""
+    watcher = OutcomeWatcher(settings.kafka_bootstrap, topics, from_beginning=True)
+    await watcher.start()
+    try:
+        seen, quiet = -1, 0
+        while quiet < 3:  # read to the end: three polls in a row bring nothing new
+            await watcher.poll(timeout_ms=500)
+            now_seen = sum(map(len, watcher.outcomes.sales_ready.values()))
+            quiet, seen = (quiet + 1, seen) if now_seen == seen else (0, now_seen)
+    finally:
+        await watcher.stop()
+    answers = crm_outcomes([events[0] for events in watcher.outcomes.sales_ready.values()])
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(
+                topics.feedback.name, a.model_dump_json().encode(), key=str(a.lead_id).encode()
+            )
+            for a in answers
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    return len(answers)
+
+
 def export_events(settings: Settings, path: Path) -> None:
     """The worker's warehouse rows as a ClickHouse Native file (the warehouse benchmark's input)."""
     path.unlink(missing_ok=True)
@@ -263,6 +307,7 @@ def run(seconds: float = 20.0, activities: int = ACTIVITIES_PER_LEAD, max_leads:
             pid = worker.process.pid
             results = asyncio.run(measure(settings, seconds, activities, max_leads, pid))
             if keep_events is not None:
+                results["crm_outcomes"] = asyncio.run(close_the_loop(settings, topics))
                 asyncio.run(wait_until_stored(settings, timeout=300))
         results["worker_log_warnings"] = sum(
             1 for line in log.read_text(errors="replace").splitlines() if "WARNING" in line

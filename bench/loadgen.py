@@ -55,7 +55,8 @@ class Message:
     value: bytes
     key: bytes | None = None
     trace: str | None = None
-    """The inquiry's trace id (valid inquiries only): what the watcher matches."""
+    """The trace id of the valid inquiry this message is (or is an activity of): what the
+    watcher matches."""
 
 
 @dataclass
@@ -98,7 +99,7 @@ def build_load(
         if inquiry is not None and message.kind == "valid" and trace is not None:
             load.valid.add(trace)
             lead = lead_id_for(key)
-            pending.append(_activities(topics, lead, f"{run}{n}", activities, rng))
+            pending.append(_activities(topics, lead, trace, f"{run}{n}", activities, rng))
         if len(pending) > ACTIVITY_DELAY or n == len(demo) - 1:
             for batch in pending[: None if n == len(demo) - 1 else 1]:
                 load.messages.extend(batch)
@@ -108,7 +109,7 @@ def build_load(
 
 
 def _activities(
-    topics: Topics, lead: uuid.UUID, ref: str, count: int, rng: random.Random
+    topics: Topics, lead: uuid.UUID, trace: str, ref: str, count: int, rng: random.Random
 ) -> list[Message]:
     start = datetime.now(UTC)
     kinds = [k for k, _ in ACTIVITY_MIX]
@@ -126,6 +127,7 @@ def _activities(
                 }
             ),
             str(lead).encode(),
+            trace,
         )
         for i in range(count)
     ]

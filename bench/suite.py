@@ -155,8 +155,10 @@ def markdown(r: dict[str, Any], command: str) -> str:
         "sends faster than the pipeline processes) divided by the seconds from the first send "
         "to the last completion; the pass-through chain's rate is measured the same way. The "
         "90 % run shows whether that rate holds with bounded lag.",
-        "- *speed-to-lead*: inquiry handed to the producer → its `LeadAssigned` visible on "
-        "`leads.sales-ready` to a read_committed consumer (wall clock, same machine).",
+        "- *speed-to-lead*: the lead's last input handed to the producer (the inquiry, or the "
+        "activity that made it sales-ready: the load sends a lead's activities 50 inquiries "
+        "later) → its `LeadAssigned` visible on `leads.sales-ready` to a read_committed "
+        "consumer (wall clock, same machine).",
         "- *lag*: inquiries sent but not yet processed (sampled every 0.5 s while sending).",
         "- the load: `bench/loadgen.py` – demo traffic mix, 20 % duplicates (re-sent, same "
         "inquiry id), 5 % invalid, five activities per valid lead.",
