@@ -132,26 +132,49 @@ def funnel_by_channel(
     if not inquiries_topic.replace(".", "").replace("-", "").replace("_", "").isalnum():
         raise ValueError(f"unexpected topic name {inquiries_topic!r}")
     purpose = "JSONExtractString(payload, 'payload', 'purpose')"
+    # Only qualifications and touches need their JSON: they are read in queries of
+    # their own, which the table's order (event_type first) confines to their rows.
     return warehouse.query(f"""
-        SELECT
-            if(channel = '', '(unknown)', channel) AS channel,
-            countIf(topic = '{inquiries_topic}') AS inquiries,
-            countIf(event_type = 'MessageRejected') AS rejected,
-            uniqExactIf(lead_id, event_type = 'LeadCaptured') AS captured,
-            uniqExactIf(lead_id, event_type = 'LeadQualified') AS qualified,
-            uniqExactIf(lead_id, event_type = 'LeadQualified'
-                AND JSONExtractString(payload, 'payload', 'status') IN ('mql', 'sql'))
-                AS mql_or_sql,
-            uniqExactIf(trace_id, event_type = 'TouchScheduled' AND {purpose} = 'fulfillment')
-                AS answered,
-            uniqExactIf(trace_id, event_type = 'TouchScheduled' AND {purpose} = 'fulfillment'
-                AND JSONExtractFloat(payload, 'payload', 'response_seconds')
-                    <= {float(answer_target_s)}) AS answered_in_target,
-            uniqExactIf(lead_id, event_type = 'LeadNurtured') AS nurtured,
-            uniqExactIf(lead_id, event_type = 'LeadAssigned') AS sales_ready
-        FROM {EVENTS_TABLE} FINAL
-        GROUP BY channel
-        HAVING inquiries + rejected > 0
+        WITH
+        base AS (
+            SELECT
+                if(channel = '', '(unknown)', channel) AS channel,
+                countIf(topic = '{inquiries_topic}') AS inquiries,
+                countIf(event_type = 'MessageRejected') AS rejected,
+                uniqExactIf(lead_id, event_type = 'LeadCaptured') AS captured,
+                uniqExactIf(lead_id, event_type = 'LeadQualified') AS qualified,
+                uniqExactIf(lead_id, event_type = 'LeadNurtured') AS nurtured,
+                uniqExactIf(lead_id, event_type = 'LeadAssigned') AS sales_ready
+            FROM {EVENTS_TABLE} FINAL
+            GROUP BY channel
+        ),
+        qualified AS (
+            SELECT
+                if(channel = '', '(unknown)', channel) AS channel,
+                uniqExactIf(lead_id, JSONExtractString(payload, 'payload', 'status')
+                    IN ('mql', 'sql')) AS mql_or_sql
+            FROM {EVENTS_TABLE} FINAL
+            WHERE event_type = 'LeadQualified'
+            GROUP BY channel
+        ),
+        answers AS (
+            SELECT
+                if(channel = '', '(unknown)', channel) AS channel,
+                uniqExactIf(trace_id, {purpose} = 'fulfillment') AS answered,
+                uniqExactIf(trace_id, {purpose} = 'fulfillment'
+                    AND JSONExtractFloat(payload, 'payload', 'response_seconds')
+                        <= {float(answer_target_s)}) AS answered_in_target
+            FROM {EVENTS_TABLE} FINAL
+            WHERE event_type = 'TouchScheduled'
+            GROUP BY channel
+        )
+        SELECT base.channel AS channel, inquiries, rejected, captured, qualified,
+               ifNull(mql_or_sql, 0) AS mql_or_sql, ifNull(answered, 0) AS answered,
+               ifNull(answered_in_target, 0) AS answered_in_target, nurtured, sales_ready
+        FROM base
+        LEFT JOIN qualified ON qualified.channel = base.channel
+        LEFT JOIN answers ON answers.channel = base.channel
+        WHERE inquiries + rejected > 0
         ORDER BY inquiries DESC, channel
     """)
 
