@@ -83,23 +83,19 @@ def alarm(
 
     The timer may fire the same alarm more than once; each has a stable id.
     """
+    first = next_alarm(clock, rules, minute)
+    if first is None or now < first:
+        return None
     if clock.due(now):
         return breach(clock, rules)
-    before = rules.sla_reminder_minutes
-    if clock.running and clock.breaches == 0 and before and now >= clock.due_at - before * minute:
-        a = clock.assigned
-        reminder = SlaReminder(
-            owner=a.payload.owner, queue=a.payload.queue, sla_due_at=clock.due_at
-        )
-        return SlaReminderDue(**a.follow("SlaReminderDue", payload=reminder))
-    return None
+    a = clock.assigned
+    reminder = SlaReminder(owner=a.payload.owner, queue=a.payload.queue, sla_due_at=clock.due_at)
+    return SlaReminderDue(**a.follow("SlaReminderDue", payload=reminder))
 
 
 def next_alarm(clock: SlaClock, rules: RoutingRules, minute: timedelta) -> datetime | None:
-    """When `alarm` first has something to say for this clock; None: never again.
-
-    The timer scans these times, not the clocks: a clock is read only once it is due.
-    """
+    """When `alarm` first has something to say for this clock (the reminder, else the
+    deadline); None: never again. The timer scans these times, not the clocks."""
     if not clock.running:
         return None
     before = rules.sla_reminder_minutes
