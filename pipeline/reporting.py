@@ -138,7 +138,7 @@ def funnel_by_channel(
         WITH
         base AS (
             SELECT
-                if(channel = '', '(unknown)', channel) AS channel,
+                channel,
                 countIf(topic = '{inquiries_topic}') AS inquiries,
                 countIf(event_type = 'MessageRejected') AS rejected,
                 uniqExactIf(lead_id, event_type = 'LeadCaptured') AS captured,
@@ -150,7 +150,7 @@ def funnel_by_channel(
         ),
         qualified AS (
             SELECT
-                if(channel = '', '(unknown)', channel) AS channel,
+                channel,
                 uniqExactIf(lead_id, JSONExtractString(payload, 'payload', 'status')
                     IN ('mql', 'sql')) AS mql_or_sql
             FROM {EVENTS_TABLE} FINAL
@@ -159,7 +159,7 @@ def funnel_by_channel(
         ),
         answers AS (
             SELECT
-                if(channel = '', '(unknown)', channel) AS channel,
+                channel,
                 uniqExactIf(trace_id, {purpose} = 'fulfillment') AS answered,
                 uniqExactIf(trace_id, {purpose} = 'fulfillment'
                     AND JSONExtractFloat(payload, 'payload', 'response_seconds')
@@ -168,7 +168,8 @@ def funnel_by_channel(
             WHERE event_type = 'TouchScheduled'
             GROUP BY channel
         )
-        SELECT base.channel AS channel, inquiries, rejected, captured, qualified,
+        SELECT if(base.channel = '', '(unknown)', base.channel) AS channel,
+               inquiries, rejected, captured, qualified,
                ifNull(mql_or_sql, 0) AS mql_or_sql, ifNull(answered, 0) AS answered,
                ifNull(answered_in_target, 0) AS answered_in_target, nurtured, sales_ready
         FROM base
