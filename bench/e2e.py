@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import bench_settings, cpu_seconds, fmt_latency, loadavg, percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, Load, Message, build_load, produce
 from pipeline.exclusion import EXCLUDED
 from pipeline.kafka_admin import apply_topics
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored
+from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored, watch_outcomes
 from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
 from pipeline.traffic import crm_outcomes
@@ -79,20 +79,7 @@ class Watcher:
         )
         await consumer.start()
         try:
-            parts = [
-                TopicPartition(spec.name, p)
-                for spec in (
-                    self.topics.sales_ready,
-                    self.topics.nurture,
-                    self.topics.touches,
-                    self.topics.rejected,
-                )
-                for p in range(spec.partitions)
-            ]
-            consumer.assign(parts)
-            await consumer.seek_to_end(*parts)
-            for tp in parts:
-                await consumer.position(tp)
+            await watch_outcomes(consumer, self.topics)
             started.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=50)

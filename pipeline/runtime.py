@@ -188,6 +188,25 @@ class Outcomes:
         return trace in self.traces and trace in self.answered
 
 
+async def watch_outcomes(
+    consumer: AIOKafkaConsumer, topics: Topics, from_beginning: bool = False
+) -> None:
+    """Point a started consumer at the terminal topics (sales-ready, nurture, touches,
+    rejected), from their current end on or from the beginning."""
+    partitions = [
+        TopicPartition(spec.name, p)
+        for spec in (topics.sales_ready, topics.touches, topics.nurture, topics.rejected)
+        for p in range(spec.partitions)
+    ]
+    consumer.assign(partitions)
+    if from_beginning:
+        await consumer.seek_to_beginning(*partitions)
+    else:
+        await consumer.seek_to_end(*partitions)
+    for tp in partitions:  # resolve the end positions now, before anything is published
+        await consumer.position(tp)
+
+
 class OutcomeWatcher:
     """Reads the terminal topics (read_committed) from their current end on, or
     from the beginning."""
@@ -202,23 +221,7 @@ class OutcomeWatcher:
 
     async def start(self) -> None:
         await self._consumer.start()
-        partitions = [
-            TopicPartition(spec.name, p)
-            for spec in (
-                self.topics.sales_ready,
-                self.topics.touches,
-                self.topics.nurture,
-                self.topics.rejected,
-            )
-            for p in range(spec.partitions)
-        ]
-        self._consumer.assign(partitions)
-        if self.from_beginning:
-            await self._consumer.seek_to_beginning(*partitions)
-        else:
-            await self._consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve the end positions now, before anything is published
-            await self._consumer.position(tp)
+        await watch_outcomes(self._consumer, self.topics, self.from_beginning)
 
     async def poll(self, timeout_ms: int = 200) -> None:
         batches = await self._consumer.getmany(timeout_ms=timeout_ms)
