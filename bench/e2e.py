@@ -35,16 +35,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from bench.common import bench_settings, cpu_seconds, fmt_latency, loadavg, percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, Load, Message, build_load, produce
+from pipeline.demo import answer_as_crm
 from pipeline.exclusion import EXCLUDED
 from pipeline.kafka_admin import apply_topics
 from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored, watch_outcomes
 from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
-from pipeline.traffic import crm_outcomes
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
 
 STALL_SECONDS = 90.0
@@ -256,20 +256,7 @@ async def close_the_loop(settings: Settings, topics: Topics) -> int:
             quiet, seen = (quiet + 1, seen) if now_seen == seen else (0, now_seen)
     finally:
         await watcher.stop()
-    answers = crm_outcomes([events[0] for events in watcher.outcomes.sales_ready.values()])
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(
-                topics.feedback.name, a.model_dump_json().encode(), key=str(a.lead_id).encode()
-            )
-            for a in answers
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
-    return len(answers)
+    return await answer_as_crm(settings.kafka_bootstrap, topics, watcher.outcomes)
 
 
 def export_events(settings: Settings, path: Path) -> None:

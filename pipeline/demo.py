@@ -16,7 +16,15 @@ from rich.table import Table
 
 from pipeline.errors import LeadflowError
 from pipeline.reporting import FUNNEL_COLUMNS
-from pipeline.runtime import OutcomeWatcher, get_bytes, get_json, publish, wait_until_stored
+from pipeline.runtime import (
+    Outcomes,
+    OutcomeWatcher,
+    get_bytes,
+    get_json,
+    publish,
+    publish_keyed,
+    wait_until_stored,
+)
 from pipeline.settings import Settings
 from pipeline.topics import Topics
 from pipeline.traffic import crm_outcomes, demo_inquiries
@@ -35,6 +43,14 @@ class DemoResult:
     money: dict[str, Any]
     """The money report over all channels: won deals, revenue, cost, ROI."""
     dashboard: Path
+
+
+async def answer_as_crm(bootstrap: str, topics: Topics, outcomes: Outcomes) -> int:
+    """The simulated CRM's answers to every sales-ready lead seen (`crm_outcomes`), on
+    the feedback topic keyed by lead as a CRM keys them; how many it sent."""
+    answers = crm_outcomes([events[0] for events in outcomes.sales_ready.values()])
+    keyed = [(str(a.lead_id).encode(), a.model_dump_json().encode()) for a in answers]
+    return len(await publish_keyed(bootstrap, topics.feedback.name, keyed))
 
 
 async def run_demo(
@@ -76,15 +92,8 @@ async def run_demo(
     finally:
         await watcher.stop()
     seconds = time.monotonic() - started
-    answers = crm_outcomes([events[0] for events in watcher.outcomes.sales_ready.values()])
-    for answer in answers:  # a CRM keys its outcomes by lead
-        value = answer.model_dump_json().encode()
-        await publish(
-            settings.kafka_bootstrap, topics.feedback.name, [value], str(answer.lead_id).encode()
-        )
-    console.print(
-        f"a simulated CRM answered with {len(answers)} outcomes on {topics.feedback.name}"
-    )
+    answers = await answer_as_crm(settings.kafka_bootstrap, topics, watcher.outcomes)
+    console.print(f"a simulated CRM answered with {answers} outcomes on {topics.feedback.name}")
     await wait_until_stored(settings)
     dashboard = settings.state_dir / "dashboard.html"
     dashboard.write_bytes(get_bytes(settings, "/dashboard", timeout=60))
@@ -95,7 +104,7 @@ async def run_demo(
         accounted=len(messages),
         seconds=seconds,
         funnel=get_json(settings, "/v1/reports/pipeline")["rows"],
-        crm_outcomes=len(answers),
+        crm_outcomes=answers,
         money=get_json(settings, "/v1/reports/money?by=all")["rows"][0],
         dashboard=dashboard,
     )

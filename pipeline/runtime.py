@@ -143,10 +143,17 @@ async def publish(
     bootstrap: str, topic: str, values: Iterable[bytes], key: bytes | None = None
 ) -> list[Position]:
     """Produce with acks from all in-sync replicas; return each message's position."""
+    return await publish_keyed(bootstrap, topic, ((key, value) for value in values))
+
+
+async def publish_keyed(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
+) -> list[Position]:
+    """`publish` with a key per message (key, value)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key) for value in values]
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
         records = await asyncio.gather(*futures)
     finally:
         await producer.stop()
