@@ -1,6 +1,6 @@
 """Throughput of the pure capture, identify, enrich and qualify steps (no broker).
 
-    .venv/bin/python bench/enrich_qualify.py [--leads 5000]
+    .venv/bin/python -m bench.enrich_qualify [--leads 5000]
 
 Prints figures; asserts nothing (timings depend on the machine).
 """
@@ -8,28 +8,24 @@ Prints figures; asserts nothing (timings depend on the machine).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pipeline.capture import capture_inquiry  # noqa: E402
-from pipeline.enrichment import (  # noqa: E402
+from pipeline.capture import capture_inquiry
+from pipeline.enrichment import (
     CustomerList,
     EnrichmentChain,
     ReferenceData,
     enrich_lead,
 )
-from pipeline.identity import NAME_MATCH, IdentityBook  # noqa: E402
-from pipeline.messages import Position  # noqa: E402
-from pipeline.plausibility import Plausibility, PostalTable  # noqa: E402
-from pipeline.requalify import LeadState, from_enriched, requalify  # noqa: E402
-from pipeline.rules import load_rules  # noqa: E402
-from pipeline.traffic import demo_inquiries  # noqa: E402
-from schemas.envelope import EventBase, utcnow  # noqa: E402
-from schemas.lead import InquiryAccepted, LeadCaptured  # noqa: E402
+from pipeline.identity import NAME_MATCH, IdentityBook
+from pipeline.messages import Position
+from pipeline.plausibility import Plausibility, PostalTable
+from pipeline.requalify import LeadState, from_enriched, requalify
+from pipeline.rules import load_rules
+from pipeline.settings import PROJECT_ROOT
+from pipeline.traffic import demo_inquiries
+from schemas.envelope import EventBase, utcnow
+from schemas.lead import InquiryAccepted, LeadCaptured
 
 
 def identified(book: IdentityBook, accepted: InquiryAccepted) -> LeadCaptured:
@@ -50,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     reference = ReferenceData.shipped()
-    rules = load_rules(ROOT / "deploy" / "rules")
+    rules = load_rules(PROJECT_ROOT / "deploy" / "rules")
     chain = EnrichmentChain.build(rules.enrichment, reference, CustomerList())
     print(
         f"reference data loaded in {time.perf_counter() - started:.3f} s "

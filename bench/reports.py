@@ -1,6 +1,6 @@
 """How long each report takes on the embedded warehouse with many leads.
 
-    .venv/bin/python bench/reports.py [--copies 5000]
+    .venv/bin/python -m bench.reports [--copies 5000]
 
 The test scenario's six leads (tests/integration/report_scenario.py, ~45
 events) are stored `--copies` times under new ids, a minute apart, in batches
@@ -12,25 +12,22 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from pipeline.reports import REPORTS, ReportInputs, ReportParams, run_report  # noqa: E402
-from pipeline.rules import load_rules  # noqa: E402
-from pipeline.warehouse import (  # noqa: E402
+from pipeline.reports import REPORTS, ReportInputs, ReportParams, run_report
+from pipeline.rules import load_rules
+from pipeline.settings import PROJECT_ROOT
+from pipeline.warehouse import (
     EVENTS_TABLE,
     EmbeddedWarehouse,
     load_migrations,
     migrate,
 )
-from schemas.envelope import derive_id  # noqa: E402
-from tests.integration.report_scenario import scenario  # noqa: E402
+from schemas.envelope import derive_id
+from tests.integration.report_scenario import scenario
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 BATCH = 20_000
@@ -68,7 +65,7 @@ def main() -> None:
         f"inserted {len(rows):,} events of {args.copies * 6:,} leads in batches of {BATCH:,}: "
         f"{seconds:.1f} s ({len(rows) / seconds:,.0f} events/s, lead_state view included)"
     )
-    inputs = ReportInputs(routing=load_rules(ROOT / "deploy" / "rules").routing)
+    inputs = ReportInputs(routing=load_rules(PROJECT_ROOT / "deploy" / "rules").routing)
     for name in REPORTS:
         started = time.perf_counter()
         result = run_report(warehouse, name, ReportParams(), inputs)
