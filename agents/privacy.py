@@ -30,7 +30,7 @@ from pipeline.erasure import (
     resolve_person,
 )
 from pipeline.messages import Position, decode
-from pipeline.privacy import Person, person_for
+from pipeline.privacy import Person, forget_entry, person_for
 from schemas.envelope import derive_id, utcnow
 from schemas.privacy import EraseLead, LeadErased
 from schemas.rejected import MessageRejected
@@ -69,7 +69,12 @@ def register(stage: Stage) -> None:
                     raise RuntimeError(f"{tp.topic}/{partition} is not active on this worker")
                 for raw in personal:
                     changed += 1
-                    _forget(table, table.data._decode_key(raw), person)
+                    key = table.data._decode_key(raw)
+                    kept = forget_entry(raw, table.get(key), person)
+                    if kept is not None:
+                        table[key] = kept
+                    elif key in table:
+                        del table[key]
                 for raw in scan.live.keys() - set(personal):
                     key = table.data._decode_key(raw)
                     value = table.get(key)
@@ -148,10 +153,11 @@ def register(stage: Stage) -> None:
     if sink is None:  # another process owns the warehouse and answers these
         return
     warehouse = sink
+    region = stage.settings.default_region
 
     async def subject_of(request: Request) -> Person:
-        body = await request.json()
-        return await warehouse.call(lambda w: resolve_person(w, person_for(str(body["subject"]))))
+        subject = person_for(str((await request.json())["subject"]), region)
+        return await warehouse.call(lambda w: resolve_person(w, subject))
 
     @stage.page("/v1/privacy/person")
     class Resolve(View):
@@ -176,25 +182,6 @@ def register(stage: Stage) -> None:
             person = await subject_of(request)
             found = await warehouse.call(lambda w: export_person(w, person))
             return self.bytes(orjson.dumps(found), content_type="application/json")
-
-
-def _forget(table: Any, key: Any, person: Person) -> None:
-    """Delete the entry, or, for a list of several leads (a pull queue's waiting
-    leads), keep the others."""
-    value = table.get(key)
-    if isinstance(value, list):
-        kept = [v for v in value if not person.found_in(_as_bytes(v))]
-        if kept:
-            table[key] = kept
-            return
-    if key in table:
-        del table[key]
-
-
-def _as_bytes(value: Any) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    return value.encode() if isinstance(value, str) else orjson.dumps(value)
 
 
 def _compact_local(table: Any, partition: int) -> None:

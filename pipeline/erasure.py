@@ -15,18 +15,24 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from pipeline.errors import LeadflowError
-from pipeline.privacy import Person, TableScan, contacts_in, redact_text
+from pipeline.privacy import (
+    Person,
+    TableScan,
+    as_document,
+    contacts_in,
+    redact_text,
+    scrub_text,
+    texts_of,
+)
 from pipeline.topics import Topics
 from pipeline.warehouse import EVENTS_TABLE, Warehouse
 from schemas.privacy import EraseLead, LeadErased
@@ -76,9 +82,10 @@ async def find_in_topics(
     person: Person,
     isolation: str = "read_uncommitted",
 ) -> dict[TopicPartition, int]:
-    """The last offset per partition whose message (or the original it carries)
-    mentions the person. Reads uncommitted by default: an aborted transaction's
-    records are still on disk."""
+    """The last offset per partition whose message is the person's (its key names
+    their lead or key, its value is their record) or mentions one of their keys
+    (also inside the original a rejection carries). Reads uncommitted by default:
+    an aborted transaction's records are still on disk."""
     hits: dict[TopicPartition, int] = {}
     if not parts:
         return hits
@@ -93,7 +100,7 @@ async def find_in_topics(
         while any([await consumer.position(tp) < ends[tp] for tp in parts]):
             for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                 for r in records:
-                    if r.offset < ends[tp] and (person.found_in(r.key) or person.found_in(r.value)):
+                    if r.offset < ends[tp] and (person.owns_key(r.key) or person.found_in(r.value)):
                         hits[tp] = max(hits.get(tp, -1), r.offset)
         return hits
     finally:
@@ -222,8 +229,11 @@ def tables_with_lead_id(warehouse: Warehouse) -> list[tuple[str, dict[str, str]]
     return found
 
 
-def _matching(columns: dict[str, str], person: Person) -> str:
-    """SQL condition: rows of the person's leads, or whose text mentions them."""
+def _candidates(columns: dict[str, str], person: Person) -> str:
+    """SQL condition for a superset of the person's rows: their lead ids, text
+    holding one of their addresses, or the digits of one of their phones (any
+    spelling). Which of these rows are really the person's – exactly, never by
+    substring – `_person_rows` decides with `Person.owns_record`/`mentioned_in`."""
     terms = []
     if person.lead_ids:
         ids = ", ".join(sql_string(str(i)) for i in sorted(person.lead_ids, key=str))
@@ -233,38 +243,56 @@ def _matching(columns: dict[str, str], person: Person) -> str:
             continue
         text = f"ifNull(toString(`{name}`), '')"
         original = f"tryBase64Decode(JSONExtractString({text}, 'payload', 'original_b64'))"
-        for marker in person.markers:
-            m = sql_string(marker)
-            terms.append(f"positionCaseInsensitiveUTF8({text}, {m}) > 0")
-            terms.append(f"positionCaseInsensitiveUTF8({original}, {m}) > 0")
+        for where in (text, original):
+            terms += [
+                f"positionCaseInsensitiveUTF8({where}, {sql_string(email)}) > 0"
+                for email in sorted(person.emails)
+            ]
+            terms += [
+                f"position(replaceRegexpAll({where}, '[^0-9]', ''), {sql_string(digits)}) > 0"
+                for digits in person.phone_digits
+            ]
     return " OR ".join(terms) or "0"
+
+
+def _person_rows(
+    rows: list[dict[str, Any]], columns: dict[str, str], person: Person
+) -> list[tuple[dict[str, Any], bool]]:
+    """The candidate rows that are the person's own (True: their lead, or their
+    contact/identity in a text column) or that mention one of their keys (False)."""
+    leads = {str(i) for i in person.lead_ids}
+    found = []
+    for row in rows:
+        texts = [v for k, v in row.items() if isinstance(v, str) and "String" in columns.get(k, "")]
+        own = row.get("lead_id") in leads or any(person.owns_record(t) for t in texts)
+        if own or any(person.mentioned_in(t) for t in texts):
+            found.append((row, own))
+    return found
 
 
 def resolve_person(warehouse: Warehouse, person: Person) -> Person:
     """Everything the warehouse links to the subject: the person's leads (also
     the provisional lead of an inquiry merged into an existing lead, by its
-    trace), and the e-mail addresses and phone numbers of those leads."""
+    trace), and the e-mail addresses and phone numbers of those leads. Only the
+    person's own rows count: someone else's message that quotes their address
+    does not make that lead theirs."""
+    columns = {"payload": "String", "lead_id": "Nullable(UUID)"}
     for _ in range(3):
-        columns = {"payload": "String", "lead_id": "Nullable(UUID)"}
         rows = warehouse.query(
             f"SELECT toString(lead_id) AS lead_id, toString(trace_id) AS trace_id, payload "
-            f"FROM {EVENTS_TABLE} WHERE {_matching(columns, person)}"
+            f"FROM {EVENTS_TABLE} WHERE {_candidates(columns, person)}"
         )
         found = person
         traces = set()
-        for row in rows:
-            try:
-                document = orjson.loads(row["payload"])
-            except orjson.JSONDecodeError:
+        for row, own in _person_rows(rows, columns, person):
+            if not own:
                 continue
-            contacts = contacts_in(document)
-            own = row["lead_id"] and uuid.UUID(row["lead_id"]) in person.lead_ids
-            if own or (set(contacts.markers) & set(person.markers)):
-                found = found.merge(contacts)
-                if row["lead_id"]:
-                    found = found.merge(Person(lead_ids=frozenset({uuid.UUID(row["lead_id"])})))
-                if row["trace_id"]:
-                    traces.add(row["trace_id"])
+            for text in texts_of(row["payload"]):
+                found = found.merge(contacts_in(as_document(text)))
+            if row["lead_id"]:
+                found = found.merge(Person(lead_ids=frozenset({uuid.UUID(row["lead_id"])})))
+            if row["trace_id"]:
+                traces.add(row["trace_id"])
         if traces:
             ids = ", ".join(sql_string(t) for t in sorted(traces))
             more = warehouse.query(
@@ -280,20 +308,19 @@ def resolve_person(warehouse: Warehouse, person: Person) -> Person:
 
 def export_person(warehouse: Warehouse, person: Person) -> dict[str, Any]:
     """Art. 15: every stored event of the person, oldest first, with the
-    original bytes of rejected messages decoded."""
+    original bytes of rejected messages decoded. Only their own events: another
+    lead's event that quotes their address is that other person's data."""
     columns = {"payload": "String", "lead_id": "Nullable(UUID)"}
     rows = warehouse.query(
         "SELECT toString(event_id) AS event_id, event_type, toString(lead_id) AS lead_id, "
         "toString(occurred_at) AS occurred_at, channel, campaign, topic, payload "
-        f"FROM {EVENTS_TABLE} FINAL WHERE {_matching(columns, person)} ORDER BY occurred_at"
+        f"FROM {EVENTS_TABLE} FINAL WHERE {_candidates(columns, person)} ORDER BY occurred_at"
     )
     events = []
-    for row in rows:
-        payload = row.pop("payload")
-        try:
-            row["data"] = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            row["data"] = payload
+    for row, own in _person_rows(rows, columns, person):
+        if not own:
+            continue
+        row["data"] = as_document(row.pop("payload"))
         events.append(row)
     return {
         "lead_ids": sorted(str(i) for i in person.lead_ids),
@@ -304,13 +331,15 @@ def export_person(warehouse: Warehouse, person: Person) -> dict[str, Any]:
     }
 
 
-def _stripped(row: dict[str, Any], columns: dict[str, str], person: Person) -> dict[str, Any]:
-    """The row without the person's data; names count only in the person's own rows
-    (another lead's row that quotes the address may be about a namesake)."""
-    own = row.get("lead_id") in {str(i) for i in person.lead_ids}
-    whose = person if own else replace(person, names=frozenset())
+def _stripped(
+    row: dict[str, Any], columns: dict[str, str], person: Person, own: bool
+) -> dict[str, Any]:
+    """The row without the person's data: their own row loses every personal
+    field and any text naming them; someone else's row that mentions them only
+    loses their addresses and numbers (its own contact, message and names stay)."""
+    strip = redact_text if own else scrub_text
     return {
-        name: redact_text(value, whose)
+        name: strip(value, person)
         if isinstance(value, str) and "String" in columns.get(name, "")
         else value
         for name, value in row.items()
@@ -321,19 +350,22 @@ def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
     """Rows of the person, in every table with a lead_id column, are deleted and
     inserted again with their text columns stripped of personal data: the
     events stay countable (ids, times, channel, outcome), the person is gone.
+    Rows of other people are untouched unless they quote one of the person's
+    addresses or numbers, which alone is replaced.
 
     The DELETE names the rows by a hash of their content, not by the address:
     ClickHouse keeps the text of every mutation on disk."""
     changed = 0
     for table, columns in tables_with_lead_id(warehouse):
         row_hash = "cityHash64(toString(tuple(" + ", ".join(f"`{c}`" for c in columns) + ")))"
-        rows = warehouse.query(
-            f"SELECT *, {row_hash} AS _row_hash FROM {table} WHERE {_matching(columns, person)}"
+        candidates = warehouse.query(
+            f"SELECT *, {row_hash} AS _row_hash FROM {table} WHERE {_candidates(columns, person)}"
         )
+        rows = _person_rows(candidates, columns, person)
         if not rows:
             continue
-        hashes = sorted({int(row.pop("_row_hash")) for row in rows})
-        stripped = [_stripped(row, columns, person) for row in rows]
+        hashes = sorted({int(row.pop("_row_hash")) for row, _ in rows})
+        stripped = [_stripped(row, columns, person, own) for row, own in rows]
         warehouse.execute(
             f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({', '.join(map(str, hashes))}) "
             "SETTINGS mutations_sync = 2"

@@ -14,16 +14,27 @@ from mode.utils.logging import ExtensionFormatter
 
 from pipeline.logs import configure_logging
 from pipeline.logs import redact_text as redact_text_for_logs
-from pipeline.privacy import ERASED, Person, TableScan, contacts_in, person_for, redact_text
+from pipeline.privacy import (
+    ERASED,
+    Person,
+    TableScan,
+    contacts_in,
+    forget_entry,
+    person_for,
+    redact_text,
+    scrub_text,
+)
 
 ANNA = Person(emails=frozenset({"anna.schmidt@firma.de"}), phones=frozenset({"+49301234567"}))
 
 
 def test_a_subject_is_a_lead_id_an_email_or_a_phone() -> None:
     lead = uuid.uuid4()
-    assert person_for(str(lead)).lead_ids == {lead}
-    assert person_for(" Anna.Schmidt@Firma.de ").emails == {"anna.schmidt@firma.de"}
-    assert person_for("+49301234567").phones == {"+49301234567"}
+    assert person_for(str(lead), "DE").lead_ids == {lead}
+    assert person_for(" Anna.Schmidt@Firma.de ", "DE").emails == {"anna.schmidt@firma.de"}
+    assert person_for("+49301234567", "DE").phones == {"+49301234567"}
+    assert person_for("030 1234567", "DE").phones == {"+49301234567"}  # E.164, as stored
+    assert person_for("Gut GmbH", "DE") == Person()  # a company finds nobody
 
 
 def test_a_person_is_found_case_insensitively_and_inside_a_rejections_original() -> None:
@@ -48,6 +59,117 @@ def test_contacts_are_read_from_contact_identity_and_activity_fields_not_the_own
     found = contacts_in(document)
     assert found.emails == {"anna.schmidt@firma.de"}
     assert found.phones == {"+49301234567"}
+
+
+SINA_LEAD, JENS_LEAD, KOCH_LEAD = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+SINA = Person(
+    lead_ids=frozenset({SINA_LEAD}),
+    emails=frozenset({"s.brandt@gut.de"}),
+    phones=frozenset({"+49305551234"}),
+    names=frozenset({"sina", "brandt"}),
+)
+"""Sina Brandt at Gut GmbH. Around her: Jens Brandt at her company (his address
+ends in hers), Sina Koch at Gutenberg Druck GmbH, a lead whose message says
+"Guten Tag, wir sind gut aufgestellt", and a phone that starts with hers."""
+
+
+def _doc(lead: uuid.UUID, contact: dict[str, str], **payload: object) -> bytes:
+    return orjson.dumps({"lead_id": str(lead), "payload": {"contact": contact, **payload}})
+
+
+def test_a_company_identity_key_is_no_phone_number() -> None:
+    """The root of issue 15 point 3: `company:gut` became the phone "gut"."""
+    claim = {"identity": "company:gut", "person": "email:s.brandt@gut.de", "name": "sina brandt"}
+    found = contacts_in(claim)
+    assert found.phones == frozenset() and found.emails == {"s.brandt@gut.de"}
+    assert contacts_in({"contact": {"phone": "030 5551234"}}).phones == frozenset()  # not E.164
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        _doc(JENS_LEAD, {"email": "jens.brandt@gut.de", "last_name": "Brandt"}),
+        _doc(KOCH_LEAD, {"email": "sina.koch@gutenberg-druck.de", "first_name": "Sina"}),
+        _doc(KOCH_LEAD, {"company": "Gutenberg Druck GmbH"}),
+        orjson.dumps({"message": "Guten Tag, wir sind gut aufgestellt. Frau Brandt von Gut GmbH"}),
+        orjson.dumps(
+            {"identity": "company:gut", "lead": str(JENS_LEAD), "person": "email:j@gut.de"}
+        ),
+        orjson.dumps({"contact": {"phone": "+493055512348"}}),  # hers is a prefix of it
+        orjson.dumps({"message": "Tel. +49 30 555 1234 8"}),
+        orjson.dumps({"contact": {"email": "s.brandt@gut.de.example.com"}}),
+        orjson.dumps({"inquiry_id": "web-s.brandt@gut.de-2"}),
+        b"p3|i|gut.de",
+    ],
+)
+def test_nobody_else_is_found_by_substring_name_or_company(record: bytes) -> None:
+    assert not SINA.found_in(record) and not SINA.owns_key(record)
+
+
+def test_the_person_is_found_by_each_exact_key_however_it_is_spelt() -> None:
+    assert SINA.owns_record(_doc(uuid.uuid4(), {"email": "S.Brandt@Gut.DE"}))
+    assert SINA.owns_record(orjson.dumps({"contact": {"phone": "030 555 12 34"}}))
+    assert SINA.owns_record(orjson.dumps({"lead_id": str(SINA_LEAD), "payload": {}}))
+    assert SINA.owns_record(orjson.dumps({"lead": str(JENS_LEAD), "key": "phone:+49305551234"}))
+    assert SINA.owns_key(f'"{SINA_LEAD}:inside-sales:0"'.encode())
+    assert SINA.owns_key(b"email:s.brandt@gut.de")
+    quoted = orjson.dumps({"lead_id": str(JENS_LEAD), "message": "ask s.brandt@gut.de"})
+    assert SINA.mentioned_in(quoted) and not SINA.owns_record(quoted)
+    assert SINA.mentioned_in(b"Ruf an: +49 (0)30 5551234, bis morgen")
+
+
+def test_a_companys_people_keep_their_entries_when_one_is_erased() -> None:
+    """`identity-lead` lists a company's people; entries may carry more fields."""
+    people = [
+        {"name": "sina brandt", "lead": str(SINA_LEAD), "person": "email:s.brandt@gut.de"},
+        {"name": "jens brandt", "lead": str(JENS_LEAD), "person": "email:jens.brandt@gut.de"},
+        {"name": "sina brandt", "lead": str(KOCH_LEAD), "person": "email:x@y.de", "phone": "+1"},
+    ]
+    assert forget_entry(b"3f2a", people, SINA) == people[1:]
+    assert forget_entry(b"3f2a", people[1:], SINA) == people[1:]
+    assert (
+        forget_entry(b"9c1d", {"lead": str(SINA_LEAD), "key": "email:s.brandt@gut.de"}, SINA)
+        is None
+    )
+    assert forget_entry(f'"{SINA_LEAD}"'.encode(), "2026-11-23T10:00:00|step-2", SINA) is None
+    assert forget_entry(b"9c1d", [people[0]], SINA) is None
+
+
+def test_another_leads_entry_that_quotes_her_only_loses_her_address() -> None:
+    state = {
+        "profile": {
+            "contact": {"email": "lukas@weber.de", "last_name": "Meyer"},
+            "message": "Guten Tag, wir sind gut aufgestellt; Frau Brandt (s.brandt@gut.de) kennt uns",
+        }
+    }
+    kept = forget_entry(str(KOCH_LEAD).encode(), orjson.dumps(state), SINA)
+    assert isinstance(kept, bytes)
+    assert orjson.loads(kept)["profile"] == {
+        "contact": {"email": "lukas@weber.de", "last_name": "Meyer"},
+        "message": f"Guten Tag, wir sind gut aufgestellt; Frau Brandt ({ERASED}) kennt uns",
+    }
+    assert forget_entry(b"k", {"message": "Guten Tag, gut aufgestellt"}, SINA) == {
+        "message": "Guten Tag, gut aufgestellt"
+    }
+    pull = [
+        orjson.dumps({"lead_id": str(SINA_LEAD)}).decode(),
+        orjson.dumps({"lead_id": str(JENS_LEAD)}).decode(),
+    ]
+    assert forget_entry(b"queue", pull, SINA) == pull[1:]
+
+
+def test_someone_elses_row_keeps_its_own_fields_and_only_loses_her_keys() -> None:
+    original = base64.b64encode(b'{"message": "wie s.brandt@gut.de"}').decode()
+    row = orjson.dumps(
+        {
+            "lead_id": str(JENS_LEAD),
+            "payload": {"contact": {"email": "jens.brandt@gut.de"}, "original_b64": original},
+        }
+    ).decode()
+    scrubbed = orjson.loads(scrub_text(row, SINA))
+    assert scrubbed["payload"]["contact"] == {"email": "jens.brandt@gut.de"}
+    decoded = base64.b64decode(scrubbed["payload"]["original_b64"])
+    assert decoded == b'{"message": "wie ' + ERASED.encode() + b'"}'
 
 
 def test_redaction_keeps_ids_times_channel_and_outcome_but_no_personal_field() -> None:
