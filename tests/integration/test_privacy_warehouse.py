@@ -84,14 +84,14 @@ def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
 
 
 def test_a_subject_resolves_to_all_its_leads_addresses_and_phones(warehouse: Warehouse) -> None:
-    person = resolve_person(warehouse, person_for(ANNA))
+    person = resolve_person(warehouse, person_for(ANNA, "DE"))
     assert person.lead_ids == {LEAD, MERGED}
     assert person.emails == {ANNA} and person.phones == {"+49301234567"}
-    assert resolve_person(warehouse, person_for(str(LEAD))) == person
+    assert resolve_person(warehouse, person_for(str(LEAD), "DE")) == person
 
 
 def test_export_lists_every_event_of_the_person(warehouse: Warehouse) -> None:
-    exported = export_person(warehouse, resolve_person(warehouse, person_for(ANNA)))
+    exported = export_person(warehouse, resolve_person(warehouse, person_for(ANNA, "DE")))
     assert sorted(e["event_type"] for e in exported["events"]) == [
         "InquiryReceived",
         "LeadCaptured",
@@ -103,7 +103,7 @@ def test_export_lists_every_event_of_the_person(warehouse: Warehouse) -> None:
 def test_erasure_strips_every_table_with_a_lead_id_and_keeps_the_rows(
     warehouse: Warehouse,
 ) -> None:
-    person = resolve_person(warehouse, person_for(ANNA))
+    person = resolve_person(warehouse, person_for(ANNA, "DE"))
     before = warehouse.query(f"SELECT event_type, count() AS n FROM {EVENTS_TABLE} GROUP BY 1")
 
     assert erase_in_warehouse(warehouse, person) == 5  # 4 events, 1 note
@@ -118,4 +118,149 @@ def test_erasure_strips_every_table_with_a_lead_id_and_keeps_the_rows(
     qualified = next(e for e in events if e["event_type"] == "LeadQualified")
     assert orjson.loads(qualified["payload"])["payload"]["status"] == "sql"
     assert [n["lead_id"] for n in notes] == [str(LEAD), str(OTHER)]
-    assert erase_in_warehouse(warehouse, person_for(ANNA)) == 0  # nothing left to find
+    assert erase_in_warehouse(warehouse, person_for(ANNA, "DE")) == 0  # nothing left to find
+
+
+# --- namesakes, a company inside another's name, her name in someone's message ---
+
+SINA = "s.brandt@gut.de"
+SINA_LEAD, JENS, KOCH, LUKAS, PAUL, LENA = (uuid.uuid4() for _ in range(6))
+
+
+def contact(first: str, last: str, company: str, email: str, phone: str) -> dict[str, str]:
+    return {
+        "first_name": first,
+        "last_name": last,
+        "company": company,
+        "email": email,
+        "phone": phone,
+        "country": "DE",
+    }
+
+
+def lead_rows(
+    lead: uuid.UUID, person: dict[str, str], message: str, company_key: str
+) -> list[dict[str, object]]:
+    """What the pipeline stores for one lead: the raw inquiry, the company
+    identity claim (key, name and the person's key), the captured lead."""
+    trace = uuid.uuid4()
+    typed = {**person, "phone": "030 " + person["phone"][5:]}
+    return [
+        row("InquiryReceived", lead, {"contact": typed, "message": message}, trace=trace),
+        row(
+            "IdentityClaimed",
+            lead,
+            {
+                "identity": company_key,
+                "lead_id": str(lead),
+                "name": f"{person['first_name']} {person['last_name']}".casefold(),
+                "person": "email:" + person["email"],
+            },
+            trace=trace,
+        ),
+        row(
+            "LeadCaptured",
+            lead,
+            {"lead_id": str(lead), "payload": {"contact": person, "message": message}},
+            trace=trace,
+        ),
+    ]
+
+
+@pytest.fixture
+def company(tmp_path: Path) -> Iterator[Warehouse]:
+    opened = open_warehouse(load_settings(state_dir=tmp_path, warehouse_dir=tmp_path / "wh"))
+    people = [
+        (SINA_LEAD, contact("Sina", "Brandt", "Gut GmbH", SINA, "+49305551234"), "Hallo", "gut"),
+        (  # same last name, her company, his address ends in hers
+            JENS,
+            contact("Jens", "Brandt", "Gut GmbH", "jens.brandt@gut.de", "+49305559876"),
+            "Bitte Angebot",
+            "gut",
+        ),
+        (  # her first name, a company whose name holds hers
+            KOCH,
+            contact(
+                "Sina",
+                "Koch",
+                "Gutenberg Druck GmbH",
+                "sina.koch@gutenberg-druck.de",
+                "+49305550001",
+            ),
+            "Angebot für Sina Koch",
+            "gutenberg druck",
+        ),
+        (  # "gut" and her name in someone else's message; a phone that starts with hers
+            LUKAS,
+            contact("Lukas", "Meyer", "Weber AG", "lukas@weber.de", "+493055512348"),
+            "Guten Tag, wir sind gut aufgestellt. Frau Brandt von Gut GmbH empfahl Sie.",
+            "weber",
+        ),
+        (  # the same first letter and last letters of her address
+            LENA,
+            contact("Lena", "Sander", "Sand KG", "s.brandt@gut.de.example.com", "+49305551235"),
+            "Sina? Nein, Lena.",
+            "sand",
+        ),
+    ]
+    rows = [
+        r
+        for lead, person, message, key in people
+        for r in lead_rows(lead, person, message, "company:" + key)
+    ]
+    # someone who quotes her address: his row is his, only her address is hers
+    paul = contact("Paul", "Wolf", "Wolf OHG", "paul@wolf.de", "+49305552222")
+    rows += lead_rows(
+        PAUL, paul, f"Meine Kollegin {SINA} (030 5551234) hat auch Interesse", "company:wolf"
+    )
+    opened.insert(EVENTS_TABLE, rows)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def everything(warehouse: Warehouse) -> dict[str, dict[str, object]]:
+    return {r["event_id"]: r for r in warehouse.query(f"SELECT * FROM {EVENTS_TABLE}")}
+
+
+def test_namesakes_and_companies_alike_do_not_resolve_to_her(company: Warehouse) -> None:
+    person = resolve_person(company, person_for(SINA, "DE"))
+    assert person.lead_ids == {SINA_LEAD}
+    assert person.emails == {SINA} and person.phones == {"+49305551234"}
+    assert resolve_person(company, person_for("030 5551234", "DE")) == person
+    assert resolve_person(company, person_for(str(SINA_LEAD), "DE")) == person
+
+
+def test_her_export_holds_only_her_own_events(company: Warehouse) -> None:
+    exported = export_person(company, resolve_person(company, person_for(SINA, "DE")))
+    assert {e["lead_id"] for e in exported["events"]} == {str(SINA_LEAD)}
+    assert len(exported["events"]) == 3
+    text = orjson.dumps(exported).decode()
+    for other in ("jens.brandt", "sina.koch", "lukas@", "paul@", "example.com", "Gutenberg"):
+        assert other not in text
+
+
+def test_erasing_her_leaves_everyone_else_as_they_were(company: Warehouse) -> None:
+    before = everything(company)
+    person = resolve_person(company, person_for(SINA, "DE"))
+
+    assert erase_in_warehouse(company, person) == 3 + 2  # her 3 rows, Paul's 2 that quote her
+
+    after = everything(company)
+    assert after.keys() == before.keys()
+    changed = {i for i in before if before[i] != after[i]}
+    theirs = {i for i, r in before.items() if r["lead_id"] == str(SINA_LEAD)}
+    assert theirs <= changed
+    quoting = changed - theirs
+    assert {after[i]["lead_id"] for i in quoting} == {str(PAUL)}
+    for i in quoting:  # Paul keeps his contact and his words; her address and phone are gone
+        text = str(after[i]["payload"])
+        assert "paul@wolf.de" in text and "Meine Kollegin [erased] ([erased])" in text
+        assert SINA not in text
+        assert (
+            str(before[i]["payload"]).replace(SINA, "[erased]").replace("030 5551234", "[erased]")
+            == text
+        )
+    text = orjson.dumps([after[i] for i in theirs]).decode()
+    assert SINA not in text and "5551234" not in text and "Brandt" not in text
