@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import PolicyViolationError
 
 from pipeline.errors import LeadflowError
 from pipeline.privacy import (
@@ -38,6 +39,8 @@ from pipeline.warehouse import EVENTS_TABLE, Warehouse
 from schemas.privacy import EraseLead, LeadErased
 
 log = structlog.get_logger("leadflow.privacy")
+POLICY_CHANGE_S = 30.0
+"""How long a changed cleanup policy may take to reach a topic's partitions."""
 
 
 async def read_partition(
@@ -76,19 +79,14 @@ async def topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> list
     ]
 
 
-async def find_in_topics(
-    bootstrap: str,
-    parts: list[TopicPartition],
-    person: Person,
-    isolation: str = "read_uncommitted",
-) -> dict[TopicPartition, int]:
-    """The last offset per partition whose message is the person's (its key names
-    their lead or key, its value is their record) or mentions one of their keys
-    (also inside the original a rejection carries). Reads uncommitted by default:
-    an aborted transaction's records are still on disk."""
-    hits: dict[TopicPartition, int] = {}
+async def read_records(
+    bootstrap: str, parts: list[TopicPartition], isolation: str = "read_uncommitted"
+) -> AsyncIterator[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]:
+    """Every record on these partitions, from their start up to their end as the
+    read began. Uncommitted by default: an aborted transaction's records are
+    still on disk."""
     if not parts:
-        return hits
+        return
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
     )
@@ -100,11 +98,26 @@ async def find_in_topics(
         while any([await consumer.position(tp) < ends[tp] for tp in parts]):
             for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                 for r in records:
-                    if r.offset < ends[tp] and (person.owns_key(r.key) or person.found_in(r.value)):
-                        hits[tp] = max(hits.get(tp, -1), r.offset)
-        return hits
+                    if r.offset < ends[tp]:
+                        yield tp, r
     finally:
         await consumer.stop()
+
+
+async def find_in_topics(
+    bootstrap: str,
+    parts: list[TopicPartition],
+    person: Person,
+    isolation: str = "read_uncommitted",
+) -> dict[TopicPartition, int]:
+    """The last offset per partition whose message is the person's (its key names
+    their lead or key, its value is their record) or mentions one of their keys
+    (also inside the original a rejection carries)."""
+    hits: dict[TopicPartition, int] = {}
+    async for tp, r in read_records(bootstrap, parts, isolation):
+        if person.owns_key(r.key) or person.found_in(r.value):
+            hits[tp] = max(hits.get(tp, -1), r.offset)
+    return hits
 
 
 class KafkaEraser:
@@ -195,7 +208,18 @@ class KafkaEraser:
             await consumer.stop()
 
     async def delete_before(self, tp: TopicPartition, offset: int) -> None:
-        await self.admin.delete_records({tp: RecordsToDelete(offset)})
+        """Drop the partition's records before `offset`. Right after `make_deletable`
+        the broker may still hold the topic's old `compact` policy and refuse
+        (PolicyViolation): the new one takes a moment to reach the partition."""
+        deadline = time.monotonic() + POLICY_CHANGE_S
+        while True:
+            try:
+                await self.admin.delete_records({tp: RecordsToDelete(offset)})
+                return
+            except PolicyViolationError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
 
 # --- the warehouse -----------------------------------------------------------------

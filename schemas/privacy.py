@@ -24,7 +24,7 @@ class EraseLead(EventBase):
     subject: str = Field(description="What the operator asked for: a lead id or an e-mail.")
     lead_ids: list[uuid.UUID] = Field(default_factory=list)
     emails: list[str] = Field(default_factory=list, description="Case-folded addresses.")
-    phones: list[str] = Field(default_factory=list, description="E.164 or as the channel sent it.")
+    phones: list[str] = Field(default_factory=list, description="E.164 numbers.")
     names: list[str] = Field(
         default_factory=list, description="Case-folded first and last names (the lead's rows only)."
     )

@@ -35,10 +35,10 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.erasure import find_in_topics, topic_partitions
+from pipeline.erasure import find_in_topics, read_records, topic_partitions
 from pipeline.messages import Position
 from pipeline.privacy import Person
 from pipeline.runtime import (
@@ -321,31 +321,11 @@ def _answer(settings: Settings, path: str) -> tuple[int, bytes]:
 async def _records(
     settings: Settings,
 ) -> dict[tuple[str, int, int], tuple[bytes | None, bytes | None]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        parts = await topic_partitions(admin, await _all_topics(settings))
-    finally:
-        await admin.close()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_uncommitted",
-    )
-    await consumer.start()
-    found: dict[tuple[str, int, int], tuple[bytes | None, bytes | None]] = {}
-    try:
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
-            for tp, batch in (await consumer.getmany(timeout_ms=500)).items():
-                for r in batch:
-                    if r.offset < ends[tp]:
-                        found[(tp.topic, tp.partition, r.offset)] = (r.key, r.value)
-    finally:
-        await consumer.stop()
-    return found
+    parts = await _tenant_partitions(settings)
+    return {
+        (tp.topic, tp.partition, r.offset): (r.key, r.value)
+        async for tp, r in read_records(settings.kafka_bootstrap, parts)
+    }
 
 
 async def _feed(
@@ -497,15 +477,19 @@ async def _all_topics(settings: Settings) -> list[str]:
     return [n for n in names if n.startswith((settings.topic_prefix, settings.app_id))]
 
 
-async def _scan(settings: Settings, person: Person, isolation: str) -> list[str]:
-    """Every message of the tenant's topics (the CLI's own search, run here as
-    a check; the same check finds the person when the erasure is left out)."""
+async def _tenant_partitions(settings: Settings) -> list[TopicPartition]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        parts = await topic_partitions(admin, await _all_topics(settings))
+        return await topic_partitions(admin, await _all_topics(settings))
     finally:
         await admin.close()
+
+
+async def _scan(settings: Settings, person: Person, isolation: str) -> list[str]:
+    """Every message of the tenant's topics (the CLI's own search, run here as
+    a check; the same check finds the person when the erasure is left out)."""
+    parts = await _tenant_partitions(settings)
     assert len(parts) > 60
     hits = await find_in_topics(settings.kafka_bootstrap, parts, person, isolation)
     return sorted(f"{tp.topic}/{tp.partition}/{offset}" for tp, offset in hits.items())

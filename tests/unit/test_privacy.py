@@ -139,14 +139,14 @@ def test_another_leads_entry_that_quotes_her_only_loses_her_address() -> None:
     state = {
         "profile": {
             "contact": {"email": "lukas@weber.de", "last_name": "Meyer"},
-            "message": "Guten Tag, wir sind gut aufgestellt; Frau Brandt (s.brandt@gut.de) kennt uns",
+            "message": "Guten Tag, gut aufgestellt; Frau Brandt (s.brandt@gut.de) kennt uns",
         }
     }
     kept = forget_entry(str(KOCH_LEAD).encode(), orjson.dumps(state), SINA)
     assert isinstance(kept, bytes)
     assert orjson.loads(kept)["profile"] == {
         "contact": {"email": "lukas@weber.de", "last_name": "Meyer"},
-        "message": f"Guten Tag, wir sind gut aufgestellt; Frau Brandt ({ERASED}) kennt uns",
+        "message": f"Guten Tag, gut aufgestellt; Frau Brandt ({ERASED}) kennt uns",
     }
     assert forget_entry(b"k", {"message": "Guten Tag, gut aufgestellt"}, SINA) == {
         "message": "Guten Tag, gut aufgestellt"
