@@ -31,7 +31,7 @@ from pipeline.enrichment import ReferenceData
 from pipeline.messages import Position, decode, reject
 from pipeline.rules import Rules
 from pipeline.settings import Settings
-from pipeline.topics import Topics, TopicSpec
+from pipeline.topics import ChangelogSpec, Topics, TopicSpec
 from schemas.envelope import EventBase
 from schemas.rejected import MessageRejected, Reason
 
@@ -219,6 +219,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told: only where configured
         web_port=settings.web_port,
         topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=partitions,
@@ -238,6 +239,18 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         web_graph_enabled=False,
         web_metrics_enabled=False,
     )
+
+
+def table_changelogs(app: faust.App) -> list[ChangelogSpec]:
+    """Every table's changelog topic with the table's partition count, for
+    `apply_topics` to create before the worker subscribes (see `ChangelogSpec`)."""
+    return [
+        ChangelogSpec(
+            table.changelog_topic.get_topic_name(),
+            table.partitions or app.conf.topic_partitions,
+        )
+        for table in app.tables.values()
+    ]
 
 
 class Worker(faust.Worker):

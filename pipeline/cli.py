@@ -117,7 +117,7 @@ def _topics(settings: Settings) -> Any:
 @topics_app.command("apply")
 @friendly
 def topics_apply() -> None:
-    """Create missing topics; report topics whose live settings differ from topics.yaml."""
+    """Create missing topics and table changelogs; report live settings that differ."""
     settings = _settings()
     report = _apply(settings)
     for name in report.created:
@@ -128,13 +128,21 @@ def topics_apply() -> None:
         console.print(f"[yellow]drift[/yellow]    {name}: " + "; ".join(problems))
 
 
-def _apply(settings: Settings) -> Any:
+def _apply(
+    settings: Settings, app: Any = None, loop: asyncio.AbstractEventLoop | None = None
+) -> Any:
+    """Create what topics.yaml names and every table's changelog (`ChangelogSpec`):
+    all exist, with their partition counts, before a worker subscribes."""
+    from pipeline.app import create_app, table_changelogs
     from pipeline.kafka_admin import apply_topics
+    from pipeline.rules import load_rules
 
-    specs = _topics(settings).all()
-    return asyncio.run(
-        apply_topics(settings.kafka_bootstrap, specs, settings.topic_replication_factor)
-    )
+    topics = _topics(settings)
+    if app is None:
+        app = create_app(settings, topics, load_rules(settings.rules_dir))
+    declared = [*topics.all(), *table_changelogs(app)]
+    applying = apply_topics(settings.kafka_bootstrap, declared, settings.topic_replication_factor)
+    return asyncio.run(applying) if loop is None else loop.run_until_complete(applying)
 
 
 @topics_app.command("list")
@@ -192,12 +200,9 @@ def worker() -> None:
     rules = load_rules(settings.rules_dir)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    from pipeline.kafka_admin import apply_topics
-
-    loop.run_until_complete(
-        apply_topics(settings.kafka_bootstrap, topics.all(), settings.topic_replication_factor)
-    )
-    run_worker(create_app(settings, topics, rules), settings, loop)
+    app = create_app(settings, topics, rules)
+    _apply(settings, app, loop)
+    run_worker(app, settings, loop)
 
 
 @app.command()

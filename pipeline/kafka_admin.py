@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -10,7 +11,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from pipeline.errors import KafkaUnavailable
-from pipeline.topics import TopicSpec
+from pipeline.topics import Declared
 
 
 @dataclass
@@ -21,7 +22,7 @@ class ApplyReport:
 
 
 async def apply_topics(
-    bootstrap: str, specs: list[TopicSpec], replication_factor: int = 1
+    bootstrap: str, specs: Sequence[Declared], replication_factor: int = 1
 ) -> ApplyReport:
     """Create what is missing; never alter a live topic, only report how it differs."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
@@ -58,7 +59,7 @@ async def apply_topics(
 
 
 async def _await_leaders(
-    admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float = 30.0
+    admin: AIOKafkaAdminClient, specs: Sequence[Declared], timeout: float = 30.0
 ) -> None:
     """Wait until every partition of the new topics has a leader: a consumer that
     subscribes earlier ignores the topic as missing and never reads it."""
@@ -79,7 +80,7 @@ async def _await_leaders(
 
 
 async def _find_drift(
-    admin: AIOKafkaAdminClient, specs: list[TopicSpec], report: ApplyReport
+    admin: AIOKafkaAdminClient, specs: Sequence[Declared], report: ApplyReport
 ) -> None:
     described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
     responses = await admin.describe_configs(

@@ -4,12 +4,14 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from pipeline.app import create_app, table_changelogs
 from pipeline.kafka_admin import apply_topics
 from pipeline.local_kafka import LocalKafka
+from pipeline.rules import load_rules
 from pipeline.settings import load_settings
 from pipeline.topics import load_topics
 from schemas.lead import LeadCaptured
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, leadflow
 from tests.unit.factories import captured
 
 
@@ -79,3 +81,31 @@ def test_an_event_survives_the_round_trip_through_the_broker(kafka: str, tmp_pat
         return spec.model.model_validate_json(record.value)  # type: ignore[return-value]
 
     assert asyncio.run(scenario()) == lead
+
+
+def test_apply_creates_every_tables_changelog_with_the_tables_partitions(
+    kafka: str, tmp_path: Path
+) -> None:
+    """Before a worker subscribes: Faust would declare them only while it starts, and
+    a table whose changelog a consumer had seen as missing failed its first write."""
+    settings = isolated_settings(kafka, tmp_path)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    app = create_app(settings, topics, load_rules(settings.rules_dir))
+    changelogs = {c.name: c.partitions for c in table_changelogs(app)}
+    assert f"{settings.app_id}-sla-due-changelog" in changelogs
+
+    applied = leadflow(settings, "topics", "apply")
+    assert applied.returncode == 0, applied.stderr
+
+    async def live() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(sorted(changelogs))
+            return {t["topic"]: len(t.get("partitions") or []) for t in described}
+        finally:
+            await admin.close()
+
+    assert asyncio.run(live()) == changelogs
+    again = leadflow(settings, "topics", "apply")
+    assert "created" not in again.stdout and "drift" not in again.stdout

@@ -21,6 +21,7 @@ from pydantic import BaseModel, SecretStr
 
 from pipeline.programs import NurtureState, gate
 from pipeline.routing import RoutingRules
+from pipeline.messages import Position
 from pipeline.runtime import WorkerProcess, get_json, publish
 from pipeline.scoring import qualify_lead
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -28,6 +29,7 @@ from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached, SlaReminderDue
+from schemas.rejected import MessageRejected
 from tests.conftest import isolated_settings, leadflow, read_topic
 from tests.unit.factories import NOW, enriched
 from tests.unit.test_routing import DAY, NURTURE, SCORING
@@ -354,3 +356,26 @@ def test_a_pull_queue_lead_waits_until_a_rep_claims_it(env: Env) -> None:
     assert claim(env, "pool", "wrong")[0] == 401
     assert claim(env, "nowhere", "key-p1")[0] == 404
     assert claim(env, "everyone", "key-p1")[0] == 409
+
+
+def rejections_of(env: Env, at: Position) -> list[MessageRejected]:
+    """The rejections on leads.rejected that name the message at `at`."""
+    rejected = asyncio.run(read_topic(env.settings.kafka_bootstrap, env.topics.rejected))
+    found = (MessageRejected.model_validate_json(v or b"") for _, v in rejected)
+    return [
+        r
+        for r in found
+        if (r.payload.topic, r.payload.partition, r.payload.offset)
+        == (at.topic, at.partition, at.offset)
+    ]
+
+
+def test_an_unreadable_crm_outcome_is_rejected_once(env: Env) -> None:
+    """Three agents read crm.feedback; exactly one of them says the message is bad."""
+    bad = b'{"outcome_id": "crm-bad", "outcome": "won"}'  # no lead, no time
+    (at,) = asyncio.run(publish(env.settings.kafka_bootstrap, env.topics.feedback.name, [bad]))
+    deadline = time.monotonic() + 60
+    while not rejections_of(env, at) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # the topic's other consumers have read it by now, and said nothing
+    assert [r.payload.stage for r in rejections_of(env, at)] == ["requalify-feedback"]
