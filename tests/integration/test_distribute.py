@@ -19,9 +19,9 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, SecretStr
 
+from pipeline.messages import Position
 from pipeline.programs import NurtureState, gate
 from pipeline.routing import RoutingRules
-from pipeline.messages import Position
 from pipeline.runtime import WorkerProcess, get_json, publish
 from pipeline.scoring import qualify_lead
 from pipeline.settings import PROJECT_ROOT, Settings
