@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from pipeline.errors import KafkaUnavailable
@@ -105,3 +106,36 @@ async def _find_drift(
             report.drift[spec.name] = problems
         else:
             report.unchanged.append(spec.name)
+
+
+@dataclass
+class Removed:
+    topics: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+async def remove_tenants(bootstrap: str, prefixes: Sequence[str]) -> Removed:
+    """Delete every topic and consumer group whose name starts with one of `prefixes`
+    (a tenant's topic prefix and app id: its topics, table changelogs and groups).
+
+    For what a test run or a demo tenant made on a shared broker; a group that
+    still has members is left (the broker refuses), and so is anything else.
+    """
+    if not prefixes:
+        return Removed()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    await admin.start()
+    try:
+        ours = tuple(prefixes)
+        removed = Removed(topics=[t for t in await admin.list_topics() if t.startswith(ours)])
+        if removed.topics:
+            await admin.delete_topics(removed.topics)
+        groups = [g for g, *_ in await admin.list_consumer_groups() if g.startswith(ours)]
+        for group in groups:
+            node = await admin.find_coordinator(group)
+            response = await admin._send_request_to_node(node, DeleteGroupsRequest([group]))
+            if all(code == 0 for _, code in response.results):
+                removed.groups.append(group)
+        return removed
+    finally:
+        await admin.close()
