@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from pipeline.errors import KafkaUnavailable
 from pipeline.topics import Declared

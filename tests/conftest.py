@@ -27,7 +27,6 @@ from pipeline.runtime import WorkerProcess, settings_env
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 
-
 TENANTS: list[str] = []
 """The topic prefixes and app ids this test run made topics and groups under."""
 
