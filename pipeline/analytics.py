@@ -51,54 +51,93 @@ def expected_leads(
 
     Each lead is shared out at the moment it was routed, the way the router
     would share it if leads were divisible: among the reps available then
-    (working hours, out of office) by their weight (`weighted`; every other
-    strategy aims at equal shares), each at most up to what their caps still
-    allow (`max_per_day` per UTC day, `max_open` until the lead closes); what
-    a capped rep cannot take goes to the others, what nobody can take to the
-    manager (without one: to every rep by weight, as the router does). An
-    account owner's lead is theirs. The leads before `since` count for the
-    caps only. So a distribution that follows the rules gives each rep
-    leads = expected, whatever their absences and caps.
+    (working hours, out of office; judged by the minute) by their weight
+    (`weighted`; every other strategy aims at equal shares), each at most up
+    to what their caps still allow (`max_per_day` per UTC day, `max_open`
+    until the lead closes); what a capped rep cannot take goes to the others,
+    what nobody can take to the manager (without one: to every rep by weight,
+    as the router does). An account owner's lead is theirs. The leads before
+    `since` count for the caps only. So a distribution that follows the rules
+    gives each rep leads = expected, whatever their absences and caps.
     """
     weights = {r.id: (r.weight if queue.strategy == "weighted" else 1) for r in queue.reps}
-    expected: Counter[str] = Counter()
-    today: Counter[str] = Counter()
+    per_day = {r.id: r.max_per_day for r in queue.reps if r.max_per_day is not None}
+    max_open = {r.id: r.max_open for r in queue.reps if r.max_open is not None}
+    fallback = {queue.manager.id: 1} if queue.manager else weights
+    present = _Presence(queue.reps)
+    uncapped: dict[tuple[str, ...], dict[str, float]] = {}  # shares by who is there
+    expected: dict[str, float] = {}
+    today: dict[str, float] = {}
     day: date | None = None
-    open_now: Counter[str] = Counter()
+    open_now: dict[str, float] = {}
     closing: list[tuple[datetime, int, dict[str, float]]] = []  # a heap by closing time
     for n, lead in enumerate(sorted(handed, key=lambda h: h.at)):
         at = lead.at.astimezone(UTC)
         while closing and closing[0][0] <= at:
-            open_now.subtract(heapq.heappop(closing)[2])
+            for rep, x in heapq.heappop(closing)[2].items():
+                open_now[rep] = open_now.get(rep, 0.0) - x
         if at.date() != day:
-            day, today = at.date(), Counter()
+            day, today = at.date(), {}
         if lead.account_owner:
             shares = {lead.owner: 1.0}
         else:
-            room = {r.id: _room(r, today, open_now) for r in queue.reps if r.available(at)}
-            shares = _fill(1.0, weights, room)
-            left = 1.0 - sum(shares.values())
-            if left > 1e-9:
-                fallback = {queue.manager.id: 1} if queue.manager else weights
-                for rep, x in _fill(left, fallback, dict.fromkeys(fallback, math.inf)).items():
-                    shares[rep] = shares.get(rep, 0.0) + x
-        today.update(shares)
-        open_now.update(shares)
-        if lead.closed_at is not None:
+            there = present.at(at)
+            room = {
+                rep: min(
+                    per_day[rep] - today.get(rep, 0.0) if rep in per_day else math.inf,
+                    max_open[rep] - open_now.get(rep, 0.0) if rep in max_open else math.inf,
+                )
+                for rep in there
+                if rep in per_day or rep in max_open
+            }
+            if all(r >= 1.0 for r in room.values()):  # no cap can bind on one lead
+                if there not in uncapped:
+                    uncapped[there] = _share(weights, dict.fromkeys(there, math.inf), fallback)
+                shares = uncapped[there]
+            else:
+                shares = _share(weights, {rep: room.get(rep, math.inf) for rep in there}, fallback)
+        for rep, x in shares.items():
+            if rep in per_day:
+                today[rep] = today.get(rep, 0.0) + x
+            if rep in max_open:
+                open_now[rep] = open_now.get(rep, 0.0) + x
+            if since is None or at >= since:
+                expected[rep] = expected.get(rep, 0.0) + x
+        if max_open and lead.closed_at is not None:
             heapq.heappush(closing, (lead.closed_at.astimezone(UTC), n, shares))
-        if since is None or at >= since:
-            expected.update(shares)
-    return dict(expected)
+    return expected
 
 
-def _room(rep: Rep, today: Mapping[str, float], open_now: Mapping[str, float]) -> float:
-    """How much more of a lead the rep's caps allow now."""
-    caps = [math.inf]
-    if rep.max_per_day is not None:
-        caps.append(rep.max_per_day - today.get(rep.id, 0.0))
-    if rep.max_open is not None:
-        caps.append(rep.max_open - open_now.get(rep.id, 0.0))
-    return max(min(caps), 0.0)
+class _Presence:
+    """Who of the reps is available at a moment (`Rep.available`), asked in time
+    order: the answer is kept for the minute it was asked for."""
+
+    def __init__(self, reps: Sequence[Rep]) -> None:
+        self.reps = reps
+        self.always = all(r.hours is None and not r.out_of_office for r in reps)
+        self.minute: datetime | None = None
+        self.there = tuple(r.id for r in reps)
+
+    def at(self, moment: datetime) -> tuple[str, ...]:
+        if self.always:
+            return self.there
+        minute = moment.replace(second=0, microsecond=0)
+        if minute != self.minute:
+            self.minute = minute
+            self.there = tuple(r.id for r in self.reps if r.available(minute))
+        return self.there
+
+
+def _share(
+    weights: Mapping[str, int], room: Mapping[str, float], fallback: Mapping[str, int]
+) -> dict[str, float]:
+    """One lead shared by weight among those with room, the rest to `fallback`."""
+    shares = _fill(1.0, weights, room)
+    left = 1.0 - sum(shares.values())
+    if left > 1e-9:
+        for rep, x in _fill(left, fallback, dict.fromkeys(fallback, math.inf)).items():
+            shares[rep] = shares.get(rep, 0.0) + x
+    return shares
 
 
 def _fill(amount: float, weights: Mapping[str, int], room: Mapping[str, float]) -> dict[str, float]:

@@ -371,7 +371,7 @@ def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
                    minIf(toNullable(occurred_at), event_type = 'CrmOutcomeReported'
                          AND JSONExtractString(payload, 'outcome') NOT IN ({closing}))
                        AS closed_at
-            FROM {EVENTS_TABLE} FINAL
+            FROM {EVENTS_TABLE}  -- no FINAL: a repeat changes no minimum
             WHERE event_type IN ('LeadAssigned', 'CrmOutcomeReported')
             GROUP BY lead_id
         ) AS e ON e.lead_id = l.lead_id
