@@ -203,7 +203,7 @@ def register(stage: Stage) -> None:
     consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback, rejects=False)
     consume(stage, stage.topics.releases, "release", LeadReleased, release)
 
-    @stage.page("/v1/queues")
+    @stage.page("/v1/queues", needs_tables=True)
     class Queues(View):
         """Load, caps and availability per rep (the queues this worker owns)."""
 

@@ -22,7 +22,7 @@ from aiokafka.structs import OffsetAndMetadata
 from faust.web import Request, Response, View
 from mode import Service
 
-from pipeline.app import Stage
+from pipeline.app import Stage, tables_ready
 from pipeline.dashboard import dashboard_data, render_dashboard
 from pipeline.errors import BadRequest, WarehouseUnavailable
 from pipeline.messages import Position
@@ -199,9 +199,23 @@ def register(stage: Stage) -> None:
 
     @stage.page("/v1/health", keys=None)
     class Health(View):
+        """Liveness: 200 while the process serves; `status` says whether its tables are
+        recovered ("ok") or still being read from their changelogs ("recovering")."""
+
         async def get(self, request: Request) -> Response:
             stored = sink.inserted if sink is not None else None
-            return self.json({"status": "ok", "warehouse_rows_inserted": stored})
+            status = "ok" if tables_ready(stage.app) else "recovering"
+            return self.json({"status": status, "warehouse_rows_inserted": stored})
+
+    @stage.page("/v1/ready", keys=None, needs_tables=True)
+    class Ready(View):
+        """Readiness: 200 once the tables are recovered, 503 "recovering" before.
+
+        Health stays 200 meanwhile: a liveness probe that killed a worker for a
+        long recovery would only make it start the recovery over."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
 
     if sink is not None:  # else another process owns the warehouse
         serve_reports(stage, sink)

@@ -37,6 +37,8 @@ from schemas.rejected import MessageRejected, Reason
 
 log = structlog.get_logger("leadflow.agent")
 EXIT_EMIT_FAILED = 70
+RECOVERING_RETRY_SECONDS = 2
+"""What a view that reads worker tables tells callers to wait while they recover."""
 
 Emitted = EventBase | Sequence[EventBase] | None
 Handler = Callable[[bytes | None, Position], Emitted]
@@ -69,16 +71,18 @@ class Stage:
         )
 
     def page(
-        self, path: str, keys: Keys | None = operator_keys
+        self, path: str, keys: Keys | None = operator_keys, needs_tables: bool = False
     ) -> Callable[[type[View]], type[View]]:
         """Serve a view on the worker's web server, behind the door every endpoint shares.
 
-        A request needs a key of `keys` (`None`: public, for health only), stays
+        A request needs a key of `keys` (`None`: public, for health and readiness), stays
         within its key's rate and the body limit, and never sees a stack trace:
         an error is logged and answered with a bare 500. The view reads who
-        called with `caller(request)`.
+        called with `caller(request)`. A view that reads worker tables
+        (`needs_tables`) answers 503 `{"status": "recovering"}` with Retry-After
+        until they are recovered: an empty table then is not yet the truth.
         """
-        settings, limiter = self.settings, self._limiter
+        app, settings, limiter = self.app, self.settings, self._limiter
 
         def decorate(view: type[View]) -> type[View]:
             class Guarded(view):  # type: ignore[valid-type, misc]
@@ -105,6 +109,14 @@ class Stage:
                     if declared.isdigit() and int(declared) > settings.intake_max_body_bytes:
                         limit = settings.intake_max_body_bytes
                         return self.json({"error": f"body over {limit} bytes"}, status=413)
+                    if needs_tables and not tables_ready(app):
+                        recovering = {
+                            "status": "recovering",
+                            "error": "worker is recovering its state",
+                            "retry_after": RECOVERING_RETRY_SECONDS,
+                        }
+                        retry_after = {"Retry-After": str(RECOVERING_RETRY_SECONDS)}
+                        return self.json(recovering, status=503, headers=retry_after)
                     try:
                         return await super().dispatch(request)
                     except aiohttp_web.HTTPException:
@@ -189,6 +201,17 @@ class Stage:
             return None
 
         self.agent(source, name, handle)
+
+
+def tables_ready(app: faust.App) -> bool:
+    """Do the worker's tables hold everything their changelogs hold?
+
+    Faust clears `actives_ready` when a rebalance starts (and it starts
+    cleared) and sets it once the active partitions' changelogs are read
+    (`Recovery.on_recovery_completed`); until then a table answers from
+    whatever it has read so far, e.g. no load for any rep.
+    """
+    return bool(app.tables.actives_ready)
 
 
 def caller(request: Request) -> str:

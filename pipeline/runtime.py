@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from pipeline.access import operator_key
 from pipeline.capture import inquiry_key
-from pipeline.errors import LeadflowError
+from pipeline.errors import LeadflowError, WorkerRecovering
 from pipeline.exclusion import EXCLUDED
 from pipeline.messages import Position
 from pipeline.settings import PROJECT_ROOT, Settings
@@ -117,13 +117,23 @@ def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
 
 
 def get_bytes(settings: Settings, path: str, timeout: float = 10.0) -> bytes:
-    """GET from the worker with the operator key (configured, or the worker's local one)."""
+    """GET from the worker with the operator key (configured, or the worker's local one).
+
+    A view of worker tables that are still recovering raises `WorkerRecovering`
+    (not an `OSError`: the worker is there, its answer is "not yet").
+    """
     key = operator_key(settings)
     request = urllib.request.Request(
         settings.web_url + path, headers={"X-Api-Key": key} if key else {}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return bytes(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        retry = exc.headers.get("Retry-After", "") if exc.code == 503 else ""
+        if retry.isdigit():
+            raise WorkerRecovering(int(retry)) from None
+        raise
 
 
 def post_json(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> Any:
