@@ -76,7 +76,11 @@ def summarise(event_type: str, message: dict[str, Any]) -> str:
             return f"inquiry ({products})"
         case "LeadCaptured":
             if message.get("merged"):
-                return f"inquiry merged into this lead (matched on {message.get('matched_on')})"
+                score = message.get("match_score")
+                why = f", name score {score:g}" if isinstance(score, int | float) else ""
+                return (
+                    f"inquiry merged into this lead (matched on {message.get('matched_on')}{why})"
+                )
             return "lead created"
         case "LeadEnriched":
             company = (payload.get("company") or {}).get("name") or "unknown company"

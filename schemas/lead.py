@@ -125,6 +125,7 @@ class IdentityClaimed(EventBase):
     """An identity key belongs to a lead from now on; keyed by the identity key."""
 
     event_type: Literal["IdentityClaimed"] = "IdentityClaimed"
+    schema_version: str = "1.1"  # 1.1: keys, moved_from
     identity: str
     lead_id: uuid.UUID
     name: str | None = Field(default=None, description="Folded person name, for company keys.")
@@ -137,6 +138,16 @@ class IdentityClaimed(EventBase):
         default=None,
         description="The lead this key was claimed for while the inquiry's walk went on; "
         "the walk found the person's earlier lead after all.",
+    )
+    keys: list[str] = Field(
+        default_factory=list,
+        description="For company keys: every e-mail and phone key of the person, so that a "
+        "namesake with another address or phone is told apart (since 1.1).",
+    )
+    moved_from: uuid.UUID | None = Field(
+        default=None,
+        description="An operator's correction (`leadflow lead split` / `merge`): the key, or "
+        "at a company the person's keys, move from this lead to `lead_id` (since 1.1).",
     )
 
     def key(self) -> bytes | None:
@@ -157,7 +168,7 @@ class ActivityUnattached(EventBase):
 
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
-    schema_version: str = "1.2"  # 1.1: merged; 1.2: matched_on
+    schema_version: str = "1.3"  # 1.1: merged; 1.2: matched_on; 1.3: match_score
     payload: LeadProfile
     merged: bool = Field(
         default=False,
@@ -166,8 +177,15 @@ class LeadCaptured(LeadEvent):
     )
     matched_on: Literal["email", "phone", "company"] | None = Field(
         default=None,
-        description="The identity key that found the existing lead; company means a fuzzy "
-        "name match within the company (since 1.2).",
+        description="The identity key that found the existing lead; company means the same "
+        "name within the company, with no conflicting e-mail or phone (since 1.2).",
+    )
+    match_score: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="For matched_on = company: how alike the last names are (0-100; first "
+        "names are always the same), see LEADFLOW_IDENTITY_NAME_MATCH (since 1.3).",
     )
 
 
