@@ -246,19 +246,29 @@ def import_file(
     errors: Annotated[
         Path | None, typer.Option(help="Per-row error file (default: FILE.errors.csv).")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for the running worker to place the rows (new lead or "
+            "merged into an existing one); 0: publish only."
+        ),
+    ] = 300.0,
 ) -> None:
     """Publish a list of inquiries (fair, event) or e-mails; problems go to an error file.
 
     Every row is published: capture rejects the bad ones into leads.rejected too.
+    With a worker running, the import then waits until identity resolution has
+    placed every row and prints how many became new leads and how many were
+    merged into leads that existed (by e-mail, phone or company).
     """
     import csv
 
     from rich.progress import track
 
-    from pipeline.bulk_import import rows_from_file, spreadsheet_safe, summarise
+    from pipeline.bulk_import import placed, placement_line, rows_from_file, summarise
     from pipeline.errors import ConfigError
     from pipeline.plausibility import Plausibility, PostalTable
-    from pipeline.runtime import publish
+    from pipeline.runtime import CaptureWatcher, worker_answers
 
     settings = _settings()
     overrides = dict(item.split("=", 1) for item in map_ or [] if "=" in item)
@@ -273,24 +283,64 @@ def import_file(
         )
     except (OSError, ValueError, csv.Error) as exc:
         raise ConfigError(f"{file}: {exc}") from exc
-    topic = _topics(settings).inquiries.name
-    with console.status(f"publishing {len(rows)} rows to {topic}"):
-        asyncio.run(publish(settings.kafka_bootstrap, topic, [r.value for r in rows]))
+    topics = _topics(settings)
+    watching = wait > 0 and worker_answers(settings)
+    traces = {r.trace for r in rows if not r.problems and r.trace}
+
+    async def publish_and_watch() -> dict[str, Any]:
+        from pipeline.runtime import publish
+
+        watcher = CaptureWatcher(settings.kafka_bootstrap, topics)
+        if watching:
+            await watcher.start()
+        try:
+            with console.status(f"publishing {len(rows)} rows to {topics.inquiries.name}"):
+                await publish(
+                    settings.kafka_bootstrap, topics.inquiries.name, [r.value for r in rows]
+                )
+            if not watching:
+                return {}
+            with console.status(f"waiting for the worker to place {len(traces)} rows"):
+                return dict(await watcher.wait(traces, wait))
+        finally:
+            if watching:
+                await watcher.stop()
+
+    outcomes = asyncio.run(publish_and_watch())
     summary = summarise(rows)
     error_file = errors or file.with_suffix(file.suffix + ".errors.csv")
-    with open(error_file, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["row", "code", "field", "message"])
-        for number, reasons in summary.errors:
-            for r in reasons:
-                cells = [r.code, r.field or "", r.message]
-                writer.writerow([number, *(spreadsheet_safe(c) for c in cells)])
+    _write_import_errors(error_file, summary.errors)
     console.print(
         f"{len(rows)} rows: [green]{summary.accepted} accepted[/green], "
         f"[red]{summary.rejected} rejected[/red] (see {error_file}), "
         f"{summary.duplicates} duplicates of an earlier row",
         soft_wrap=True,  # one line for scripts, however long the path
     )
+    if not watching:
+        why = "--wait 0" if wait <= 0 else f"no worker answers at {settings.web_url}"
+        console.print(f"merges not counted ({why}): the worker places the rows when it runs")
+        return
+    placement = placed(rows, outcomes)
+    console.print(f"placed: {placement_line(placement)}", soft_wrap=True)
+    if placement.pending:
+        raise LeadflowError(
+            f"{placement.pending} rows were not placed within {wait:.0f} s; they are published "
+            "and the worker places them (see leadflow report funnel)"
+        )
+
+
+def _write_import_errors(path: Path, errors: list[tuple[int, list[Any]]]) -> None:
+    import csv
+
+    from pipeline.bulk_import import spreadsheet_safe
+
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["row", "code", "field", "message"])
+        for number, reasons in errors:
+            for r in reasons:
+                cells = [r.code, r.field or "", r.message]
+                writer.writerow([number, *(spreadsheet_safe(c) for c in cells)])
 
 
 Format = Literal["table", "csv", "json"]

@@ -52,37 +52,70 @@ def contact(pipeline: Pipeline, **fields: str) -> dict[str, str]:
     return {"first_name": "Jonas", "last_name": "Weber", **fields}
 
 
-def test_one_person_by_email_phone_and_a_misspelt_name_is_one_lead(pipeline: Pipeline) -> None:
+def test_one_person_by_email_phone_and_name_at_the_company_is_one_lead(pipeline: Pipeline) -> None:
     run, topics = pipeline.run, pipeline.topics
-    company = f"Weber {run} Maschinenbau GmbH"
+    company = f"Weber & {run} Maschinenbau GmbH"
     form, _ = pipeline.inquiry(
-        "id-form",
-        contact=contact(pipeline, email=f"jonas@{run}.de", phone="+49 89 1234567", company=company),
+        "id-form", contact=contact(pipeline, email=f"jonas@{run}.de", company=company)
     )
     pipeline.send(topics.inquiries, form)
     first = captured(pipeline, "id-form")
     assert not first.merged
-    call, _ = pipeline.inquiry(  # another address, the same phone
-        "id-call", contact=contact(pipeline, email=f"j.weber.{run}@gmail.com", phone="089 1234567")
-    )
-    fair, _ = pipeline.inquiry(  # the fair list: a typo in the name, the company without form
+    fair, _ = pipeline.inquiry(  # the fair list: only his phone, the company spelt otherwise
         "id-fair",
         source={"channel": "trade_fair", "event": "hannover-messe"},
         contact={
-            "first_name": "Jonas",
-            "last_name": "Webber",
-            "email": f"jw-{run}@web.de",
-            "company": f"WEBER {run} Maschinenbau",
+            "first_name": "JONAS",
+            "last_name": "Weber",
+            "phone": "+49 89 1234567",
+            "company": f"WEBER und {run} Maschinenbau",
         },
     )
-    pipeline.send(topics.inquiries, call, fair)
-    by_phone, by_name = captured(pipeline, "id-call"), captured(pipeline, "id-fair")
+    pipeline.send(topics.inquiries, fair)
+    by_name = captured(pipeline, "id-fair")
+    assert (by_name.lead_id, by_name.matched_on, by_name.match_score) == (
+        first.lead_id,
+        "company",
+        100,
+    )
+    call, _ = pipeline.inquiry(  # another address, the phone the fair list brought
+        "id-call", contact=contact(pipeline, email=f"j.weber.{run}@gmail.com", phone="089 1234567")
+    )
+    pipeline.send(topics.inquiries, call)
+    by_phone = captured(pipeline, "id-call")
     assert (by_phone.lead_id, by_phone.matched_on) == (first.lead_id, "phone")
-    assert (by_name.lead_id, by_name.matched_on) == (first.lead_id, "company")
     # the address the walk saw first now belongs to the person, too
     mail, _ = pipeline.inquiry("id-mail", contact={"email": f"J.Weber.{run}@gmail.com"})
     pipeline.send(topics.inquiries, mail)
     assert captured(pipeline, "id-mail").lead_id == first.lead_id
+
+
+NAMESAKES = [("Max", "Hoffmann"), ("Mia", "Hoffmann"), ("Lea", "Koch"), ("Lena", "Koch")]
+NAMESAKES += [("Hannah", "Schäfer"), ("Anna", "Schäfer"), ("Max", "Hoffmann")]
+
+
+def test_namesakes_at_one_company_with_their_own_address_and_phone_are_separate_leads(
+    pipeline: Pipeline,
+) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    people = [
+        pipeline.inquiry(
+            f"ns-{n}",
+            contact={
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first}.{last}.{n}@{run}.de".lower().replace("ä", "ae"),
+                "phone": f"+49 30 55{n}{n}{n}{n}{n}",
+                "company": f"Namensvetter {run} GmbH",
+                "postal_code": f"{10115 + n}",
+            },
+        )[0]
+        for n, (first, last) in enumerate(NAMESAKES)
+    ]
+    pipeline.send(topics.inquiries, *people)
+    leads = [captured(pipeline, f"ns-{n}") for n in range(len(NAMESAKES))]
+    assert [lead.merged for lead in leads] == [False] * len(NAMESAKES)
+    assert len({lead.lead_id for lead in leads}) == len(NAMESAKES)  # two Max Hoffmanns too
 
 
 def activity(pipeline: Pipeline, n: str, **who: Any) -> dict[str, Any]:
@@ -197,3 +230,33 @@ def test_lead_show_prints_the_timeline_from_the_running_worker(pipeline: Pipelin
     assert f"tl-{run}@" not in shown.stdout.casefold()  # the timeline names no address
     unknown = leadflow(pipeline.settings, "lead", "show", "not-a-lead")
     assert unknown.returncode != 0 and "is not a lead id" in unknown.stdout + unknown.stderr
+
+
+def test_a_fair_list_import_says_how_many_rows_were_merged(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    known, _ = pipeline.inquiry("fair-known", contact={"email": f"kunde@{run}.de"})
+    pipeline.send(topics.inquiries, known)
+    captured(pipeline, "fair-known")
+    namesakes = "\n".join(
+        f"{first},{last},{first}.{n}@{run}.de,030 66{n}{n}{n}{n}{n},Messe {run} GmbH"
+        for n, (first, last) in enumerate(NAMESAKES)
+    )
+    listed = tmp_path / "fair.csv"
+    listed.write_text(
+        "Vorname,Nachname,E-Mail,Telefon,Firma\n"
+        f"{namesakes}\n"
+        f"Kai,Kunde,KUNDE@{run}.de,,\n"  # a returning person: their known address
+        f"Max,Hoffmann,max.0@{run}.de,,Messe {run} GmbH\n"  # row 1 again, on this list
+        "Otto,Falk,otto-at-falk.de,,\n",
+        encoding="utf-8",
+    )
+    done = leadflow(pipeline.settings, "import", str(listed), "--wait", "120", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "10 rows: 8 accepted, 1 rejected" in done.stdout
+    assert "1 duplicates of an earlier row" in done.stdout
+    assert (
+        "placed: 7 new leads, 2 merged into existing leads (2 on email; 1 into a lead of an "
+        "earlier row), 0 excluded" in " ".join(done.stdout.split())
+    )
