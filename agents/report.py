@@ -29,7 +29,7 @@ from pipeline.messages import Position
 from pipeline.reporting import event_counts, event_row
 from pipeline.reports import REPORTS, parse_params, report_inputs, run_report
 from pipeline.settings import Settings
-from pipeline.timeline import lead_timeline
+from pipeline.timeline import lead_captures, lead_timeline
 from pipeline.topics import Topics
 from pipeline.warehouse import EVENTS_TABLE, Warehouse, analyst_query, open_warehouse
 from schemas.envelope import utcnow
@@ -207,6 +207,13 @@ def register(stage: Stage) -> None:
         serve_reports(stage, sink)
 
 
+def _lead_id(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     inputs = report_inputs(stage.rules, stage.settings.rules_dir, stage.topics.inquiries.name)
 
@@ -252,11 +259,22 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     @stage.page("/v1/leads/{lead_id}/timeline")
     class Timeline(View):
         async def get(self, request: Request, lead_id: str) -> Response:
-            try:
-                lead = uuid.UUID(lead_id)
-            except ValueError:
+            lead = _lead_id(lead_id)
+            if lead is None:
                 return self.json({"error": "a lead id is a UUID"}, status=400)
             return self.json(await sink.call(lambda w: lead_timeline(w, lead)))
+
+    @stage.page("/v1/leads/{lead_id}/captures")
+    class Captures(View):
+        """The lead's inquiries as captured, for `leadflow lead split` / `lead merge`."""
+
+        async def get(self, request: Request, lead_id: str) -> Response:
+            lead = _lead_id(lead_id)
+            if lead is None:
+                return self.json({"error": "a lead id is a UUID"}, status=400)
+            captures = await sink.call(lambda w: lead_captures(w, lead))
+            body = b"[" + b",".join(c.model_dump_json().encode() for c in captures) + b"]"
+            return self.bytes(body, content_type="application/json")
 
     @stage.page("/v1/warehouse/events")
     class EventCounts(View):

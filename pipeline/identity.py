@@ -31,7 +31,10 @@ from schemas.inquiry import Contact
 from schemas.lead import (
     ActivityRecorded,
     ActivityUnattached,
+    CorrectIdentity,
+    Correction,
     IdentityClaimed,
+    IdentityCorrected,
     InquiryAccepted,
     LeadCaptured,
 )
@@ -342,6 +345,96 @@ def captured_as(accepted: InquiryAccepted, found: Match) -> LeadCaptured:
         merged=merged,
         matched_on=key_kind(accepted.identity) if merged else None,
         match_score=found.score if merged else None,
+    )
+
+
+def split_lead_id(trace_id: uuid.UUID, left: uuid.UUID) -> uuid.UUID:
+    """The lead an inquiry becomes when an operator splits it off lead `left`."""
+    return derive_id("lead", "split", trace_id, left)
+
+
+def correct_identity(command: CorrectIdentity, now: datetime) -> list[EventBase]:
+    """An operator's split or merge: the identity keys move (claims with
+    `moved_from`, applied at each key's partition), a split-off inquiry is
+    captured again as its own lead, and each lead concerned records what happened."""
+    if command.action == "split":
+        [inquiry] = command.captures
+        lead = split_lead_id(inquiry.trace_id, command.lead)
+        moved = moved_claims(command, [inquiry], lead, command.lead, now)
+        again = LeadCaptured(
+            event_id=derive_id("LeadCaptured", inquiry.trace_id, lead),
+            lead_id=lead,
+            trace_id=inquiry.trace_id,
+            source=inquiry.source,
+            occurred_at=inquiry.occurred_at,
+            emitted_at=now,
+            payload=inquiry.payload,
+        )
+        inquiry_id = inquiry.payload.inquiry_id
+        return [
+            *moved,
+            again,
+            corrected(command, command.lead, "split_off", lead, len(moved), now, inquiry_id),
+            corrected(command, lead, "split_from", command.lead, len(moved), now, inquiry_id),
+        ]
+    other = cast(uuid.UUID, command.other_lead)
+    moved = moved_claims(command, command.captures, command.lead, other, now)
+    return [
+        *moved,
+        corrected(command, command.lead, "merged_in", other, len(moved), now),
+        corrected(command, other, "merged_into", command.lead, len(moved), now),
+    ]
+
+
+def moved_claims(
+    command: CorrectIdentity,
+    captures: list[LeadCaptured],
+    lead: uuid.UUID,
+    moved_from: uuid.UUID,
+    now: datetime,
+) -> list[IdentityClaimed]:
+    """Every identity key of the captured inquiries, moved from one lead to another
+    (at a company once per name: the keys of that person's inquiries together)."""
+    claims: dict[tuple[str, str | None], IdentityClaimed] = {}
+    for capture in captures:
+        contact = capture.payload.contact
+        name = person_name(contact)
+        for key in identity_keys(contact):
+            at_company = key.startswith(COMPANY)
+            slot = (key, name if at_company else None)
+            earlier = claims.get(slot)
+            keys = [*(earlier.keys if earlier else []), *person_keys(contact)] if at_company else []
+            keys = list(dict.fromkeys(keys))
+            claims[slot] = IdentityClaimed(
+                event_id=derive_id("IdentityClaimed", command.event_id, key, slot[1]),
+                identity=key,
+                lead_id=lead,
+                name=slot[1],
+                person=keys[0] if keys else None,
+                keys=keys,
+                moved_from=moved_from,
+                occurred_at=now,
+                emitted_at=now,
+            )
+    return list(claims.values())
+
+
+def corrected(
+    command: CorrectIdentity,
+    lead: uuid.UUID,
+    action: Literal["split_off", "split_from", "merged_in", "merged_into"],
+    other: uuid.UUID,
+    keys: int,
+    now: datetime,
+    inquiry_id: str | None = None,
+) -> IdentityCorrected:
+    return IdentityCorrected(
+        event_id=derive_id("IdentityCorrected", command.event_id, lead),
+        lead_id=lead,
+        command_id=command.event_id,
+        occurred_at=now,
+        emitted_at=now,
+        payload=Correction(action=action, other_lead=other, inquiry_id=inquiry_id, keys=keys),
     )
 
 

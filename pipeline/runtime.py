@@ -31,7 +31,14 @@ from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
-from schemas.lead import LeadAssigned, LeadCaptured, LeadNurtured, TouchScheduled
+from schemas.lead import (
+    CorrectIdentity,
+    IdentityCorrected,
+    LeadAssigned,
+    LeadCaptured,
+    LeadNurtured,
+    TouchScheduled,
+)
 from schemas.rejected import MessageRejected
 
 
@@ -310,6 +317,41 @@ class CaptureWatcher:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+
+async def correct_and_wait(
+    bootstrap: str, topics: Topics, command: CorrectIdentity, timeout: float
+) -> list[IdentityCorrected]:
+    """Send an operator's correction and wait for what it did to both leads."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        spec = topics.identity_corrected
+        partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:  # the end before the command is sent
+            await consumer.position(tp)
+        value = command.model_dump_json().encode()
+        await publish(bootstrap, topics.identity_corrections.name, [value], key=command.key())
+        done: dict[str, IdentityCorrected] = {}
+        deadline = time.monotonic() + timeout
+        while len(done) < 2:
+            if time.monotonic() > deadline:
+                raise LeadflowError(
+                    f"the correction {command.event_id} was not done within {timeout:.0f} s; "
+                    "is the worker running? (it is done once a worker reads it)"
+                )
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    fact = IdentityCorrected.model_validate_json(record.value or b"")
+                    if fact.command_id == command.event_id:
+                        done[str(fact.lead_id)] = fact
+        return list(done.values())
+    finally:
+        await consumer.stop()
 
 
 def worker_answers(settings: Settings) -> bool:

@@ -5,32 +5,40 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import timedelta
+from typing import cast
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from pipeline.identity import (
     MAX_WAITING_ACTIVITIES,
     IdentityBook,
     claimed,
     company_key,
+    correct_identity,
     fold,
     identity_key,
     identity_keys,
     pseudonym,
     route_activity,
+    split_lead_id,
 )
+from pipeline.timeline import summarise
 from schemas.envelope import EventBase
 from schemas.inputs import Activity
 from schemas.inquiry import Contact
 from schemas.lead import (
     ActivityRecorded,
     ActivityUnattached,
+    CorrectIdentity,
     IdentityClaimed,
+    IdentityCorrected,
     LeadCaptured,
 )
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, NOW, accepted, identify, new_book
+from tests.unit.factories import AT, NOW, accepted, captured, identify, new_book
 
 ANNA = {"first_name": "Anna", "last_name": "Schmidt", "company": "Firma GmbH"}
 
@@ -364,3 +372,88 @@ def test_company_names_are_one_key_across_and_und_and_legal_forms() -> None:
     spellings = ["Weber & Söhne GmbH", "Weber und Söhne GmbH", "WEBER AND SOEHNE", "Weber+Söhne"]
     keys = {company_key(Contact(company=name, last_name="X")) for name in spellings}
     assert keys == {"company:weber soehne"}
+
+
+def correction(
+    action: str, lead: uuid.UUID, captures: list[LeadCaptured], **more: object
+) -> CorrectIdentity:
+    return CorrectIdentity.model_validate(
+        {
+            "event_id": uuid.uuid4(),
+            "occurred_at": NOW,
+            "emitted_at": NOW,
+            "action": action,
+            "lead": lead,
+            "captures": captures,
+            **more,
+        }
+    )
+
+
+def test_an_operator_splits_a_wrongly_merged_namesake_off_into_a_lead_of_his_own() -> None:
+    book = new_book()
+    father = {"first_name": "Max", "last_name": "Hoffmann", "company": "Hoffmann GmbH"}
+    first = lead_of(identify(book, accepted(contact={**father, "email": "max@hoffmann.de"})))
+    son = accepted(inquiry_id="fair-9", contact={**father, "phone": "0171 2345678"})
+    merged = lead_of(identify(book, son))
+    assert merged.merged and merged.lead_id == first.lead_id  # no evidence against it
+
+    events = identify(book, *correct_identity(correction("split", first.lead_id, [merged]), NOW))
+    again = lead_of(events)
+    assert again.lead_id == split_lead_id(son.trace_id, first.lead_id) != first.lead_id
+    assert (again.trace_id, again.merged, again.payload) == (son.trace_id, False, son.payload)
+    facts = {e.lead_id: e.payload for e in events if isinstance(e, IdentityCorrected)}
+    assert facts[first.lead_id].action == "split_off" and facts[again.lead_id].keys == 2
+    # his phone finds his own lead now; the father keeps his address and his entry
+    call = lead_of(identify(book, accepted(inquiry_id="c", contact={"phone": "+49171 2345678"})))
+    assert (call.lead_id, call.matched_on) == (again.lead_id, "phone")
+    mail = lead_of(identify(book, accepted(inquiry_id="m", contact={"email": "max@hoffmann.de"})))
+    assert mail.lead_id == first.lead_id
+    people = cast(list[dict[str, object]], book.stored("company:hoffmann"))
+    assert [(p["lead"], p["keys"]) for p in people] == [
+        (str(first.lead_id), ["email:max@hoffmann.de"]),
+        (str(again.lead_id), ["phone:+491712345678"]),
+    ]
+    # two Max Hoffmanns are known there now: a third record by name alone is nobody's
+    third = accepted(inquiry_id="t", contact={**father, "phone": "0171 9999999"})
+    assert not lead_of(identify(book, third)).merged
+
+
+def test_an_operator_merges_two_leads_of_one_person() -> None:
+    book = new_book()
+    work = lead_of(identify(book, accepted(contact={**ANNA, "email": "anna@firma.de"})))
+    private = lead_of(
+        identify(book, accepted(inquiry_id="p", contact={**ANNA, "email": "anna@web.de"}))
+    )
+    assert not private.merged  # another address: another person, as far as anyone knew
+    command = correction("merge", work.lead_id, [private], other_lead=private.lead_id)
+    events = identify(book, *correct_identity(command, NOW))
+    facts = {e.lead_id: e.payload.action for e in events if isinstance(e, IdentityCorrected)}
+    assert facts == {work.lead_id: "merged_in", private.lead_id: "merged_into"}
+    assert not [e for e in events if isinstance(e, LeadCaptured)]
+    later = lead_of(identify(book, accepted(inquiry_id="l", contact={"email": "anna@web.de"})))
+    assert (later.lead_id, later.matched_on) == (work.lead_id, "email")
+    people = cast(list[dict[str, object]], book.stored("company:firma"))
+    assert [(p["lead"], p["name"]) for p in people] == [(str(work.lead_id), "anna schmidt")]
+    assert people[0]["keys"] == ["email:anna@firma.de", "email:anna@web.de"]
+
+
+def test_a_correction_names_consistent_leads() -> None:
+    lead = captured()
+    with pytest.raises(ValidationError, match="merged into"):
+        correction("split", lead.lead_id, [lead])  # it started the lead
+    with pytest.raises(ValidationError, match="another lead"):
+        correction("merge", lead.lead_id, [lead], other_lead=lead.lead_id)
+    with pytest.raises(ValidationError, match="captures of"):
+        correction("merge", uuid.uuid4(), [lead], other_lead=uuid.uuid4())
+
+
+def test_the_timeline_says_why_an_inquiry_was_merged_and_what_an_operator_corrected() -> None:
+    merge = {"merged": True, "matched_on": "company", "match_score": 100.0}
+    assert summarise("LeadCaptured", {**merge, "payload": {"inquiry_id": "fair-9"}}) == (
+        "inquiry fair-9 merged into this lead (matched on company, name score 100)"
+    )
+    split = {"action": "split_off", "other_lead": "L2", "inquiry_id": "fair-9", "keys": 2}
+    assert summarise("IdentityCorrected", {"payload": split}) == (
+        "inquiry fair-9 split off into lead L2 by an operator"
+    )
