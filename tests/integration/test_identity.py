@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.identity import pseudonym
-from pipeline.runtime import WorkerProcess, wait_until_stored
+from pipeline.runtime import WorkerProcess, get_json, wait_until_stored
 from pipeline.topics import load_topics
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadCaptured
@@ -260,3 +260,52 @@ def test_a_fair_list_import_says_how_many_rows_were_merged(
         "placed: 7 new leads, 2 merged into existing leads (2 on email; 1 into a lead of an "
         "earlier row), 0 excluded" in " ".join(done.stdout.split())
     )
+
+
+def test_an_operator_splits_a_wrong_merge_off_and_merges_two_leads_by_hand(
+    pipeline: Pipeline,
+) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    father = {"first_name": "Max", "last_name": "Hoffmann", "company": f"Hoffmann {run} AG"}
+    first, _ = pipeline.inquiry("fix-father", contact={**father, "email": f"max@{run}.de"})
+    pipeline.send(topics.inquiries, first)
+    lead = str(captured(pipeline, "fix-father").lead_id)
+    son, _ = pipeline.inquiry("fix-son", contact={**father, "phone": "+49 171 3456789"})
+    pipeline.send(topics.inquiries, son)
+    merged = captured(pipeline, "fix-son")
+    assert (str(merged.lead_id), merged.matched_on) == (lead, "company")  # nothing against it
+
+    split = leadflow(pipeline.settings, "lead", "split", lead, f"{run}-fix-son", timeout=240)
+    assert split.returncode == 0, split.stdout + split.stderr
+    new = split.stdout.split(" it is lead ")[1].split()[0]
+    assert new != lead
+    # the son's lead is captured again and goes through the pipeline as a lead of its own
+    [qualified] = pipeline.wait_for(topics.qualified, new)
+    assert qualified.trace_id == merged.trace_id and qualified.payload.iteration == 1
+    call, _ = pipeline.inquiry("fix-call", contact={"phone": "0171 3456789"})
+    pipeline.send(topics.inquiries, call)
+    assert str(captured(pipeline, "fix-call").lead_id) == new
+    again = leadflow(pipeline.settings, "lead", "split", lead, f"{run}-fix-father")
+    assert again.returncode == 1 and "started lead" in again.stdout
+
+    private, _ = pipeline.inquiry("fix-private", contact={**father, "email": f"max@web-{run}.de"})
+    pipeline.send(topics.inquiries, private)
+    other = captured(pipeline, "fix-private")
+    assert not other.merged  # another address: another person, as far as anyone could tell
+    joined = leadflow(pipeline.settings, "lead", "merge", lead, str(other.lead_id), timeout=240)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert f"lead {other.lead_id} merged into lead {lead}" in joined.stdout
+    later, _ = pipeline.inquiry("fix-later", contact={"email": f"MAX@web-{run}.de"})
+    pipeline.send(topics.inquiries, later)
+    found = captured(pipeline, "fix-later")
+    assert (str(found.lead_id), found.matched_on) == (lead, "email")
+
+    asyncio.run(wait_until_stored(pipeline.settings))
+    told = [e["summary"] for e in get_json(pipeline.settings, f"/v1/leads/{lead}/timeline")]
+    assert f"inquiry {run}-fix-son split off into lead {new} by an operator" in told
+    assert f"lead {other.lead_id} merged into this lead by an operator" in told
+    theirs = [e["summary"] for e in get_json(pipeline.settings, f"/v1/leads/{new}/timeline")]
+    assert f"split off lead {lead} by an operator: inquiry {run}-fix-son" in theirs
+    assert "lead created" in theirs and any(s.startswith("qualified #1") for s in theirs)
+    assert f"inquiry {run}-fix-call merged into this lead (matched on phone)" in theirs
+    assert not any("fix-son merged into" in s for s in theirs)  # that is the father's story
