@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import structlog
+from aiohttp.web import HTTPBadRequest
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faust.web import Request, Response, View
@@ -207,11 +208,13 @@ def register(stage: Stage) -> None:
         serve_reports(stage, sink)
 
 
-def _lead_id(text: str) -> uuid.UUID | None:
+def _lead_id(text: str) -> uuid.UUID:
+    """The lead id of a path, or a 400 answer (`Stage.page` lets aiohttp's answers through)."""
     try:
         return uuid.UUID(text)
     except ValueError:
-        return None
+        body = '{"error": "a lead id is a UUID"}'
+        raise HTTPBadRequest(text=body, content_type="application/json") from None
 
 
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
@@ -260,8 +263,6 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     class Timeline(View):
         async def get(self, request: Request, lead_id: str) -> Response:
             lead = _lead_id(lead_id)
-            if lead is None:
-                return self.json({"error": "a lead id is a UUID"}, status=400)
             return self.json(await sink.call(lambda w: lead_timeline(w, lead)))
 
     @stage.page("/v1/leads/{lead_id}/captures")
@@ -270,8 +271,6 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
 
         async def get(self, request: Request, lead_id: str) -> Response:
             lead = _lead_id(lead_id)
-            if lead is None:
-                return self.json({"error": "a lead id is a UUID"}, status=400)
             captures = await sink.call(lambda w: lead_captures(w, lead))
             body = b"[" + b",".join(c.model_dump_json().encode() for c in captures) + b"]"
             return self.bytes(body, content_type="application/json")

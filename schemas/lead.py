@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -11,6 +11,9 @@ from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortT
 from schemas.inputs import Activity
 from schemas.inquiry import Answers, Consent, Contact, LongText
 from schemas.rejected import Reason
+
+Score = Annotated[float, Field(ge=0, le=100)]
+"""A 0-100 similarity, as rapidfuzz gives it."""
 
 
 class Company(BaseModel):
@@ -139,15 +142,15 @@ class IdentityClaimed(EventBase):
         description="The lead this key was claimed for while the inquiry's walk went on; "
         "the walk found the person's earlier lead after all.",
     )
-    keys: list[str] = Field(
-        default_factory=list,
-        description="For company keys: every e-mail and phone key of the person, so that a "
-        "namesake with another address or phone is told apart (since 1.1).",
-    )
     moved_from: uuid.UUID | None = Field(
         default=None,
         description="An operator's correction (`leadflow lead split` / `merge`): the key, or "
         "at a company the person's keys, move from this lead to `lead_id` (since 1.1).",
+    )
+    keys: list[str] = Field(
+        default_factory=list,
+        description="For company keys: the person's e-mail and phone keys "
+        "(since 1.1), which tell a namesake with another address or phone apart.",
     )
 
     def key(self) -> bytes | None:
@@ -180,10 +183,8 @@ class LeadCaptured(LeadEvent):
         description="The identity key that found the existing lead; company means the same "
         "name within the company, with no conflicting e-mail or phone (since 1.2).",
     )
-    match_score: float | None = Field(
+    match_score: Score | None = Field(
         default=None,
-        ge=0,
-        le=100,
         description="For matched_on = company: how alike the last names are (0-100; first "
         "names are always the same), see LEADFLOW_IDENTITY_NAME_MATCH (since 1.3).",
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -309,3 +310,6 @@ def test_an_operator_splits_a_wrong_merge_off_and_merges_two_leads_by_hand(
     assert "lead created" in theirs and any(s.startswith("qualified #1") for s in theirs)
     assert f"inquiry {run}-fix-call merged into this lead (matched on phone)" in theirs
     assert not any("fix-son merged into" in s for s in theirs)  # that is the father's story
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get_json(pipeline.settings, "/v1/leads/not-a-lead/captures")
+    assert refused.value.code == 400

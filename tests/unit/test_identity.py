@@ -290,39 +290,26 @@ NAMESAKES = [  # one letter apart, each pair at one company, each their own addr
 
 def test_namesakes_at_one_company_with_their_own_address_and_phone_are_two_leads() -> None:
     book = new_book()
-    for n, ((first, last), (other_first, other_last)) in enumerate(NAMESAKES):
-        company = {"company": f"Hoffmann Koch {n} GmbH"}
-        one = lead_of(
-            identify(
-                book,
-                accepted(
-                    inquiry_id=f"a{n}",
-                    contact={
-                        "first_name": first,
-                        "last_name": last,
-                        "email": f"{first}.{n}@hk.de",
-                        "phone": f"030 1234{n}0",
-                        **company,
-                    },
-                ),
+    for n, pair in enumerate(NAMESAKES):
+        one, two = (
+            lead_of(
+                identify(
+                    book,
+                    accepted(
+                        inquiry_id=f"{first}-{n}",
+                        contact={
+                            "first_name": first,
+                            "last_name": last,
+                            "email": f"{first}.{n}@hk.de",
+                            "phone": f"030 1234{n}{i}",
+                            "company": f"Hoffmann Koch {n} GmbH",
+                        },
+                    ),
+                )
             )
+            for i, (first, last) in enumerate(pair)
         )
-        two = lead_of(
-            identify(
-                book,
-                accepted(
-                    inquiry_id=f"b{n}",
-                    contact={
-                        "first_name": other_first,
-                        "last_name": other_last,
-                        "email": f"{other_first}.{n}@hk.de",
-                        "phone": f"030 1234{n}1",
-                        **company,
-                    },
-                ),
-            )
-        )
-        assert not two.merged and two.lead_id != one.lead_id, (first, other_first)
+        assert not two.merged and two.lead_id != one.lead_id, pair
 
 
 def test_the_same_name_with_another_address_is_another_person() -> None:
@@ -338,25 +325,10 @@ def test_the_same_name_with_another_address_is_another_person() -> None:
 
 def test_one_record_with_only_the_address_another_with_only_the_phone_are_one_person() -> None:
     book = new_book()
-    form = accepted(
-        contact={
-            "first_name": "Jonas",
-            "last_name": "Weber",
-            "company": "Weber & Söhne GmbH",
-            "email": "jonas@weber.de",
-        }
-    )
-    first = lead_of(identify(book, form))
-    fair = accepted(
-        inquiry_id="fair-1",
-        source={"channel": "trade_fair"},
-        contact={
-            "first_name": "JONAS",
-            "last_name": "weber",
-            "company": "Weber und Söhne GmbH",
-            "phone": "0171 2345678",
-        },
-    )
+    jonas = {"first_name": "Jonas", "last_name": "Weber", "company": "Weber & Söhne GmbH"}
+    first = lead_of(identify(book, accepted(contact={**jonas, "email": "jonas@weber.de"})))
+    spelt = {"first_name": "JONAS", "last_name": "weber", "company": "Weber und Söhne GmbH"}
+    fair = accepted(inquiry_id="fair-1", contact={**spelt, "phone": "0171 2345678"})
     same = lead_of(identify(book, fair))
     assert (same.lead_id, same.merged, same.matched_on) == (first.lead_id, True, "company")
     assert same.match_score == 100
