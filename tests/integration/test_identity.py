@@ -283,6 +283,14 @@ def test_an_operator_splits_a_wrong_merge_off_and_merges_two_leads_by_hand(
     # the son's lead is captured again and goes through the pipeline as a lead of its own
     [qualified] = pipeline.wait_for(topics.qualified, new)
     assert qualified.trace_id == merged.trace_id and qualified.payload.iteration == 1
+
+    # the son was answered once: his answer on the new lead repeats the first one's id
+    def answers(found: list[Any]) -> list[Any]:
+        return [t for t in found if t.payload.purpose == "fulfillment"]
+
+    [answer] = answers(pipeline.wait_for(topics.touches, new, lambda f: bool(answers(f))))
+    first_answers = answers(pipeline.wait_for(topics.touches, lead, lambda f: len(answers(f)) > 1))
+    assert answer.event_id in {t.event_id for t in first_answers if t.trace_id == merged.trace_id}
     call, _ = pipeline.inquiry("fix-call", contact={"phone": "0171 3456789"})
     pipeline.send(topics.inquiries, call)
     assert str(captured(pipeline, "fix-call").lead_id) == new
