@@ -54,17 +54,18 @@ LEGAL_FORMS = re.compile(
 )
 """Legal forms, and "und"/"and" ("&" and "+" fold to a space): not part of the name."""
 TRANSLITERATE = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
-MAX_PERSON_KEYS = 10
-"""E-mail and phone keys kept per person at a company. More are not stored: a key
-not kept only makes a later name match more cautious (it conflicts), never looser."""
+MAX_KEYS_OF_A_KIND = 5
+"""E-mail keys, and phone keys, kept per person at a company. More are not stored:
+one of that kind is known already, so a key not kept only makes a later name
+match more cautious (it conflicts), never looser."""
 
 KeyKind = Literal["email", "phone", "company"]
 
 
 class KnownPerson(TypedDict):
     """A person known at a company: folded full name, lead, and the e-mail and phone
-    keys seen with them (`keys`, since the identity precision fix; an entry written
-    before has only `person`, their first key)."""
+    keys seen with them (`keys`, since IdentityClaimed 1.1; an entry written before
+    has only `person`, their first key)."""
 
     name: str
     lead: str
@@ -192,10 +193,13 @@ def find_lead(
 
 
 def with_keys(person: KnownPerson, keys: list[str]) -> KnownPerson:
-    """The person with more of their e-mail and phone keys (at most MAX_PERSON_KEYS)."""
-    known = known_keys(person)
-    added = [key for key in keys if key not in known][: max(0, MAX_PERSON_KEYS - len(known))]
-    return {**person, "keys": [*known, *added]}
+    """The person with more of their e-mail and phone keys (MAX_KEYS_OF_A_KIND each)."""
+    kept = known_keys(person)
+    for key in keys:
+        kind = key.split(":", 1)[0] + ":"
+        if key not in kept and sum(k.startswith(kind) for k in kept) < MAX_KEYS_OF_A_KIND:
+            kept = [*kept, key]
+    return {**person, "keys": kept}
 
 
 def claimed(stored: Stored | None, claim: IdentityClaimed) -> Stored | None:

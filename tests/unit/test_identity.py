@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from pipeline.identity import (
+    MAX_KEYS_OF_A_KIND,
     MAX_WAITING_ACTIVITIES,
     IdentityBook,
+    KnownPerson,
     claimed,
     company_key,
     correct_identity,
@@ -429,3 +431,22 @@ def test_the_timeline_says_why_an_inquiry_was_merged_and_what_an_operator_correc
     assert summarise("IdentityCorrected", {"payload": split}) == (
         "inquiry fair-9 split off into lead L2 by an operator"
     )
+
+
+def test_a_person_at_a_company_keeps_a_bounded_number_of_keys_of_each_kind() -> None:
+    people: list[KnownPerson] | None = None
+    for n in range(MAX_KEYS_OF_A_KIND + 3):
+        claim = IdentityClaimed(
+            event_id=uuid.uuid4(),
+            identity="company:firma",
+            lead_id=uuid.UUID(int=1),
+            name="anna schmidt",
+            keys=[f"email:a{n}@firma.de"] + (["phone:+4930123"] if n == 7 else []),
+            occurred_at=NOW,
+            emitted_at=NOW,
+        )
+        people = cast(list[KnownPerson], claimed(people, claim) or people)
+    [anna] = cast(list[KnownPerson], people)
+    keys = anna.get("keys", [])
+    assert len([k for k in keys if k.startswith("email:")]) == MAX_KEYS_OF_A_KIND
+    assert "phone:+4930123" in keys  # her phone is kept however many addresses she used
