@@ -92,6 +92,8 @@ class Topics(BaseModel):
     identify: TopicSpec
     identity_claims: TopicSpec
     activity_identify: TopicSpec
+    identity_corrections: TopicSpec
+    identity_corrected: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec
