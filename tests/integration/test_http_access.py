@@ -84,6 +84,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/"),
         ("GET", "/dashboard"),
         ("GET", "/v1/health"),
+        ("GET", "/v1/leads/{lead_id}/captures"),
         ("GET", "/v1/leads/{lead_id}/nurture"),
         ("GET", "/v1/leads/{lead_id}/qualification"),
         ("GET", "/v1/leads/{lead_id}/timeline"),
