@@ -199,10 +199,11 @@ def register(stage: Stage) -> None:
     stage.decoding_agent(stage.topics.routing, "distribute", assign)
     stage.decoding_agent(stage.topics.claims, "claim", claim)
     consume(stage, stage.topics.sales_ready, "sla-start", LeadAssigned, start_clock)
-    consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback)
+    # qualify's requalify-feedback puts what cannot be read of crm.feedback in leads.rejected
+    consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback, rejects=False)
     consume(stage, stage.topics.releases, "release", LeadReleased, release)
 
-    @stage.page("/v1/queues")
+    @stage.page("/v1/queues", needs_tables=True)
     class Queues(View):
         """Load, caps and availability per rep (the queues this worker owns)."""
 
@@ -257,8 +258,10 @@ def consume(
     name: str,
     model: type[M],
     handle: Callable[[M], Awaitable[None]],
+    rejects: bool = True,
 ) -> None:
-    """An agent that only updates state; what it cannot decode goes to leads.rejected."""
+    """An agent that only updates state; what it cannot decode goes to leads.rejected,
+    unless another agent of the topic already puts it there (`rejects=False`)."""
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -266,7 +269,8 @@ def consume(
             at = Position(message.topic, message.partition, message.offset)
             decoded = decode(model, event.value, at, name)
             if isinstance(decoded, MessageRejected):
-                await stage.emit(decoded)
+                if rejects:
+                    await stage.emit(decoded)
             else:
                 await handle(decoded)
 

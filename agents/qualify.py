@@ -101,7 +101,7 @@ def register(stage: Stage) -> None:
     def outcome(crm: CrmOutcome) -> LeadQualified | None:
         return run(crm.lead_id, from_outcome(crm))
 
-    @stage.page("/v1/leads/{lead_id}/qualification")
+    @stage.page("/v1/leads/{lead_id}/qualification", needs_tables=True)
     class Explain(View):
         """The lead's latest qualification as this worker holds it (its partitions only)."""
 
