@@ -124,7 +124,20 @@ def test_a_companys_people_keep_their_entries_when_one_is_erased() -> None:
         {"name": "sina brandt", "lead": str(SINA_LEAD), "person": "email:s.brandt@gut.de"},
         {"name": "jens brandt", "lead": str(JENS_LEAD), "person": "email:jens.brandt@gut.de"},
         {"name": "sina brandt", "lead": str(KOCH_LEAD), "person": "email:x@y.de", "phone": "+1"},
+        {  # as identity.py keeps them since IdentityClaimed 1.1: every key of the person
+            "name": "lars brandt",
+            "lead": str(uuid.uuid4()),
+            "person": "email:lars@gut.de",
+            "keys": ["email:lars@gut.de", "phone:+493055512348"],
+        },
     ]
+    by_key_only = {
+        **people[0],
+        "lead": str(uuid.uuid4()),
+        "person": "",
+        "keys": ["phone:+49305551234"],
+    }
+    assert forget_entry(b"3f2a", [by_key_only, people[3]], SINA) == [people[3]]
     assert forget_entry(b"3f2a", people, SINA) == people[1:]
     assert forget_entry(b"3f2a", people[1:], SINA) == people[1:]
     assert (
