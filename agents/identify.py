@@ -30,6 +30,7 @@ def register(stage: Stage) -> None:
         name_match=stage.settings.identity_name_match,
     )
     region = stage.settings.default_region
+    limit = stage.settings.input_limit(stage.topics.activity)
 
     def claim(claimed: IdentityClaimed) -> Emitted:
         return book.record(claimed, utcnow())
@@ -44,7 +45,7 @@ def register(stage: Stage) -> None:
         return book.identify_activity(unattached, at, utcnow())
 
     def attach_activity(raw: bytes | None, at: Position) -> Emitted:
-        activity = decode(Activity, raw, at, "attach-activity")
+        activity = decode(Activity, raw, at, "attach-activity", limit)
         if isinstance(activity, MessageRejected):
             return activity
         return route_activity(activity, raw or b"", at, region, utcnow())

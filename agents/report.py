@@ -122,8 +122,9 @@ class WarehouseSink(Service):
                 spec = self.topics.by_name(tp.topic)
                 if not self._rows:
                     self._batch_started = time.monotonic()
+                limit = self.settings.input_limit(spec)
                 self._rows.extend(
-                    event_row(spec, r.value, Position(r.topic, r.partition, r.offset))
+                    event_row(spec, r.value, Position(r.topic, r.partition, r.offset), limit)
                     for r in records
                 )
                 self._offsets[tp] = records[-1].offset + 1

@@ -17,6 +17,9 @@ M = TypeVar("M", bound=BaseModel)
 MAX_ORIGINAL_BYTES = 256 * 1024
 """A rejection copies at most this much of the original, so it always fits in a
 Kafka message (1 MB by default) and a poison message cannot block a stage."""
+DEFAULT_INPUT_MAX_BYTES = 256 * 1024
+"""Far above any real form, mail, tracked activity or CRM update; a larger message
+from outside is junk or an attack (`LEADFLOW_INPUT_MAX_BYTES`)."""
 
 
 @dataclass(frozen=True)
@@ -32,11 +35,21 @@ class Position:
         return f"{self.topic}/{self.partition}/{self.offset}"
 
 
-def decode(model: type[M], raw: bytes | None, at: Position, stage: str) -> M | MessageRejected:
+def decode(
+    model: type[M], raw: bytes | None, at: Position, stage: str, max_bytes: int | None = None
+) -> M | MessageRejected:
+    """The message as `model`, or its rejection; `max_bytes` limits what outside
+    producers may send (a gzip-compressed batch passes the broker at any size)."""
     if raw is None:
         return reject(
             b"", at, stage, [Reason(code="empty_message", message="The message has no value.")]
         )
+    if max_bytes is not None and len(raw) > max_bytes:
+        too_large = Reason(
+            code="too_large",
+            message=f"{len(raw)} bytes; a message on {at.topic} may have at most {max_bytes}.",
+        )
+        return reject(raw, at, stage, [too_large], source=best_effort_source(raw))
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

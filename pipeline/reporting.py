@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from pipeline.capture import inquiry_key, lead_id_for
@@ -17,8 +18,25 @@ from schemas.inputs import Activity, CrmOutcome
 from schemas.inquiry import Inquiry
 
 
-def event_row(spec: TopicSpec, raw: bytes | None, at: Position) -> dict[str, Any]:
-    """The `lead_events` row of one message; unreadable messages are kept too."""
+def event_row(
+    spec: TopicSpec, raw: bytes | None, at: Position, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """The `lead_events` row of one message; unreadable messages are kept too.
+
+    A message over `max_bytes` (the limit of a topic outside producers write
+    to) is kept as an `Oversized` row with its size only: the stage rejected
+    it, and its content must not reach reports (a 5 MB "won" outcome is no
+    win). Its first bytes are in the rejection's row."""
+    if raw is not None and max_bytes is not None and len(raw) > max_bytes:
+        return _row(
+            at,
+            orjson.dumps({"original_size": len(raw), "max_bytes": max_bytes}).decode(),
+            derive_id("Oversized", at.ref),
+            "Oversized",
+            utcnow(),
+            version="",
+            source=best_effort_source(raw),
+        )
     text = (raw or b"").decode("utf-8", errors="replace")
     try:
         message = spec.model.model_validate_json(raw or b"")

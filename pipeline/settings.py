@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
 from pipeline.identity import NAME_MATCH
+from pipeline.messages import DEFAULT_INPUT_MAX_BYTES
+
+if TYPE_CHECKING:
+    from pipeline.topics import TopicSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +75,32 @@ class Settings(BaseSettings):
         le=1024 * 1024,
         description="Largest request body any endpoint takes (413 above it); at most 1 MiB, "
         "the broker's default message size.",
+    )
+    input_max_bytes: int = Field(
+        default=DEFAULT_INPUT_MAX_BYTES,
+        ge=1024,
+        description="Largest message taken from a topic outside producers write to "
+        "(inquiries, activities, CRM outcomes: `external` in topics.yaml); a larger one is "
+        "rejected as too_large and not stored in the warehouse. At most MAX_MESSAGE_BYTES; "
+        "keep it well below, so the events made from an input fit in a message.",
+    )
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=512 * 1024,
+        description="Largest message the worker sends (its producer's max_request_size; keep "
+        "it at or below the broker's message.max.bytes, about 1 MB by default). An event "
+        "that would be larger is a rejection of the input that caused it, never a crash.",
+    )
+    received_at_max_age_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="An inquiry dated further back than this is implausible (a finding; the "
+        "time it reached Leadflow counts as its arrival).",
+    )
+    received_at_max_ahead_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="An inquiry dated further ahead than this (clock skew) is implausible.",
     )
     http_requests_per_minute: int = Field(
         default=600, ge=1, description="Requests per minute per API key (429 above it)."
@@ -146,6 +176,20 @@ class Settings(BaseSettings):
     faust_log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
     )
+
+    @model_validator(mode="after")
+    def _inputs_fit_in_a_message(self) -> Settings:
+        if self.input_max_bytes > self.max_message_bytes:
+            raise ValueError(
+                f"input_max_bytes ({self.input_max_bytes}) is larger than max_message_bytes "
+                f"({self.max_message_bytes}); e.g. LEADFLOW_INPUT_MAX_BYTES=262144"
+            )
+        return self
+
+    def input_limit(self, spec: TopicSpec) -> int | None:
+        """The size limit of messages on `spec`: only outside producers' topics have one
+        (the worker's own events are measured when they are sent)."""
+        return self.input_max_bytes if spec.external else None
 
     @property
     def embedded_warehouse_dir(self) -> Path:
