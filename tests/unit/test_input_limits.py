@@ -5,16 +5,21 @@ never a silent change."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import faust
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
-from pipeline.app import Stage, faust_app
+from pipeline.app import EXIT_EMIT_FAILED, Emitted, Outgoing, Stage, faust_app
 from pipeline.capture import capture_inquiry
 from pipeline.enrichment import ReferenceData
 from pipeline.errors import ConfigError
@@ -168,6 +173,57 @@ def test_activities_kept_for_an_unknown_person_stay_within_one_message() -> None
     assert codes(rejected) == [("unattached_activities_too_large", None)]
     [kept] = book.waiting.values()
     assert len(kept) == 3 and len(orjson.dumps(kept)) <= book.waiting_max_bytes
+
+
+class Exited(Exception):
+    pass
+
+
+def run_agent(
+    stage: Stage, handle: Callable[[bytes | None, Position], Emitted], fail: Exception | None
+) -> list[Outgoing]:
+    """Two messages through a stage's loop, with a send that records or fails."""
+    sent: list[Outgoing] = []
+
+    async def send(message: Outgoing) -> None:
+        if fail is not None:
+            raise fail
+        sent.append(message)
+
+    async def messages() -> AsyncIterator[SimpleNamespace]:
+        for offset in (0, 1):
+            yield SimpleNamespace(
+                message=SimpleNamespace(topic="leads.activity", partition=0, offset=offset),
+                value=b'{"n": %d}' % offset,
+            )
+
+    stage.send = send  # type: ignore[method-assign]
+    stage.agent(TOPICS.activity, "loop", handle)
+    asyncio.run(stage.app.agents["loop"].fun(SimpleNamespace(events=messages)))
+    return sent
+
+
+def test_the_stage_goes_on_after_an_event_too_large(stage: Stage) -> None:
+    big, small = recorded(600_000), recorded(10)
+    sent = run_agent(stage, lambda raw, at: big if at.offset == 0 else small, fail=None)
+    assert [m.spec for m in sent] == [TOPICS.rejected, TOPICS.lead_activity]
+    assert b"output_too_large" in sent[0].value
+
+
+def test_a_send_that_fails_otherwise_still_stops_the_worker(
+    stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Broker down: the message must be read again after a restart, not committed past."""
+    exits: list[int] = []
+
+    def exit_(code: int) -> None:
+        exits.append(code)
+        raise Exited
+
+    monkeypatch.setattr(os, "_exit", exit_)
+    with pytest.raises(Exited):
+        run_agent(stage, lambda raw, at: recorded(10), fail=KafkaConnectionError())
+    assert exits == [EXIT_EMIT_FAILED]
 
 
 # --- non-finite numbers ---------------------------------------------------------------
