@@ -17,7 +17,9 @@ from types import SimpleNamespace
 import faust
 import orjson
 import pytest
+import structlog
 from aiokafka.errors import KafkaConnectionError
+from structlog.testing import capture_logs
 
 from pipeline.app import EXIT_EMIT_FAILED, Emitted, Outgoing, Stage, faust_app
 from pipeline.capture import capture_inquiry
@@ -37,6 +39,16 @@ from schemas.rejected import MessageRejected
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, identify, inquiry, new_book
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
+
+
+@pytest.fixture(autouse=True)
+def _plain_logging() -> None:
+    """The CLI tests leave the CLI's logging configured (loggers cached on first use,
+    printing to a captured stream that is closed by now): the stage's logger must not
+    be cached on it here, or a later test's log line fails."""
+    structlog.reset_defaults()
+
+
 LEAD = "6f1c3a4e-0000-4000-8000-000000000000"
 
 
@@ -144,7 +156,9 @@ def test_an_event_the_broker_would_refuse_is_a_rejection_of_its_input(stage: Sta
     small, big = recorded(1_000), recorded(600_000)
     [(event, message)] = stage.outgoing([small], raw, at, "attach-activity")
     assert event is small and message.spec == TOPICS.lead_activity
-    [(event, message)] = stage.outgoing([small, big], raw, at, "attach-activity")
+    with capture_logs() as logs:
+        [(event, message)] = stage.outgoing([small, big], raw, at, "attach-activity")
+    assert [(e["event"], e["log_level"]) for e in logs] == [("stage.output_too_large", "warning")]
     assert codes(event) == [("output_too_large", None)]  # and `small` is not sent either
     assert isinstance(event, MessageRejected) and event.payload.offset == 9
     assert message.spec == TOPICS.rejected and len(message.value) < 600_000
@@ -199,8 +213,16 @@ def run_agent(
 
     stage.send = send  # type: ignore[method-assign]
     stage.agent(TOPICS.activity, "loop", handle)
-    asyncio.run(stage.app.agents["loop"].fun(SimpleNamespace(events=messages)))
+    with capture_logs() as logs:
+        try:
+            asyncio.run(stage.app.agents["loop"].fun(SimpleNamespace(events=messages)))
+        finally:
+            LOGGED[:] = [(e["event"], e["log_level"]) for e in logs]
     return sent
+
+
+LOGGED: list[tuple[str, str]] = []
+"""The log lines of the last `run_agent`."""
 
 
 def test_the_stage_goes_on_after_an_event_too_large(stage: Stage) -> None:
@@ -208,6 +230,7 @@ def test_the_stage_goes_on_after_an_event_too_large(stage: Stage) -> None:
     sent = run_agent(stage, lambda raw, at: big if at.offset == 0 else small, fail=None)
     assert [m.spec for m in sent] == [TOPICS.rejected, TOPICS.lead_activity]
     assert b"output_too_large" in sent[0].value
+    assert ("stage.output_too_large", "warning") in LOGGED
 
 
 def test_a_send_that_fails_otherwise_still_stops_the_worker(
@@ -224,6 +247,7 @@ def test_a_send_that_fails_otherwise_still_stops_the_worker(
     with pytest.raises(Exited):
         run_agent(stage, lambda raw, at: recorded(10), fail=KafkaConnectionError())
     assert exits == [EXIT_EMIT_FAILED]
+    assert LOGGED == [("stage.emit_failed", "critical")]
 
 
 # --- non-finite numbers ---------------------------------------------------------------
