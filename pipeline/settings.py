@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         description="Largest request body any endpoint takes (413 above it); at most 1 MiB, "
         "the broker's default message size.",
     )
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=512 * 1024,
+        description="Largest message the worker sends (its producer's max_request_size; keep "
+        "it at or below the broker's message.max.bytes, about 1 MB by default). An event "
+        "that would be larger is a rejection of the input that caused it, never a crash.",
+    )
     input_max_bytes: int = Field(
         default=DEFAULT_INPUT_MAX_BYTES,
         ge=1024,
@@ -83,13 +90,6 @@ class Settings(BaseSettings):
         "(inquiries, activities, CRM outcomes: `external` in topics.yaml); a larger one is "
         "rejected as too_large and not stored in the warehouse. At most MAX_MESSAGE_BYTES; "
         "keep it well below, so the events made from an input fit in a message.",
-    )
-    max_message_bytes: int = Field(
-        default=1_000_000,
-        ge=512 * 1024,
-        description="Largest message the worker sends (its producer's max_request_size; keep "
-        "it at or below the broker's message.max.bytes, about 1 MB by default). An event "
-        "that would be larger is a rejection of the input that caused it, never a crash.",
     )
     received_at_max_age_days: float = Field(
         default=365.0,
@@ -177,14 +177,15 @@ class Settings(BaseSettings):
         default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
     )
 
-    @model_validator(mode="after")
-    def _inputs_fit_in_a_message(self) -> Settings:
-        if self.input_max_bytes > self.max_message_bytes:
+    @field_validator("input_max_bytes")
+    @classmethod
+    def _inputs_fit_in_a_message(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_message_bytes")
+        if largest is not None and value > largest:
             raise ValueError(
-                f"input_max_bytes ({self.input_max_bytes}) is larger than max_message_bytes "
-                f"({self.max_message_bytes}); e.g. LEADFLOW_INPUT_MAX_BYTES=262144"
+                f"{value} is more than LEADFLOW_MAX_MESSAGE_BYTES ({largest}); e.g. 262144"
             )
-        return self
+        return value
 
     def input_limit(self, spec: TopicSpec) -> int | None:
         """The size limit of messages on `spec`: only outside producers' topics have one

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -21,15 +19,14 @@ from pydantic import SecretStr
 from pipeline.kafka_admin import apply_topics
 from pipeline.messages import Position
 from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored
-from pipeline.settings import Settings
 from pipeline.topics import Topics, load_topics
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
 from schemas.rejected import MessageRejected
 from tests.conftest import isolated_settings, read_topic
+from tests.faults.test_hostile_input import KEY, Running, post
 from tests.unit.factories import inquiry
 
 TIMEOUT_S = 120.0
-KEY = "oversized-test-key"
 LIMIT = 1_000_000
 """Input limit = message limit here, so an input just below it makes an event above it."""
 FIVE_MB = "x" * 5_000_000
@@ -80,20 +77,6 @@ def outcome(outcome_id: str, amount: bytes = b"1000.5", **extra: object) -> byte
         **extra,
     }
     return orjson.dumps(body).replace(b"1000.5", amount)
-
-
-def post(settings: Settings, body: bytes) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(
-        settings.web_url + "/v1/inquiries",
-        data=body,
-        headers={"X-Api-Key": KEY, "Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read())
 
 
 async def wait_for(
@@ -166,12 +149,12 @@ def test_oversized_and_non_finite_input_is_rejected_and_the_worker_carries_on(
     with WorkerProcess(settings, tmp_path / "worker.log") as worker:
         sent, missing = asyncio.run(scenario())
         assert worker.process is not None and worker.process.poll() is None, "the worker died"
-        status, answer = post(settings, infinite_volume)
+        status, text = post(Running(settings, topics, worker), infinite_volume, "application/json")
         asyncio.run(wait_until_stored(settings))
         assert worker.process.poll() is None, "the worker died"
     assert missing == []
     assert status == 422
-    assert answer["errors"] == [
+    assert orjson.loads(text)["errors"] == [
         {
             "code": "invalid_finite_number",
             "message": "Input should be a finite number, not NaN or Infinity",
