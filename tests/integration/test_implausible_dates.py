@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.capture import capture_inquiry
 from pipeline.enrichment import enrich_lead
-from pipeline.identity import captured_as
+from pipeline.identity import Match, captured_as
 from pipeline.messages import Position
 from pipeline.nurture import fulfill_inquiry
 from pipeline.reporting import funnel_by_channel
@@ -40,7 +40,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     accepted = capture_inquiry(raw, Position("leads.inquiries", 0, 7), ARRIVED, POLICY, EXCLUSIONS)
     assert isinstance(accepted, InquiryAccepted)
     s.events.append((TOPICS.inquiries, Inquiry.model_validate_json(raw)))
-    captured = captured_as(accepted, lead_id("G"))
+    captured = captured_as(accepted, Match(lead_id("G")))
     s.first_capture["G"] = captured
     s.events.append((TOPICS.captured, captured))
     enriched = enrich_lead(captured, CHAIN)
