@@ -16,8 +16,8 @@ def register(stage: Stage) -> None:
     policy = Plausibility(
         settings.default_region,
         PostalTable.shipped(),
-        max_age=timedelta(days=settings.received_at_max_age_days),
-        max_ahead=timedelta(minutes=settings.received_at_max_ahead_minutes),
+        max_age=timedelta(days=settings.input_max_age_days),
+        max_ahead=timedelta(minutes=settings.inquiry_max_ahead_minutes),
     )
     limit = settings.input_limit(stage.topics.inquiries)
     stage.agent(

@@ -268,7 +268,9 @@ def consume(
         async for event in stream.events():
             message = event.message
             at = Position(message.topic, message.partition, message.offset)
-            decoded = decode(model, event.value, at, name, limit)
+            decoded = decode(
+                model, event.value, at, name, limit, stage.settings.oldest_input(source)
+            )
             if isinstance(decoded, MessageRejected):
                 if rejects:
                     await stage.emit(decoded)

@@ -49,7 +49,8 @@ def register(stage: Stage) -> None:
         return book.identify_activity(unattached, at, utcnow())
 
     def attach_activity(raw: bytes | None, at: Position) -> Emitted:
-        activity = decode(Activity, raw, at, "attach-activity", limit)
+        oldest = stage.settings.oldest_input(stage.topics.activity)
+        activity = decode(Activity, raw, at, "attach-activity", limit, oldest)
         if isinstance(activity, MessageRejected):
             return activity
         return route_activity(activity, raw or b"", at, region, utcnow())

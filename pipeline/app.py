@@ -236,7 +236,7 @@ class Stage:
         limit = self.settings.input_limit(source)
 
         def handle(raw: bytes | None, at: Position) -> Emitted:
-            decoded = decode(model, raw, at, name, limit)
+            decoded = decode(model, raw, at, name, limit, self.settings.oldest_input(source))
             if not isinstance(decoded, MessageRejected):
                 return step(decoded)
             if rejects:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import orjson
@@ -36,10 +37,16 @@ class Position:
 
 
 def decode(
-    model: type[M], raw: bytes | None, at: Position, stage: str, max_bytes: int | None = None
+    model: type[M],
+    raw: bytes | None,
+    at: Position,
+    stage: str,
+    max_bytes: int | None = None,
+    oldest: datetime | None = None,
 ) -> M | MessageRejected:
     """The message as `model`, or its rejection; `max_bytes` limits what outside
-    producers may send (a gzip-compressed batch passes the broker at any size)."""
+    producers may send (a gzip-compressed batch passes the broker at any size), and
+    an input that says it happened (`occurred_at`) before `oldest` is implausible."""
     if raw is None:
         return reject(
             b"", at, stage, [Reason(code="empty_message", message="The message has no value.")]
@@ -51,9 +58,19 @@ def decode(
         )
         return reject(raw, at, stage, [too_large], source=best_effort_source(raw))
     try:
-        return model.model_validate_json(raw)
+        decoded = model.model_validate_json(raw)
     except ValidationError as exc:
         return reject(raw, at, stage, reasons_from(exc), source=best_effort_source(raw))
+    occurred = getattr(decoded, "occurred_at", None)
+    if oldest is not None and isinstance(occurred, datetime) and occurred < oldest:
+        implausible = Reason(
+            code="occurred_at_implausible",
+            message=f"Dated {occurred.isoformat()}, before {oldest.date().isoformat()}: a "
+            "clock that is wrong, not a fact to measure reports by.",
+            field="occurred_at",
+        )
+        return reject(raw, at, stage, [implausible])
+    return decoded
 
 
 def best_effort_source(raw: bytes | None) -> Source | None:

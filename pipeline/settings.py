@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pipeline.errors import ConfigError
 from pipeline.identity import NAME_MATCH
 from pipeline.messages import DEFAULT_INPUT_MAX_BYTES
+from schemas.envelope import utcnow
 
 if TYPE_CHECKING:
     from pipeline.topics import TopicSpec
@@ -91,13 +93,14 @@ class Settings(BaseSettings):
         "rejected as too_large and not stored in the warehouse. At most MAX_MESSAGE_BYTES; "
         "keep it well below, so the events made from an input fit in a message.",
     )
-    received_at_max_age_days: float = Field(
+    input_max_age_days: float = Field(
         default=365.0,
         gt=0,
-        description="An inquiry dated further back than this is implausible (a finding; the "
-        "time it reached Leadflow counts as its arrival).",
+        description="An input dated further back than this is implausible: an inquiry gets a "
+        "finding (the time it reached Leadflow counts as its arrival), an activity or CRM "
+        "outcome is rejected (occurred_at_implausible), so no report measures from 1970.",
     )
-    received_at_max_ahead_minutes: float = Field(
+    inquiry_max_ahead_minutes: float = Field(
         default=60.0,
         ge=0,
         description="An inquiry dated further ahead than this (clock skew) is implausible.",
@@ -191,6 +194,11 @@ class Settings(BaseSettings):
         """The size limit of messages on `spec`: only outside producers' topics have one
         (the worker's own events are measured when they are sent)."""
         return self.input_max_bytes if spec.external else None
+
+    def oldest_input(self, spec: TopicSpec) -> datetime | None:
+        """The earliest plausible `occurred_at` of a message on `spec`, now (outside
+        producers' topics only; the worker's own events carry its own clock)."""
+        return utcnow() - timedelta(days=self.input_max_age_days) if spec.external else None
 
     @property
     def embedded_warehouse_dir(self) -> Path:

@@ -1,9 +1,10 @@
 """Messages the broker lets through but no stage may pass on, against the running
 worker: 5 MB activities, outcomes and inquiries sent gzip-compressed (the broker
 checks the compressed batch), an activity whose event would be just over the
-message limit, and numbers that are not numbers. Each is in leads.rejected with
-its reason, the worker lives on, the next inquiry is processed, and the
-warehouse holds no oversized content."""
+message limit, numbers that are not numbers, and an activity and an outcome
+dated 1970. Each is in leads.rejected with its reason, the worker lives on, the
+next inquiry is processed, and the warehouse holds no oversized content and no
+1970 contact."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pipeline.messages import Position
 from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored
 from pipeline.topics import Topics, load_topics
 from pipeline.warehouse import EVENTS_TABLE, open_warehouse
+from schemas.envelope import utcnow
 from schemas.rejected import MessageRejected
 from tests.conftest import isolated_settings, read_topic
 from tests.faults.test_hostile_input import KEY, Running, post
@@ -48,10 +50,14 @@ async def publish_gzip(bootstrap: str, topic: str, values: list[bytes]) -> list[
     return [Position(r.topic, r.partition, r.offset) for r in records]
 
 
-def activity(activity_id: str, **details: object) -> dict[str, object]:
+NOW = utcnow().isoformat()
+ZERO = "1970-01-01T00:00:00+00:00"
+
+
+def activity(activity_id: str, occurred_at: str = NOW, **details: object) -> dict[str, object]:
     return {
         "activity_id": activity_id,
-        "occurred_at": "2026-11-22T10:00:00+00:00",
+        "occurred_at": occurred_at,
         "activity_type": "page_view",
         "lead_id": str(uuid.uuid4()),
         "details": details,
@@ -67,11 +73,13 @@ def just_below(limit: int) -> bytes:
     return raw
 
 
-def outcome(outcome_id: str, amount: bytes = b"1000.5", **extra: object) -> bytes:
+def outcome(
+    outcome_id: str, amount: bytes = b"1000.5", occurred_at: str = NOW, **extra: object
+) -> bytes:
     body = {
         "outcome_id": outcome_id,
         "lead_id": str(uuid.uuid4()),
-        "occurred_at": "2026-11-22T10:00:00+00:00",
+        "occurred_at": occurred_at,
         "outcome": "won",
         "amount_eur": 1000.5,
         **extra,
@@ -120,15 +128,23 @@ def test_oversized_and_non_finite_input_is_rejected_and_the_worker_carries_on(
         watcher = OutcomeWatcher(kafka, topics)
         await watcher.start()
         try:
-            big_activity, edge = await publish_gzip(
+            big_activity, edge, old_activity = await publish_gzip(
                 kafka,
                 topics.activity.name,
-                [orjson.dumps(activity("big", blob=FIVE_MB)), just_below(LIMIT)],
+                [
+                    orjson.dumps(activity("big", blob=FIVE_MB)),
+                    just_below(LIMIT),
+                    orjson.dumps(activity("old", occurred_at=ZERO)),
+                ],
             )
-            big_outcome, nan_outcome = await publish_gzip(
+            big_outcome, nan_outcome, old_outcome = await publish_gzip(
                 kafka,
                 topics.feedback.name,
-                [outcome("big-won", blob=FIVE_MB), outcome("nan-won", amount=b"NaN")],
+                [
+                    outcome("big-won", blob=FIVE_MB),
+                    outcome("nan-won", amount=b"NaN"),
+                    outcome("old-won", occurred_at=ZERO),
+                ],
             )
             big_inquiry, infinite, after = await publish_gzip(
                 kafka, topics.inquiries.name, [huge_inquiry, infinite_volume, good]
@@ -136,8 +152,10 @@ def test_oversized_and_non_finite_input_is_rejected_and_the_worker_carries_on(
             sent = {
                 "big_activity": big_activity,
                 "edge_activity": edge,
+                "old_activity": old_activity,
                 "big_outcome": big_outcome,
                 "nan_outcome": nan_outcome,
+                "old_outcome": old_outcome,
                 "big_inquiry": big_inquiry,
                 "infinite": infinite,
             }
@@ -169,6 +187,9 @@ def test_oversized_and_non_finite_input_is_rejected_and_the_worker_carries_on(
     assert found[sent["nan_outcome"].ref] == [
         ("requalify-feedback", "invalid_finite_number", "amount_eur")
     ]  # once: crm-feedback and nurture-feedback leave the rejection to requalify-feedback
+    old = ("occurred_at_implausible", "occurred_at")
+    assert found[sent["old_activity"].ref] == [("attach-activity", *old)]
+    assert found[sent["old_outcome"].ref] == [("requalify-feedback", *old)]
     assert found[sent["big_inquiry"].ref] == [("capture", "too_large", None)]
     assert found[sent["infinite"].ref] == [
         ("capture", "invalid_finite_number", "answers.order_volume_eur")
@@ -191,5 +212,7 @@ def test_oversized_and_non_finite_input_is_rejected_and_the_worker_carries_on(
     for name in ("big_activity", "big_outcome", "big_inquiry"):
         row = by_ref[sent[name].ref]
         assert (row["event_type"], row["size"] < 100) == ("Oversized", True), name
+    for name in ("old_activity", "old_outcome"):
+        assert by_ref[sent[name].ref]["event_type"] == "Implausible", name
     assert max(r["size"] for r in rows) <= LIMIT
     assert outcomes == [{"n": 0}]  # the 5 MB "won" is no win in the warehouse

@@ -1,10 +1,12 @@
 """An inquiry a channel dated 1970 on the real embedded warehouse (chdb): the
 reports measure it from its arrival, so speed to lead and the answer times are
-not thrown off by 1.8 billion seconds, and the lead says what happened."""
+not thrown off by 1.8 billion seconds, and the lead says what happened. A CRM
+outcome dated 1970 is no first contact."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -15,11 +17,12 @@ from pipeline.enrichment import enrich_lead
 from pipeline.identity import Match, captured_as
 from pipeline.messages import Position
 from pipeline.nurture import fulfill_inquiry
-from pipeline.reporting import funnel_by_channel
+from pipeline.reporting import event_row, funnel_by_channel
 from pipeline.reports import parse_params, run_report
 from pipeline.rules import load_rules
 from pipeline.settings import PROJECT_ROOT
 from pipeline.warehouse import EVENTS_TABLE, EmbeddedWarehouse, Warehouse, load_migrations, migrate
+from schemas.inputs import CrmOutcome
 from schemas.inquiry import Inquiry
 from schemas.lead import InquiryAccepted
 from tests.integration.report_scenario import TOPICS, day, lead_id, scenario
@@ -34,7 +37,8 @@ ARRIVED = day(3)
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     """The report scenario's six leads and G, a web-form inquiry dated 1970 that
-    reached Leadflow on day 3, was answered 2 s and routed 10 s later."""
+    reached Leadflow on day 3, was answered 2 s and routed 10 s later; a CRM whose
+    clock says 1970 reports G contacted (the sink stores what the stages refused)."""
     s = scenario()
     raw = orjson.dumps(inquiry(inquiry_id="g-1970", received_at="1970-01-01T00:00:00+00:00"))
     accepted = capture_inquiry(raw, Position("leads.inquiries", 0, 7), ARRIVED, POLICY, EXCLUSIONS)
@@ -49,7 +53,19 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     s.assigned("G", day(3, seconds=10), "dach-north", "anna.schmidt", q)
     w = EmbeddedWarehouse(Path(tmp_path_factory.mktemp("warehouse")))
     migrate(w, load_migrations())
-    w.insert(EVENTS_TABLE, s.rows())
+    contacted = CrmOutcome(
+        outcome_id="g-contacted",
+        lead_id=lead_id("G"),
+        occurred_at=datetime(1970, 1, 1, tzinfo=UTC),
+        outcome="contacted",
+    )
+    crm_row = event_row(
+        TOPICS.feedback,
+        contacted.model_dump_json().encode(),
+        Position(TOPICS.feedback.name, 0, 1),
+        oldest=ARRIVED - timedelta(days=365),
+    )
+    w.insert(EVENTS_TABLE, [*s.rows(), crm_row])
     yield w
     w.close()
 
@@ -71,6 +87,10 @@ def test_speed_to_lead_does_not_average_in_1970(warehouse: Warehouse) -> None:
     assert total["routed"] == 5
     assert total["median_seconds_to_route"] == 3620.0
     assert total["p90_seconds_to_route"] == round(3630 + 0.6 * (608430 - 3630), 1)
+    # the contact dated 1970 is not G's first contact: A, B, C and F as in test_reports
+    assert total["contacted"] == 4
+    assert total["median_minutes_to_contact"] == 135.0
+    assert total["contacted_within_5_min"] == 0.2
 
 
 def test_the_answer_to_the_1970_inquiry_counts_as_on_time(warehouse: Warehouse) -> None:

@@ -305,6 +305,40 @@ def test_the_http_intake_names_a_non_finite_number(number: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    ("model", "topic", "body"),
+    [
+        (Activity, "leads.activity", activity(occurred_at="1970-01-01T00:00:00+00:00")),
+        (CrmOutcome, "crm.feedback", outcome(occurred_at="1970-01-01T00:00:00+00:00")),
+    ],
+    ids=["activity", "outcome"],
+)
+def test_an_activity_or_outcome_dated_1970_is_rejected_and_not_reported(
+    model: type[Activity | CrmOutcome], topic: str, body: dict[str, object]
+) -> None:
+    raw = orjson.dumps(body)
+    oldest = NOW - timedelta(days=365)
+    assert codes(decode(model, raw, AT, "requalify-feedback", oldest=oldest)) == [
+        ("occurred_at_implausible", "occurred_at")
+    ]
+    spec = TOPICS.by_name(topic)
+    row = event_row(spec, raw, Position(topic, 0, 3), oldest=oldest)
+    assert (row["event_type"], row["lead_id"], row["payload"]) == (
+        "Implausible",
+        None,
+        raw.decode(),
+    )
+    recent = orjson.dumps({**body, "occurred_at": (oldest + timedelta(days=1)).isoformat()})
+    assert isinstance(decode(model, recent, AT, "requalify-feedback", oldest=oldest), model)
+    assert event_row(spec, recent, AT, oldest=oldest)["lead_id"] == LEAD
+
+
+def test_only_inputs_from_outside_are_held_to_a_plausible_date() -> None:
+    settings = load_settings()
+    dated = {spec.name for spec in TOPICS.all() if settings.oldest_input(spec) is not None}
+    assert dated == {"leads.inquiries", "leads.activity", "crm.feedback"}
+
+
+@pytest.mark.parametrize(
     ("offset", "plausible"),
     [
         (timedelta(days=-364), True),
