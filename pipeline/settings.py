@@ -90,8 +90,9 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest message taken from a topic outside producers write to "
         "(inquiries, activities, CRM outcomes: `external` in topics.yaml); a larger one is "
-        "rejected as too_large and not stored in the warehouse. At most MAX_MESSAGE_BYTES; "
-        "keep it well below, so the events made from an input fit in a message.",
+        "rejected as too_large and not stored in the warehouse. At most "
+        "LEADFLOW_MAX_MESSAGE_BYTES; keep it well below, so the events made from an input fit "
+        "in a message.",
     )
     input_max_age_days: float = Field(
         default=365.0,
