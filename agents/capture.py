@@ -3,6 +3,8 @@ inquiries, or rejections."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pipeline.app import Stage
 from pipeline.capture import capture_inquiry
 from pipeline.plausibility import Plausibility, PostalTable
@@ -10,9 +12,16 @@ from schemas.envelope import utcnow
 
 
 def register(stage: Stage) -> None:
-    policy = Plausibility(stage.settings.default_region, PostalTable.shipped())
+    settings = stage.settings
+    policy = Plausibility(
+        settings.default_region,
+        PostalTable.shipped(),
+        max_age=timedelta(days=settings.input_max_age_days),
+        max_ahead=timedelta(minutes=settings.inquiry_max_ahead_minutes),
+    )
+    limit = settings.input_limit(stage.topics.inquiries)
     stage.agent(
         stage.topics.inquiries,
         "capture",
-        lambda raw, at: capture_inquiry(raw, at, utcnow(), policy, stage.rules.exclusions),
+        lambda raw, at: capture_inquiry(raw, at, utcnow(), policy, stage.rules.exclusions, limit),
     )

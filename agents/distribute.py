@@ -262,12 +262,15 @@ def consume(
 ) -> None:
     """An agent that only updates state; what it cannot decode goes to leads.rejected,
     unless another agent of the topic already puts it there (`rejects=False`)."""
+    limit = stage.settings.input_limit(source)
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             at = Position(message.topic, message.partition, message.offset)
-            decoded = decode(model, event.value, at, name)
+            decoded = decode(
+                model, event.value, at, name, limit, stage.settings.oldest_input(source)
+            )
             if isinstance(decoded, MessageRejected):
                 if rejects:
                     await stage.emit(decoded)

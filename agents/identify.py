@@ -20,6 +20,9 @@ from schemas.inputs import Activity
 from schemas.lead import ActivityUnattached, CorrectIdentity, IdentityClaimed
 from schemas.rejected import MessageRejected
 
+CHANGELOG_RESERVE = 4096
+"""Room in a changelog message for its key and record overhead."""
+
 
 def register(stage: Stage) -> None:
     json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
@@ -28,8 +31,10 @@ def register(stage: Stage) -> None:
         leads=stage.app.Table("identity-lead", partitions=partitions, schema=json),
         waiting=stage.app.Table("identity-waiting-activities", partitions=partitions, schema=json),
         name_match=stage.settings.identity_name_match,
+        waiting_max_bytes=stage.settings.max_message_bytes - CHANGELOG_RESERVE,
     )
     region = stage.settings.default_region
+    limit = stage.settings.input_limit(stage.topics.activity)
 
     def claim(claimed: IdentityClaimed) -> Emitted:
         return book.record(claimed, utcnow())
@@ -44,7 +49,8 @@ def register(stage: Stage) -> None:
         return book.identify_activity(unattached, at, utcnow())
 
     def attach_activity(raw: bytes | None, at: Position) -> Emitted:
-        activity = decode(Activity, raw, at, "attach-activity")
+        oldest = stage.settings.oldest_input(stage.topics.activity)
+        activity = decode(Activity, raw, at, "attach-activity", limit, oldest)
         if isinstance(activity, MessageRejected):
             return activity
         return route_activity(activity, raw or b"", at, region, utcnow())

@@ -46,6 +46,9 @@ def register(stage: Stage) -> None:
                 await (await rejected.send(key=None, value=event.model_dump_json().encode()))
                 errors = [r.model_dump() for r in result]
                 return self.json({"errors": errors}, status=422)
+            if len(result.value) > settings.input_max_bytes:  # capture would refuse it
+                error = f"body over {settings.input_max_bytes} bytes as an inquiry"
+                return self.json({"error": error}, status=413)
             sent = inquiries.send(key=result.inquiry_id.encode(), value=result.value)
             await (await sent)  # the broker's ack (acks=all), not just the buffer
             return self.json({"inquiry_id": result.inquiry_id}, status=202)

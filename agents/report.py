@@ -122,8 +122,11 @@ class WarehouseSink(Service):
                 spec = self.topics.by_name(tp.topic)
                 if not self._rows:
                     self._batch_started = time.monotonic()
+                limit, oldest = self.settings.input_limit(spec), self.settings.oldest_input(spec)
                 self._rows.extend(
-                    event_row(spec, r.value, Position(r.topic, r.partition, r.offset))
+                    event_row(
+                        spec, r.value, Position(r.topic, r.partition, r.offset), limit, oldest
+                    )
                     for r in records
                 )
                 self._offsets[tp] = records[-1].offset + 1

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 import structlog
 from aiohttp import web as aiohttp_web
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.web import Request, View
 from pydantic import SecretStr
 
@@ -28,7 +29,8 @@ from pipeline.access import (
     presented_key,
 )
 from pipeline.enrichment import ReferenceData
-from pipeline.messages import Position, decode, reject
+from pipeline.errors import EventTooLarge
+from pipeline.messages import Position, best_effort_source, decode, reject
 from pipeline.rules import Rules
 from pipeline.settings import Settings
 from pipeline.topics import ChangelogSpec, Topics, TopicSpec
@@ -46,6 +48,15 @@ Handler = Callable[[bytes | None, Position], Emitted]
 Keys = Callable[[Settings], Mapping[str, SecretStr]]
 """Whose keys open an endpoint: `operator_keys`, or e.g. the channels' intake keys."""
 CALLER = aiohttp_web.RequestKey("leadflow.caller", str)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """An encoded event and the topic it goes to."""
+
+    spec: TopicSpec
+    key: bytes | None
+    value: bytes
 
 
 @dataclass
@@ -141,10 +152,42 @@ class Stage:
             )
         return self._channels[spec.name]
 
+    def encode(self, event: EventBase) -> Outgoing:
+        """The event as the message for the topic whose value model is its type, measured
+        as the producer measures it: larger than `max_message_bytes` is `EventTooLarge`."""
+        spec = self._by_model[type(event)]
+        key, value = event.key(), event.model_dump_json().encode()
+        size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+        limit = self.settings.max_message_bytes
+        if size > limit:
+            raise EventTooLarge(
+                f"{event.event_type} would be {size} bytes on {spec.name}; "
+                f"a message may have at most {limit}."
+            )
+        return Outgoing(spec, key, value)
+
+    async def send(self, message: Outgoing) -> None:
+        await self.channel(message.spec).send(key=message.key, value=message.value)
+
     async def emit(self, event: EventBase) -> None:
         """Send to the topic whose value model is the event's type."""
-        spec = self._by_model[type(event)]
-        await self.channel(spec).send(key=event.key(), value=event.model_dump_json().encode())
+        await self.send(self.encode(event))
+
+    def outgoing(
+        self, result: Emitted, raw: bytes | None, at: Position, name: str
+    ) -> list[tuple[EventBase, Outgoing]]:
+        """What a step's result sends: every event measured before any is sent, so an
+        event the broker would refuse makes the step's input a rejection (the input is
+        what cannot be processed) instead of a failed send that stops the worker and
+        meets the same message again after every restart."""
+        events = [result] if isinstance(result, EventBase) else list(result or [])
+        try:
+            return [(event, self.encode(event)) for event in events]
+        except EventTooLarge as exc:
+            log.warning("stage.output_too_large", stage=name, at=at.ref, error=str(exc))
+            reason = Reason(code="output_too_large", message=str(exc))
+            rejection = reject(raw or b"", at, name, [reason], best_effort_source(raw))
+            return [(rejection, self.encode(rejection))]
 
     def agent(self, source: TopicSpec, name: str, handle: Handler) -> None:
         """Consume `source`, call the domain step, emit what it returns.
@@ -164,9 +207,9 @@ class Stage:
                     reason = Reason(code="stage_error", message=f"{type(exc).__name__}: {exc}")
                     result = reject(event.value or b"", at, name, [reason])
                 # None: the step recorded the message in its state only
-                for emitted in [result] if isinstance(result, EventBase) else result or []:
+                for emitted, outgoing in self.outgoing(result, event.value, at, name):
                     try:
-                        await self.emit(emitted)
+                        await self.send(outgoing)
                     except Exception:
                         # Faust would ack this message anyway and commit past it. Dying
                         # before the next commit means it is read again after a restart.
@@ -190,9 +233,10 @@ class Stage:
         consumer already puts bad bytes in `leads.rejected`, once.
         """
         model = source.model
+        limit = self.settings.input_limit(source)
 
         def handle(raw: bytes | None, at: Position) -> Emitted:
-            decoded = decode(model, raw, at, name)
+            decoded = decode(model, raw, at, name, limit, self.settings.oldest_input(source))
             if not isinstance(decoded, MessageRejected):
                 return step(decoded)
             if rejects:
@@ -248,6 +292,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         topic_partitions=partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=settings.max_message_bytes,
         broker_commit_interval=settings.commit_interval_seconds,
         producer_linger_ms=settings.producer_linger_ms,
         broker_session_timeout=settings.session_timeout_seconds,

@@ -11,8 +11,12 @@ from pydantic.json_schema import models_json_schema
 
 from pipeline.topics import Topics
 
-INPUT_ROLES = {"inquiries", "activity", "feedback"}
-"""Topics Leadflow receives from channels and CRMs; it sends on all others."""
+INPUT_NOTE = (
+    " Leadflow receives this topic (`external` in topics.yaml): a message may have at most "
+    "LEADFLOW_INPUT_MAX_BYTES (256 KiB by default), also when the producer compresses it, and "
+    "numbers must be finite (no NaN, Infinity or 1e400); anything else is rejected on "
+    "leads.rejected with a reason."
+)
 CONSUMER_NOTES = {
     "sales_ready": " Example consumer: `leadflow crm-bridge --url URL` (pipeline/crm_bridge.py) "
     "reads this topic with isolation_level=read_committed in its own consumer group, POSTs "
@@ -59,11 +63,13 @@ def asyncapi_document(topics: Topics, version: str) -> dict[str, Any]:
         }
         channels[role] = {
             "address": spec.name,
-            "description": spec.description + CONSUMER_NOTES.get(role, ""),
+            "description": spec.description
+            + CONSUMER_NOTES.get(role, "")
+            + (INPUT_NOTE if spec.external else ""),
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
             "bindings": {"kafka": {"topic": spec.name, "partitions": spec.partitions}},
         }
-        action = "receive" if role in INPUT_ROLES else "send"
+        action = "receive" if spec.external else "send"
         operations[f"{action}_{role}"] = {
             "action": action,
             "channel": {"$ref": f"#/channels/{role}"},

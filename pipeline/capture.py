@@ -7,17 +7,15 @@ from datetime import datetime, timedelta
 
 from pipeline.exclusion import EXCLUDED, ExclusionPolicy, exclusion_for
 from pipeline.identity import identity_keys
-from pipeline.messages import Position, best_effort_source, decode, reject
+from pipeline.messages import DEFAULT_INPUT_MAX_BYTES, Position, decode, reject
 from pipeline.nurture import recipient
-from pipeline.plausibility import Plausibility, check_contact
+from pipeline.plausibility import Plausibility, check_contact, check_received
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
 from schemas.lead import InquiryAccepted, LeadProfile, Touch, TouchScheduled
-from schemas.rejected import MessageRejected, Reason
+from schemas.rejected import MessageRejected
 
 STAGE = "capture"
-MAX_INQUIRY_BYTES = 256 * 1024
-"""Far above any real form or mail; larger bodies are junk or an attack."""
 
 
 def inquiry_key(inquiry: Inquiry, at: Position) -> str:
@@ -42,23 +40,18 @@ def capture_inquiry(
     now: datetime,
     policy: Plausibility,
     exclusions: ExclusionPolicy,
+    max_bytes: int | None = DEFAULT_INPUT_MAX_BYTES,
 ) -> InquiryAccepted | TouchScheduled | MessageRejected:
     """A plausible inquiry goes on to identity resolution; an excluded one only gets
     its answer."""
-    if raw is not None and len(raw) > MAX_INQUIRY_BYTES:
-        too_large = Reason(
-            code="too_large",
-            message=f"{len(raw)} bytes; an inquiry may have at most {MAX_INQUIRY_BYTES}.",
-        )
-        return reject(raw, at, STAGE, [too_large], source=best_effort_source(raw))
-    inquiry = decode(Inquiry, raw, at, STAGE)
+    inquiry = decode(Inquiry, raw, at, STAGE, max_bytes)
     if isinstance(inquiry, MessageRejected):
         return inquiry
     checked = check_contact(inquiry.contact, policy)
     if checked.blocking:
         return reject(raw or b"", at, STAGE, checked.blocking, source=inquiry.source)
     key = inquiry_key(inquiry, at)
-    received = inquiry.received_at or now
+    received, dated = check_received(inquiry.received_at, now, policy)
     inquiry = inquiry.model_copy(update={"contact": checked.contact})
     excluded = exclusion_for(inquiry, policy.default_region, exclusions)
     if excluded is not None:
@@ -98,6 +91,6 @@ def capture_inquiry(
             product_interest=inquiry.product_interest,
             answers=inquiry.answers,
             consent=inquiry.consent,
-            findings=checked.findings,
+            findings=[*checked.findings, *dated],
         ),
     )

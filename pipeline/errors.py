@@ -35,3 +35,8 @@ class WorkerRecovering(LeadflowError):
 class BadRequest(LeadflowError):
     """A caller's request that cannot be run as asked (unknown report, bad
     parameter, SQL that is not one read-only query): HTTP 400, CLI exit 1."""
+
+
+class EventTooLarge(LeadflowError):
+    """An event would be larger than the producer and broker take (`max_message_bytes`):
+    the input that caused it is rejected instead, the stage goes on."""

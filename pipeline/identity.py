@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, NotRequired, TypedDict, cast
 
+import orjson
 from rapidfuzz import fuzz
 
 from pipeline.messages import Position, reject
@@ -514,6 +515,9 @@ class IdentityBook:
     leads: MutableMapping[str, Stored]
     waiting: MutableMapping[str, list[str]]
     name_match: float
+    waiting_max_bytes: int = 900_000
+    """The waiting activities of one key are one table value, so one changelog message:
+    it must stay below what the broker takes (`LEADFLOW_MAX_MESSAGE_BYTES`)."""
 
     def identify(self, accepted: InquiryAccepted) -> list[EventBase]:
         """One step of an inquiry's walk (see `resolve_identity`)."""
@@ -566,5 +570,13 @@ class IdentityBook:
         now_waiting = keep_waiting(kept, activity, at)
         if isinstance(now_waiting, MessageRejected):
             return now_waiting
-        self.waiting[pseudonym(key)] = [a.model_dump_json() for a in now_waiting]
+        encoded = [a.model_dump_json() for a in now_waiting]
+        if len(orjson.dumps(encoded)) > self.waiting_max_bytes:  # the table's changelog record
+            full = Reason(
+                code="unattached_activities_too_large",
+                message=f"The activities waiting for this unknown person would take more "
+                f"than {self.waiting_max_bytes} bytes.",
+            )
+            return reject(activity.model_dump_json().encode(), at, "identify-activity", [full])
+        self.waiting[pseudonym(key)] = encoded
         return None

@@ -10,10 +10,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+import pydantic_core
 from pydantic import ValidationError
 
 from pipeline.messages import Position, reasons_from
-from schemas.inquiry import Inquiry
+from schemas.inquiry import FINITE_NUMBER, Inquiry, non_finite_at
 from schemas.rejected import Reason
 
 CONTACT_FIELDS = (
@@ -59,7 +60,7 @@ def parse_submission(
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return [Reason(code="not_json", message=str(exc))]
+            return [non_finite(body) or Reason(code="not_json", message=str(exc))]
         if not isinstance(data, dict):
             return [Reason(code="not_an_object", message="The body must be a JSON object.")]
     source = data.setdefault("source", {})
@@ -83,6 +84,22 @@ def parse_submission(
     except ValidationError as exc:
         return reasons_from(exc)
     return Accepted(inquiry_id=inquiry.inquiry_id or "", value=value)
+
+
+def non_finite(body: bytes) -> Reason | None:
+    """Why a body orjson refused is still not an inquiry, if it is JSON but for a NaN,
+    Infinity or 1e400 (numbers JSON output would turn into null unnoticed)."""
+    try:
+        where = non_finite_at(pydantic_core.from_json(body))
+    except ValueError:
+        return None
+    if where is None:
+        return None
+    return Reason(
+        code=f"invalid_{FINITE_NUMBER}",
+        message="Input should be a finite number, not NaN or Infinity",
+        field=".".join(map(str, where)),
+    )
 
 
 def form_to_inquiry(fields: dict[str, list[str]]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import orjson
@@ -17,6 +18,9 @@ M = TypeVar("M", bound=BaseModel)
 MAX_ORIGINAL_BYTES = 256 * 1024
 """A rejection copies at most this much of the original, so it always fits in a
 Kafka message (1 MB by default) and a poison message cannot block a stage."""
+DEFAULT_INPUT_MAX_BYTES = 256 * 1024
+"""Far above any real form, mail, tracked activity or CRM update; a larger message
+from outside is junk or an attack (`LEADFLOW_INPUT_MAX_BYTES`)."""
 
 
 @dataclass(frozen=True)
@@ -32,15 +36,41 @@ class Position:
         return f"{self.topic}/{self.partition}/{self.offset}"
 
 
-def decode(model: type[M], raw: bytes | None, at: Position, stage: str) -> M | MessageRejected:
+def decode(
+    model: type[M],
+    raw: bytes | None,
+    at: Position,
+    stage: str,
+    max_bytes: int | None = None,
+    oldest: datetime | None = None,
+) -> M | MessageRejected:
+    """The message as `model`, or its rejection; `max_bytes` limits what outside
+    producers may send (a gzip-compressed batch passes the broker at any size), and
+    an input that says it happened (`occurred_at`) before `oldest` is implausible."""
     if raw is None:
         return reject(
             b"", at, stage, [Reason(code="empty_message", message="The message has no value.")]
         )
+    if max_bytes is not None and len(raw) > max_bytes:
+        too_large = Reason(
+            code="too_large",
+            message=f"{len(raw)} bytes; a message on {at.topic} may have at most {max_bytes}.",
+        )
+        return reject(raw, at, stage, [too_large], source=best_effort_source(raw))
     try:
-        return model.model_validate_json(raw)
+        decoded = model.model_validate_json(raw)
     except ValidationError as exc:
         return reject(raw, at, stage, reasons_from(exc), source=best_effort_source(raw))
+    occurred = getattr(decoded, "occurred_at", None)
+    if oldest is not None and isinstance(occurred, datetime) and occurred < oldest:
+        implausible = Reason(
+            code="occurred_at_implausible",
+            message=f"Dated {occurred.isoformat()}, before {oldest.date().isoformat()}: a "
+            "clock that is wrong, not a fact to measure reports by.",
+            field="occurred_at",
+        )
+        return reject(raw, at, stage, [implausible])
+    return decoded
 
 
 def best_effort_source(raw: bytes | None) -> Source | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from importlib import resources
 
 import phonenumbers
@@ -57,6 +58,10 @@ def city_key(city: str) -> str:
 class Plausibility:
     default_region: str
     postal: PostalTable
+    max_age: timedelta = timedelta(days=365)
+    """An inquiry dated further back is implausible (a channel's clock at 1970)."""
+    max_ahead: timedelta = timedelta(hours=1)
+    """An inquiry dated further ahead is implausible (more than clock skew)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,31 @@ def check_contact(contact: Contact, policy: Plausibility) -> Checked:
         update={"email": email, "phone": phone, "postal_code": postal_code}
     )
     return Checked(normalised, blocking, findings)
+
+
+def check_received(
+    received_at: datetime | None, now: datetime, policy: Plausibility
+) -> tuple[datetime, list[Reason]]:
+    """When the inquiry arrived, and a finding if the channel's own date cannot be it.
+
+    An implausible date counts as no date: the time the inquiry reached
+    Leadflow stands in, as for a channel that sends none, so response times and
+    stage durations in the reports are not measured from 1970. The channel's
+    date stays on the lead in the finding, nothing is changed silently.
+    """
+    if received_at is None:
+        return now, []
+    if now - policy.max_age <= received_at <= now + policy.max_ahead:
+        return received_at, []
+    when = "before" if received_at < now else "after"
+    finding = Reason(
+        code="received_at_implausible",
+        message=f"The channel dated the inquiry {received_at.isoformat()}, "
+        f"{abs(now - received_at).days} days {when} it arrived; its arrival "
+        f"{now.isoformat()} is used instead.",
+        field="received_at",
+    )
+    return now, [finding]
 
 
 def _email(email: str | None, blocking: list[Reason]) -> str | None:

@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from pipeline.capture import inquiry_key, lead_id_for
@@ -17,8 +18,31 @@ from schemas.inputs import Activity, CrmOutcome
 from schemas.inquiry import Inquiry
 
 
-def event_row(spec: TopicSpec, raw: bytes | None, at: Position) -> dict[str, Any]:
-    """The `lead_events` row of one message; unreadable messages are kept too."""
+def event_row(
+    spec: TopicSpec,
+    raw: bytes | None,
+    at: Position,
+    max_bytes: int | None = None,
+    oldest: datetime | None = None,
+) -> dict[str, Any]:
+    """The `lead_events` row of one message; unreadable messages are kept too.
+
+    What the stages refuse at the edge of a topic outside producers write to
+    must not reach the reports either: a message over `max_bytes` is kept as
+    an `Oversized` row with its size only (a 5 MB "won" outcome is no win; its
+    first bytes are in the rejection's row), an activity or CRM outcome dated
+    before `oldest` as an `Implausible` row without its lead (a CRM clock at
+    1970 would be the lead's first contact)."""
+    if raw is not None and max_bytes is not None and len(raw) > max_bytes:
+        return _row(
+            at,
+            orjson.dumps({"original_size": len(raw), "max_bytes": max_bytes}).decode(),
+            derive_id("Oversized", at.ref),
+            "Oversized",
+            utcnow(),
+            version="",
+            source=best_effort_source(raw),
+        )
     text = (raw or b"").decode("utf-8", errors="replace")
     try:
         message = spec.model.model_validate_json(raw or b"")
@@ -63,6 +87,8 @@ def event_row(spec: TopicSpec, raw: bytes | None, at: Position) -> dict[str, Any
         kind, ident = "CrmOutcomeReported", message.outcome_id
     else:
         raise TypeError(f"no warehouse row for {type(message).__name__}")
+    if oldest is not None and message.occurred_at < oldest:
+        return _row(at, text, derive_id("Implausible", at.ref), "Implausible", utcnow(), version="")
     return _row(
         at, text, derive_id(kind, ident), kind, message.occurred_at, lead_id=message.lead_id
     )

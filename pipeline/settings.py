@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
 from pipeline.identity import NAME_MATCH
+from pipeline.messages import DEFAULT_INPUT_MAX_BYTES
+from schemas.envelope import utcnow
+
+if TYPE_CHECKING:
+    from pipeline.topics import TopicSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +77,34 @@ class Settings(BaseSettings):
         le=1024 * 1024,
         description="Largest request body any endpoint takes (413 above it); at most 1 MiB, "
         "the broker's default message size.",
+    )
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=512 * 1024,
+        description="Largest message the worker sends (its producer's max_request_size; keep "
+        "it at or below the broker's message.max.bytes, about 1 MB by default). An event "
+        "that would be larger is a rejection of the input that caused it, never a crash.",
+    )
+    input_max_bytes: int = Field(
+        default=DEFAULT_INPUT_MAX_BYTES,
+        ge=1024,
+        description="Largest message taken from a topic outside producers write to "
+        "(inquiries, activities, CRM outcomes: `external` in topics.yaml); a larger one is "
+        "rejected as too_large and not stored in the warehouse. At most "
+        "LEADFLOW_MAX_MESSAGE_BYTES; keep it well below, so the events made from an input fit "
+        "in a message.",
+    )
+    input_max_age_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="An input dated further back than this is implausible: an inquiry gets a "
+        "finding (the time it reached Leadflow counts as its arrival), an activity or CRM "
+        "outcome is rejected (occurred_at_implausible), so no report measures from 1970.",
+    )
+    inquiry_max_ahead_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="An inquiry dated further ahead than this (clock skew) is implausible.",
     )
     http_requests_per_minute: int = Field(
         default=600, ge=1, description="Requests per minute per API key (429 above it)."
@@ -146,6 +180,26 @@ class Settings(BaseSettings):
     faust_log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
     )
+
+    @field_validator("input_max_bytes")
+    @classmethod
+    def _inputs_fit_in_a_message(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_message_bytes")
+        if largest is not None and value > largest:
+            raise ValueError(
+                f"{value} is more than LEADFLOW_MAX_MESSAGE_BYTES ({largest}); e.g. 262144"
+            )
+        return value
+
+    def input_limit(self, spec: TopicSpec) -> int | None:
+        """The size limit of messages on `spec`: only outside producers' topics have one
+        (the worker's own events are measured when they are sent)."""
+        return self.input_max_bytes if spec.external else None
+
+    def oldest_input(self, spec: TopicSpec) -> datetime | None:
+        """The earliest plausible `occurred_at` of a message on `spec`, now (outside
+        producers' topics only; the worker's own events carry its own clock)."""
+        return utcnow() - timedelta(days=self.input_max_age_days) if spec.external else None
 
     @property
     def embedded_warehouse_dir(self) -> Path:

@@ -24,6 +24,11 @@ class TopicSpec(BaseModel):
     cleanup_policy: Literal["delete", "compact"] = "delete"
     key: str
     value: str = Field(description="module:Class of the pydantic value model")
+    external: bool = Field(
+        default=False,
+        description="Written by producers outside Leadflow (channels, trackers, CRMs): "
+        "each message is held to LEADFLOW_INPUT_MAX_BYTES before it is read.",
+    )
 
     @field_validator("value")
     @classmethod

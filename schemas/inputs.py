@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from schemas.envelope import AwareDatetime, ShortText
-from schemas.inquiry import INPUT
+from schemas.inquiry import FiniteJson, InputModel
 
 ActivityType = Literal[
     "page_view",
@@ -30,10 +30,8 @@ ActivityType = Literal[
 ]
 
 
-class Activity(BaseModel):
+class Activity(InputModel):
     """Something a lead did, published on `leads.activity` by tracking tools."""
-
-    model_config = INPUT
 
     activity_id: ShortText
     occurred_at: AwareDatetime
@@ -41,7 +39,7 @@ class Activity(BaseModel):
     lead_id: uuid.UUID | None = None
     email: ShortText | None = None
     phone: ShortText | None = None
-    details: dict[str, Any] = Field(
+    details: dict[str, FiniteJson] = Field(
         default_factory=dict,
         description="Free-form. A touch's result names it: touch_id = the TouchScheduled "
         "event_id. unsubscribed names the channel withdrawn: channel = email (default), "
@@ -53,10 +51,8 @@ Outcome = Literal["contacted", "accepted", "returned", "opportunity", "won", "lo
 """churned: a customer was lost (cancelled), for a win-back program."""
 
 
-class CrmOutcome(BaseModel):
+class CrmOutcome(InputModel):
     """What sales did with a lead, published by CRMs on `crm.feedback`."""
-
-    model_config = INPUT
 
     outcome_id: ShortText = Field(description="The CRM's id for this update (idempotency key).")
     lead_id: uuid.UUID

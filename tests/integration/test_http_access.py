@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 from aiohttp.test_utils import TestClient, TestServer
 from faust.web import Request, Response, View
 from pydantic import SecretStr
@@ -244,3 +245,21 @@ async def recovering_then_ready(http: TestClient, app: faust.App, settings: Sett
     shown = await asyncio.to_thread(leadflow, settings, "queues")
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert "open 0/-" in shown.stdout
+
+
+def test_a_body_larger_than_an_inquiry_may_be_is_refused(tmp_path: Path) -> None:
+    """The intake takes bodies up to its own limit; one that makes an inquiry over the
+    inquiry limit would only be rejected by capture (or fail to send): 413 at once."""
+    settings = worker_settings(tmp_path, intake_max_body_bytes=64 * 1024, input_max_bytes=4096)
+
+    async def call(http: TestClient) -> None:
+        body = orjson.dumps({"contact": {"email": "a@firma.de"}, "message": "x" * 5000})
+        response = await http.post(
+            "/v1/inquiries",
+            data=body,
+            headers={"X-Api-Key": "k-form", "Content-Type": "application/json"},
+        )
+        assert response.status == 413
+        assert (await response.json())["error"] == "body over 4096 bytes as an inquiry"
+
+    serve(worker_app(settings), call)

@@ -7,7 +7,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.capture import MAX_INQUIRY_BYTES, capture_inquiry
+from pipeline.capture import capture_inquiry
+from pipeline.messages import DEFAULT_INPUT_MAX_BYTES
 from pipeline.reporting import event_row
 from pipeline.settings import PROJECT_ROOT
 from pipeline.topics import load_topics
@@ -76,7 +77,7 @@ def test_injection_strings_are_data_not_code() -> None:
 
 
 def test_an_oversized_inquiry_is_rejected_with_its_channel() -> None:
-    body = inquiry(message="x" * (MAX_INQUIRY_BYTES + 1))
+    body = inquiry(message="x" * (DEFAULT_INPUT_MAX_BYTES + 1))
     result = capture_inquiry(orjson.dumps(body), AT, NOW, POLICY, EXCLUSIONS)
     assert isinstance(result, MessageRejected)
     assert [r.code for r in result.payload.reasons] == ["too_large"]
