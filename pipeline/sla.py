@@ -6,15 +6,23 @@ what is due, so deadlines survive worker restarts. The ladder (seed 002
 §6.6.1, §7.2): a reminder to the owner shortly before the deadline; at the
 deadline an escalation to the queue's manager and a second window; when that
 runs out too, the lead is reassigned to the next available rep.
+
+CRM outcomes land on the lead's clock: an outcome under another lead's key is
+re-keyed by its body's lead id (`misrouted`); one that finds a clock is applied
+and recorded (`recorded`, what qualification, nurture and the warehouse read);
+one that finds none is held (`hold`) until the lead's owner is assigned, or its
+bounded wait runs out and it is rejected as `unknown_lead` (`expire`).
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.messages import Position, reject
 from pipeline.routing import RoutingRules
 from schemas.envelope import AwareDatetime, derive_id
 from schemas.inputs import CrmOutcome
@@ -23,6 +31,9 @@ from schemas.lead import (
     LeadAssigned,
     LeadReleased,
     LeadRouted,
+    OutcomeRecorded,
+    OutcomeWaitExpired,
+    RecordedOutcome,
     Release,
     Routed,
     SlaBreach,
@@ -30,6 +41,7 @@ from schemas.lead import (
     SlaReminder,
     SlaReminderDue,
 )
+from schemas.rejected import MessageRejected, Reason
 
 ClockStatus = Literal["running", "contacted", "breached", "closed"]
 CONTACT = frozenset({"contacted", "accepted", "opportunity"})
@@ -49,6 +61,20 @@ class SlaClock(BaseModel):
     breaches: int = 0
     contacted: bool = False
     closed: bool = False
+    outcome: str | None = None
+    """The closing outcome (won, lost, returned) once closed."""
+
+    @property
+    def cycle(self) -> int:
+        """The lead's sales cycle this clock belongs to."""
+        return self.assigned.payload.qualification.cycle
+
+    def replaced_by(self, assigned: LeadAssigned) -> bool:
+        """A new owner (SLA reassignment) or a new sales cycle starts a new clock."""
+        new = assigned.payload
+        if new.qualification.cycle != self.cycle:
+            return new.qualification.cycle > self.cycle
+        return new.reassignment > self.assigned.payload.reassignment
 
     @property
     def due_at(self) -> datetime:
@@ -176,4 +202,79 @@ def apply_outcome(clock: SlaClock, outcome: CrmOutcome) -> tuple[SlaClock, LeadR
             ),
         )
     )
-    return clock.model_copy(update={"closed": True}), released
+    return clock.model_copy(update={"closed": True, "outcome": outcome.outcome}), released
+
+
+def recorded(clock: SlaClock, outcome: CrmOutcome) -> OutcomeRecorded:
+    """The outcome as applied to the lead's current assignment (same id when repeated);
+    it happened when the CRM says, which is what the warehouse reports."""
+    a = clock.assigned
+    return OutcomeRecorded(
+        **a.follow(
+            "OutcomeRecorded",
+            event_id=derive_id("OutcomeRecorded", outcome.lead_id, outcome.outcome_id),
+            occurred_at=outcome.occurred_at,
+            payload=RecordedOutcome(
+                outcome=outcome, owner=a.payload.owner, queue=a.payload.queue, cycle=clock.cycle
+            ),
+        )
+    )
+
+
+def misrouted(key: bytes | None, outcome: CrmOutcome) -> bool:
+    """`crm.feedback` is keyed by lead_id: under another key (or none) an outcome sits
+    in another lead's partition, where its lead's clock is not; it must be re-keyed."""
+    return key != str(outcome.lead_id).encode()
+
+
+class HeldOutcome(BaseModel):
+    """A CRM outcome whose lead has no owner yet (the CRM overtook the assignment, or
+    the lead is unknown): kept until the lead's clock starts, or rejected at `until`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    raw: str = Field(description="The message as the CRM published it.")
+    topic: str
+    partition: int
+    offset: int
+    until: AwareDatetime
+
+    @property
+    def at(self) -> Position:
+        return Position(self.topic, self.partition, self.offset)
+
+
+def hold(raw: bytes, at: Position, now: datetime, wait: timedelta) -> HeldOutcome:
+    return HeldOutcome(
+        raw=raw.decode(), topic=at.topic, partition=at.partition, offset=at.offset, until=now + wait
+    )
+
+
+def wait_due(lead_id: uuid.UUID, due_at: datetime, now: datetime) -> OutcomeWaitExpired | None:
+    """The timer's event once the first held outcome's wait is over (same id if repeated)."""
+    if due_at > now:
+        return None
+    return OutcomeWaitExpired(
+        event_id=derive_id("OutcomeWaitExpired", lead_id, due_at.isoformat()),
+        lead_id=lead_id,
+        occurred_at=due_at,
+        emitted_at=now,
+        due_at=due_at,
+    )
+
+
+def expire(
+    held: list[HeldOutcome], due_at: datetime, stage: str
+) -> tuple[list[HeldOutcome], list[MessageRejected]]:
+    """The outcomes still waiting after `due_at`, and a rejection for each whose wait ran
+    out: no owner was assigned to its lead in time (an unknown lead, or one never
+    handed to sales)."""
+    kept = [h for h in held if h.until > due_at]
+    reason = Reason(
+        code="unknown_lead",
+        message="No lead with this lead_id was assigned to an owner in time: unknown lead, "
+        "or one never handed to sales.",
+        field="lead_id",
+    )
+    rejected = [reject(h.raw.encode(), h.at, stage, [reason]) for h in held if h.until <= due_at]
+    return kept, rejected

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText
-from schemas.inputs import Activity
+from schemas.inputs import Activity, CrmOutcome
 from schemas.inquiry import Answers, Consent, Contact, LongText
 from schemas.rejected import Reason
 
@@ -241,11 +241,20 @@ class Qualification(BaseModel):
     win_probability: float | None = Field(
         default=None, ge=0, le=1, description="Learned from won/lost outcomes; null until enough."
     )
+    cycle: int = Field(
+        default=1,
+        ge=1,
+        description="The lead's sales cycle: 1, and one more for every inquiry after a won or "
+        "lost outcome (since 1.3).",
+    )
+    prior_outcome: Literal["won", "lost"] | None = Field(
+        default=None, description="How the previous cycle ended; null in the first (since 1.2)."
+    )
 
 
 class LeadQualified(LeadEvent):
     event_type: Literal["LeadQualified"] = "LeadQualified"
-    schema_version: str = "1.1"  # fit/behaviour, grade, fast lane, reason, trigger, win probability
+    schema_version: str = "1.2"  # 1.1: fit/behaviour, grade, …; 1.2: cycle, prior_outcome
     payload: Qualification
 
 
@@ -334,6 +343,9 @@ class NurtureStepDue(EventBase):
     step: str = Field(description="program:run:step of the enrollment that is due.")
 
 
+Deal = Literal["new_business", "upsell"]
+
+
 class Handoff(BaseModel):
     model_config = FROZEN
 
@@ -342,11 +354,16 @@ class Handoff(BaseModel):
     contact_permissions: ContactPermissions | None = Field(
         default=None, description="What the lead allows, per channel (since 1.2)."
     )
+    deal: Deal = Field(
+        default="new_business",
+        description="upsell: a customer (won before) asked again, for upsell or cross-sell by "
+        "its account owner (since 1.3).",
+    )
 
 
 class LeadHandedOff(LeadEvent):
     event_type: Literal["LeadHandedOff"] = "LeadHandedOff"
-    schema_version: str = "1.2"  # contact_permissions
+    schema_version: str = "1.3"  # deal, qualification.cycle
     payload: Handoff
 
 
@@ -437,6 +454,11 @@ class Routed(BaseModel):
         default=None, description="The owner who breached the SLA twice (since 1.1)."
     )
     reassignment: int = Field(default=0, ge=0, description="Which reassignment (since 1.1).")
+    account_owner: str | None = Field(
+        default=None,
+        description="Rep id who owns the account: for an upsell the rep who won the customer, "
+        "else the company's account owner from routing.yaml (since 1.3).",
+    )
 
 
 class LeadRouted(LeadEvent):
@@ -485,6 +507,33 @@ class LeadReleased(LeadEvent):
 
     def key(self) -> bytes | None:
         return self.payload.queue.encode()
+
+
+class RecordedOutcome(BaseModel):
+    """A CRM outcome the pipeline applied to its lead, with the assignment it closes."""
+
+    model_config = FROZEN
+
+    outcome: CrmOutcome
+    owner: Owner = Field(description="The lead's owner when the outcome came in.")
+    queue: str
+    cycle: int = Field(default=1, ge=1, description="The sales cycle the outcome belongs to.")
+
+
+class OutcomeRecorded(LeadEvent):
+    """A CRM outcome that found its assigned lead (keyed by the body's lead id, whatever
+    the CRM's key): qualification, nurture and the warehouse read outcomes from here."""
+
+    event_type: Literal["OutcomeRecorded"] = "OutcomeRecorded"
+    payload: RecordedOutcome
+
+
+class OutcomeWaitExpired(EventBase):
+    """CRM outcomes held for a lead with no owner yet waited too long (a timer fired)."""
+
+    event_type: Literal["OutcomeWaitExpired"] = "OutcomeWaitExpired"
+    lead_id: uuid.UUID
+    due_at: AwareDatetime
 
 
 class ClaimRequested(EventBase):
