@@ -415,6 +415,7 @@ def distribute_lead(
             sla_due_at=queue.sla_deadline(now, rules.sla_window(name, minute)),
             reassignment=routed.payload.reassignment,
             contact_permissions=routed.payload.handoff.contact_permissions,
+            deal=routed.payload.handoff.deal,
         )
         return LeadAssigned(**routed.follow("LeadAssigned", payload=assignment))
 
@@ -469,6 +470,7 @@ def claim_lead(
         assigned_by="claimed",
         sla_due_at=queue.sla_deadline(now, rules.sla_window(claim.queue, minute)),
         contact_permissions=routed.payload.handoff.contact_permissions,
+        deal=routed.payload.handoff.deal,
     )
     assigned = LeadAssigned(
         **routed.follow(
@@ -498,6 +500,7 @@ def repeat_decision(
         newest = {
             "qualification": handoff.qualification,
             "contact_permissions": handoff.contact_permissions,
+            "deal": handoff.deal,
         }
         payload = earlier.payload.model_copy(update=newest)
         return LeadAssigned(**routed.follow("LeadAssigned", payload=payload))

@@ -175,6 +175,7 @@ def reassign(clock: SlaClock) -> LeadRouted:
             qualification=a.payload.qualification,
             reason=f"SLA missed {REASSIGN_AFTER} times by {a.payload.owner.rep_id}: reassigned",
             contact_permissions=a.payload.contact_permissions,
+            deal=a.payload.deal,
         ),
         queue=a.payload.queue,
         rule=a.payload.rule,

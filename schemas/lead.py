@@ -398,11 +398,15 @@ class Assignment(BaseModel):
         description="May the rep e-mail, call or text the lead: consent from the inquiry, "
         "unsubscribes and do-not-contact since (1.2).",
     )
+    deal: Deal = Field(
+        default="new_business",
+        description="upsell: a customer (won before) asked again; the hand-off's marker (1.3).",
+    )
 
 
 class LeadAssigned(LeadEvent):
     event_type: Literal["LeadAssigned"] = "LeadAssigned"
-    schema_version: str = "1.2"  # contact_permissions
+    schema_version: str = "1.3"  # 1.2: contact_permissions; 1.3: deal, qualification.cycle
     payload: Assignment
 
 
