@@ -1,9 +1,12 @@
 """The SLA clock and what CRM outcomes do to it."""
 
+import base64
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipeline.messages import Position
 from pipeline.routing import (
     QueueState,
     WorkingHours,
@@ -11,7 +14,19 @@ from pipeline.routing import (
     distribute_lead,
     route_lead,
 )
-from pipeline.sla import SlaClock, alarm, apply_outcome, breach, next_alarm, record_breach
+from pipeline.sla import (
+    SlaClock,
+    alarm,
+    apply_outcome,
+    breach,
+    expire,
+    hold,
+    misrouted,
+    next_alarm,
+    record_breach,
+    recorded,
+    wait_due,
+)
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned, LeadRouted, SlaBreached, SlaReminderDue
 from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
@@ -151,3 +166,50 @@ def test_a_closing_outcome_frees_the_owners_load_once() -> None:
 def test_releasing_load_never_goes_below_zero() -> None:
     state = QueueState(open={"a": 1})
     assert state.release("a").release("a").open == {"a": 0}
+
+
+def test_an_outcome_under_another_leads_key_is_misrouted() -> None:
+    c = clock()
+    won = outcome("won", c)
+    assert not misrouted(str(c.assigned.lead_id).encode(), won)
+    assert misrouted(str(uuid.uuid4()).encode(), won)
+    assert misrouted(None, won)
+
+
+def test_an_applied_outcome_is_recorded_with_its_owner_cycle_and_crm_time() -> None:
+    c = clock()
+    won = outcome("won", c)
+    closed, _ = apply_outcome(c, won)
+    event = recorded(c, won)
+    assert (event.lead_id, event.occurred_at, event.payload.outcome) == (
+        won.lead_id,
+        won.occurred_at,
+        won,
+    )
+    assert (event.payload.owner, event.payload.cycle) == (c.assigned.payload.owner, 1)
+    assert recorded(c, won).event_id == event.event_id  # a repeat has the same id
+    assert (closed.closed, closed.outcome) == (True, "won")
+
+
+def test_a_held_outcome_is_rejected_as_unknown_lead_once_its_wait_is_over() -> None:
+    now = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+    lead = uuid.uuid4()
+    raw = CrmOutcome(outcome_id="x", lead_id=lead, occurred_at=now, outcome="won")
+    at = Position("crm.feedback", 3, 17)
+    early = hold(raw.model_dump_json().encode(), at, now, timedelta(minutes=15))
+    later = hold(
+        raw.model_dump_json().encode(), at, now + timedelta(minutes=5), timedelta(minutes=15)
+    )
+    assert wait_due(lead, early.until, now) is None
+    fired = wait_due(lead, early.until, early.until)
+    assert fired is not None and fired == wait_due(lead, early.until, early.until)
+    kept, rejected = expire([early, later], fired.due_at, "crm-feedback")
+    assert kept == [later]
+    [rejection] = rejected
+    assert [r.code for r in rejection.payload.reasons] == ["unknown_lead"]
+    assert (rejection.payload.topic, rejection.payload.partition, rejection.payload.offset) == (
+        "crm.feedback",
+        3,
+        17,
+    )
+    assert base64.b64decode(rejection.payload.original_b64) == raw.model_dump_json().encode()
