@@ -63,6 +63,7 @@ from schemas.lead import (
     ClaimRequested,
     LeadAssigned,
     LeadHandedOff,
+    LeadQualified,
     LeadReleased,
     LeadRouted,
     OutcomeWaitExpired,
@@ -96,6 +97,7 @@ def register(stage: Stage) -> None:
     waiting = table("routing-waiting", stage.topics.routing)  # pull queues: queue → leads
     clocks = table("sla-clock", stage.topics.sales_ready)
     early = table("sla-early-outcomes", stage.topics.feedback)  # lead → [HeldOutcome]
+    known = table("sla-known-leads", stage.topics.qualified)  # lead → its sales cycle
     sent: set[str] = set()
     outcome_wait = timedelta(seconds=stage.settings.outcome_wait_seconds)
     waits = DueTimers(  # when the first held outcome of a lead has waited long enough
@@ -204,8 +206,13 @@ def register(stage: Stage) -> None:
         if lead in clocks:
             await apply(outcome)
             return
-        # The CRM was faster than `sla-start`, or the lead is unknown: held, for a while.
-        held = [*early.get(lead, []), hold(received.raw, received.at, utcnow(), outcome_wait)]
+        # The CRM was faster than `sla-start`, the lead was never handed to sales, or it
+        # is unknown: held for the clock, for a while; recorded at once on a known lead.
+        entry = hold(received.raw, received.at, utcnow(), outcome_wait)
+        if lead in known:
+            await stage.emit(recorded(outcome, known[lead]))
+            entry = entry.model_copy(update={"recorded": True})
+        held = [*(HeldOutcome.model_validate(h) for h in early.get(lead, [])), entry]
         early[lead] = [h.model_dump(mode="json") for h in held]
         waits.set(lead, min(h.until for h in held))
         log.info("sla.feedback_held", lead_id=lead, outcome=outcome.outcome)
@@ -216,12 +223,26 @@ def register(stage: Stage) -> None:
         clock, released = apply_outcome(before, outcome)
         set_clock(lead, clock)
         log.info("sla.feedback", lead_id=lead, outcome=outcome.outcome, status=clock.status)
-        await stage.emit(recorded(before, outcome))
+        await stage.emit(recorded(outcome, before.cycle, before))
         if released is not None:
             await stage.emit(released)
 
+    async def qualified(event: LeadQualified, _: Received) -> None:
+        """A lead is known from its qualification on: outcomes held for it are recorded."""
+        lead = str(event.lead_id)
+        known[lead] = event.payload.cycle
+        if lead not in early:
+            return
+        held = [HeldOutcome.model_validate(h) for h in early[lead]]
+        for entry in held:
+            if not entry.recorded:
+                await stage.emit(recorded(CrmOutcome.model_validate_json(entry.raw), known[lead]))
+        early[lead] = [
+            h.model_copy(update={"recorded": True}).model_dump(mode="json") for h in held
+        ]
+
     async def wait_over(expired: OutcomeWaitExpired, _: Received) -> None:
-        """Held outcomes whose lead got no owner in time go to leads.rejected."""
+        """Held outcomes whose wait ran out: rejected if their lead never became known."""
         lead = str(expired.lead_id)
         held = [HeldOutcome.model_validate(h) for h in early.get(lead, [])]
         kept, rejections = expire(held, expired.due_at, "crm-feedback")
@@ -260,6 +281,8 @@ def register(stage: Stage) -> None:
     consume(stage, stage.topics.sales_ready, "sla-start", LeadAssigned, start_clock)
     consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback)
     consume(stage, stage.topics.outcome_waits, "outcome-wait", OutcomeWaitExpired, wait_over)
+    # nurture rejects what cannot be read of leads.qualified
+    consume(stage, stage.topics.qualified, "known-lead", LeadQualified, qualified, rejects=False)
     consume(stage, stage.topics.releases, "release", LeadReleased, release)
 
     @stage.page("/v1/queues")
@@ -337,8 +360,10 @@ def consume(
     name: str,
     model: type[M],
     handle: Callable[[M, Received], Awaitable[None]],
+    rejects: bool = True,
 ) -> None:
-    """An agent that only updates state; what it cannot decode goes to leads.rejected."""
+    """An agent that only updates state; what it cannot decode goes to leads.rejected
+    (unless another agent on the topic rejects it: `rejects=False`)."""
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
@@ -346,7 +371,8 @@ def consume(
             at = Position(message.topic, message.partition, message.offset)
             decoded = decode(model, event.value, at, name)
             if isinstance(decoded, MessageRejected):
-                await stage.emit(decoded)
+                if rejects:
+                    await stage.emit(decoded)
             else:
                 await handle(decoded, Received(message.key, event.value or b"", at))
 

@@ -8,10 +8,11 @@ deadline an escalation to the queue's manager and a second window; when that
 runs out too, the lead is reassigned to the next available rep.
 
 CRM outcomes land on the lead's clock: an outcome under another lead's key is
-re-keyed by its body's lead id (`misrouted`); one that finds a clock is applied
-and recorded (`recorded`, what qualification, nurture and the warehouse read);
-one that finds none is held (`hold`) until the lead's owner is assigned, or its
-bounded wait runs out and it is rejected as `unknown_lead` (`expire`).
+re-keyed by its body's lead id (`misrouted`); one that finds its lead is
+recorded (`recorded`, what qualification, nurture and the warehouse read) and
+applied to the lead's clock; one that finds no clock is held (`hold`) until the
+lead's owner is assigned, for a bounded wait: when it runs out, an outcome whose
+lead never became known is rejected as `unknown_lead` (`expire`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.messages import Position, reject
 from pipeline.routing import RoutingRules
-from schemas.envelope import AwareDatetime, derive_id
+from schemas.envelope import AwareDatetime, derive_id, utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import (
     Handoff,
@@ -206,19 +207,22 @@ def apply_outcome(clock: SlaClock, outcome: CrmOutcome) -> tuple[SlaClock, LeadR
     return clock.model_copy(update={"closed": True, "outcome": outcome.outcome}), released
 
 
-def recorded(clock: SlaClock, outcome: CrmOutcome) -> OutcomeRecorded:
-    """The outcome as applied to the lead's current assignment (same id when repeated);
-    it happened when the CRM says, which is what the warehouse reports."""
-    a = clock.assigned
+def recorded(outcome: CrmOutcome, cycle: int, clock: SlaClock | None = None) -> OutcomeRecorded:
+    """The outcome as applied to its lead (and to the lead's current assignment, if it has
+    one); same id when repeated. It happened when the CRM says, which the warehouse
+    reports."""
+    a = clock.assigned.payload if clock is not None else None
     return OutcomeRecorded(
-        **a.follow(
-            "OutcomeRecorded",
-            event_id=derive_id("OutcomeRecorded", outcome.lead_id, outcome.outcome_id),
-            occurred_at=outcome.occurred_at,
-            payload=RecordedOutcome(
-                outcome=outcome, owner=a.payload.owner, queue=a.payload.queue, cycle=clock.cycle
-            ),
-        )
+        event_id=derive_id("OutcomeRecorded", outcome.lead_id, outcome.outcome_id),
+        lead_id=outcome.lead_id,
+        occurred_at=outcome.occurred_at,
+        emitted_at=utcnow(),
+        payload=RecordedOutcome(
+            outcome=outcome,
+            owner=a.owner if a else None,
+            queue=a.queue if a else None,
+            cycle=clock.cycle if clock is not None else cycle,
+        ),
     )
 
 
@@ -239,6 +243,9 @@ class HeldOutcome(BaseModel):
     partition: int
     offset: int
     until: AwareDatetime
+    recorded: bool = Field(
+        default=False, description="Its lead is known (qualified): recorded, waits for a clock."
+    )
 
     @property
     def at(self) -> Position:
@@ -268,14 +275,17 @@ def expire(
     held: list[HeldOutcome], due_at: datetime, stage: str
 ) -> tuple[list[HeldOutcome], list[MessageRejected]]:
     """The outcomes still waiting after `due_at`, and a rejection for each whose wait ran
-    out: no owner was assigned to its lead in time (an unknown lead, or one never
-    handed to sales)."""
+    out before its lead was known (one the lead's clock never came for was recorded on
+    the lead already: it is dropped)."""
     kept = [h for h in held if h.until > due_at]
     reason = Reason(
         code="unknown_lead",
-        message="No lead with this lead_id was assigned to an owner in time: unknown lead, "
-        "or one never handed to sales.",
+        message="No lead with this lead_id was known in time.",
         field="lead_id",
     )
-    rejected = [reject(h.raw.encode(), h.at, stage, [reason]) for h in held if h.until <= due_at]
+    rejected = [
+        reject(h.raw.encode(), h.at, stage, [reason])
+        for h in held
+        if h.until <= due_at and not h.recorded
+    ]
     return kept, rejected

@@ -514,21 +514,24 @@ class LeadReleased(LeadEvent):
 
 
 class RecordedOutcome(BaseModel):
-    """A CRM outcome the pipeline applied to its lead, with the assignment it closes."""
+    """A CRM outcome the pipeline applied to its lead, and the assignment it belongs to."""
 
     model_config = FROZEN
 
     outcome: CrmOutcome
-    owner: Owner = Field(description="The lead's owner when the outcome came in.")
-    queue: str
+    owner: Owner | None = Field(
+        default=None, description="The lead's owner then; null for a lead never assigned."
+    )
+    queue: str | None = None
     cycle: int = Field(default=1, ge=1, description="The sales cycle the outcome belongs to.")
 
 
-class OutcomeRecorded(LeadEvent):
-    """A CRM outcome that found its assigned lead (keyed by the body's lead id, whatever
-    the CRM's key): qualification, nurture and the warehouse read outcomes from here."""
+class OutcomeRecorded(EventBase):
+    """A CRM outcome that found its lead (keyed by the body's lead id, whatever the CRM's
+    key): qualification, nurture and the warehouse read outcomes from here."""
 
     event_type: Literal["OutcomeRecorded"] = "OutcomeRecorded"
+    lead_id: uuid.UUID
     payload: RecordedOutcome
 
 

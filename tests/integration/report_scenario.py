@@ -179,7 +179,13 @@ class Scenario:
         applied = RecordedOutcome(outcome=event, owner=owner(owned[1]), queue=owned[0], cycle=cycle)
         self._add(
             TOPICS.outcomes,
-            OutcomeRecorded(**self._envelope(lead, f"crm-{event.outcome_id}", at), payload=applied),
+            OutcomeRecorded(
+                event_id=derive_id("OutcomeRecorded", lead, event.outcome_id),
+                lead_id=lead_id(lead),
+                occurred_at=at,
+                emitted_at=at,
+                payload=applied,
+            ),
         )
 
     def activity(self, lead: str, at: datetime, channel: str, campaign: str) -> None:

@@ -108,13 +108,10 @@ def enriched(**overrides: Any) -> LeadEnriched:
 
 def recorded(outcome: CrmOutcome, cycle: int = 1, rep: str = "anna.berg") -> OutcomeRecorded:
     """A CRM outcome as the distribute stage applied it to the lead's assignment."""
-    lead = enriched()
     owner = Owner(rep_id=rep, name=rep, email=f"{rep}@leadflow.example")
     return OutcomeRecorded(
         event_id=derive_id("OutcomeRecorded", outcome.lead_id, outcome.outcome_id),
         lead_id=outcome.lead_id,
-        source=lead.source,
-        trace_id=lead.trace_id,
         occurred_at=outcome.occurred_at,
         emitted_at=outcome.occurred_at,
         payload=RecordedOutcome(outcome=outcome, owner=owner, queue="inbound", cycle=cycle),

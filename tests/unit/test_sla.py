@@ -180,15 +180,17 @@ def test_an_applied_outcome_is_recorded_with_its_owner_cycle_and_crm_time() -> N
     c = clock()
     won = outcome("won", c)
     closed, _ = apply_outcome(c, won)
-    event = recorded(c, won)
+    event = recorded(won, 1, c)
     assert (event.lead_id, event.occurred_at, event.payload.outcome) == (
         won.lead_id,
         won.occurred_at,
         won,
     )
     assert (event.payload.owner, event.payload.cycle) == (c.assigned.payload.owner, 1)
-    assert recorded(c, won).event_id == event.event_id  # a repeat has the same id
     assert (closed.closed, closed.outcome) == (True, "won")
+    unassigned = recorded(won, 2)  # a lead known but never handed to sales
+    assert (unassigned.payload.owner, unassigned.payload.cycle) == (None, 2)
+    assert unassigned.event_id == event.event_id  # the same outcome, the same id
 
 
 def test_a_held_outcome_is_rejected_as_unknown_lead_once_its_wait_is_over() -> None:
@@ -203,7 +205,8 @@ def test_a_held_outcome_is_rejected_as_unknown_lead_once_its_wait_is_over() -> N
     assert wait_due(lead, early.until, now) is None
     fired = wait_due(lead, early.until, early.until)
     assert fired is not None and fired == wait_due(lead, early.until, early.until)
-    kept, rejected = expire([early, later], fired.due_at, "crm-feedback")
+    known = early.model_copy(update={"recorded": True})  # its lead turned up: no rejection
+    kept, rejected = expire([early, later, known], fired.due_at, "crm-feedback")
     assert kept == [later]
     [rejection] = rejected
     assert [r.code for r in rejection.payload.reasons] == ["unknown_lead"]
