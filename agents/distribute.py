@@ -54,7 +54,6 @@ from pipeline.sla import (
     next_alarm,
     record_breach,
     recorded,
-    wait_due,
 )
 from pipeline.topics import TopicSpec
 from schemas.envelope import EventBase, derive_id, utcnow
@@ -105,7 +104,7 @@ def register(stage: Stage) -> None:
         "sla-early-due",
         stage.topics.feedback.partitions,
         SCAN_SECONDS,
-        lambda lead, when, _tag, now: wait_due(uuid.UUID(lead), when, now),
+        lambda lead, when, _tag, now: OutcomeWaitExpired.fired(uuid.UUID(lead), when, now),
     )
 
     def sla_alarm(lead: str, _when: datetime, _tag: str, now: datetime) -> EventBase | None:

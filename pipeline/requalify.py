@@ -162,15 +162,7 @@ def from_timer(due: RequalificationDue) -> Change:
 
 def due(lead_id: uuid.UUID, due_at: datetime | None, now: datetime) -> RequalificationDue | None:
     """The timer's event for a lead whose re-qualification is due (same id if fired twice)."""
-    if due_at is None or due_at > now:
-        return None
-    return RequalificationDue(
-        event_id=derive_id("RequalificationDue", lead_id, due_at.isoformat()),
-        lead_id=lead_id,
-        occurred_at=due_at,
-        emitted_at=now,
-        due_at=due_at,
-    )
+    return RequalificationDue.fired(lead_id, due_at, now)
 
 
 def requalify(

@@ -17,7 +17,6 @@ lead never became known is rejected as `unknown_lead` (`expire`).
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -33,7 +32,6 @@ from schemas.lead import (
     LeadReleased,
     LeadRouted,
     OutcomeRecorded,
-    OutcomeWaitExpired,
     RecordedOutcome,
     Release,
     Routed,
@@ -255,19 +253,6 @@ class HeldOutcome(BaseModel):
 def hold(raw: bytes, at: Position, now: datetime, wait: timedelta) -> HeldOutcome:
     return HeldOutcome(
         raw=raw.decode(), topic=at.topic, partition=at.partition, offset=at.offset, until=now + wait
-    )
-
-
-def wait_due(lead_id: uuid.UUID, due_at: datetime, now: datetime) -> OutcomeWaitExpired | None:
-    """The timer's event once the first held outcome's wait is over (same id if repeated)."""
-    if due_at > now:
-        return None
-    return OutcomeWaitExpired(
-        event_id=derive_id("OutcomeWaitExpired", lead_id, due_at.isoformat()),
-        lead_id=lead_id,
-        occurred_at=due_at,
-        emitted_at=now,
-        due_at=due_at,
     )
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from datetime import datetime
+from typing import Literal, Self
 
 from pydantic import BaseModel, Field
 
-from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText
+from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText, derive_id
 from schemas.inputs import Activity, CrmOutcome
 from schemas.inquiry import Answers, Consent, Contact, LongText
 from schemas.rejected import Reason
@@ -484,12 +485,32 @@ class ActivityRecorded(EventBase):
     payload: Activity
 
 
-class RequalificationDue(EventBase):
+class LeadDue(EventBase):
+    """A durable timer of one lead fired (`agents.timers`): what falls due at `due_at`."""
+
+    lead_id: uuid.UUID
+    due_at: AwareDatetime
+
+    @classmethod
+    def fired(cls, lead_id: uuid.UUID, due_at: datetime | None, now: datetime) -> Self | None:
+        """The event once `due_at` has come (the same id every time the timer fires)."""
+        if due_at is None or due_at > now:
+            return None
+        name = cls.model_fields["event_type"].default
+        return cls(
+            event_id=derive_id(name, lead_id, due_at.isoformat()),
+            event_type=name,
+            lead_id=lead_id,
+            occurred_at=due_at,
+            emitted_at=now,
+            due_at=due_at,
+        )
+
+
+class RequalificationDue(LeadDue):
     """A durable timer fired: the lead is qualified again (behaviour fades, counts grow)."""
 
     event_type: Literal["RequalificationDue"] = "RequalificationDue"
-    lead_id: uuid.UUID
-    due_at: AwareDatetime
 
 
 class Release(BaseModel):
@@ -535,12 +556,10 @@ class OutcomeRecorded(EventBase):
     payload: RecordedOutcome
 
 
-class OutcomeWaitExpired(EventBase):
+class OutcomeWaitExpired(LeadDue):
     """CRM outcomes held for a lead with no owner yet waited too long (a timer fired)."""
 
     event_type: Literal["OutcomeWaitExpired"] = "OutcomeWaitExpired"
-    lead_id: uuid.UUID
-    due_at: AwareDatetime
 
 
 class ClaimRequested(EventBase):

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipeline import sla
 from pipeline.messages import Position
 from pipeline.routing import (
     QueueState,
@@ -14,21 +15,15 @@ from pipeline.routing import (
     distribute_lead,
     route_lead,
 )
-from pipeline.sla import (
-    SlaClock,
-    alarm,
-    apply_outcome,
-    breach,
-    expire,
-    hold,
-    misrouted,
-    next_alarm,
-    record_breach,
-    recorded,
-    wait_due,
-)
+from pipeline.sla import SlaClock, alarm, apply_outcome, breach, next_alarm, record_breach
 from schemas.inputs import CrmOutcome
-from schemas.lead import LeadAssigned, LeadRouted, SlaBreached, SlaReminderDue
+from schemas.lead import (
+    LeadAssigned,
+    LeadRouted,
+    OutcomeWaitExpired,
+    SlaBreached,
+    SlaReminderDue,
+)
 from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
 
 
@@ -171,16 +166,16 @@ def test_releasing_load_never_goes_below_zero() -> None:
 def test_an_outcome_under_another_leads_key_is_misrouted() -> None:
     c = clock()
     won = outcome("won", c)
-    assert not misrouted(str(c.assigned.lead_id).encode(), won)
-    assert misrouted(str(uuid.uuid4()).encode(), won)
-    assert misrouted(None, won)
+    assert not sla.misrouted(str(c.assigned.lead_id).encode(), won)
+    assert sla.misrouted(str(uuid.uuid4()).encode(), won)
+    assert sla.misrouted(None, won)
 
 
 def test_an_applied_outcome_is_recorded_with_its_owner_cycle_and_crm_time() -> None:
     c = clock()
     won = outcome("won", c)
     closed, _ = apply_outcome(c, won)
-    event = recorded(won, 1, c)
+    event = sla.recorded(won, 1, c)
     assert (event.lead_id, event.occurred_at, event.payload.outcome) == (
         won.lead_id,
         won.occurred_at,
@@ -188,7 +183,7 @@ def test_an_applied_outcome_is_recorded_with_its_owner_cycle_and_crm_time() -> N
     )
     assert (event.payload.owner, event.payload.cycle) == (c.assigned.payload.owner, 1)
     assert (closed.closed, closed.outcome) == (True, "won")
-    unassigned = recorded(won, 2)  # a lead known but never handed to sales
+    unassigned = sla.recorded(won, 2)  # a lead known but never handed to sales
     assert (unassigned.payload.owner, unassigned.payload.cycle) == (None, 2)
     assert unassigned.event_id == event.event_id  # the same outcome, the same id
 
@@ -198,15 +193,15 @@ def test_a_held_outcome_is_rejected_as_unknown_lead_once_its_wait_is_over() -> N
     lead = uuid.uuid4()
     raw = CrmOutcome(outcome_id="x", lead_id=lead, occurred_at=now, outcome="won")
     at = Position("crm.feedback", 3, 17)
-    early = hold(raw.model_dump_json().encode(), at, now, timedelta(minutes=15))
-    later = hold(
+    early = sla.hold(raw.model_dump_json().encode(), at, now, timedelta(minutes=15))
+    later = sla.hold(
         raw.model_dump_json().encode(), at, now + timedelta(minutes=5), timedelta(minutes=15)
     )
-    assert wait_due(lead, early.until, now) is None
-    fired = wait_due(lead, early.until, early.until)
-    assert fired is not None and fired == wait_due(lead, early.until, early.until)
+    assert OutcomeWaitExpired.fired(lead, early.until, now) is None
+    fired = OutcomeWaitExpired.fired(lead, early.until, early.until)
+    assert fired is not None and fired == OutcomeWaitExpired.fired(lead, early.until, early.until)
     known = early.model_copy(update={"recorded": True})  # its lead turned up: no rejection
-    kept, rejected = expire([early, later, known], fired.due_at, "crm-feedback")
+    kept, rejected = sla.expire([early, later, known], fired.due_at, "crm-feedback")
     assert kept == [later]
     [rejection] = rejected
     assert [r.code for r in rejection.payload.reasons] == ["unknown_lead"]
