@@ -284,7 +284,7 @@ def register(stage: Stage) -> None:
     consume(stage, stage.topics.qualified, "known-lead", LeadQualified, qualified, rejects=False)
     consume(stage, stage.topics.releases, "release", LeadReleased, release)
 
-    @stage.page("/v1/queues")
+    @stage.page("/v1/queues", needs_tables=True)
     class Queues(View):
         """Load, caps and availability per rep (the queues this worker owns)."""
 

@@ -4,7 +4,8 @@ Every table here is keyed by an identity key and owned by that key's
 partition (`leads.identify`, `leads.identity-claims` and
 `leads.activity-identify` are all keyed by it and co-partitioned), and
 durable through its changelog, so it is right with many workers. Leads then
-go on keyed by `lead_id`.
+go on keyed by `lead_id`. An operator's correction (`leads.identity-corrections`)
+changes no table here directly: it becomes claims, applied at each key's partition.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import faust
 
 from pipeline.app import Emitted, Stage
-from pipeline.identity import IdentityBook, route_activity
+from pipeline.identity import IdentityBook, correct_identity, route_activity
 from pipeline.messages import Position, decode
 from schemas.envelope import utcnow
 from schemas.inputs import Activity
-from schemas.lead import ActivityUnattached, IdentityClaimed
+from schemas.lead import ActivityUnattached, CorrectIdentity, IdentityClaimed
 from schemas.rejected import MessageRejected
 
 
@@ -33,6 +34,9 @@ def register(stage: Stage) -> None:
     def claim(claimed: IdentityClaimed) -> Emitted:
         return book.record(claimed, utcnow())
 
+    def correct(command: CorrectIdentity) -> Emitted:
+        return correct_identity(command, utcnow())
+
     def identify_activity(raw: bytes | None, at: Position) -> Emitted:
         unattached = decode(ActivityUnattached, raw, at, "identify-activity")
         if isinstance(unattached, MessageRejected):
@@ -47,5 +51,6 @@ def register(stage: Stage) -> None:
 
     stage.decoding_agent(stage.topics.identify, "identify", book.identify)
     stage.decoding_agent(stage.topics.identity_claims, "identity-claims", claim)
+    stage.decoding_agent(stage.topics.identity_corrections, "correct-identity", correct)
     stage.agent(stage.topics.activity_identify, "identify-activity", identify_activity)
     stage.agent(stage.topics.activity, "attach-activity", attach_activity)

@@ -102,7 +102,7 @@ def register(stage: Stage) -> None:
     agent(stage.topics.outcomes, "nurture-feedback", on_outcome)
     agent(stage.topics.nurture_steps, "nurture-step", run_step, rejects=True)
 
-    @stage.page("/v1/leads/{lead_id}/nurture")
+    @stage.page("/v1/leads/{lead_id}/nurture", needs_tables=True)
     class Status(View):
         """A lead's segments, programs, next step and history (the partitions this worker
         owns)."""

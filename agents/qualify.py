@@ -104,7 +104,7 @@ def register(stage: Stage) -> None:
         applied = recorded.payload
         return run(recorded.lead_id, from_outcome(applied.outcome, applied.cycle))
 
-    @stage.page("/v1/leads/{lead_id}/qualification")
+    @stage.page("/v1/leads/{lead_id}/qualification", needs_tables=True)
     class Explain(View):
         """The lead's latest qualification as this worker holds it (its partitions only)."""
 

@@ -17,19 +17,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import structlog
+from aiohttp.web import HTTPBadRequest
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from faust.web import Request, Response, View
 from mode import Service
 
-from pipeline.app import Stage
+from pipeline.app import Stage, tables_ready
 from pipeline.dashboard import dashboard_data, render_dashboard
 from pipeline.errors import BadRequest, WarehouseUnavailable
 from pipeline.messages import Position
 from pipeline.reporting import event_counts, event_row
 from pipeline.reports import REPORTS, parse_params, report_inputs, run_report
 from pipeline.settings import Settings
-from pipeline.timeline import lead_timeline
+from pipeline.timeline import lead_captures, lead_timeline
 from pipeline.topics import Topics
 from pipeline.warehouse import EVENTS_TABLE, Warehouse, analyst_query, open_warehouse
 from schemas.envelope import utcnow
@@ -199,12 +200,35 @@ def register(stage: Stage) -> None:
 
     @stage.page("/v1/health", keys=None)
     class Health(View):
+        """Liveness: 200 while the process serves; `status` says whether its tables are
+        recovered ("ok") or still being read from their changelogs ("recovering")."""
+
         async def get(self, request: Request) -> Response:
             stored = sink.inserted if sink is not None else None
-            return self.json({"status": "ok", "warehouse_rows_inserted": stored})
+            status = "ok" if tables_ready(stage.app) else "recovering"
+            return self.json({"status": status, "warehouse_rows_inserted": stored})
+
+    @stage.page("/v1/ready", keys=None, needs_tables=True)
+    class Ready(View):
+        """Readiness: 200 once the tables are recovered, 503 "recovering" before.
+
+        Health stays 200 meanwhile: a liveness probe that killed a worker for a
+        long recovery would only make it start the recovery over."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
 
     if sink is not None:  # else another process owns the warehouse
         serve_reports(stage, sink)
+
+
+def _lead_id(text: str) -> uuid.UUID:
+    """The lead id of a path, or a 400 answer (`Stage.page` lets aiohttp's answers through)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        body = '{"error": "a lead id is a UUID"}'
+        raise HTTPBadRequest(text=body, content_type="application/json") from None
 
 
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
@@ -252,11 +276,18 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     @stage.page("/v1/leads/{lead_id}/timeline")
     class Timeline(View):
         async def get(self, request: Request, lead_id: str) -> Response:
-            try:
-                lead = uuid.UUID(lead_id)
-            except ValueError:
-                return self.json({"error": "a lead id is a UUID"}, status=400)
+            lead = _lead_id(lead_id)
             return self.json(await sink.call(lambda w: lead_timeline(w, lead)))
+
+    @stage.page("/v1/leads/{lead_id}/captures")
+    class Captures(View):
+        """The lead's inquiries as captured, for `leadflow lead split` / `lead merge`."""
+
+        async def get(self, request: Request, lead_id: str) -> Response:
+            lead = _lead_id(lead_id)
+            captures = await sink.call(lambda w: lead_captures(w, lead))
+            body = b"[" + b",".join(c.model_dump_json().encode() for c in captures) + b"]"
+            return self.bytes(body, content_type="application/json")
 
     @stage.page("/v1/warehouse/events")
     class EventCounts(View):

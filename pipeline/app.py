@@ -31,12 +31,14 @@ from pipeline.enrichment import ReferenceData
 from pipeline.messages import Position, decode, reject
 from pipeline.rules import Rules
 from pipeline.settings import Settings
-from pipeline.topics import Topics, TopicSpec
+from pipeline.topics import ChangelogSpec, Topics, TopicSpec
 from schemas.envelope import EventBase
 from schemas.rejected import MessageRejected, Reason
 
 log = structlog.get_logger("leadflow.agent")
 EXIT_EMIT_FAILED = 70
+RECOVERING_RETRY_SECONDS = 2
+"""What a view that reads worker tables tells callers to wait while they recover."""
 
 Emitted = EventBase | Sequence[EventBase] | None
 Handler = Callable[[bytes | None, Position], Emitted]
@@ -69,16 +71,18 @@ class Stage:
         )
 
     def page(
-        self, path: str, keys: Keys | None = operator_keys
+        self, path: str, keys: Keys | None = operator_keys, needs_tables: bool = False
     ) -> Callable[[type[View]], type[View]]:
         """Serve a view on the worker's web server, behind the door every endpoint shares.
 
-        A request needs a key of `keys` (`None`: public, for health only), stays
+        A request needs a key of `keys` (`None`: public, for health and readiness), stays
         within its key's rate and the body limit, and never sees a stack trace:
         an error is logged and answered with a bare 500. The view reads who
-        called with `caller(request)`.
+        called with `caller(request)`. A view that reads worker tables
+        (`needs_tables`) answers 503 `{"status": "recovering"}` with Retry-After
+        until they are recovered: an empty table then is not yet the truth.
         """
-        settings, limiter = self.settings, self._limiter
+        app, settings, limiter = self.app, self.settings, self._limiter
 
         def decorate(view: type[View]) -> type[View]:
             class Guarded(view):  # type: ignore[valid-type, misc]
@@ -105,6 +109,14 @@ class Stage:
                     if declared.isdigit() and int(declared) > settings.intake_max_body_bytes:
                         limit = settings.intake_max_body_bytes
                         return self.json({"error": f"body over {limit} bytes"}, status=413)
+                    if needs_tables and not tables_ready(app):
+                        recovering = {
+                            "status": "recovering",
+                            "error": "worker is recovering its state",
+                            "retry_after": RECOVERING_RETRY_SECONDS,
+                        }
+                        retry_after = {"Retry-After": str(RECOVERING_RETRY_SECONDS)}
+                        return self.json(recovering, status=503, headers=retry_after)
                     try:
                         return await super().dispatch(request)
                     except aiohttp_web.HTTPException:
@@ -191,6 +203,17 @@ class Stage:
         self.agent(source, name, handle)
 
 
+def tables_ready(app: faust.App) -> bool:
+    """Do the worker's tables hold everything their changelogs hold?
+
+    Faust clears `actives_ready` when a rebalance starts (and it starts
+    cleared) and sets it once the active partitions' changelogs are read
+    (`Recovery.on_recovery_completed`); until then a table answers from
+    whatever it has read so far, e.g. no load for any rep.
+    """
+    return bool(app.tables.actives_ready)
+
+
 def caller(request: Request) -> str:
     """Who called an endpoint: the name of the key presented (channel, rep, operator)."""
     return request[CALLER]  # type: ignore[index, no-any-return]
@@ -219,6 +242,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told: only where configured
         web_port=settings.web_port,
         topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=partitions,
@@ -238,6 +262,18 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         web_graph_enabled=False,
         web_metrics_enabled=False,
     )
+
+
+def table_changelogs(app: faust.App) -> list[ChangelogSpec]:
+    """Every table's changelog topic with the table's partition count, for
+    `apply_topics` to create before the worker subscribes (see `ChangelogSpec`)."""
+    return [
+        ChangelogSpec(
+            table.changelog_topic.get_topic_name(),
+            table.partitions or app.conf.topic_partitions,
+        )
+        for table in app.tables.values()
+    ]
 
 
 class Worker(faust.Worker):

@@ -1,9 +1,11 @@
 """Bulk import: trade-fair and event lists (CSV, XLSX) and e-mails (.eml,
 mbox) become inquiries.
 
-A file in, inquiry bytes and per-row problems out; the CLI publishes. Inquiry
-ids come from the file's content and the row number (or the Message-ID), so
-importing the same file twice creates no second lead.
+A file in, inquiry bytes and per-row problems out; the CLI publishes, and
+then counts how identity resolution placed the rows (`placed`): new leads, or
+merged into a lead that existed. Inquiry ids come from the file's content and
+the row number (or the Message-ID), so importing the same file twice creates
+no second lead.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import hashlib
 import io
 import mailbox
 import re
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email import policy as email_policy
@@ -24,10 +27,12 @@ from pathlib import Path
 import orjson
 from pydantic import ValidationError
 
+from pipeline.capture import inquiry_key, trace_id_for
 from pipeline.identity import identity_key
-from pipeline.messages import reasons_from
+from pipeline.messages import Position, reasons_from
 from pipeline.plausibility import Plausibility, check_contact
 from schemas.inquiry import Inquiry
+from schemas.lead import LeadCaptured
 from schemas.rejected import Reason
 
 ALIASES: dict[str, set[str]] = {
@@ -84,6 +89,8 @@ class Row:
     value: bytes
     problems: list[Reason]
     identity: str | None
+    trace: str | None = None
+    """The trace id the pipeline's events of this row carry (rows that validate)."""
 
 
 @dataclass
@@ -164,11 +171,13 @@ def read_rows(
 
 def checked_row(number: int, value: bytes, policy: Plausibility) -> Row:
     try:
-        contact = Inquiry.model_validate_json(value).contact
+        inquiry = Inquiry.model_validate_json(value)
     except ValidationError as exc:
         return Row(number, value, reasons_from(exc), None)
-    checked = check_contact(contact, policy)
-    return Row(number, value, checked.blocking, identity_key(checked.contact))
+    checked = check_contact(inquiry.contact, policy)
+    # an imported row carries its own inquiry id: the position never names it
+    trace = trace_id_for(inquiry_key(inquiry, Position("import", 0, number)))
+    return Row(number, value, checked.blocking, identity_key(checked.contact), str(trace))
 
 
 def email_rows(messages: Iterable[Message], policy: Plausibility) -> Iterator[Row]:
@@ -218,3 +227,54 @@ def summarise(rows: list[Row]) -> Summary:
             summary.accepted += 1
             seen.add(row.identity)
     return summary
+
+
+@dataclass
+class Placement:
+    """How identity resolution placed the rows it was given (accepted and duplicates)."""
+
+    new_leads: int = 0
+    merged: Counter[str] = field(default_factory=Counter)
+    """Rows merged into a lead that existed, by the key that found it."""
+    merged_into_this_file: int = 0
+    """Of those, rows merged into a lead that an earlier row of the file started."""
+    excluded: int = 0
+    """Rows an exclusion policy answered without a lead (competitor, student, …)."""
+    pending: int = 0
+    """Rows the pipeline had not placed when the import stopped waiting."""
+
+
+def placed(rows: list[Row], outcomes: Mapping[str, LeadCaptured | None]) -> Placement:
+    """Count the import's outcomes: `outcomes` maps a trace to its `LeadCaptured`,
+    or to None for an excluded inquiry (answered only)."""
+    placement = Placement()
+    traced = [row.trace for row in rows if not row.problems and row.trace]
+    created = {
+        str(c.lead_id) for t in traced if (c := outcomes.get(t)) is not None and not c.merged
+    }
+    for trace in traced:
+        if trace not in outcomes:
+            placement.pending += 1
+            continue
+        captured = outcomes[trace]
+        if captured is None:
+            placement.excluded += 1
+        elif not captured.merged:
+            placement.new_leads += 1
+        else:
+            placement.merged[captured.matched_on or "unknown"] += 1
+            placement.merged_into_this_file += str(captured.lead_id) in created
+    return placement
+
+
+def placement_line(placement: Placement) -> str:
+    """One line for the operator: new leads, merges by key, excluded, not yet placed."""
+    merged = sum(placement.merged.values())
+    by_key = ", ".join(f"{n} on {kind}" for kind, n in sorted(placement.merged.items()))
+    line = f"{placement.new_leads} new leads, {merged} merged into existing leads"
+    if merged:
+        line += f" ({by_key}; {placement.merged_into_this_file} into a lead of an earlier row)"
+    line += f", {placement.excluded} excluded (answered, no lead)"
+    if placement.pending:
+        line += f", {placement.pending} not placed yet"
+    return line

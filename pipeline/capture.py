@@ -31,6 +31,11 @@ def lead_id_for(key: str) -> uuid.UUID:
     return derive_id("lead", key)
 
 
+def trace_id_for(key: str) -> uuid.UUID:
+    """The inquiry's correlation id, carried by every event it causes."""
+    return derive_id("trace", key)
+
+
 def capture_inquiry(
     raw: bytes | None,
     at: Position,
@@ -62,7 +67,7 @@ def capture_inquiry(
         return TouchScheduled(
             event_id=derive_id("TouchScheduled", key),
             lead_id=lead_id_for(key),
-            trace_id=derive_id("trace", key),
+            trace_id=trace_id_for(key),
             source=inquiry.source,
             occurred_at=received,
             emitted_at=now,
@@ -81,7 +86,7 @@ def capture_inquiry(
         identity=first,
         pending=then,
         lead_id=lead_id_for(key),
-        trace_id=derive_id("trace", key),
+        trace_id=trace_id_for(key),
         source=inquiry.source,
         occurred_at=received,
         emitted_at=now,

@@ -27,7 +27,10 @@ schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 report_app = typer.Typer(help="Closed-loop reports from the warehouse.", no_args_is_help=True)
 rules_app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is_help=True)
 routing_app = typer.Typer(help="Who gets which lead, and why.", no_args_is_help=True)
-lead_app = typer.Typer(help="One lead: its timeline.", no_args_is_help=True)
+lead_app = typer.Typer(
+    help="One lead: its timeline; split or merge what identity resolution got wrong.",
+    no_args_is_help=True,
+)
 nurture_app = typer.Typer(help="Nurture programs per lead.", no_args_is_help=True)
 privacy_app = typer.Typer(
     help="A person's data: export it (GDPR Art. 15), erase it (Art. 17).", no_args_is_help=True
@@ -117,7 +120,7 @@ def _topics(settings: Settings) -> Any:
 @topics_app.command("apply")
 @friendly
 def topics_apply() -> None:
-    """Create missing topics; report topics whose live settings differ from topics.yaml."""
+    """Create missing topics and table changelogs; report live settings that differ."""
     settings = _settings()
     report = _apply(settings)
     for name in report.created:
@@ -128,13 +131,21 @@ def topics_apply() -> None:
         console.print(f"[yellow]drift[/yellow]    {name}: " + "; ".join(problems))
 
 
-def _apply(settings: Settings) -> Any:
+def _apply(
+    settings: Settings, app: Any = None, loop: asyncio.AbstractEventLoop | None = None
+) -> Any:
+    """Create what topics.yaml names and every table's changelog (`ChangelogSpec`):
+    all exist, with their partition counts, before a worker subscribes."""
+    from pipeline.app import create_app, table_changelogs
     from pipeline.kafka_admin import apply_topics
+    from pipeline.rules import load_rules
 
-    specs = _topics(settings).all()
-    return asyncio.run(
-        apply_topics(settings.kafka_bootstrap, specs, settings.topic_replication_factor)
-    )
+    topics = _topics(settings)
+    if app is None:
+        app = create_app(settings, topics, load_rules(settings.rules_dir))
+    declared = [*topics.all(), *table_changelogs(app)]
+    applying = apply_topics(settings.kafka_bootstrap, declared, settings.topic_replication_factor)
+    return asyncio.run(applying) if loop is None else loop.run_until_complete(applying)
 
 
 @topics_app.command("list")
@@ -192,12 +203,9 @@ def worker() -> None:
     rules = load_rules(settings.rules_dir)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    from pipeline.kafka_admin import apply_topics
-
-    loop.run_until_complete(
-        apply_topics(settings.kafka_bootstrap, topics.all(), settings.topic_replication_factor)
-    )
-    run_worker(create_app(settings, topics, rules), settings, loop)
+    app = create_app(settings, topics, rules)
+    _apply(settings, app, loop)
+    run_worker(app, settings, loop)
 
 
 @app.command()
@@ -246,19 +254,29 @@ def import_file(
     errors: Annotated[
         Path | None, typer.Option(help="Per-row error file (default: FILE.errors.csv).")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="Seconds to wait for the running worker to place the rows (new lead or "
+            "merged into an existing one); 0: publish only."
+        ),
+    ] = 300.0,
 ) -> None:
     """Publish a list of inquiries (fair, event) or e-mails; problems go to an error file.
 
     Every row is published: capture rejects the bad ones into leads.rejected too.
+    With a worker running, the import then waits until identity resolution has
+    placed every row and prints how many became new leads and how many were
+    merged into leads that existed (by e-mail, phone or company).
     """
     import csv
 
     from rich.progress import track
 
-    from pipeline.bulk_import import rows_from_file, spreadsheet_safe, summarise
+    from pipeline.bulk_import import placed, placement_line, rows_from_file, summarise
     from pipeline.errors import ConfigError
     from pipeline.plausibility import Plausibility, PostalTable
-    from pipeline.runtime import publish
+    from pipeline.runtime import CaptureWatcher, worker_answers
 
     settings = _settings()
     overrides = dict(item.split("=", 1) for item in map_ or [] if "=" in item)
@@ -273,24 +291,64 @@ def import_file(
         )
     except (OSError, ValueError, csv.Error) as exc:
         raise ConfigError(f"{file}: {exc}") from exc
-    topic = _topics(settings).inquiries.name
-    with console.status(f"publishing {len(rows)} rows to {topic}"):
-        asyncio.run(publish(settings.kafka_bootstrap, topic, [r.value for r in rows]))
+    topics = _topics(settings)
+    watching = wait > 0 and worker_answers(settings)
+    traces = {r.trace for r in rows if not r.problems and r.trace}
+
+    async def publish_and_watch() -> dict[str, Any]:
+        from pipeline.runtime import publish
+
+        watcher = CaptureWatcher(settings.kafka_bootstrap, topics)
+        if watching:
+            await watcher.start()
+        try:
+            with console.status(f"publishing {len(rows)} rows to {topics.inquiries.name}"):
+                await publish(
+                    settings.kafka_bootstrap, topics.inquiries.name, [r.value for r in rows]
+                )
+            if not watching:
+                return {}
+            with console.status(f"waiting for the worker to place {len(traces)} rows"):
+                return dict(await watcher.wait(traces, wait))
+        finally:
+            if watching:
+                await watcher.stop()
+
+    outcomes = asyncio.run(publish_and_watch())
     summary = summarise(rows)
     error_file = errors or file.with_suffix(file.suffix + ".errors.csv")
-    with open(error_file, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["row", "code", "field", "message"])
-        for number, reasons in summary.errors:
-            for r in reasons:
-                cells = [r.code, r.field or "", r.message]
-                writer.writerow([number, *(spreadsheet_safe(c) for c in cells)])
+    _write_import_errors(error_file, summary.errors)
     console.print(
         f"{len(rows)} rows: [green]{summary.accepted} accepted[/green], "
         f"[red]{summary.rejected} rejected[/red] (see {error_file}), "
         f"{summary.duplicates} duplicates of an earlier row",
         soft_wrap=True,  # one line for scripts, however long the path
     )
+    if not watching:
+        why = "--wait 0" if wait <= 0 else f"no worker answers at {settings.web_url}"
+        console.print(f"merges not counted ({why}): the worker places the rows when it runs")
+        return
+    placement = placed(rows, outcomes)
+    console.print(f"placed: {placement_line(placement)}", soft_wrap=True)
+    if placement.pending:
+        raise LeadflowError(
+            f"{placement.pending} rows were not placed within {wait:.0f} s; they are published "
+            "and the worker places them (see leadflow report funnel)"
+        )
+
+
+def _write_import_errors(path: Path, errors: list[tuple[int, list[Any]]]) -> None:
+    import csv
+
+    from pipeline.bulk_import import spreadsheet_safe
+
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["row", "code", "field", "message"])
+        for number, reasons in errors:
+            for r in reasons:
+                cells = [r.code, r.field or "", r.message]
+                writer.writerow([number, *(spreadsheet_safe(c) for c in cells)])
 
 
 Format = Literal["table", "csv", "json"]
@@ -430,22 +488,30 @@ def report_sink() -> None:
     )
 
 
+LeadId = Annotated[str, typer.Argument(help="The lead's id.")]
+
+
+def _lead_uuid(text: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise LeadflowError(f"{text!r} is not a lead id (a UUID)") from None
+
+
 @lead_app.command("show")
 @friendly
-def lead_show(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+def lead_show(lead_id: LeadId) -> None:
     """Print the lead's timeline: from the running worker, or the warehouse directly."""
     import json
-    import uuid
 
     from rich.table import Table
 
     from pipeline.report_client import ask_worker, through_worker_or_direct
     from pipeline.timeline import lead_timeline
 
-    try:
-        lead = uuid.UUID(lead_id)
-    except ValueError:
-        raise LeadflowError(f"{lead_id!r} is not a lead id (a UUID)") from None
+    lead = _lead_uuid(lead_id)
     settings = _settings()
     rows = through_worker_or_direct(
         settings,
@@ -462,6 +528,98 @@ def lead_show(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) ->
     for row in rows:
         table.add_row(row["occurred_at"][:19], row["channel"], row["summary"])
     console.print(table)
+
+
+def _captures(settings: Settings, lead: Any) -> list[Any]:
+    """The lead's inquiries as captured, once the warehouse has stored everything
+    (a correction needs the running worker: its identify stage applies it)."""
+    from pydantic import TypeAdapter
+
+    from pipeline.report_client import ask_worker, through_worker_or_direct
+    from pipeline.runtime import wait_until_stored, worker_answers
+    from pipeline.timeline import lead_captures
+    from schemas.lead import LeadCaptured
+
+    if not worker_answers(settings):
+        raise LeadflowError(f"no worker answers at {settings.web_url}; corrections need it running")
+    asyncio.run(wait_until_stored(settings))
+    captures: list[Any] = through_worker_or_direct(
+        settings,
+        _topics(settings),
+        lambda: ask_worker(settings, f"/v1/leads/{lead}/captures"),
+        lambda w, _: lead_captures(w, lead),
+        TypeAdapter(list[LeadCaptured]).validate_json,
+    )
+    if not captures:
+        raise LeadflowError(f"the warehouse knows no inquiries of lead {lead}")
+    return captures
+
+
+def _correct(settings: Settings, **fields: Any) -> list[Any]:
+    """Send an operator's correction to the identify stage; what it did, per lead."""
+    import uuid
+
+    from pipeline.runtime import correct_and_wait
+    from schemas.envelope import utcnow
+    from schemas.lead import CorrectIdentity
+
+    now = utcnow()
+    command = CorrectIdentity(event_id=uuid.uuid4(), occurred_at=now, emitted_at=now, **fields)
+    bootstrap = settings.kafka_bootstrap
+    return asyncio.run(correct_and_wait(bootstrap, _topics(settings), command, 120.0))
+
+
+@lead_app.command("split")
+@friendly
+def lead_split(
+    lead_id: LeadId,
+    inquiry: Annotated[
+        str, typer.Argument(help="The inquiry's id (as `lead show` prints it) or its trace id.")
+    ],
+) -> None:
+    """Split an inquiry off the lead it was merged into: it becomes a lead of its own
+    (enriched, qualified and routed afresh), and its e-mail, phone and name at the
+    company find that lead from now on."""
+    lead = _lead_uuid(lead_id)
+    settings = _settings()
+    captures = _captures(settings, lead)
+    chosen = [c for c in captures if inquiry in (c.payload.inquiry_id, str(c.trace_id))]
+    if not chosen:
+        known = ", ".join(c.payload.inquiry_id for c in captures)
+        raise LeadflowError(f"lead {lead} has no inquiry {inquiry!r} (its inquiries: {known})")
+    if not chosen[0].merged:
+        raise LeadflowError(
+            f"inquiry {inquiry!r} started lead {lead}: split off the inquiries merged into it"
+        )
+    done = _correct(settings, action="split", lead=lead, captures=chosen[:1])
+    [new] = [d for d in done if d.payload.action == "split_from"]
+    console.print(
+        f"inquiry {chosen[0].payload.inquiry_id} split off lead {lead}: it is lead "
+        f"{new.lead_id} now ({new.payload.keys} identity keys find it), captured again",
+        soft_wrap=True,
+    )
+
+
+@lead_app.command("merge")
+@friendly
+def lead_merge(
+    lead_id: LeadId,
+    other: Annotated[str, typer.Argument(help="The lead of the same person, merged into it.")],
+) -> None:
+    """Merge two leads of one person by hand: every identity key of OTHER (its e-mail
+    addresses, phones and names at companies) finds LEAD_ID from now on; both
+    timelines record it. OTHER's own events stay its own."""
+    lead, merged = _lead_uuid(lead_id), _lead_uuid(other)
+    if lead == merged:
+        raise LeadflowError("a lead cannot be merged into itself")
+    settings = _settings()
+    _captures(settings, lead)  # the lead exists
+    captures = _captures(settings, merged)
+    done = _correct(settings, action="merge", lead=lead, other_lead=merged, captures=captures)
+    keys = done[0].payload.keys
+    console.print(
+        f"lead {merged} merged into lead {lead}: {keys} identity keys find it from now on"
+    )
 
 
 @rules_app.command("check")

@@ -21,6 +21,17 @@ class WarehouseUnavailable(LeadflowError):
     retryable = True
 
 
+class WorkerRecovering(LeadflowError):
+    """The worker reads its tables back from their changelogs (after a start or a
+    rebalance); what it would show now is not the truth yet. Retryable."""
+
+    retryable = True
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"worker is recovering its state, try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class BadRequest(LeadflowError):
     """A caller's request that cannot be run as asked (unknown report, bad
     parameter, SQL that is not one read-only query): HTTP 400, CLI exit 1."""

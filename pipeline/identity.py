@@ -2,8 +2,9 @@
 second lead; their new inquiry is attached to the existing one.
 
 A person is known by up to three identity keys, consulted in this order: the
-normalised e-mail address, the E.164 phone number, and their company (where a
-fuzzy match on the name decides). Each key is owned by one partition of
+normalised e-mail address, the E.164 phone number, and their company (where the
+same full name decides, unless the two records carry a different e-mail address
+or phone: then they are two people). Each key is owned by one partition of
 `leads.identify`, so an inquiry walks from key to key: at each it either finds
 the person's lead (and stops) or claims the key for its own new lead and goes
 on to the next. This module decides each step, knowing nothing of Kafka.
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, cast
+from typing import Literal, NotRequired, TypedDict, cast
 
 from rapidfuzz import fuzz
 
@@ -30,27 +31,52 @@ from schemas.inquiry import Contact
 from schemas.lead import (
     ActivityRecorded,
     ActivityUnattached,
+    CorrectIdentity,
+    Correction,
     IdentityClaimed,
+    IdentityCorrected,
     InquiryAccepted,
     LeadCaptured,
 )
 from schemas.rejected import MessageRejected, Reason
 
 COMPANY = "company:"
-NAME_MATCH = 90.0
-"""How alike (rapidfuzz token-sort ratio, 0-100) two names at one company must be
-to be one person, by default: one typo in a short name still matches."""
+NAME_MATCH = 100.0
+"""How alike (rapidfuzz ratio, 0-100) the last names of two people at one company
+must be to be one person, by default: the same (folded) name. Every other part of
+the name (the first name above all) must always be the same: "Lea Koch" and
+"Lena Koch" are two people. Hofmann and Hoffmann are two common names, so a
+lower value (90 accepts one missing letter in a name of five or more) is the
+operator's choice, not the default."""
 LEGAL_FORMS = re.compile(
-    r"\b(gmbh|mbh|ag|kg|kgaa|ohg|gbr|ug|se|ev|e v|co|ltd|limited|inc|llc|plc|sa|sarl|bv|nv)\b"
+    r"\b(gmbh|mbh|ag|kg|kgaa|ohg|gbr|ug|se|ev|e v|co|ltd|limited|inc|llc|plc|sa|sarl|bv|nv"
+    r"|und|and)\b"
 )
+"""Legal forms, and "und"/"and" ("&" and "+" fold to a space): not part of the name."""
 TRANSLITERATE = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+MAX_KEYS_OF_A_KIND = 5
+"""E-mail keys, and phone keys, kept per person at a company. More are not stored:
+one of that kind is known already, so a key not kept only makes a later name
+match more cautious (it conflicts), never looser."""
 
 KeyKind = Literal["email", "phone", "company"]
-Stored = dict[str, str] | list[dict[str, str]]
+
+
+class KnownPerson(TypedDict):
+    """A person known at a company: folded full name, lead, and the e-mail and phone
+    keys seen with them (`keys`, since IdentityClaimed 1.1; an entry written before
+    has only `person`, their first key)."""
+
+    name: str
+    lead: str
+    person: str
+    keys: NotRequired[list[str]]
+
+
+Stored = dict[str, str] | list[KnownPerson]
 """A table value: `{lead, key}` for an e-mail or phone key, or the people known at a
-company, `[{name, lead, person}]` (`person`: their e-mail or phone key). The key
-in the value is what lets an erasure find the entry: the table is keyed by its
-`pseudonym`."""
+company. The identity keys in the value (`key`, `person`, `keys`) are what lets an
+erasure find the entry: the table is keyed by its `pseudonym`."""
 
 
 def fold(text: str) -> str:
@@ -98,20 +124,82 @@ def identity_keys(contact: Contact) -> list[str]:
     return [key for key in keys if key]
 
 
+def person_keys(contact: Contact) -> list[str]:
+    """The e-mail and phone keys of a contact: what tells two namesakes apart."""
+    return [key for key in identity_keys(contact) if not key.startswith(COMPANY)]
+
+
+def known_keys(person: KnownPerson) -> list[str]:
+    return person.get("keys") or ([person["person"]] if person["person"] else [])
+
+
+def name_score(name: str, other: str) -> float:
+    """How alike two folded full names are, 0-100: every part but the last (first
+    and middle names) must be the same; the last names are compared by ratio."""
+    mine, theirs = name.split(), other.split()
+    if not mine or len(mine) != len(theirs) or mine[:-1] != theirs[:-1]:
+        return 0.0
+    return round(float(fuzz.ratio(mine[-1], theirs[-1])), 1)
+
+
+def conflicting(known: list[str], mine: list[str]) -> bool:
+    """Do two records carry a different e-mail address, or a different phone
+    (where both have one of that kind)? Then they are two people."""
+    for kind in ("email:", "phone:"):
+        theirs = {key for key in known if key.startswith(kind)}
+        ours = {key for key in mine if key.startswith(kind)}
+        if theirs and ours - theirs:
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Match:
+    """The lead a key belongs to, and for a company key how alike the names are."""
+
+    lead: uuid.UUID
+    score: float | None = None
+
+
 def find_lead(
-    key: str, stored: Stored | None, name: str | None, threshold: float
-) -> uuid.UUID | None:
-    """The lead a key belongs to: exact for e-mail and phone, by the closest name
-    at or above `threshold` (0-100) among a company's people."""
+    key: str,
+    stored: Stored | None,
+    threshold: float,
+    name: str | None = None,
+    keys: list[str] | None = None,
+    own: uuid.UUID | None = None,
+) -> Match | None:
+    """The lead a key belongs to: exact for e-mail and phone. At a company: the one
+    person whose name scores at least `threshold` (see `name_score`) and whose
+    e-mail and phone do not conflict with `keys`; none when namesakes are known
+    there (the name alone cannot tell them apart). `own`: the inquiry's own lead,
+    found again when a step is redelivered."""
     if stored is None:
         return None
     if isinstance(stored, dict):
-        return uuid.UUID(stored["lead"])
+        return Match(uuid.UUID(stored["lead"]))
+    if any(person["lead"] == str(own) for person in stored):
+        return Match(cast(uuid.UUID, own))
     if name is None:
         return None
-    scored = [(fuzz.token_sort_ratio(name, person["name"]), person["lead"]) for person in stored]
-    best = max(scored, default=(0.0, ""))
-    return uuid.UUID(best[1]) if best[0] >= threshold else None
+    scored = [(name_score(name, person["name"]), person) for person in stored]
+    alike = [(score, person) for score, person in scored if score >= threshold]
+    if len(alike) != 1:
+        return None
+    score, person = alike[0]
+    if conflicting(known_keys(person), keys or []):
+        return None
+    return Match(uuid.UUID(person["lead"]), score)
+
+
+def with_keys(person: KnownPerson, keys: list[str]) -> KnownPerson:
+    """The person with more of their e-mail and phone keys (MAX_KEYS_OF_A_KIND each)."""
+    kept = known_keys(person)
+    for key in keys:
+        kind = key.split(":", 1)[0] + ":"
+        if key not in kept and sum(k.startswith(kind) for k in kept) < MAX_KEYS_OF_A_KIND:
+            kept = [*kept, key]
+    return {**person, "keys": kept}
 
 
 def claimed(stored: Stored | None, claim: IdentityClaimed) -> Stored | None:
@@ -119,20 +207,46 @@ def claimed(stored: Stored | None, claim: IdentityClaimed) -> Stored | None:
 
     A key stays with the lead that claimed it first, except that a claim made
     for an inquiry's own lead during its walk gives way to the lead the walk
-    found later (`replaces`).
+    found later (`replaces`). A correction by an operator (`moved_from`) moves
+    the key from that lead to the claim's; at a company it moves the person's
+    e-mail and phone keys, so the person who stays there keeps their entry.
     """
     lead = str(claim.lead_id)
-    replaces = str(claim.replaces) if claim.replaces else None
+    gives_way = claim.moved_from or claim.replaces
+    replaces = str(gives_way) if gives_way else None
     if not claim.identity.startswith(COMPANY):
         owner = stored["lead"] if isinstance(stored, dict) else None
         if owner is None or (owner == replaces and owner != lead):
             return {"lead": lead, "key": claim.identity}
         return None
     people = list(stored) if isinstance(stored, list) else []
-    kept = [p for p in people if p["lead"] != replaces]
-    if any(p["lead"] == lead for p in kept):
-        return kept if len(kept) != len(people) else None
-    return [*kept, {"name": claim.name or "", "lead": lead, "person": claim.person or ""}]
+    keys = claim.keys or ([claim.person] if claim.person else [])
+    name = claim.name or ""
+    if claim.moved_from is None:
+        kept = [p for p in people if p["lead"] != replaces]
+    else:
+        kept = [p for p in (_moved_off(p, replaces, name, keys) for p in people) if p]
+    mine = next((i for i, p in enumerate(kept) if p["lead"] == lead and p["name"] == name), None)
+    if mine is None:
+        mine = next((i for i, p in enumerate(kept) if p["lead"] == lead), None)
+    if mine is None:
+        kept.append(with_keys({"name": name, "lead": lead, "person": claim.person or ""}, keys))
+    else:
+        kept[mine] = with_keys(kept[mine], keys)
+    return kept if kept != people else None
+
+
+def _moved_off(
+    person: KnownPerson, lead: str | None, name: str, keys: list[str]
+) -> KnownPerson | None:
+    """A person of the lead a correction moves someone off: without the moving
+    person's keys, or gone when the entry was theirs (their name, no other key)."""
+    if person["lead"] != lead:
+        return person
+    left = [key for key in known_keys(person) if key not in keys]
+    if not left and person["name"] == name:
+        return None
+    return {**person, "person": left[0] if left else "", "keys": left}
 
 
 def pseudonym(identity: str) -> str:
@@ -154,7 +268,7 @@ class IdentityStep:
 
 
 def resolve_identity(
-    accepted: InquiryAccepted, found: uuid.UUID | None, activities_wait: bool = False
+    accepted: InquiryAccepted, found: Match | None, activities_wait: bool = False
 ) -> IdentityStep:
     """One step of the walk at the partition of `accepted.identity`.
 
@@ -162,15 +276,17 @@ def resolve_identity(
     found there means a redelivered step: it goes on as it did the first time,
     so every step is deterministic and a redelivery emits the same events.
     `activities_wait`: an unknown person's activities are kept at this key.
+    The person found by company learns the inquiry's e-mail and phone (a claim
+    of the company key), so a namesake with another address is told apart later.
     """
     own = accepted.lead_id
-    if found is not None and found != own:
+    if found is not None and found.lead != own:
         return IdentityStep(
             captured=captured_as(accepted, found),
             claims=[
-                claim(accepted, key, found)
+                claim(accepted, key, found.lead)
                 for key in accepted.all_keys()
-                if key != accepted.identity
+                if key != accepted.identity or key.startswith(COMPANY)
             ],
         )
     if accepted.pending:
@@ -195,7 +311,7 @@ def resolve_identity(
         for key in accepted.visited
         if accepted.activities_at is None or key in accepted.activities_at
     ]
-    return IdentityStep(captured=captured_as(accepted, own), claims=confirmed)
+    return IdentityStep(captured=captured_as(accepted, Match(own)), claims=confirmed)
 
 
 def own_claim(accepted: InquiryAccepted) -> IdentityClaimed:
@@ -204,12 +320,14 @@ def own_claim(accepted: InquiryAccepted) -> IdentityClaimed:
 
 
 def claim(accepted: InquiryAccepted, key: str, lead_id: uuid.UUID) -> IdentityClaimed:
+    at_company = key.startswith(COMPANY)
     return IdentityClaimed(
         event_id=derive_id("IdentityClaimed", accepted.trace_id, key),
         identity=key,
         lead_id=lead_id,
-        name=person_name(accepted.payload.contact) if key.startswith(COMPANY) else None,
-        person=accepted.all_keys()[0] if key.startswith(COMPANY) else None,
+        name=person_name(accepted.payload.contact) if at_company else None,
+        person=accepted.all_keys()[0] if at_company else None,
+        keys=person_keys(accepted.payload.contact) if at_company else [],
         replaces=accepted.lead_id
         if key in accepted.visited and lead_id != accepted.lead_id
         else None,
@@ -218,17 +336,109 @@ def claim(accepted: InquiryAccepted, key: str, lead_id: uuid.UUID) -> IdentityCl
     )
 
 
-def captured_as(accepted: InquiryAccepted, lead_id: uuid.UUID) -> LeadCaptured:
+def captured_as(accepted: InquiryAccepted, found: Match) -> LeadCaptured:
+    merged = found.lead != accepted.lead_id
     return LeadCaptured(
         event_id=derive_id("LeadCaptured", accepted.trace_id),
-        lead_id=lead_id,
+        lead_id=found.lead,
         trace_id=accepted.trace_id,
         source=accepted.source,
         occurred_at=accepted.occurred_at,
         emitted_at=accepted.emitted_at,
         payload=accepted.payload,
-        merged=lead_id != accepted.lead_id,
-        matched_on=key_kind(accepted.identity) if lead_id != accepted.lead_id else None,
+        merged=merged,
+        matched_on=key_kind(accepted.identity) if merged else None,
+        match_score=found.score if merged else None,
+    )
+
+
+def split_lead_id(trace_id: uuid.UUID, left: uuid.UUID) -> uuid.UUID:
+    """The lead an inquiry becomes when an operator splits it off lead `left`."""
+    return derive_id("lead", "split", trace_id, left)
+
+
+def correct_identity(command: CorrectIdentity, now: datetime) -> list[EventBase]:
+    """An operator's split or merge: the identity keys move (claims with
+    `moved_from`, applied at each key's partition), a split-off inquiry is
+    captured again as its own lead, and each lead concerned records what happened."""
+    if command.action == "split":
+        [inquiry] = command.captures
+        lead = split_lead_id(inquiry.trace_id, command.lead)
+        moved = moved_claims(command, [inquiry], lead, command.lead, now)
+        again = LeadCaptured(
+            event_id=derive_id("LeadCaptured", inquiry.trace_id, lead),
+            lead_id=lead,
+            trace_id=inquiry.trace_id,
+            source=inquiry.source,
+            occurred_at=inquiry.occurred_at,
+            emitted_at=now,
+            payload=inquiry.payload,
+        )
+        inquiry_id = inquiry.payload.inquiry_id
+        return [
+            *moved,
+            again,
+            corrected(command, command.lead, "split_off", lead, len(moved), now, inquiry_id),
+            corrected(command, lead, "split_from", command.lead, len(moved), now, inquiry_id),
+        ]
+    other = cast(uuid.UUID, command.other_lead)
+    moved = moved_claims(command, command.captures, command.lead, other, now)
+    return [
+        *moved,
+        corrected(command, command.lead, "merged_in", other, len(moved), now),
+        corrected(command, other, "merged_into", command.lead, len(moved), now),
+    ]
+
+
+def moved_claims(
+    command: CorrectIdentity,
+    captures: list[LeadCaptured],
+    lead: uuid.UUID,
+    moved_from: uuid.UUID,
+    now: datetime,
+) -> list[IdentityClaimed]:
+    """Every identity key of the captured inquiries, moved from one lead to another
+    (at a company once per name: the keys of that person's inquiries together)."""
+    claims: dict[tuple[str, str | None], IdentityClaimed] = {}
+    for capture in captures:
+        contact = capture.payload.contact
+        name = person_name(contact)
+        for key in identity_keys(contact):
+            at_company = key.startswith(COMPANY)
+            slot = (key, name if at_company else None)
+            earlier = claims.get(slot)
+            keys = [*(earlier.keys if earlier else []), *person_keys(contact)] if at_company else []
+            keys = list(dict.fromkeys(keys))
+            claims[slot] = IdentityClaimed(
+                event_id=derive_id("IdentityClaimed", command.event_id, key, slot[1]),
+                identity=key,
+                lead_id=lead,
+                name=slot[1],
+                person=keys[0] if keys else None,
+                keys=keys,
+                moved_from=moved_from,
+                occurred_at=now,
+                emitted_at=now,
+            )
+    return list(claims.values())
+
+
+def corrected(
+    command: CorrectIdentity,
+    lead: uuid.UUID,
+    action: Literal["split_off", "split_from", "merged_in", "merged_into"],
+    other: uuid.UUID,
+    keys: int,
+    now: datetime,
+    inquiry_id: str | None = None,
+) -> IdentityCorrected:
+    return IdentityCorrected(
+        event_id=derive_id("IdentityCorrected", command.event_id, lead),
+        lead_id=lead,
+        command_id=command.event_id,
+        occurred_at=now,
+        emitted_at=now,
+        payload=Correction(action=action, other_lead=other, inquiry_id=inquiry_id, keys=keys),
     )
 
 
@@ -307,10 +517,17 @@ class IdentityBook:
 
     def identify(self, accepted: InquiryAccepted) -> list[EventBase]:
         """One step of an inquiry's walk (see `resolve_identity`)."""
-        name = person_name(accepted.payload.contact)
-        found = find_lead(accepted.identity, self.stored(accepted.identity), name, self.name_match)
+        contact = accepted.payload.contact
+        found = find_lead(
+            accepted.identity,
+            self.stored(accepted.identity),
+            self.name_match,
+            person_name(contact),
+            person_keys(contact),
+            accepted.lead_id,
+        )
         step = resolve_identity(accepted, found, pseudonym(accepted.identity) in self.waiting)
-        if found is not None and found != accepted.lead_id:
+        if found is not None and found.lead != accepted.lead_id:
             return step.events()
         self.store(own_claim(accepted))
         if accepted.pending:  # the key is the inquiry's own only if the walk finds no one
@@ -331,20 +548,20 @@ class IdentityBook:
             self.leads[pseudonym(claim.identity)] = changed
 
     def hand_over(self, key: str, now: datetime) -> list[EventBase]:
-        lead = find_lead(key, self.stored(key), None, self.name_match)
-        if lead is None or pseudonym(key) not in self.waiting:
+        found = find_lead(key, self.stored(key), self.name_match)
+        if found is None or pseudonym(key) not in self.waiting:
             return []
         kept = [Activity.model_validate_json(a) for a in self.waiting.pop(pseudonym(key))]
-        return [attached(activity, lead, now) for activity in kept]
+        return [attached(activity, found.lead, now) for activity in kept]
 
     def identify_activity(
         self, unattached: ActivityUnattached, at: Position, now: datetime
     ) -> ActivityRecorded | MessageRejected | None:
         """The activity for its person's lead, or kept until a lead claims the key."""
         activity, key = unattached.payload, unattached.identity
-        lead = find_lead(key, self.stored(key), None, self.name_match)
-        if lead is not None:
-            return attached(activity, lead, now)
+        found = find_lead(key, self.stored(key), self.name_match)
+        if found is not None:
+            return attached(activity, found.lead, now)
         kept = [Activity.model_validate_json(a) for a in self.waiting.get(pseudonym(key), [])]
         now_waiting = keep_waiting(kept, activity, at)
         if isinstance(now_waiting, MessageRejected):

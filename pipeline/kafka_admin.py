@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.protocol.admin import DeleteGroupsRequest
 
 from pipeline.errors import KafkaUnavailable
-from pipeline.topics import TopicSpec
+from pipeline.topics import Declared
 
 
 @dataclass
@@ -21,7 +23,7 @@ class ApplyReport:
 
 
 async def apply_topics(
-    bootstrap: str, specs: list[TopicSpec], replication_factor: int = 1
+    bootstrap: str, specs: Sequence[Declared], replication_factor: int = 1
 ) -> ApplyReport:
     """Create what is missing; never alter a live topic, only report how it differs."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
@@ -58,7 +60,7 @@ async def apply_topics(
 
 
 async def _await_leaders(
-    admin: AIOKafkaAdminClient, specs: list[TopicSpec], timeout: float = 30.0
+    admin: AIOKafkaAdminClient, specs: Sequence[Declared], timeout: float = 30.0
 ) -> None:
     """Wait until every partition of the new topics has a leader: a consumer that
     subscribes earlier ignores the topic as missing and never reads it."""
@@ -79,7 +81,7 @@ async def _await_leaders(
 
 
 async def _find_drift(
-    admin: AIOKafkaAdminClient, specs: list[TopicSpec], report: ApplyReport
+    admin: AIOKafkaAdminClient, specs: Sequence[Declared], report: ApplyReport
 ) -> None:
     described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
     responses = await admin.describe_configs(
@@ -104,3 +106,36 @@ async def _find_drift(
             report.drift[spec.name] = problems
         else:
             report.unchanged.append(spec.name)
+
+
+@dataclass
+class Removed:
+    topics: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+async def remove_tenants(bootstrap: str, prefixes: Sequence[str]) -> Removed:
+    """Delete every topic and consumer group whose name starts with one of `prefixes`
+    (a tenant's topic prefix and app id: its topics, table changelogs and groups).
+
+    For what a test run or a demo tenant made on a shared broker; a group that
+    still has members is left (the broker refuses), and so is anything else.
+    """
+    if not prefixes:
+        return Removed()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    await admin.start()
+    try:
+        ours = tuple(prefixes)
+        removed = Removed(topics=[t for t in await admin.list_topics() if t.startswith(ours)])
+        if removed.topics:
+            await admin.delete_topics(removed.topics)
+        groups = [g for g, *_ in await admin.list_consumer_groups() if g.startswith(ours)]
+        for group in groups:
+            node = await admin.find_coordinator(group)
+            response = await admin._send_request_to_node(node, DeleteGroupsRequest([group]))
+            if all(code == 0 for _, code in response.results):
+                removed.groups.append(group)
+        return removed
+    finally:
+        await admin.close()

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.envelope import ChannelName
+from schemas.envelope import ChannelName, derive_id
 from schemas.inputs import ActivityType
 from schemas.inquiry import Contact
 from schemas.lead import LeadClass, LeadEnriched, Touch, TouchScheduled
@@ -226,7 +226,9 @@ class NurturePolicy(BaseModel):
 
 
 def fulfill_inquiry(lead: LeadEnriched, policy: NurturePolicy, now: datetime) -> TouchScheduled:
-    """The answer to one inquiry; its id follows from the inquiry, so a repeat is dropped."""
+    """The answer to one inquiry; its id follows from the inquiry (its trace), so a
+    repeat is dropped, also when an operator splits the inquiry off into a lead of
+    its own and it is captured again."""
     fulfillment = policy.fulfillment
     profile = lead.payload
     touch = Touch(
@@ -238,4 +240,6 @@ def fulfill_inquiry(lead: LeadEnriched, policy: NurturePolicy, now: datetime) ->
         purpose="fulfillment",
         response_seconds=max(0.0, round((now - profile.received_at).total_seconds(), 3)),
     )
-    return TouchScheduled(**lead.follow("TouchScheduled", payload=touch))
+    envelope = lead.follow("TouchScheduled", payload=touch)
+    envelope["event_id"] = derive_id("TouchScheduled", "fulfillment", lead.trace_id)
+    return TouchScheduled(**envelope)

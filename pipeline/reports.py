@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pipeline.analytics import gini, volume_anomalies
+from pipeline.analytics import Handed, fairness_rows, volume_anomalies
 from pipeline.attribution import DEFAULT_HALF_LIFE_DAYS, Journey, TouchPoint, attribute
 from pipeline.errors import BadRequest
 from pipeline.report_rules import TARGET_METRICS, Targets, load_targets, month_start
 from pipeline.reporting import funnel_by_channel
 from pipeline.routing import RoutingRules
 from pipeline.rules import Rules
+from pipeline.sla import CONTACT
 from pipeline.warehouse import COSTS_TABLE, EVENTS_TABLE, Warehouse
 
 LEADS = "leadflow.leads"
@@ -380,46 +381,39 @@ def performance(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
 
 
 def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
-    """Share of leads against share of capacity per rep, and each queue's Gini.
-
-    A rep's capacity is their routing weight (1 unless `weight` is set); the
-    Gini is over leads per unit of capacity among the queue's configured reps.
-    """
-    got = w.query(f"""
-        SELECT queue, owner AS rep, count() AS leads FROM {LEADS}
-        WHERE routed_at IS NOT NULL AND {p.after("created_at")} GROUP BY queue, rep
+    """Each rep's leads against the leads the routing rules entitled them to (weight,
+    availability when each lead came, caps: `analytics.expected_leads`), and each
+    queue's Gini over those ratios. Leads before --since count for the caps only."""
+    closing = ", ".join(f"'{o}'" for o in sorted(CONTACT))
+    rows = w.query(f"""
+        SELECT l.queue AS queue, l.owner AS owner, toString(l.routed_at) AS routed_at,
+               toString(e.closed_at) AS closed_at, e.assigned_by AS assigned_by
+        FROM {LEADS} AS l
+        LEFT JOIN (
+            SELECT lead_id,
+                   argMinIf(JSONExtractString(payload, 'payload', 'assigned_by'), occurred_at,
+                            event_type = 'LeadAssigned') AS assigned_by,
+                   minIf(toNullable(occurred_at), event_type = 'CrmOutcomeReported'
+                         AND JSONExtractString(payload, 'outcome') NOT IN ({closing}))
+                       AS closed_at
+            FROM {EVENTS_TABLE}  -- no FINAL: a repeat changes no minimum
+            WHERE event_type IN ('LeadAssigned', 'CrmOutcomeReported')
+            GROUP BY lead_id
+        ) AS e ON e.lead_id = l.lead_id
+        WHERE l.routed_at IS NOT NULL
     """)
-    leads = {(r["queue"], r["rep"]): int(r["leads"]) for r in got}
-    capacity: dict[str, dict[str, int]] = {}
-    if inputs.routing is not None:
-        for name, routing_queue in inputs.routing.queues.items():
-            capacity[name] = {rep.id: rep.weight for rep in routing_queue.reps}
-    for queue, rep in leads:
-        capacity.setdefault(queue, {}).setdefault(rep, 0)  # a manager or a rep no longer listed
-    rows: Rows = []
-    for queue, reps in sorted(capacity.items()):
-        total_leads = sum(leads.get((queue, r), 0) for r in reps)
-        total_capacity = sum(reps.values())
-        loads = [leads.get((queue, r), 0) / c for r, c in reps.items() if c > 0]
-        queue_gini = round(gini(loads), 4)
-        for rep, weight in sorted(reps.items()):
-            n = leads.get((queue, rep), 0)
-            lead_share = n / total_leads if total_leads else 0.0
-            capacity_share = weight / total_capacity if total_capacity else 0.0
-            rows.append(
-                {
-                    "queue": queue,
-                    "rep": rep,
-                    "leads": n,
-                    "share_of_leads": round(lead_share, 4),
-                    "share_of_capacity": round(capacity_share, 4),
-                    "load_vs_capacity": round(lead_share / capacity_share, 4)
-                    if capacity_share
-                    else None,
-                    "queue_gini": queue_gini,
-                }
+    handed: dict[str, list[Handed]] = {}
+    for r in rows:
+        handed.setdefault(r["queue"], []).append(
+            Handed(
+                at=_time(r["routed_at"]),
+                owner=r["owner"],
+                closed_at=_time(r["closed_at"]) if r["closed_at"] else None,
+                account_owner=r["assigned_by"] == "account_owner",
             )
-    return rows
+        )
+    since = datetime.combine(p.since, time(), UTC) if p.since is not None else None
+    return fairness_rows(inputs.routing, handed, since)
 
 
 def reasons(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:

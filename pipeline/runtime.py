@@ -24,14 +24,21 @@ from pydantic import ValidationError
 
 from pipeline.access import operator_key
 from pipeline.capture import inquiry_key
-from pipeline.errors import LeadflowError
+from pipeline.errors import LeadflowError, WorkerRecovering
 from pipeline.exclusion import EXCLUDED
 from pipeline.messages import Position
 from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
-from schemas.lead import LeadAssigned, LeadNurtured, TouchScheduled
+from schemas.lead import (
+    CorrectIdentity,
+    IdentityCorrected,
+    LeadAssigned,
+    LeadCaptured,
+    LeadNurtured,
+    TouchScheduled,
+)
 from schemas.rejected import MessageRejected
 
 
@@ -117,13 +124,23 @@ def get_json(settings: Settings, path: str, timeout: float = 10.0) -> Any:
 
 
 def get_bytes(settings: Settings, path: str, timeout: float = 10.0) -> bytes:
-    """GET from the worker with the operator key (configured, or the worker's local one)."""
+    """GET from the worker with the operator key (configured, or the worker's local one).
+
+    A view of worker tables that are still recovering raises `WorkerRecovering`
+    (not an `OSError`: the worker is there, its answer is "not yet").
+    """
     key = operator_key(settings)
     request = urllib.request.Request(
         settings.web_url + path, headers={"X-Api-Key": key} if key else {}
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return bytes(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        retry = exc.headers.get("Retry-After", "") if exc.code == 503 else ""
+        if retry.isdigit():
+            raise WorkerRecovering(int(retry)) from None
+        raise
 
 
 def post_json(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> Any:
@@ -263,6 +280,97 @@ class OutcomeWatcher:
 
     async def stop(self) -> None:
         await self._consumer.stop()
+
+
+class CaptureWatcher:
+    """How identity resolution placed inquiries: reads `leads.captured` (and, for
+    excluded inquiries, their answer on `leads.touches`) from the current end on.
+    Start it before publishing, so nothing it waits for can pass unseen."""
+
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        self.topics = topics
+        self.placed: dict[str, LeadCaptured | None] = {}
+        """trace id → its LeadCaptured, or None: excluded, answered without a lead."""
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        )
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(spec.name, p)
+            for spec in (self.topics.captured, self.topics.touches)
+            for p in range(spec.partitions)
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the end positions now, before anything is published
+            await self._consumer.position(tp)
+
+    async def wait(self, traces: set[str], timeout: float) -> dict[str, LeadCaptured | None]:
+        """The placements of `traces` that arrived within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not traces <= self.placed.keys() and time.monotonic() < deadline:
+            for tp, records in (await self._consumer.getmany(timeout_ms=300)).items():
+                for record in records:
+                    self._record(tp.topic, record.value or b"")
+        return {t: self.placed[t] for t in traces if t in self.placed}
+
+    def _record(self, topic: str, value: bytes) -> None:
+        if topic == self.topics.captured.name:
+            captured = LeadCaptured.model_validate_json(value)
+            self.placed[str(captured.trace_id)] = captured
+            return
+        touch = TouchScheduled.model_validate_json(value)
+        if touch.payload.purpose == "fulfillment" and touch.payload.reason.startswith(EXCLUDED):
+            self.placed.setdefault(str(touch.trace_id), None)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
+async def correct_and_wait(
+    bootstrap: str, topics: Topics, command: CorrectIdentity, timeout: float
+) -> list[IdentityCorrected]:
+    """Send an operator's correction and wait for what it did to both leads."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        spec = topics.identity_corrected
+        partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:  # the end before the command is sent
+            await consumer.position(tp)
+        value = command.model_dump_json().encode()
+        await publish(bootstrap, topics.identity_corrections.name, [value], key=command.key())
+        done: dict[str, IdentityCorrected] = {}
+        deadline = time.monotonic() + timeout
+        while len(done) < 2:
+            if time.monotonic() > deadline:
+                raise LeadflowError(
+                    f"the correction {command.event_id} was not done within {timeout:.0f} s; "
+                    "is the worker running? (it is done once a worker reads it)"
+                )
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    fact = IdentityCorrected.model_validate_json(record.value or b"")
+                    if fact.command_id == command.event_id:
+                        done[str(fact.lead_id)] = fact
+        return list(done.values())
+    finally:
+        await consumer.stop()
+
+
+def worker_answers(settings: Settings) -> bool:
+    """Does a worker answer at `settings.web_url`?"""
+    try:
+        get_json(settings, "/v1/health", timeout=3.0)
+    except OSError:
+        return False
+    return True
 
 
 async def wait_until_stored(settings: Settings, timeout: float = 120.0) -> None:

@@ -42,8 +42,10 @@ class Settings(BaseSettings):
         default=NAME_MATCH,
         ge=50,
         le=100,
-        description="How alike (0-100, rapidfuzz token-sort ratio) two names at the same "
-        "company must be to be one person.",
+        description="How alike (0-100, rapidfuzz ratio) the last names of two people at "
+        "the same company must be to be one person; every other part of the name must be "
+        "the same, and a different e-mail or phone always makes two people. Default 100: "
+        "the same full name.",
     )
 
     app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -39,6 +40,33 @@ class TopicSpec(BaseModel):
         return {"cleanup.policy": self.cleanup_policy, "retention.ms": retention}
 
 
+class Declared(Protocol):
+    """What `topics apply` needs of a topic: its name, partition count and config."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def partitions(self) -> int: ...
+    def kafka_config(self) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class ChangelogSpec:
+    """A table's changelog topic, declared before the worker starts.
+
+    Faust creates a table's changelog itself, but only while the worker starts: a
+    consumer that subscribes in between ignores the topic as missing, and the
+    table's agent then fails with `PartitionsMismatch` (0 partitions) at its first
+    write. Created beforehand, with the table's partition count, it is there in time.
+    """
+
+    name: str
+    partitions: int
+
+    def kafka_config(self) -> dict[str, str]:
+        return {"cleanup.policy": "compact"}  # as Faust declares it
+
+
 def import_model(ref: str) -> type[BaseModel]:
     module_name, _, class_name = ref.partition(":")
     try:
@@ -64,6 +92,8 @@ class Topics(BaseModel):
     identify: TopicSpec
     identity_claims: TopicSpec
     activity_identify: TopicSpec
+    identity_corrections: TopicSpec
+    identity_corrected: TopicSpec
     captured: TopicSpec
     enriched: TopicSpec
     qualified: TopicSpec

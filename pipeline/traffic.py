@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from rapidfuzz import fuzz
 
-from pipeline.identity import NAME_MATCH, fold
+from pipeline.identity import fold
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned
 
@@ -186,15 +186,20 @@ def _inquiry(
     return inquiry
 
 
+DISTINCT_NAMES = 90.0
+"""Token-sort ratio below which two demo names count as clearly different."""
+
+
 def _new_colleague(
     rng: random.Random, name: tuple[str, str], colleagues: list[str]
 ) -> tuple[str, str, bool]:
-    """A name no one at the company has yet: every demo inquiry is its own person,
-    and identity resolution would take a namesake for the same one. Where the
+    """A name no one at the company has yet, nor one a letter away: every demo
+    inquiry is its own person, and a reader of the demo's leads tells them apart
+    at a glance (identity resolution would, by their own addresses). Where the
     names run out the person writes from a private address instead."""
     for _ in range(50):
         folded = fold(" ".join(name))
-        if all(fuzz.token_sort_ratio(folded, other) < NAME_MATCH for other in colleagues):
+        if all(fuzz.token_sort_ratio(folded, other) < DISTINCT_NAMES for other in colleagues):
             colleagues.append(folded)
             return *name, False
         name = rng.choice(FIRST), rng.choice(LAST)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText, derive_id
 from schemas.inputs import Activity, CrmOutcome
 from schemas.inquiry import Answers, Consent, Contact, LongText
 from schemas.rejected import Reason
+
+Score = Annotated[float, Field(ge=0, le=100)]
+"""A 0-100 similarity, as rapidfuzz gives it."""
 
 
 class Company(BaseModel):
@@ -126,6 +129,7 @@ class IdentityClaimed(EventBase):
     """An identity key belongs to a lead from now on; keyed by the identity key."""
 
     event_type: Literal["IdentityClaimed"] = "IdentityClaimed"
+    schema_version: str = "1.1"  # 1.1: keys, moved_from
     identity: str
     lead_id: uuid.UUID
     name: str | None = Field(default=None, description="Folded person name, for company keys.")
@@ -138,6 +142,16 @@ class IdentityClaimed(EventBase):
         default=None,
         description="The lead this key was claimed for while the inquiry's walk went on; "
         "the walk found the person's earlier lead after all.",
+    )
+    moved_from: uuid.UUID | None = Field(
+        default=None,
+        description="An operator's correction (`leadflow lead split` / `merge`): the key, or "
+        "at a company the person's keys, move from this lead to `lead_id` (since 1.1).",
+    )
+    keys: list[str] = Field(
+        default_factory=list,
+        description="For company keys: the person's e-mail and phone keys "
+        "(since 1.1), which tell a namesake with another address or phone apart.",
     )
 
     def key(self) -> bytes | None:
@@ -158,7 +172,7 @@ class ActivityUnattached(EventBase):
 
 class LeadCaptured(LeadEvent):
     event_type: Literal["LeadCaptured"] = "LeadCaptured"
-    schema_version: str = "1.2"  # 1.1: merged; 1.2: matched_on
+    schema_version: str = "1.3"  # 1.1: merged; 1.2: matched_on; 1.3: match_score
     payload: LeadProfile
     merged: bool = Field(
         default=False,
@@ -167,9 +181,75 @@ class LeadCaptured(LeadEvent):
     )
     matched_on: Literal["email", "phone", "company"] | None = Field(
         default=None,
-        description="The identity key that found the existing lead; company means a fuzzy "
-        "name match within the company (since 1.2).",
+        description="The identity key that found the existing lead; company means the same "
+        "name within the company, with no conflicting e-mail or phone (since 1.2).",
     )
+    match_score: Score | None = Field(
+        default=None,
+        description="For matched_on = company: how alike the last names are (0-100; first "
+        "names are always the same), see LEADFLOW_IDENTITY_NAME_MATCH (since 1.3).",
+    )
+
+
+class CorrectIdentity(EventBase):
+    """Command: an operator corrects who is who (`leadflow lead split` / `lead merge`).
+
+    split: the inquiry of `captures[0]`, merged into `lead`, is another person: it
+    becomes a lead of its own (its id follows from the inquiry's trace and `lead`),
+    captured again so it is enriched and qualified afresh, and its e-mail, phone
+    and company keys find that lead from now on. merge: `other_lead` is the person
+    of `lead`: the identity keys of its inquiries (`captures`) find `lead` from now
+    on. `captures` are the `LeadCaptured` events the CLI read from the warehouse;
+    they name the person, like every inquiry on a topic. Keyed by `lead`.
+    """
+
+    event_type: Literal["CorrectIdentity"] = "CorrectIdentity"
+    action: Literal["split", "merge"]
+    lead: uuid.UUID = Field(description="split: the lead the inquiry leaves; merge: the one kept.")
+    other_lead: uuid.UUID | None = Field(
+        default=None, description="merge: the lead merged into `lead`."
+    )
+    captures: list[LeadCaptured] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CorrectIdentity:
+        if self.action == "split":
+            if self.other_lead is not None or len(self.captures) != 1:
+                raise ValueError("a split names one inquiry (one capture) and no other lead")
+            if self.captures[0].lead_id != self.lead or not self.captures[0].merged:
+                raise ValueError("a split takes off an inquiry that was merged into `lead`")
+        elif self.other_lead is None or self.other_lead == self.lead:
+            raise ValueError("a merge names another lead (`other_lead`)")
+        elif any(c.lead_id != self.other_lead for c in self.captures):
+            raise ValueError("a merge carries the captures of `other_lead`")
+        return self
+
+    def key(self) -> bytes | None:
+        return str(self.lead).encode()
+
+
+class Correction(BaseModel):
+    """What an operator's correction did to one lead."""
+
+    model_config = FROZEN
+
+    action: Literal["split_off", "split_from", "merged_in", "merged_into"] = Field(
+        description="split_off: an inquiry left this lead for `other_lead`; split_from: this "
+        "lead was split off `other_lead`; merged_in: `other_lead` was merged into this lead; "
+        "merged_into: this lead was merged into `other_lead`."
+    )
+    other_lead: uuid.UUID
+    inquiry_id: str | None = Field(default=None, description="split: the inquiry that moved.")
+    keys: int = Field(ge=0, description="Identity keys that find another lead from now on.")
+
+
+class IdentityCorrected(EventBase):
+    """An operator's correction, one event per lead it concerns; keyed by `lead_id`."""
+
+    event_type: Literal["IdentityCorrected"] = "IdentityCorrected"
+    lead_id: uuid.UUID
+    command_id: uuid.UUID = Field(description="The CorrectIdentity command's event_id.")
+    payload: Correction
 
 
 class LeadEnriched(LeadEvent):

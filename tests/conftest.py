@@ -8,6 +8,7 @@ so tests never see each other's messages.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -19,11 +20,21 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from pipeline.kafka_admin import remove_tenants
 from pipeline.local_kafka import LocalKafka
 from pipeline.messages import Position
 from pipeline.runtime import WorkerProcess, settings_env
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.topics import Topics, TopicSpec, load_topics
+
+TENANTS: list[str] = []
+"""The topic prefixes and app ids this test run made topics and groups under."""
+
+
+def tenant(settings: Settings) -> Settings:
+    """Note a tenant's names, so the run deletes its topics, changelogs and groups."""
+    TENANTS.extend([settings.topic_prefix, settings.app_id])  # changelogs: app id first
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +43,9 @@ def kafka() -> Iterator[str]:
     was_running = broker.status().running
     status = broker.up(log=print)
     yield status.bootstrap
+    # leave nothing on a shared broker: every tenant's topics, changelogs and groups
+    removed = asyncio.run(remove_tenants(status.bootstrap, TENANTS))
+    print(f"\nremoved {len(removed.topics)} topics, {len(removed.groups)} groups of this run")
     if not was_running:
         broker.down()
 
@@ -61,7 +75,7 @@ def leadflow(
 def isolated_settings(bootstrap: str, state_dir: Path) -> Settings:
     """Settings of a fresh tenant: own topics, consumer groups, state and port."""
     run = uuid.uuid4().hex[:8]
-    return load_settings(
+    settings = load_settings(
         kafka_bootstrap=bootstrap,
         topic_prefix=f"t{run}.",
         app_id=f"leadflow-test-{run}",
@@ -71,6 +85,7 @@ def isolated_settings(bootstrap: str, state_dir: Path) -> Settings:
         log_format="json",
         operator_keys={"tests": "test-operator-key"},
     )
+    return tenant(settings)
 
 
 @contextmanager

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlencode
 
 import orjson
@@ -114,3 +116,25 @@ def test_retries_with_the_same_idempotency_key_make_one_lead(intake: Intake) -> 
         time.sleep(0.5)
     assert len(mine) == 3  # every delivery is processed ...
     assert len({(c.event_id, c.lead_id) for c in mine}) == 1  # ... as the same lead event
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket listens on at `port` (Linux /proc/net/tcp*)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # the kernel writes each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, width // 2, 4))
+                found.add(str(ipaddress.ip_address(words)))
+    return found
+
+
+def test_the_web_server_listens_only_on_the_configured_host(intake: Intake) -> None:
+    """LEADFLOW_WEB_HOST defaults to 127.0.0.1: intake, SQL and privacy export must
+    not be reachable from every interface (Faust binds 0.0.0.0 unless told)."""
+    assert intake.settings.web_host == "127.0.0.1"
+    assert listening_addresses(intake.settings.web_port) == {"127.0.0.1"}

@@ -1,15 +1,17 @@
 import asyncio
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.kafka_admin import apply_topics
+from pipeline.app import create_app, table_changelogs
+from pipeline.kafka_admin import apply_topics, remove_tenants
 from pipeline.local_kafka import LocalKafka
+from pipeline.rules import load_rules
 from pipeline.settings import load_settings
-from pipeline.topics import load_topics
+from pipeline.topics import ChangelogSpec, load_topics
 from schemas.lead import LeadCaptured
-from tests.conftest import isolated_settings
+from tests.conftest import isolated_settings, leadflow
 from tests.unit.factories import captured
 
 
@@ -79,3 +81,66 @@ def test_an_event_survives_the_round_trip_through_the_broker(kafka: str, tmp_pat
         return spec.model.model_validate_json(record.value)  # type: ignore[return-value]
 
     assert asyncio.run(scenario()) == lead
+
+
+def test_apply_creates_every_tables_changelog_with_the_tables_partitions(
+    kafka: str, tmp_path: Path
+) -> None:
+    """Before a worker subscribes: Faust would declare them only while it starts, and
+    a table whose changelog a consumer had seen as missing failed its first write."""
+    settings = isolated_settings(kafka, tmp_path)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    app = create_app(settings, topics, load_rules(settings.rules_dir))
+    changelogs = {c.name: c.partitions for c in table_changelogs(app)}
+    assert f"{settings.app_id}-sla-due-changelog" in changelogs
+
+    applied = leadflow(settings, "topics", "apply")
+    assert applied.returncode == 0, applied.stderr
+
+    async def live() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        try:
+            described = await admin.describe_topics(sorted(changelogs))
+            return {t["topic"]: len(t.get("partitions") or []) for t in described}
+        finally:
+            await admin.close()
+
+    assert asyncio.run(live()) == changelogs
+    again = leadflow(settings, "topics", "apply")
+    assert "created" not in again.stdout and "drift" not in again.stdout
+
+
+def test_removing_a_tenant_deletes_its_topics_and_groups_and_nothing_else(
+    kafka: str, tmp_path: Path
+) -> None:
+    gone, kept = isolated_settings(kafka, tmp_path), isolated_settings(kafka, tmp_path)
+
+    async def scenario() -> tuple[set[str], set[str], set[str]]:
+        names = {}
+        for settings in (gone, kept):
+            spec = load_topics(settings.topics_file, settings.topic_prefix).captured
+            changelog = ChangelogSpec(f"{settings.app_id}-some-table-changelog", 2)
+            await apply_topics(kafka, [spec, changelog])
+            consumer = AIOKafkaConsumer(
+                spec.name, bootstrap_servers=kafka, group_id=f"{settings.app_id}-warehouse"
+            )
+            await consumer.start()
+            await consumer.getmany(timeout_ms=2000)
+            await consumer.commit({TopicPartition(spec.name, 0): 0})
+            await consumer.stop()
+            names[settings.app_id] = {spec.name, changelog.name}
+        removed = await remove_tenants(kafka, [gone.topic_prefix, gone.app_id])
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        topics = set(await admin.list_topics())
+        groups = {g for g, *_ in await admin.list_consumer_groups()}
+        await admin.close()
+        assert set(removed.topics) == names[gone.app_id]
+        assert removed.groups == [f"{gone.app_id}-warehouse"]
+        return topics, groups, names[kept.app_id]
+
+    topics, groups, still = asyncio.run(scenario())
+    assert still <= topics and f"{kept.app_id}-warehouse" in groups
+    assert not any(t.startswith((gone.topic_prefix, gone.app_id)) for t in topics)
+    assert f"{gone.app_id}-warehouse" not in groups

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -22,6 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, SecretStr
 
+from pipeline.errors import WorkerRecovering
+from pipeline.messages import Position
 from pipeline.programs import NurtureState, gate
 from pipeline.routing import RoutingRules
 from pipeline.runtime import WorkerProcess, get_json, publish
@@ -95,9 +98,8 @@ class Env:
         self.settings, self.topics = settings, topics
 
 
-@pytest.fixture(scope="module")
-def env(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    state = tmp_path_factory.mktemp("distribute")
+def distribute_env(kafka: str, state: Path) -> Env:
+    """A fresh tenant whose worker routes by ROUTING."""
     rules = state / "rules"
     shutil.copytree(PROJECT_ROOT / "deploy" / "rules", rules)
     (rules / "routing.yaml").write_text(ROUTING)
@@ -110,8 +112,14 @@ def env(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             "claim_keys": {"p1": SecretStr("key-p1"), "p2": SecretStr("key-p2")},
         }
     )
-    with WorkerProcess(settings, state / "worker.log"):
-        yield Env(settings, load_topics(settings.topics_file, settings.topic_prefix))
+    return Env(settings, load_topics(settings.topics_file, settings.topic_prefix))
+
+
+@pytest.fixture(scope="module")
+def env(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    started = distribute_env(kafka, tmp_path_factory.mktemp("distribute"))
+    with WorkerProcess(started.settings, started.settings.state_dir / "worker.log"):
+        yield started
 
 
 def handoff(n: int, postal_code: str | None = None, country: str = "DE") -> LeadHandedOff:
@@ -162,6 +170,49 @@ async def sales_ready(env: Env, leads: list[LeadHandedOff], expect: int) -> list
     finally:
         await consumer.stop()
     return found
+
+
+def test_after_a_restart_the_queues_say_recovering_until_they_show_the_true_load(
+    kafka: str, tmp_path: Path
+) -> None:
+    """The queue table is read back from its changelog after a restart: from the
+    first answer of the restarted worker on, /v1/queues says "recovering" (and
+    health says so) until it shows the load it had, never a load of zero."""
+    own = distribute_env(kafka, tmp_path)
+    worker = WorkerProcess(own.settings, tmp_path / "worker.log")
+    worker.start()
+    try:
+        leads = [handoff(90 + n) for n in range(4)] + [handoff(95, country="AT")]
+        assert len(asyncio.run(sales_ready(own, leads, 5))) == 5
+        before = get_json(own.settings, "/v1/queues")
+    finally:
+        worker.stop()
+    load = {(q, r["rep_id"]): (r["open"], r["today"]) for q, reps in before.items() for r in reps}
+    assert load[("everyone", "one")] == load[("everyone", "two")] == (2, 2)
+    assert load[("capped", "solo")] == (1, 1)
+
+    worker.start()  # returns at the first answer of its port
+    answers: list[str] = []
+    health: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            health.append(get_json(own.settings, "/v1/health")["status"])
+            try:
+                after = get_json(own.settings, "/v1/queues")
+            except WorkerRecovering as exc:
+                assert exc.retry_after >= 1
+                answers.append("recovering")
+                time.sleep(0.05)
+                continue
+            answers.append("load")
+            break
+        health.append(get_json(own.settings, "/v1/health")["status"])
+    finally:
+        worker.stop()
+    assert after == before  # the first figures it shows are the true ones
+    assert answers[0] == "recovering" and answers[-1] == "load", answers
+    assert health[0] == "recovering" and health[-1] == "ok"
 
 
 def test_a_lead_is_routed_by_postal_code_to_its_team(env: Env) -> None:
@@ -493,3 +544,27 @@ def test_a_pull_queue_lead_waits_until_a_rep_claims_it(env: Env) -> None:
     assert claim(env, "pool", "wrong")[0] == 401
     assert claim(env, "nowhere", "key-p1")[0] == 404
     assert claim(env, "everyone", "key-p1")[0] == 409
+
+
+def rejections_of(env: Env, at: Position) -> list[MessageRejected]:
+    """The rejections on leads.rejected that name the message at `at`."""
+    rejected = asyncio.run(read_topic(env.settings.kafka_bootstrap, env.topics.rejected))
+    found = (MessageRejected.model_validate_json(v or b"") for _, v in rejected)
+    return [
+        r
+        for r in found
+        if (r.payload.topic, r.payload.partition, r.payload.offset)
+        == (at.topic, at.partition, at.offset)
+    ]
+
+
+def test_an_unreadable_crm_outcome_is_rejected_once(env: Env) -> None:
+    """crm-feedback is the one reader of crm.feedback (qualify and nurture read the
+    applied outcomes on leads.outcomes): it says once that the message is bad."""
+    bad = b'{"outcome_id": "crm-bad", "outcome": "won"}'  # no lead, no time
+    (at,) = asyncio.run(publish(env.settings.kafka_bootstrap, env.topics.feedback.name, [bad]))
+    deadline = time.monotonic() + 60
+    while not rejections_of(env, at) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)  # the topic's other consumers have read it by now, and said nothing
+    assert [r.payload.stage for r in rejections_of(env, at)] == ["crm-feedback"]

@@ -1,6 +1,7 @@
 """Every HTTP route the worker serves, walked on the real aiohttp application the
-worker builds: each one but health refuses a request without a valid key, and
-the door they share rate-limits per key and never answers with a trace.
+worker builds: each one but health and readiness refuses a request without a
+valid key, the door they share rate-limits per key and never answers with a
+trace, and views of worker tables say "recovering" until the tables are read.
 
 No broker is needed: the door answers before any Kafka or warehouse work.
 """
@@ -24,8 +25,10 @@ from pipeline.enrichment import ReferenceData
 from pipeline.rules import load_rules
 from pipeline.settings import Settings, load_settings
 from pipeline.topics import load_topics
+from tests.conftest import free_port, leadflow
 
-PUBLIC = {"/v1/health", "/"}  # ours, and Faust's index ({"status": "OK"}): both say only "up"
+PUBLIC = {"/v1/health", "/v1/ready", "/"}  # ours, and Faust's index ({"status": "OK"}): "up"
+TABLE_VIEWS = ("/v1/queues", "/v1/leads/x/qualification", "/v1/leads/x/nurture")
 SECRET_MARK = "anna.schmidt@firma.de"
 
 
@@ -39,21 +42,28 @@ def worker_settings(tmp_path: Path, **changes: Any) -> Settings:
     )
 
 
-def worker_app(settings: Settings) -> faust.App:
+def worker_app(settings: Settings, recovered: bool = True) -> faust.App:
+    """The worker's app, not started; `recovered`: its tables count as read, as Faust
+    marks them once the changelogs are read (there is nothing to read here)."""
     app = create_app(
         settings,
         load_topics(settings.topics_file, settings.topic_prefix),
         load_rules(settings.rules_dir),
     )
     app.web.init_server()  # Faust's own blueprints as well, as `leadflow worker` serves them
+    if recovered:
+        app.tables.on_actives_ready()
     return app
 
 
-def serve(app: faust.App, scenario: Callable[[TestClient], Awaitable[None]]) -> None:
-    """Run `scenario` against the worker's real web application on a free port."""
+def serve(
+    app: faust.App, scenario: Callable[[TestClient], Awaitable[None]], port: int | None = None
+) -> None:
+    """Run `scenario` against the worker's real web application on `port` (a free one)."""
 
     async def run() -> None:
-        async with TestClient(TestServer(app.web.web_app)) as http:  # type: ignore[attr-defined]
+        server = TestServer(app.web.web_app, port=port)  # type: ignore[attr-defined]
+        async with TestClient(server) as http:
             await scenario(http)
 
     asyncio.run(run())
@@ -78,6 +88,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/v1/leads/{lead_id}/qualification"),
         ("GET", "/v1/leads/{lead_id}/timeline"),
         ("GET", "/v1/queues"),
+        ("GET", "/v1/ready"),
         ("GET", "/v1/reports"),
         ("GET", "/v1/reports/{name}"),
         ("GET", "/v1/warehouse/events"),
@@ -90,7 +101,9 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
     ]
 
 
-def test_every_route_but_health_refuses_a_request_without_a_valid_key(tmp_path: Path) -> None:
+def test_every_route_but_health_and_ready_refuses_a_request_without_a_valid_key(
+    tmp_path: Path,
+) -> None:
     app = worker_app(worker_settings(tmp_path))
     walked = routes(app)
     serve(app, lambda http: walk(http, walked))
@@ -194,3 +207,39 @@ async def ten_megabytes(http: TestClient) -> None:
 
     chunked = await http.post("/v1/inquiries", data=chunks(), headers={"X-Api-Key": "k-form"})
     assert chunked.status == 413
+
+
+def test_views_of_worker_tables_say_recovering_until_the_tables_are_read(tmp_path: Path) -> None:
+    """Right after a start (and during a rebalance) Faust has not read the tables back
+    from their changelogs: their views answer 503 "recovering", never empty figures;
+    health stays 200 and says so, readiness is 503; the CLI prints when to try again."""
+    settings = worker_settings(tmp_path, web_port=free_port())
+    app = worker_app(settings, recovered=False)
+    serve(app, lambda http: recovering_then_ready(http, app, settings), port=settings.web_port)
+
+
+async def recovering_then_ready(http: TestClient, app: faust.App, settings: Settings) -> None:
+    ops = {"X-Api-Key": read_local_key(settings) or ""}
+    for path in TABLE_VIEWS:
+        assert (await http.get(path)).status == 401, path  # the door first: no key, no state
+        response = await http.get(path, headers=ops)
+        assert response.status == 503, path
+        assert response.headers["Retry-After"] == "2"
+        assert (await response.json())["status"] == "recovering"
+    assert (await http.get("/v1/reports", headers=ops)).status == 200  # reads no table
+    health = await http.get("/v1/health")
+    assert (health.status, (await health.json())["status"]) == (200, "recovering")
+    ready = await http.get("/v1/ready")
+    assert (ready.status, ready.headers["Retry-After"]) == (503, "2")
+    shown = await asyncio.to_thread(leadflow, settings, "queues")
+    assert shown.returncode == 1
+    assert "worker is recovering its state, try again in 2 s" in shown.stdout
+    assert "open 0" not in shown.stdout
+
+    app.tables.on_actives_ready()  # what Faust calls once the changelogs are read
+    assert (await http.get("/v1/queues", headers=ops)).status == 200
+    assert (await (await http.get("/v1/health")).json())["status"] == "ok"
+    assert (await http.get("/v1/ready")).status == 200
+    shown = await asyncio.to_thread(leadflow, settings, "queues")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "open 0/-" in shown.stdout

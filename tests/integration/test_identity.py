@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.identity import pseudonym
-from pipeline.runtime import WorkerProcess, wait_until_stored
+from pipeline.runtime import WorkerProcess, get_json, wait_until_stored
 from pipeline.topics import load_topics
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadCaptured
@@ -52,37 +53,70 @@ def contact(pipeline: Pipeline, **fields: str) -> dict[str, str]:
     return {"first_name": "Jonas", "last_name": "Weber", **fields}
 
 
-def test_one_person_by_email_phone_and_a_misspelt_name_is_one_lead(pipeline: Pipeline) -> None:
+def test_one_person_by_email_phone_and_name_at_the_company_is_one_lead(pipeline: Pipeline) -> None:
     run, topics = pipeline.run, pipeline.topics
-    company = f"Weber {run} Maschinenbau GmbH"
+    company = f"Weber & {run} Maschinenbau GmbH"
     form, _ = pipeline.inquiry(
-        "id-form",
-        contact=contact(pipeline, email=f"jonas@{run}.de", phone="+49 89 1234567", company=company),
+        "id-form", contact=contact(pipeline, email=f"jonas@{run}.de", company=company)
     )
     pipeline.send(topics.inquiries, form)
     first = captured(pipeline, "id-form")
     assert not first.merged
-    call, _ = pipeline.inquiry(  # another address, the same phone
-        "id-call", contact=contact(pipeline, email=f"j.weber.{run}@gmail.com", phone="089 1234567")
-    )
-    fair, _ = pipeline.inquiry(  # the fair list: a typo in the name, the company without form
+    fair, _ = pipeline.inquiry(  # the fair list: only his phone, the company spelt otherwise
         "id-fair",
         source={"channel": "trade_fair", "event": "hannover-messe"},
         contact={
-            "first_name": "Jonas",
-            "last_name": "Webber",
-            "email": f"jw-{run}@web.de",
-            "company": f"WEBER {run} Maschinenbau",
+            "first_name": "JONAS",
+            "last_name": "Weber",
+            "phone": "+49 89 1234567",
+            "company": f"WEBER und {run} Maschinenbau",
         },
     )
-    pipeline.send(topics.inquiries, call, fair)
-    by_phone, by_name = captured(pipeline, "id-call"), captured(pipeline, "id-fair")
+    pipeline.send(topics.inquiries, fair)
+    by_name = captured(pipeline, "id-fair")
+    assert (by_name.lead_id, by_name.matched_on, by_name.match_score) == (
+        first.lead_id,
+        "company",
+        100,
+    )
+    call, _ = pipeline.inquiry(  # another address, the phone the fair list brought
+        "id-call", contact=contact(pipeline, email=f"j.weber.{run}@gmail.com", phone="089 1234567")
+    )
+    pipeline.send(topics.inquiries, call)
+    by_phone = captured(pipeline, "id-call")
     assert (by_phone.lead_id, by_phone.matched_on) == (first.lead_id, "phone")
-    assert (by_name.lead_id, by_name.matched_on) == (first.lead_id, "company")
     # the address the walk saw first now belongs to the person, too
     mail, _ = pipeline.inquiry("id-mail", contact={"email": f"J.Weber.{run}@gmail.com"})
     pipeline.send(topics.inquiries, mail)
     assert captured(pipeline, "id-mail").lead_id == first.lead_id
+
+
+NAMESAKES = [("Max", "Hoffmann"), ("Mia", "Hoffmann"), ("Lea", "Koch"), ("Lena", "Koch")]
+NAMESAKES += [("Hannah", "Schäfer"), ("Anna", "Schäfer"), ("Max", "Hoffmann")]
+
+
+def test_namesakes_at_one_company_with_their_own_address_and_phone_are_separate_leads(
+    pipeline: Pipeline,
+) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    people = [
+        pipeline.inquiry(
+            f"ns-{n}",
+            contact={
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first}.{last}.{n}@{run}.de".lower().replace("ä", "ae"),
+                "phone": f"+49 30 55{n}{n}{n}{n}{n}",
+                "company": f"Namensvetter {run} GmbH",
+                "postal_code": f"{10115 + n}",
+            },
+        )[0]
+        for n, (first, last) in enumerate(NAMESAKES)
+    ]
+    pipeline.send(topics.inquiries, *people)
+    leads = [captured(pipeline, f"ns-{n}") for n in range(len(NAMESAKES))]
+    assert [lead.merged for lead in leads] == [False] * len(NAMESAKES)
+    assert len({lead.lead_id for lead in leads}) == len(NAMESAKES)  # two Max Hoffmanns too
 
 
 def activity(pipeline: Pipeline, n: str, **who: Any) -> dict[str, Any]:
@@ -197,3 +231,93 @@ def test_lead_show_prints_the_timeline_from_the_running_worker(pipeline: Pipelin
     assert f"tl-{run}@" not in shown.stdout.casefold()  # the timeline names no address
     unknown = leadflow(pipeline.settings, "lead", "show", "not-a-lead")
     assert unknown.returncode != 0 and "is not a lead id" in unknown.stdout + unknown.stderr
+
+
+def test_a_fair_list_import_says_how_many_rows_were_merged(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    known, _ = pipeline.inquiry("fair-known", contact={"email": f"kunde@{run}.de"})
+    pipeline.send(topics.inquiries, known)
+    captured(pipeline, "fair-known")
+    namesakes = "\n".join(
+        f"{first},{last},{first}.{n}@{run}.de,030 66{n}{n}{n}{n}{n},Messe {run} GmbH"
+        for n, (first, last) in enumerate(NAMESAKES)
+    )
+    listed = tmp_path / "fair.csv"
+    listed.write_text(
+        "Vorname,Nachname,E-Mail,Telefon,Firma\n"
+        f"{namesakes}\n"
+        f"Kai,Kunde,KUNDE@{run}.de,,\n"  # a returning person: their known address
+        f"Max,Hoffmann,max.0@{run}.de,,Messe {run} GmbH\n"  # row 1 again, on this list
+        "Otto,Falk,otto-at-falk.de,,\n",
+        encoding="utf-8",
+    )
+    done = leadflow(pipeline.settings, "import", str(listed), "--wait", "120", timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "10 rows: 8 accepted, 1 rejected" in done.stdout
+    assert "1 duplicates of an earlier row" in done.stdout
+    assert (
+        "placed: 7 new leads, 2 merged into existing leads (2 on email; 1 into a lead of an "
+        "earlier row), 0 excluded" in " ".join(done.stdout.split())
+    )
+
+
+def test_an_operator_splits_a_wrong_merge_off_and_merges_two_leads_by_hand(
+    pipeline: Pipeline,
+) -> None:
+    run, topics = pipeline.run, pipeline.topics
+    father = {"first_name": "Max", "last_name": "Hoffmann", "company": f"Hoffmann {run} AG"}
+    first, _ = pipeline.inquiry("fix-father", contact={**father, "email": f"max@{run}.de"})
+    pipeline.send(topics.inquiries, first)
+    lead = str(captured(pipeline, "fix-father").lead_id)
+    son, _ = pipeline.inquiry("fix-son", contact={**father, "phone": "+49 171 3456789"})
+    pipeline.send(topics.inquiries, son)
+    merged = captured(pipeline, "fix-son")
+    assert (str(merged.lead_id), merged.matched_on) == (lead, "company")  # nothing against it
+
+    split = leadflow(pipeline.settings, "lead", "split", lead, f"{run}-fix-son", timeout=240)
+    assert split.returncode == 0, split.stdout + split.stderr
+    new = split.stdout.split(" it is lead ")[1].split()[0]
+    assert new != lead
+    # the son's lead is captured again and goes through the pipeline as a lead of its own
+    [qualified] = pipeline.wait_for(topics.qualified, new)
+    assert qualified.trace_id == merged.trace_id and qualified.payload.iteration == 1
+
+    # the son was answered once: his answer on the new lead repeats the first one's id
+    def answers(found: list[Any]) -> list[Any]:
+        return [t for t in found if t.payload.purpose == "fulfillment"]
+
+    [answer] = answers(pipeline.wait_for(topics.touches, new, lambda f: bool(answers(f))))
+    first_answers = answers(pipeline.wait_for(topics.touches, lead, lambda f: len(answers(f)) > 1))
+    assert answer.event_id in {t.event_id for t in first_answers if t.trace_id == merged.trace_id}
+    call, _ = pipeline.inquiry("fix-call", contact={"phone": "0171 3456789"})
+    pipeline.send(topics.inquiries, call)
+    assert str(captured(pipeline, "fix-call").lead_id) == new
+    again = leadflow(pipeline.settings, "lead", "split", lead, f"{run}-fix-father")
+    assert again.returncode == 1 and "started lead" in again.stdout
+
+    private, _ = pipeline.inquiry("fix-private", contact={**father, "email": f"max@web-{run}.de"})
+    pipeline.send(topics.inquiries, private)
+    other = captured(pipeline, "fix-private")
+    assert not other.merged  # another address: another person, as far as anyone could tell
+    joined = leadflow(pipeline.settings, "lead", "merge", lead, str(other.lead_id), timeout=240)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert f"lead {other.lead_id} merged into lead {lead}" in joined.stdout
+    later, _ = pipeline.inquiry("fix-later", contact={"email": f"MAX@web-{run}.de"})
+    pipeline.send(topics.inquiries, later)
+    found = captured(pipeline, "fix-later")
+    assert (str(found.lead_id), found.matched_on) == (lead, "email")
+
+    asyncio.run(wait_until_stored(pipeline.settings))
+    told = [e["summary"] for e in get_json(pipeline.settings, f"/v1/leads/{lead}/timeline")]
+    assert f"inquiry {run}-fix-son split off into lead {new} by an operator" in told
+    assert f"lead {other.lead_id} merged into this lead by an operator" in told
+    theirs = [e["summary"] for e in get_json(pipeline.settings, f"/v1/leads/{new}/timeline")]
+    assert f"split off lead {lead} by an operator: inquiry {run}-fix-son" in theirs
+    assert "lead created" in theirs and any(s.startswith("qualified #1") for s in theirs)
+    assert f"inquiry {run}-fix-call merged into this lead (matched on phone)" in theirs
+    assert not any("fix-son merged into" in s for s in theirs)  # that is the father's story
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get_json(pipeline.settings, "/v1/leads/not-a-lead/captures")
+    assert refused.value.code == 400

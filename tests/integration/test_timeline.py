@@ -107,7 +107,7 @@ def test_the_timeline_tells_the_leads_story_in_order(warehouse: Warehouse) -> No
         ("LeadEnriched", "web_form", enriched_summary(enriched)),
         ("ActivityRecorded", "", "activity: page_view"),
         ("InquiryReceived", "trade_fair", "inquiry (crm-suite)"),
-        ("LeadCaptured", "trade_fair", "inquiry merged into this lead (matched on email)"),
+        ("LeadCaptured", "trade_fair", "inquiry fair-9 merged into this lead (matched on email)"),
         ("CrmOutcomeReported", "", "CRM: won, 12,000 EUR"),
     ]
     assert lead_timeline(warehouse, uuid.uuid4()) == []

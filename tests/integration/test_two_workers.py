@@ -13,7 +13,7 @@ from pipeline.runtime import WorkerProcess
 from pipeline.settings import load_settings
 from pipeline.topics import load_topics
 from schemas.envelope import utcnow
-from tests.conftest import free_port
+from tests.conftest import free_port, tenant
 from tests.integration.test_enrich_and_qualify import TIMEOUT_S, Pipeline
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ def test_every_worker_sees_the_whole_win_model(kafka: str, tmp_path: Path) -> No
     workers = []
     for name in ("w1", "w2"):
         (tmp_path / name).mkdir()
-        settings = load_settings(state_dir=tmp_path / name, web_port=free_port(), **common)
+        settings = tenant(load_settings(state_dir=tmp_path / name, web_port=free_port(), **common))
         workers.append(WorkerProcess(settings, tmp_path / f"{name}.log"))
     pipeline = Pipeline(
         workers[0].settings, load_topics(workers[0].settings.topics_file, f"two{run}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import orjson
@@ -14,13 +15,22 @@ from pipeline.bulk_import import (
     csv_table,
     detect_mapping,
     file_id,
+    placed,
+    placement_line,
     read_rows,
     rows_from_file,
     spreadsheet_safe,
     summarise,
 )
 from schemas.inquiry import Inquiry
+from schemas.lead import LeadCaptured
 from tests.unit.factories import POLICY
+from tests.unit.factories import captured as captured_lead
+
+
+def captured(trace_id: uuid.UUID) -> LeadCaptured:
+    return captured_lead().model_copy(update={"trace_id": trace_id})
+
 
 GERMAN = (
     b"Vorname;Nachname;E-Mail-Adresse;Telefon;Firma;PLZ;Ort;Bemerkung\n"
@@ -140,3 +150,31 @@ def test_formula_injection_is_shown_as_text() -> None:
         == '\'=HYPERLINK("http://evil.example")'
     )
     assert spreadsheet_safe("Müller GmbH") == "Müller GmbH"
+
+
+def test_the_import_counts_new_leads_and_rows_merged_into_existing_ones() -> None:
+    rows = list(read_rows(csv_table(GERMAN), file_id(GERMAN), "trade_fair", None, {}, POLICY))
+    anna, bad, again = rows
+    assert bad.problems and anna.trace and again.trace and anna.trace != again.trace
+    first = captured(trace_id=uuid.UUID(anna.trace))
+    repeat = first.model_copy(
+        update={"trace_id": uuid.UUID(again.trace), "merged": True, "matched_on": "email"}
+    )
+    placement = placed(rows, {anna.trace: first, again.trace: repeat})
+    assert (placement.new_leads, dict(placement.merged), placement.merged_into_this_file) == (
+        1,
+        {"email": 1},
+        1,
+    )
+    assert placement_line(placement) == (
+        "1 new leads, 1 merged into existing leads (1 on email; 1 into a lead of an earlier "
+        "row), 0 excluded (answered, no lead)"
+    )
+    returning = first.model_copy(update={"lead_id": uuid.uuid4(), "merged": True})
+    waiting = placed(rows, {anna.trace: returning.model_copy(update={"matched_on": "company"})})
+    assert (dict(waiting.merged), waiting.merged_into_this_file, waiting.pending) == (
+        {"company": 1},
+        0,
+        1,
+    )
+    assert placed(rows, {anna.trace: None}).excluded == 1

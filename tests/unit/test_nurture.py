@@ -127,6 +127,12 @@ def test_an_answer_delivered_twice_has_the_same_id() -> None:
     assert (
         fulfill_inquiry(lead, NURTURE, NOW).event_id == fulfill_inquiry(lead, NURTURE, NOW).event_id
     )
+    # an inquiry split off into a lead of its own is captured again: not a second answer
+    split = lead.model_copy(update={"lead_id": uuid.uuid4(), "event_id": uuid.uuid4()})
+    assert (
+        fulfill_inquiry(split, NURTURE, NOW).event_id
+        == fulfill_inquiry(lead, NURTURE, NOW).event_id
+    )
 
 
 def test_an_unknown_product_gets_the_general_package() -> None:

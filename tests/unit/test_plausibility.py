@@ -99,7 +99,7 @@ def test_findings_travel_with_the_lead_and_the_contact_is_normalised() -> None:
     )
     assert isinstance(lead, LeadCaptured)
     assert [f.code for f in lead.payload.findings] == ["phone_invalid", "postal_code_city_mismatch"]
-    assert lead.schema_version == "1.2"
+    assert lead.schema_version == "1.3"
 
 
 def test_a_rejection_names_every_blocking_reason_with_a_message_and_field() -> None:
