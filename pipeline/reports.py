@@ -393,11 +393,12 @@ def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
             SELECT lead_id,
                    argMinIf(JSONExtractString(payload, 'payload', 'assigned_by'), occurred_at,
                             event_type = 'LeadAssigned') AS assigned_by,
-                   minIf(toNullable(occurred_at), event_type = 'CrmOutcomeReported'
-                         AND JSONExtractString(payload, 'outcome') NOT IN ({closing}))
+                   minIf(toNullable(occurred_at), event_type = 'OutcomeRecorded'
+                         AND JSONExtractString(payload, 'payload', 'outcome', 'outcome')
+                             NOT IN ({closing}))
                        AS closed_at
             FROM {EVENTS_TABLE}  -- no FINAL: a repeat changes no minimum
-            WHERE event_type IN ('LeadAssigned', 'CrmOutcomeReported')
+            WHERE event_type IN ('LeadAssigned', 'OutcomeRecorded')
             GROUP BY lead_id
         ) AS e ON e.lead_id = l.lead_id
         WHERE l.routed_at IS NOT NULL
