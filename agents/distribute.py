@@ -49,6 +49,7 @@ from pipeline.sla import (
     alarm,
     apply_outcome,
     expire,
+    held,
     hold,
     misrouted,
     next_alarm,
@@ -125,6 +126,9 @@ def register(stage: Stage) -> None:
         stage, "sla-due", stage.topics.sales_ready.partitions, SCAN_SECONDS, sla_alarm
     )
 
+    def held_entry(stored: dict[str, Any] | str) -> HeldOutcome:
+        return held(stored, utcnow(), outcome_wait)
+
     def set_clock(lead: str, clock: SlaClock) -> None:
         clocks[lead] = clock.model_dump_json()
         alarms.set(lead, next_alarm(clock, rules, minute))
@@ -192,7 +196,7 @@ def register(stage: Stage) -> None:
         if held:
             waits.set(lead, None)
         for entry in held:  # outcomes that overtook the assignment
-            await apply(CrmOutcome.model_validate_json(HeldOutcome.model_validate(entry).raw))
+            await apply(CrmOutcome.model_validate_json(held_entry(entry).raw))
 
     async def feedback(outcome: CrmOutcome, received: Received) -> None:
         """The one consumer of crm.feedback: each outcome lands on its body's lead."""
@@ -211,7 +215,7 @@ def register(stage: Stage) -> None:
         if lead in known:
             await stage.emit(recorded(outcome, known[lead]))
             entry = entry.model_copy(update={"recorded": True})
-        held = [*(HeldOutcome.model_validate(h) for h in early.get(lead, [])), entry]
+        held = [*(held_entry(h) for h in early.get(lead, [])), entry]
         early[lead] = [h.model_dump(mode="json") for h in held]
         waits.set(lead, min(h.until for h in held))
         log.info("sla.feedback_held", lead_id=lead, outcome=outcome.outcome)
@@ -232,7 +236,7 @@ def register(stage: Stage) -> None:
         known[lead] = event.payload.cycle
         if lead not in early:
             return
-        held = [HeldOutcome.model_validate(h) for h in early[lead]]
+        held = [held_entry(h) for h in early[lead]]
         for entry in held:
             if not entry.recorded:
                 await stage.emit(recorded(CrmOutcome.model_validate_json(entry.raw), known[lead]))
@@ -243,7 +247,7 @@ def register(stage: Stage) -> None:
     async def wait_over(expired: OutcomeWaitExpired, _: Received) -> None:
         """Held outcomes whose wait ran out: rejected if their lead never became known."""
         lead = str(expired.lead_id)
-        held = [HeldOutcome.model_validate(h) for h in early.get(lead, [])]
+        held = [held_entry(h) for h in early.get(lead, [])]
         kept, rejections = expire(held, expired.due_at, "crm-feedback")
         if kept:
             early[lead] = [h.model_dump(mode="json") for h in kept]

@@ -18,7 +18,7 @@ lead never became known is rejected as `unknown_lead` (`expire`).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -248,6 +248,17 @@ class HeldOutcome(BaseModel):
     @property
     def at(self) -> Position:
         return Position(self.topic, self.partition, self.offset)
+
+
+def held(stored: dict[str, Any] | str, now: datetime, wait: timedelta) -> HeldOutcome:
+    """A held outcome as stored. One stored by a version before the bounded wait (the bare
+    `CrmOutcome` JSON, without its position) waits from now on and is then dropped, not
+    rejected: where it sat in Kafka is not known."""
+    if isinstance(stored, str):
+        return HeldOutcome(
+            raw=stored, topic="", partition=0, offset=0, until=now + wait, recorded=True
+        )
+    return HeldOutcome.model_validate(stored)
 
 
 def hold(raw: bytes, at: Position, now: datetime, wait: timedelta) -> HeldOutcome:

@@ -211,3 +211,14 @@ def test_a_held_outcome_is_rejected_as_unknown_lead_once_its_wait_is_over() -> N
         17,
     )
     assert base64.b64decode(rejection.payload.original_b64) == raw.model_dump_json().encode()
+
+
+def test_an_outcome_held_before_the_bounded_wait_is_applied_or_dropped_never_rejected() -> None:
+    now = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+    old = CrmOutcome(outcome_id="y", lead_id=uuid.uuid4(), occurred_at=now, outcome="won")
+    entry = sla.held(old.model_dump_json(), now, timedelta(minutes=15))  # the old format
+    assert CrmOutcome.model_validate_json(entry.raw) == old
+    kept, rejected = sla.expire([entry], entry.until, "crm-feedback")
+    assert (kept, rejected) == ([], [])
+    new = sla.hold(b"{}", Position("crm.feedback", 1, 2), now, timedelta(minutes=15))
+    assert sla.held(new.model_dump(mode="json"), now, timedelta(minutes=15)) == new
