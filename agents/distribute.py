@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
@@ -42,7 +43,19 @@ from pipeline.routing import (
     route_lead,
 )
 from pipeline.settings import Settings
-from pipeline.sla import SlaClock, alarm, apply_outcome, next_alarm, record_breach
+from pipeline.sla import (
+    HeldOutcome,
+    SlaClock,
+    alarm,
+    apply_outcome,
+    expire,
+    held,
+    hold,
+    misrouted,
+    next_alarm,
+    record_breach,
+    recorded,
+)
 from pipeline.topics import TopicSpec
 from schemas.envelope import EventBase, derive_id, utcnow
 from schemas.inputs import CrmOutcome
@@ -50,8 +63,10 @@ from schemas.lead import (
     ClaimRequested,
     LeadAssigned,
     LeadHandedOff,
+    LeadQualified,
     LeadReleased,
     LeadRouted,
+    OutcomeWaitExpired,
     SlaBreached,
 )
 from schemas.rejected import MessageRejected
@@ -81,8 +96,17 @@ def register(stage: Stage) -> None:
     decided = table("routing-decision", stage.topics.routing)
     waiting = table("routing-waiting", stage.topics.routing)  # pull queues: queue → leads
     clocks = table("sla-clock", stage.topics.sales_ready)
-    early = table("sla-early-outcomes", stage.topics.feedback)
+    early = table("sla-early-outcomes", stage.topics.feedback)  # lead → [HeldOutcome]
+    known = table("sla-known-leads", stage.topics.qualified)  # lead → its sales cycle
     sent: set[str] = set()
+    outcome_wait = timedelta(seconds=stage.settings.outcome_wait_seconds)
+    waits = DueTimers(  # when the first held outcome of a lead has waited long enough
+        stage,
+        "sla-early-due",
+        stage.topics.feedback.partitions,
+        SCAN_SECONDS,
+        lambda lead, when, _tag, now: OutcomeWaitExpired.fired(uuid.UUID(lead), when, now),
+    )
 
     def sla_alarm(lead: str, _when: datetime, _tag: str, now: datetime) -> EventBase | None:
         """The reminder or breach a due clock asks for; this process sends each once.
@@ -102,6 +126,9 @@ def register(stage: Stage) -> None:
         stage, "sla-due", stage.topics.sales_ready.partitions, SCAN_SECONDS, sla_alarm
     )
 
+    def held_entry(stored: dict[str, Any] | str) -> HeldOutcome:
+        return held(stored, utcnow(), outcome_wait)
+
     def set_clock(lead: str, clock: SlaClock) -> None:
         clocks[lead] = clock.model_dump_json()
         alarms.set(lead, next_alarm(clock, rules, minute))
@@ -113,10 +140,11 @@ def register(stage: Stage) -> None:
         return [LeadRouted.model_validate_json(raw) for raw in waiting.get(name) or []]
 
     def assign(routed: LeadRouted) -> LeadAssigned | LeadRouted | None:
-        key = f"{routed.lead_id}:{routed.payload.queue}:{routed.payload.reassignment}"
+        scope = decision_scope(routed)
+        key = f"{scope}:{routed.payload.reassignment}"
         earlier = decided.get(key)
         if earlier is not None:
-            latest = decided.get(f"{routed.lead_id}:{routed.payload.queue}:owner")
+            latest = decided.get(f"{scope}:owner")
             owner = LeadAssigned.model_validate_json(latest) if latest else None
             return repeat_decision(DECISION.validate_json(earlier), routed, owner)
         name = routed.payload.queue
@@ -136,7 +164,7 @@ def register(stage: Stage) -> None:
         """The decision, and (for an owner) the lead's current owner in this queue."""
         decided[key] = decision.model_dump_json()
         if isinstance(decision, LeadAssigned):
-            decided[f"{decision.lead_id}:{decision.payload.queue}:owner"] = decided[key]
+            decided[f"{decision_scope(decision)}:owner"] = decided[key]
 
     def claim(request: ClaimRequested) -> LeadAssigned | None:
         """The oldest lead waiting in a pull queue goes to the rep who claims it."""
@@ -153,35 +181,84 @@ def register(stage: Stage) -> None:
         waiting[name] = [w.model_dump_json() for w in rest]
         queues[name] = after.model_dump(mode="json")
         decided[f"claim:{request.event_id}"] = result.model_dump_json()
-        keep(f"{result.lead_id}:{name}:0", result)
+        keep(f"{decision_scope(result)}:0", result)
         return result
 
-    async def start_clock(assigned: LeadAssigned) -> None:
+    async def start_clock(assigned: LeadAssigned, _: Received) -> None:
         lead = str(assigned.lead_id)
         running = clocks.get(lead)
         if running is not None:
-            owner = SlaClock.model_validate_json(running).assigned.payload
-            if assigned.payload.reassignment > owner.reassignment:  # a new owner, a new clock
-                set_clock(lead, SlaClock(assigned=assigned))
+            if SlaClock.model_validate_json(running).replaced_by(assigned):
+                set_clock(lead, SlaClock(assigned=assigned))  # a new owner or cycle, a new clock
             return
         set_clock(lead, SlaClock(assigned=assigned))
-        for raw in early.pop(lead, []):  # outcomes that overtook the assignment
-            await feedback(CrmOutcome.model_validate_json(raw))
+        held = early.pop(lead, [])
+        if held:
+            waits.set(lead, None)
+        for entry in held:  # outcomes that overtook the assignment
+            await apply(CrmOutcome.model_validate_json(held_entry(entry).raw))
 
-    async def feedback(outcome: CrmOutcome) -> None:
+    async def feedback(outcome: CrmOutcome, received: Received) -> None:
+        """The one consumer of crm.feedback: each outcome lands on its body's lead."""
         lead = str(outcome.lead_id)
-        if lead not in clocks:
-            # The CRM was faster than `sla-start`, or the lead is not ours: keep it.
-            early[lead] = [*early.get(lead, []), outcome.model_dump_json()]
-            log.info("sla.feedback_early", lead_id=lead, outcome=outcome.outcome)
+        if misrouted(received.key, outcome):
+            # In another lead's partition: sent again under its own lead's key.
+            await stage.channel(stage.topics.feedback).send(key=lead.encode(), value=received.raw)
+            log.info("sla.feedback_rekeyed", lead_id=lead, at=received.at.ref)
             return
-        clock, released = apply_outcome(SlaClock.model_validate_json(clocks[lead]), outcome)
+        if lead in clocks:
+            await apply(outcome)
+            return
+        # The CRM was faster than `sla-start`, the lead was never handed to sales, or it
+        # is unknown: held for the clock, for a while; recorded at once on a known lead.
+        entry = hold(received.raw, received.at, utcnow(), outcome_wait)
+        if lead in known:
+            await stage.emit(recorded(outcome, known[lead]))
+            entry = entry.model_copy(update={"recorded": True})
+        held = [*(held_entry(h) for h in early.get(lead, [])), entry]
+        early[lead] = [h.model_dump(mode="json") for h in held]
+        waits.set(lead, min(h.until for h in held))
+        log.info("sla.feedback_held", lead_id=lead, outcome=outcome.outcome)
+
+    async def apply(outcome: CrmOutcome) -> None:
+        lead = str(outcome.lead_id)
+        before = SlaClock.model_validate_json(clocks[lead])
+        clock, released = apply_outcome(before, outcome)
         set_clock(lead, clock)
         log.info("sla.feedback", lead_id=lead, outcome=outcome.outcome, status=clock.status)
+        await stage.emit(recorded(outcome, before.cycle, before))
         if released is not None:
             await stage.emit(released)
 
-    async def release(released: LeadReleased) -> None:
+    async def qualified(event: LeadQualified, _: Received) -> None:
+        """A lead is known from its qualification on: outcomes held for it are recorded."""
+        lead = str(event.lead_id)
+        known[lead] = event.payload.cycle
+        if lead not in early:
+            return
+        held = [held_entry(h) for h in early[lead]]
+        for entry in held:
+            if not entry.recorded:
+                await stage.emit(recorded(CrmOutcome.model_validate_json(entry.raw), known[lead]))
+        early[lead] = [
+            h.model_copy(update={"recorded": True}).model_dump(mode="json") for h in held
+        ]
+
+    async def wait_over(expired: OutcomeWaitExpired, _: Received) -> None:
+        """Held outcomes whose wait ran out: rejected if their lead never became known."""
+        lead = str(expired.lead_id)
+        held = [held_entry(h) for h in early.get(lead, [])]
+        kept, rejections = expire(held, expired.due_at, "crm-feedback")
+        if kept:
+            early[lead] = [h.model_dump(mode="json") for h in kept]
+        elif lead in early:
+            del early[lead]
+        waits.set(lead, min((h.until for h in kept), default=None))
+        for rejection in rejections:
+            log.info("sla.feedback_unknown_lead", lead_id=lead, at=rejection.payload.offset)
+            await stage.emit(rejection)
+
+    async def release(released: LeadReleased, _: Received) -> None:
         name = released.payload.queue
         state = queue_state(name)
         queues[name] = state.release(released.payload.owner.rep_id).model_dump(mode="json")
@@ -190,17 +267,25 @@ def register(stage: Stage) -> None:
         """Checked by lead before the re-key by queue: a lead keeps the queue it was
         first routed to, so no other queue's partition can give it a second owner."""
         lead = str(handoff.lead_id)
-        routed = route_lead(handoff, rules, earlier_queue=lead_queues.get(lead))
-        if lead not in lead_queues:
-            lead_queues[lead] = routed.payload.queue
+        cycle = handoff.payload.qualification.cycle
+        key = lead if cycle == 1 else f"{lead}:{cycle}"  # each sales cycle routed afresh
+        won_by = None
+        if handoff.payload.deal == "upsell" and lead in clocks:  # co-partitioned by lead
+            clock = SlaClock.model_validate_json(clocks[lead])
+            won_by = clock.assigned.payload.owner.rep_id if clock.outcome == "won" else None
+        routed = route_lead(handoff, rules, earlier_queue=lead_queues.get(key), won_by=won_by)
+        if key not in lead_queues:
+            lead_queues[key] = routed.payload.queue
         return routed
 
     stage.decoding_agent(stage.topics.handoff, "route", route)
     stage.decoding_agent(stage.topics.routing, "distribute", assign)
     stage.decoding_agent(stage.topics.claims, "claim", claim)
     consume(stage, stage.topics.sales_ready, "sla-start", LeadAssigned, start_clock)
-    # qualify's requalify-feedback puts what cannot be read of crm.feedback in leads.rejected
-    consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback, rejects=False)
+    consume(stage, stage.topics.feedback, "crm-feedback", CrmOutcome, feedback)
+    consume(stage, stage.topics.outcome_waits, "outcome-wait", OutcomeWaitExpired, wait_over)
+    # nurture rejects what cannot be read of leads.qualified
+    consume(stage, stage.topics.qualified, "known-lead", LeadQualified, qualified, rejects=False)
     consume(stage, stage.topics.releases, "release", LeadReleased, release)
 
     @stage.page("/v1/queues", needs_tables=True)
@@ -238,7 +323,7 @@ def register(stage: Stage) -> None:
             await (await claims.send(key=event.key(), value=event.model_dump_json().encode()))
             return self.json({"claim_id": str(claim_id), "queue": queue}, status=202)
 
-    async def breached(event: SlaBreached) -> None:
+    async def breached(event: SlaBreached, _: Received) -> None:
         lead = str(event.lead_id)
         if lead not in clocks:
             return
@@ -252,16 +337,36 @@ def register(stage: Stage) -> None:
     consume(stage, stage.topics.escalations, "sla-breached", SlaBreached, breached)
 
 
+def decision_scope(event: LeadRouted | LeadAssigned) -> str:
+    """What a routing decision is kept under: lead and queue, and the sales cycle after
+    the first (a returning lead is decided afresh; within a cycle it keeps its owner)."""
+    if isinstance(event, LeadRouted):
+        queue, cycle = event.payload.queue, event.payload.handoff.qualification.cycle
+    else:
+        queue, cycle = event.payload.queue, event.payload.qualification.cycle
+    scope = f"{event.lead_id}:{queue}"
+    return scope if cycle == 1 else f"{scope}:c{cycle}"
+
+
+@dataclass(frozen=True)
+class Received:
+    """The Kafka side of a consumed message: its key, bytes and position."""
+
+    key: bytes | None
+    raw: bytes
+    at: Position
+
+
 def consume(
     stage: Stage,
     source: TopicSpec,
     name: str,
     model: type[M],
-    handle: Callable[[M], Awaitable[None]],
+    handle: Callable[[M, Received], Awaitable[None]],
     rejects: bool = True,
 ) -> None:
-    """An agent that only updates state; what it cannot decode goes to leads.rejected,
-    unless another agent of the topic already puts it there (`rejects=False`)."""
+    """An agent that only updates state; what it cannot decode goes to leads.rejected
+    (unless another agent on the topic rejects it: `rejects=False`)."""
     limit = stage.settings.input_limit(source)
 
     async def run(stream: faust.StreamT[bytes]) -> None:
@@ -275,7 +380,7 @@ def consume(
                 if rejects:
                     await stage.emit(decoded)
             else:
-                await handle(decoded)
+                await handle(decoded, Received(message.key, event.value or b"", at))
 
     run.__name__ = name
     stage.app.agent(stage.channel(source), name=name)(run)

@@ -5,7 +5,8 @@ Four agents share one `NurtureState` per lead (a Faust table, durable through
 its changelog); their topics are keyed by lead_id and co-partitioned, so one
 partition owns a lead: the gate (`leads.qualified`), activities
 (`leads.lead-activity`: touch results, unsubscribes, replies, meetings), CRM
-outcomes (`crm.feedback`: recycling and win-back) and due program steps
+outcomes (`leads.outcomes`, the CRM outcomes that found their lead: recycling
+and win-back) and due program steps
 (`leads.nurture-steps`, fed by durable timers). `GET /v1/leads/{id}/nurture`
 shows the state to `leadflow nurture status`.
 """
@@ -36,10 +37,9 @@ from pipeline.programs import (
 )
 from pipeline.topics import TopicSpec
 from schemas.envelope import utcnow
-from schemas.inputs import CrmOutcome
-from schemas.lead import ActivityRecorded, LeadQualified, NurtureStepDue
+from schemas.lead import ActivityRecorded, LeadQualified, NurtureStepDue, OutcomeRecorded
 
-In = TypeVar("In", LeadQualified, ActivityRecorded, CrmOutcome, NurtureStepDue)
+In = TypeVar("In", LeadQualified, ActivityRecorded, OutcomeRecorded, NurtureStepDue)
 Step = Callable[
     [In, NurtureState, NurturePolicy, datetime, timedelta], tuple[NurtureState, Output | None]
 ]
@@ -96,10 +96,10 @@ def register(stage: Stage) -> None:
         rejects=False,
     )
     # nurture alone reads leads.qualified and leads.nurture-steps; qualify already puts
-    # what it cannot read of leads.lead-activity and crm.feedback in leads.rejected
+    # what it cannot read of leads.lead-activity and leads.outcomes in leads.rejected
     agent(stage.topics.qualified, "nurture", gate, rejects=True)
     agent(stage.topics.lead_activity, "nurture-activity", on_activity)
-    agent(stage.topics.feedback, "nurture-feedback", on_outcome)
+    agent(stage.topics.outcomes, "nurture-feedback", on_outcome)
     agent(stage.topics.nurture_steps, "nurture-step", run_step, rejects=True)
 
     @stage.page("/v1/leads/{lead_id}/nurture", needs_tables=True)

@@ -3,7 +3,9 @@
 Three inputs, all keyed by lead_id and co-partitioned, so one partition owns a
 lead's `LeadState` (a Faust table, durable through its changelog): enriched
 leads, activities attached to their lead (by `agents.identify`), and CRM
-outcomes.
+outcomes once they found their lead (`leads.outcomes`, from `agents.distribute`,
+the one reader of `crm.feedback`). A new inquiry on a won or lost lead starts
+its next sales cycle.
 
 Won and lost outcomes teach the win model. Its counts live in a sharded table
 every worker reads in full (`agents.shared_state`): each partition writes only
@@ -35,12 +37,12 @@ from pipeline.requalify import (
 from pipeline.requalify import requalify as requalify_lead
 from pipeline.scoring import lead_features
 from schemas.envelope import utcnow
-from schemas.inputs import CrmOutcome
 from schemas.lead import (
     ActivityRecorded,
     LeadEnriched,
     LeadProfile,
     LeadQualified,
+    OutcomeRecorded,
     RequalificationDue,
 )
 
@@ -98,8 +100,9 @@ def register(stage: Stage) -> None:
     def activity(recorded: ActivityRecorded) -> LeadQualified | None:
         return run(recorded.lead_id, from_activity(recorded, model))
 
-    def outcome(crm: CrmOutcome) -> LeadQualified | None:
-        return run(crm.lead_id, from_outcome(crm))
+    def outcome(recorded: OutcomeRecorded) -> LeadQualified | None:
+        applied = recorded.payload
+        return run(recorded.lead_id, from_outcome(applied.outcome, applied.cycle))
 
     @stage.page("/v1/leads/{lead_id}/qualification", needs_tables=True)
     class Explain(View):
@@ -121,4 +124,4 @@ def register(stage: Stage) -> None:
     stage.decoding_agent(stage.topics.requalify, "requalify-interval", timer)
     stage.decoding_agent(stage.topics.enriched, "qualify", enriched)
     stage.decoding_agent(stage.topics.lead_activity, "requalify-activity", activity)
-    stage.decoding_agent(stage.topics.feedback, "requalify-feedback", outcome)
+    stage.decoding_agent(stage.topics.outcomes, "requalify-feedback", outcome)

@@ -1,10 +1,13 @@
 """Who gets the credit for a won deal: the touch points of the lead's journey
-under six attribution models, side by side (seed 001 pillar 3, 003 metrics).
+under seven attribution models, side by side (seed 001 pillar 3, 003 metrics).
 
 A touch is an inquiry attached to the lead (its channel and campaign) or a
 tracked activity that names a campaign. Only touches up to the win count.
 
-- first_touch / last_touch: all credit to the first / last touch.
+- first_touch / last_touch: all credit to the first / last touch (the first
+  may be a tracked activity before the lead's first inquiry).
+- lead_creation: all credit to the inquiry that created the lead – the
+  campaign the money report and the `leads` view's `source_campaign` credit.
 - linear: equal shares.
 - u_shaped: 40 % first touch, 40 % the touch that created the lead, 20 % shared
   by the touches in between.
@@ -23,7 +26,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
-MODELS = ("first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay")
+MODELS = (
+    "first_touch",
+    "lead_creation",
+    "last_touch",
+    "linear",
+    "u_shaped",
+    "w_shaped",
+    "time_decay",
+)
 DEFAULT_HALF_LIFE_DAYS = 7.0
 K = TypeVar("K", bound=Hashable)
 
@@ -82,6 +93,7 @@ def shares(
     decay = [0.5 ** (max(age, 0.0) / half_life_days) for age in ages]
     return {
         "first_touch": [1.0 if i == first else 0.0 for i in range(n)],
+        "lead_creation": [1.0 if i == created else 0.0 for i in range(n)],
         "last_touch": [1.0 if i == last else 0.0 for i in range(n)],
         "linear": [1.0 / n] * n,
         "u_shaped": position_based(n, [(first, 0.4), (created, 0.4)], 0.2),

@@ -77,9 +77,11 @@ PAGE = """<!doctype html>
   <figure id="chart-funnel"><figcaption>Funnel: lead → won</figcaption></figure>
   <figure id="chart-volume"><figcaption>Leads by channel per day</figcaption></figure>
   <figure id="chart-speed"><figcaption>Speed to lead: inquiry → first contact</figcaption></figure>
-  <figure id="chart-roi"><figcaption>ROI by campaign ((revenue − cost) / cost)</figcaption></figure>
+  <figure id="chart-roi">
+    <figcaption>ROI by lead-creating campaign ((revenue − cost) / cost)</figcaption>
+  </figure>
   <figure id="chart-attribution">
-    <figcaption>Won revenue by channel, six attribution models (EUR)</figcaption>
+    <figcaption>Won revenue by channel, seven attribution models (EUR)</figcaption>
   </figure>
   <figure id="chart-load">
     <figcaption>Rep load: share of leads against share of capacity</figcaption>
@@ -218,7 +220,8 @@ hbars("chart-speed", DATA.speed.map((r) => ({label: r.bucket, values: [r.leads]}
       ["routed leads"], fmt);
 hbars("chart-roi", DATA.roi.map((r) => ({label: r.channel + " / " + r.campaign, values: [r.roi]})),
       ["ROI"], (v) => (v === null || v === undefined ? "no cost" : fmt(v)));
-const MODELS = ["first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay"];
+const MODELS = ["first_touch", "lead_creation", "last_touch", "linear", "u_shaped", "w_shaped",
+                "time_decay"];
 hbars("chart-attribution",
       DATA.attribution.map((r) => ({label: r.channel, values: MODELS.map((m) => r[m])})),
       MODELS, fmt);

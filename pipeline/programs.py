@@ -29,7 +29,6 @@ from pipeline.nurture import (
     recipient,
 )
 from schemas.envelope import AwareDatetime, Source, derive_id
-from schemas.inputs import CrmOutcome
 from schemas.lead import (
     ActivityRecorded,
     ContactPermissions,
@@ -42,6 +41,7 @@ from schemas.lead import (
     LeadQualified,
     NurtureStepDue,
     Nurturing,
+    OutcomeRecorded,
     Touch,
     TouchScheduled,
 )
@@ -157,9 +157,9 @@ class NurtureState(BaseModel):
         return self.model_copy(update={"history": [*self.history, *entries][-MAX_HISTORY:]})
 
 
-def input_id(message: LeadQualified | ActivityRecorded | CrmOutcome | NurtureStepDue) -> str:
-    if isinstance(message, CrmOutcome):
-        return f"crm:{message.outcome_id}"
+def input_id(message: LeadQualified | ActivityRecorded | OutcomeRecorded | NurtureStepDue) -> str:
+    if isinstance(message, OutcomeRecorded):
+        return f"crm:{message.payload.outcome.outcome_id}"
     return str(message.event_id)
 
 
@@ -319,8 +319,9 @@ def nurtured(
 def gate(
     event: LeadQualified, state: NurtureState, policy: NurturePolicy, now: datetime, day: timedelta
 ) -> tuple[NurtureState, LeadHandedOff | LeadNurtured | None]:
-    """Sales-ready leads (hot, fast lane, SQL) leave their programs and go to sales at
-    once; the others enter the programs whose entry holds; retired leads leave them."""
+    """Sales-ready leads (hot, fast lane, SQL, a customer asking again: upsell) leave
+    their programs and go to sales at once; the others enter the programs whose entry
+    holds; retired leads leave them."""
     q = event.payload
     channel, campaign = event.source.channel, event.source.campaign
     state = state.model_copy(
@@ -338,8 +339,20 @@ def gate(
         hot = q.lead_class == "hot"
         exits: list[ExitReason] = ["became_hot", "handed_to_sales"] if hot else ["handed_to_sales"]
         state, _ = leave(state, exits, policy, now)
-        reason = "hot lead" if hot else "sales-qualified (SQL)"
-        handoff = Handoff(qualification=q, reason=reason, contact_permissions=state.permissions)
+        upsell = q.prior_outcome == "won"
+        reason = (
+            "customer: upsell / cross-sell"
+            if upsell
+            else "hot lead"
+            if hot
+            else "sales-qualified (SQL)"
+        )
+        handoff = Handoff(
+            qualification=q,
+            reason=reason,
+            contact_permissions=state.permissions,
+            deal="upsell" if upsell else "new_business",
+        )
         return state, LeadHandedOff(**event.follow("LeadHandedOff", payload=handoff))
     if q.decision == "retire":
         state, left = leave(state, ["retired"], policy, now, always=True)
@@ -389,9 +402,14 @@ def on_activity(
 
 
 def on_outcome(
-    outcome: CrmOutcome, state: NurtureState, policy: NurturePolicy, now: datetime, day: timedelta
+    recorded: OutcomeRecorded,
+    state: NurtureState,
+    policy: NurturePolicy,
+    now: datetime,
+    day: timedelta,
 ) -> tuple[NurtureState, LeadNurtured | None]:
     """Returned and closed-lost leads are recycled, churned customers won back."""
+    outcome = recorded.payload.outcome
     trigger = RECYCLE.get(outcome.outcome)
     if trigger is None:
         return state, None

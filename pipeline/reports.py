@@ -131,7 +131,7 @@ def sources(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         SELECT toString({period}) AS period, {select},
                count() AS leads,
                countIf({REACHED["mql"]} IS NOT NULL) AS mql,
-               countIf(won_at IS NOT NULL) AS won
+               sum(wins) AS won
         FROM {LEADS} WHERE {p.after("created_at")}
         GROUP BY period, {groups}
         ORDER BY period, leads DESC, {groups}
@@ -248,8 +248,10 @@ def sla(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
 def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     """Cost per lead / MQL / SQL / won deal; revenue and ROI, by campaign or channel.
 
-    Leads are credited to the campaign that created them (first touch); the
-    attribution report splits revenue over every touch instead.
+    Leads, their deals and revenue are credited to the campaign that created the
+    lead (lead creation, the attribution report's `lead_creation` model) – not
+    to the first touch, which may be an earlier tracked activity. Every won
+    sales cycle of a lead is a deal.
     """
     columns = DIMENSIONS[p.by or "campaign"]
     groups = ", ".join(alias for alias, _ in columns)
@@ -271,8 +273,7 @@ def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
                    toUInt64(1) AS leads,
                    toUInt64({REACHED["mql"]} IS NOT NULL) AS mqls,
                    toUInt64({REACHED["sql"]} IS NOT NULL) AS sqls,
-                   toUInt64(won_at IS NOT NULL) AS wins,
-                   toFloat64(amount_eur) AS revenue, toFloat64(0) AS cost
+                   wins, toFloat64(revenue_eur) AS revenue, toFloat64(0) AS cost
             FROM {LEADS} WHERE {p.after("created_at")}
             UNION ALL
             SELECT channel, campaign, 'all', toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
@@ -284,13 +285,35 @@ def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
 
 
 def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
-    """Won revenue credited to channels / campaigns under six models, side by side."""
-    won = f"SELECT lead_id FROM {LEADS} WHERE won_at IS NOT NULL AND {p.after('won_at')}"
+    """Won revenue credited to channels / campaigns under seven models, side by side.
+
+    Each won sales cycle of a lead is a deal (a customer's upsell is a second
+    one); a later deal counts the touches since the lead's previous one.
+    """
+    outcome = "JSONExtractString(payload, 'payload', 'outcome', 'outcome')"
+    cycles = f"""
+        SELECT lead_id, JSONExtractUInt(payload, 'payload', 'cycle') AS cycle,
+               minIf(occurred_at, {outcome} = 'won') AS won,
+               argMaxIf(JSONExtractFloat(payload, 'payload', 'outcome', 'amount_eur'),
+                        occurred_at, {outcome} = 'won') AS amount_eur,
+               minIf(occurred_at, {outcome} = 'opportunity') AS opportunity,
+               countIf({outcome} = 'opportunity') > 0 AS had_opportunity
+        FROM {EVENTS_TABLE} FINAL
+        WHERE event_type = 'OutcomeRecorded' AND {outcome} IN ('won', 'opportunity')
+        GROUP BY lead_id, cycle
+        HAVING countIf({outcome} = 'won') > 0
+    """
+    won = f"SELECT lead_id FROM ({cycles}) WHERE {p.after('won')}"
     deals = w.query(f"""
-        SELECT toString(lead_id) AS lead_id, toString(won_at) AS won_at,
-               toString(opportunity_at) AS opportunity_at, amount_eur
-        FROM {LEADS} WHERE won_at IS NOT NULL AND {p.after("won_at")}
+        SELECT toString(lead_id) AS lead_id, toString(won) AS won_at,
+               if(had_opportunity, toString(opportunity), '') AS opportunity_at, amount_eur,
+               toString(lagInFrame(won, 1, toDateTime64(0, 3, 'UTC')) OVER (
+                   PARTITION BY lead_id ORDER BY won
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS previous_win
+        FROM ({cycles})
+        ORDER BY lead_id, won
     """)
+    deals = [d for d in deals if p.since is None or _time(d["won_at"]).date() >= p.since]
     touches = w.query(f"""
         SELECT toString(lead_id) AS lead_id, toString(occurred_at) AS at, channel, campaign,
                NOT JSONExtractBool(payload, 'merged') AS creates_lead
@@ -318,7 +341,9 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         )
     journeys = [
         Journey(
-            touches=tuple(by_lead.get(d["lead_id"], ())),
+            touches=tuple(
+                t for t in by_lead.get(d["lead_id"], ()) if t.at > _time(d["previous_win"])
+            ),
             won_at=_time(d["won_at"]),
             revenue=float(d["amount_eur"]),
             opportunity_at=_time(d["opportunity_at"]) if d["opportunity_at"] else None,
@@ -343,8 +368,8 @@ def performance(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     select, groups = _dims(p.by)
     return w.query(f"""
         SELECT {select}, count() AS leads, countIf(contacted_at IS NOT NULL) AS contacted,
-               countIf(won_at IS NOT NULL) AS won, countIf(lost_at IS NOT NULL) AS lost,
-               round(sum(amount_eur), 2) AS revenue_eur,
+               sum(wins) AS won, countIf(lost_at IS NOT NULL) AS lost,
+               round(sum(revenue_eur), 2) AS revenue_eur,
                if(won + lost > 0, round(won / (won + lost), 4), NULL) AS win_rate,
                round(quantileExactInclusiveIf(0.5)(dateDiff('second', routed_at, contacted_at) / 60,
                                           contacted_at IS NOT NULL), 1)
@@ -368,11 +393,12 @@ def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
             SELECT lead_id,
                    argMinIf(JSONExtractString(payload, 'payload', 'assigned_by'), occurred_at,
                             event_type = 'LeadAssigned') AS assigned_by,
-                   minIf(toNullable(occurred_at), event_type = 'CrmOutcomeReported'
-                         AND JSONExtractString(payload, 'outcome') NOT IN ({closing}))
+                   minIf(toNullable(occurred_at), event_type = 'OutcomeRecorded'
+                         AND JSONExtractString(payload, 'payload', 'outcome', 'outcome')
+                             NOT IN ({closing}))
                        AS closed_at
             FROM {EVENTS_TABLE}  -- no FINAL: a repeat changes no minimum
-            WHERE event_type IN ('LeadAssigned', 'CrmOutcomeReported')
+            WHERE event_type IN ('LeadAssigned', 'OutcomeRecorded')
             GROUP BY lead_id
         ) AS e ON e.lead_id = l.lead_id
         WHERE l.routed_at IS NOT NULL
@@ -397,10 +423,11 @@ def reasons(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     return w.query(f"""
         SELECT kind, if(reason = '', '(no reason given)', reason) AS reason, sum(n) AS count
         FROM (
-            SELECT JSONExtractString(payload, 'outcome') AS kind,
-                   JSONExtractString(payload, 'reason') AS reason, uniqExact(lead_id) AS n
+            SELECT JSONExtractString(payload, 'payload', 'outcome', 'outcome') AS kind,
+                   JSONExtractString(payload, 'payload', 'outcome', 'reason') AS reason,
+                   uniqExact(lead_id) AS n
             FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'CrmOutcomeReported' AND kind IN ('lost', 'returned')
+            WHERE event_type = 'OutcomeRecorded' AND kind IN ('lost', 'returned')
               AND {p.after("occurred_at")}
             GROUP BY kind, reason
             UNION ALL
@@ -432,8 +459,8 @@ def targets(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
         ("leads", "created_at", "1"),
         ("mql", REACHED["mql"], "1"),
         ("sql", REACHED["sql"], "1"),
-        ("won", "won_at", "1"),
-        ("revenue_eur", "won_at", "amount_eur"),
+        ("won", "won_at", "wins"),
+        ("revenue_eur", "won_at", "revenue_eur"),
     ]
     union = "\nUNION ALL\n".join(
         f"SELECT '{metric}' AS metric, toString(toStartOfMonth({at})) AS month, "

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,6 +62,10 @@ class LeadState(BaseModel):
     inquiries: int = 0
     channels: list[str] = Field(default_factory=list)
     emitted_for: str | None = Field(default=None, description="Input of the last event sent.")
+    cycle: int = Field(default=1, description="Sales cycle: one more per inquiry after a close.")
+    prior_outcome: Literal["won", "lost"] | None = Field(
+        default=None, description="How the previous cycle ended."
+    )
 
     @property
     def retired(self) -> bool:
@@ -79,12 +84,27 @@ class Change:
 
 
 def from_enriched(event: LeadEnriched) -> Change:
-    """A new (or merged) inquiry: the newest profile, and a retired lead comes back."""
+    """A new (or merged) inquiry: the newest profile, and a retired lead comes back.
+
+    On a won or lost lead the inquiry starts its next sales cycle, qualified
+    afresh: a customer's goes to sales as upsell, a lost lead's like a new lead's.
+    """
 
     def apply(state: LeadState) -> LeadState:
         received = event.payload.received_at
         first = state.first_inquiry_at
         channel = event.source.channel
+        if state.outcome == "won" or state.outcome == "lost":
+            state = state.model_copy(
+                update={
+                    "cycle": state.cycle + 1,
+                    "prior_outcome": state.outcome,
+                    "outcome": None,
+                    "returned": False,
+                    "iteration": 0,
+                    "last": None,
+                }
+            )
         return state.model_copy(
             update={
                 "profile": event.payload,
@@ -114,10 +134,16 @@ def from_activity(event: ActivityRecorded, model: ScoringModel) -> Change:
     return Change(str(event.event_id), apply, f"activity:{activity.activity_type}", intent)
 
 
-def from_outcome(outcome: CrmOutcome) -> Change:
-    """Sales' word: a lead handed back is nurtured again; won and lost close the loop."""
+def from_outcome(outcome: CrmOutcome, cycle: int = 1) -> Change:
+    """Sales' word: a lead handed back is nurtured again; won and lost close the loop.
+
+    `cycle` is the sales cycle the outcome belongs to: a late word on an earlier
+    cycle does not close the current one.
+    """
 
     def apply(state: LeadState) -> LeadState:
+        if cycle < state.cycle:
+            return state
         return state.model_copy(
             update={
                 "returned": state.returned or outcome.outcome == "returned",
@@ -136,15 +162,7 @@ def from_timer(due: RequalificationDue) -> Change:
 
 def due(lead_id: uuid.UUID, due_at: datetime | None, now: datetime) -> RequalificationDue | None:
     """The timer's event for a lead whose re-qualification is due (same id if fired twice)."""
-    if due_at is None or due_at > now:
-        return None
-    return RequalificationDue(
-        event_id=derive_id("RequalificationDue", lead_id, due_at.isoformat()),
-        lead_id=lead_id,
-        occurred_at=due_at,
-        emitted_at=now,
-        due_at=due_at,
-    )
+    return RequalificationDue.fired(lead_id, due_at, now)
 
 
 def requalify(
@@ -159,8 +177,8 @@ def requalify(
     inquiry came in (so each inquiry, a known person's too, reaches nurture or sales).
 
     An input seen before changes nothing (at-least-once delivery). A closed
-    (won/lost) lead is not qualified again; a retired one only by a new
-    inquiry or a purchase-intent signal.
+    (won/lost) lead is not qualified again until a new inquiry starts its next
+    cycle; a retired one only by a new inquiry or a purchase-intent signal.
     """
     if change.input_id in state.seen:
         # The input whose event may have been lost in a crash is sent again, same id.
@@ -181,9 +199,14 @@ def requalify(
         returned=state.returned,
         win_probability=predict(state.profile) if predict else None,
         trigger=change.trigger,
+        customer=state.prior_outcome == "won",
     )
     result = qualify(state.profile, model, signals, now).model_copy(
-        update={"history": history(state)}
+        update={
+            "history": history(state),
+            "cycle": state.cycle,
+            "prior_outcome": state.prior_outcome,
+        }
     )
     previous = state.last
     every = model.retire.requalify_every_days

@@ -349,16 +349,26 @@ EARLIER_QUEUE = "earlier-queue"
 
 
 def route_lead(
-    handoff: LeadHandedOff, rules: RoutingRules, earlier_queue: str | None = None
+    handoff: LeadHandedOff,
+    rules: RoutingRules,
+    earlier_queue: str | None = None,
+    won_by: str | None = None,
 ) -> LeadRouted:
     """Account owner first, then the first matching rule; the default queue catches the rest.
 
-    A lead routed before goes back to the queue that decided its owner
-    (`earlier_queue`), whatever its new qualification matches: decisions are
-    kept per queue, so another queue would give it a second owner.
+    The account owner of an upsell is the rep who won the customer (`won_by`,
+    while still a rep of a queue), else the company's owner in `accounts`. A
+    lead routed before in its sales cycle goes back to the queue that decided
+    its owner (`earlier_queue`), whatever its new qualification matches:
+    decisions are kept per queue and cycle, so another queue would give it a
+    second owner.
     """
     company = handoff.payload.qualification.profile.company
-    owner = rules.accounts.get((company.domain or "").casefold()) if company else None
+    reps = {r.id for q in rules.queues.values() for r in q.reps}
+    upsell_owner = won_by if handoff.payload.deal == "upsell" and won_by in reps else None
+    owner = upsell_owner or (
+        rules.accounts.get((company.domain or "").casefold()) if company else None
+    )
     if earlier_queue is not None and earlier_queue in rules.queues:
         queue, rule_name = earlier_queue, EARLIER_QUEUE
     elif owner is not None:
@@ -366,7 +376,7 @@ def route_lead(
     else:
         rule = next((r for r in rules.rules if r.when.matches(handoff, rules.regions)), None)
         queue, rule_name = (rule.queue, rule.name) if rule else (rules.default_queue, "default")
-    routed = Routed(handoff=handoff.payload, queue=queue, rule=rule_name)
+    routed = Routed(handoff=handoff.payload, queue=queue, rule=rule_name, account_owner=owner)
     return LeadRouted(**handoff.follow("LeadRouted", payload=routed))
 
 
@@ -379,7 +389,8 @@ def distribute_lead(
 ) -> tuple[LeadAssigned | LeadRouted, QueueState]:
     """Exactly one owner from the routed queue, or a hand-on to its overflow queue.
 
-    The account owner takes the lead if available and below caps; otherwise the
+    The account owner (the routed one: an upsell's rep who won the customer, else
+    the company's) takes the lead if available and below caps; otherwise the
     queue's strategy picks among its eligible reps. With nobody eligible the
     lead goes to the queue's manager, else to the overflow queue (re-keyed, so
     that queue's partition decides), else to the strategy ignoring
@@ -404,6 +415,7 @@ def distribute_lead(
             sla_due_at=queue.sla_deadline(now, rules.sla_window(name, minute)),
             reassignment=routed.payload.reassignment,
             contact_permissions=routed.payload.handoff.contact_permissions,
+            deal=routed.payload.handoff.deal,
         )
         return LeadAssigned(**routed.follow("LeadAssigned", payload=assignment))
 
@@ -413,7 +425,9 @@ def distribute_lead(
     candidates = others(queue.eligible(state, now))
     via: str = queue.strategy if previous is None else "reassigned"
     company = routed.payload.handoff.qualification.profile.company
-    account = rules.accounts.get((company.domain or "").casefold()) if company else None
+    account = routed.payload.account_owner or (
+        rules.accounts.get((company.domain or "").casefold()) if company else None
+    )
     if any(r.id == account for r in candidates):
         candidates, via = [r for r in candidates if r.id == account], "account_owner"
     if candidates:
@@ -456,6 +470,7 @@ def claim_lead(
         assigned_by="claimed",
         sla_due_at=queue.sla_deadline(now, rules.sla_window(claim.queue, minute)),
         contact_permissions=routed.payload.handoff.contact_permissions,
+        deal=routed.payload.handoff.deal,
     )
     assigned = LeadAssigned(
         **routed.follow(
@@ -485,6 +500,7 @@ def repeat_decision(
         newest = {
             "qualification": handoff.qualification,
             "contact_permissions": handoff.contact_permissions,
+            "deal": handoff.deal,
         }
         payload = earlier.payload.model_copy(update=newest)
         return LeadAssigned(**routed.follow("LeadAssigned", payload=payload))

@@ -334,6 +334,8 @@ class Signals:
     returned: bool = False
     win_probability: float | None = None
     trigger: str = "inquiry"
+    customer: bool = False
+    """The previous sales cycle was won: a new inquiry is upsell or cross-sell for sales."""
 
 
 def score_lead(profile: LeadProfile, model: ScoringModel) -> tuple[int, list[CriterionScore]]:
@@ -363,6 +365,8 @@ def qualify(
     )
     if signals.returned and not fast_lane:
         decision = "nurture"
+    elif signals.customer and decision == "nurture":
+        decision, reason = "sales", "customer asks again: upsell or cross-sell"
     promote = model.predictive.sales_above
     chance = signals.win_probability
     if decision == "nurture" and promote is not None and chance is not None and chance >= promote:

@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Length of one SLA minute in seconds (tests and demos shrink the clock).",
     )
+    outcome_wait_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long a CRM outcome for a lead with no owner yet is held (a CRM can "
+        "overtake the assignment by moments); then it goes to leads.rejected (unknown_lead).",
+    )
     warehouse_sink: bool = Field(
         default=True,
         description="Run the warehouse sink in this worker. Exactly one process owns an "

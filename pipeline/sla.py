@@ -6,23 +6,33 @@ what is due, so deadlines survive worker restarts. The ladder (seed 002
 §6.6.1, §7.2): a reminder to the owner shortly before the deadline; at the
 deadline an escalation to the queue's manager and a second window; when that
 runs out too, the lead is reassigned to the next available rep.
+
+CRM outcomes land on the lead's clock: an outcome under another lead's key is
+re-keyed by its body's lead id (`misrouted`); one that finds its lead is
+recorded (`recorded`, what qualification, nurture and the warehouse read) and
+applied to the lead's clock; one that finds no clock is held (`hold`) until the
+lead's owner is assigned, for a bounded wait: when it runs out, an outcome whose
+lead never became known is rejected as `unknown_lead` (`expire`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.messages import Position, reject
 from pipeline.routing import RoutingRules
-from schemas.envelope import AwareDatetime, derive_id
+from schemas.envelope import AwareDatetime, derive_id, utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import (
     Handoff,
     LeadAssigned,
     LeadReleased,
     LeadRouted,
+    OutcomeRecorded,
+    RecordedOutcome,
     Release,
     Routed,
     SlaBreach,
@@ -30,6 +40,7 @@ from schemas.lead import (
     SlaReminder,
     SlaReminderDue,
 )
+from schemas.rejected import MessageRejected, Reason
 
 ClockStatus = Literal["running", "contacted", "breached", "closed"]
 CONTACT = frozenset({"contacted", "accepted", "opportunity"})
@@ -49,6 +60,20 @@ class SlaClock(BaseModel):
     breaches: int = 0
     contacted: bool = False
     closed: bool = False
+    outcome: str | None = None
+    """The closing outcome (won, lost, returned) once closed."""
+
+    @property
+    def cycle(self) -> int:
+        """The lead's sales cycle this clock belongs to."""
+        return self.assigned.payload.qualification.cycle
+
+    def replaced_by(self, assigned: LeadAssigned) -> bool:
+        """A new owner (SLA reassignment) or a new sales cycle starts a new clock."""
+        new = assigned.payload
+        if new.qualification.cycle != self.cycle:
+            return new.qualification.cycle > self.cycle
+        return new.reassignment > self.assigned.payload.reassignment
 
     @property
     def due_at(self) -> datetime:
@@ -149,6 +174,7 @@ def reassign(clock: SlaClock) -> LeadRouted:
             qualification=a.payload.qualification,
             reason=f"SLA missed {REASSIGN_AFTER} times by {a.payload.owner.rep_id}: reassigned",
             contact_permissions=a.payload.contact_permissions,
+            deal=a.payload.deal,
         ),
         queue=a.payload.queue,
         rule=a.payload.rule,
@@ -176,4 +202,86 @@ def apply_outcome(clock: SlaClock, outcome: CrmOutcome) -> tuple[SlaClock, LeadR
             ),
         )
     )
-    return clock.model_copy(update={"closed": True}), released
+    return clock.model_copy(update={"closed": True, "outcome": outcome.outcome}), released
+
+
+def recorded(outcome: CrmOutcome, cycle: int, clock: SlaClock | None = None) -> OutcomeRecorded:
+    """The outcome as applied to its lead (and to the lead's current assignment, if it has
+    one); same id when repeated. It happened when the CRM says, which the warehouse
+    reports."""
+    a = clock.assigned.payload if clock is not None else None
+    return OutcomeRecorded(
+        event_id=derive_id("OutcomeRecorded", outcome.lead_id, outcome.outcome_id),
+        lead_id=outcome.lead_id,
+        occurred_at=outcome.occurred_at,
+        emitted_at=utcnow(),
+        payload=RecordedOutcome(
+            outcome=outcome,
+            owner=a.owner if a else None,
+            queue=a.queue if a else None,
+            cycle=clock.cycle if clock is not None else cycle,
+        ),
+    )
+
+
+def misrouted(key: bytes | None, outcome: CrmOutcome) -> bool:
+    """`crm.feedback` is keyed by lead_id: under another key (or none) an outcome sits
+    in another lead's partition, where its lead's clock is not; it must be re-keyed."""
+    return key != str(outcome.lead_id).encode()
+
+
+class HeldOutcome(BaseModel):
+    """A CRM outcome whose lead has no owner yet (the CRM overtook the assignment, or
+    the lead is unknown): kept until the lead's clock starts, or rejected at `until`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    raw: str = Field(description="The message as the CRM published it.")
+    topic: str
+    partition: int
+    offset: int
+    until: AwareDatetime
+    recorded: bool = Field(
+        default=False, description="Its lead is known (qualified): recorded, waits for a clock."
+    )
+
+    @property
+    def at(self) -> Position:
+        return Position(self.topic, self.partition, self.offset)
+
+
+def held(stored: dict[str, Any] | str, now: datetime, wait: timedelta) -> HeldOutcome:
+    """A held outcome as stored. One stored by a version before the bounded wait (the bare
+    `CrmOutcome` JSON, without its position) waits from now on and is then dropped, not
+    rejected: where it sat in Kafka is not known."""
+    if isinstance(stored, str):
+        return HeldOutcome(
+            raw=stored, topic="", partition=0, offset=0, until=now + wait, recorded=True
+        )
+    return HeldOutcome.model_validate(stored)
+
+
+def hold(raw: bytes, at: Position, now: datetime, wait: timedelta) -> HeldOutcome:
+    return HeldOutcome(
+        raw=raw.decode(), topic=at.topic, partition=at.partition, offset=at.offset, until=now + wait
+    )
+
+
+def expire(
+    held: list[HeldOutcome], due_at: datetime, stage: str
+) -> tuple[list[HeldOutcome], list[MessageRejected]]:
+    """The outcomes still waiting after `due_at`, and a rejection for each whose wait ran
+    out before its lead was known (one the lead's clock never came for was recorded on
+    the lead already: it is dropped)."""
+    kept = [h for h in held if h.until > due_at]
+    reason = Reason(
+        code="unknown_lead",
+        message="No lead with this lead_id was known in time.",
+        field="lead_id",
+    )
+    rejected = [
+        reject(h.raw.encode(), h.at, stage, [reason])
+        for h in held
+        if h.until <= due_at and not h.recorded
+    ]
+    return kept, rejected

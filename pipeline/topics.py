@@ -113,6 +113,8 @@ class Topics(BaseModel):
     escalations: TopicSpec
     reminders: TopicSpec
     feedback: TopicSpec
+    outcomes: TopicSpec
+    outcome_waits: TopicSpec
     rejected: TopicSpec
     erasure: TopicSpec
     erased: TopicSpec

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, model_validator
 
-from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText
-from schemas.inputs import Activity
+from schemas.envelope import FROZEN, AwareDatetime, EventBase, LeadEvent, ShortText, derive_id
+from schemas.inputs import Activity, CrmOutcome
 from schemas.inquiry import Answers, Consent, Contact, LongText
 from schemas.rejected import Reason
 
@@ -321,11 +322,20 @@ class Qualification(BaseModel):
     win_probability: float | None = Field(
         default=None, ge=0, le=1, description="Learned from won/lost outcomes; null until enough."
     )
+    cycle: int = Field(
+        default=1,
+        ge=1,
+        description="The lead's sales cycle: 1, and one more for every inquiry after a won or "
+        "lost outcome (since 1.3).",
+    )
+    prior_outcome: Literal["won", "lost"] | None = Field(
+        default=None, description="How the previous cycle ended; null in the first (since 1.2)."
+    )
 
 
 class LeadQualified(LeadEvent):
     event_type: Literal["LeadQualified"] = "LeadQualified"
-    schema_version: str = "1.1"  # fit/behaviour, grade, fast lane, reason, trigger, win probability
+    schema_version: str = "1.2"  # 1.1: fit/behaviour, grade, …; 1.2: cycle, prior_outcome
     payload: Qualification
 
 
@@ -414,6 +424,9 @@ class NurtureStepDue(EventBase):
     step: str = Field(description="program:run:step of the enrollment that is due.")
 
 
+Deal = Literal["new_business", "upsell"]
+
+
 class Handoff(BaseModel):
     model_config = FROZEN
 
@@ -422,11 +435,16 @@ class Handoff(BaseModel):
     contact_permissions: ContactPermissions | None = Field(
         default=None, description="What the lead allows, per channel (since 1.2)."
     )
+    deal: Deal = Field(
+        default="new_business",
+        description="upsell: a customer (won before) asked again, for upsell or cross-sell by "
+        "its account owner (since 1.3).",
+    )
 
 
 class LeadHandedOff(LeadEvent):
     event_type: Literal["LeadHandedOff"] = "LeadHandedOff"
-    schema_version: str = "1.2"  # contact_permissions
+    schema_version: str = "1.3"  # deal, qualification.cycle
     payload: Handoff
 
 
@@ -461,11 +479,15 @@ class Assignment(BaseModel):
         description="May the rep e-mail, call or text the lead: consent from the inquiry, "
         "unsubscribes and do-not-contact since (1.2).",
     )
+    deal: Deal = Field(
+        default="new_business",
+        description="upsell: a customer (won before) asked again; the hand-off's marker (1.3).",
+    )
 
 
 class LeadAssigned(LeadEvent):
     event_type: Literal["LeadAssigned"] = "LeadAssigned"
-    schema_version: str = "1.2"  # contact_permissions
+    schema_version: str = "1.3"  # 1.2: contact_permissions; 1.3: deal, qualification.cycle
     payload: Assignment
 
 
@@ -517,6 +539,11 @@ class Routed(BaseModel):
         default=None, description="The owner who breached the SLA twice (since 1.1)."
     )
     reassignment: int = Field(default=0, ge=0, description="Which reassignment (since 1.1).")
+    account_owner: str | None = Field(
+        default=None,
+        description="Rep id who owns the account: for an upsell the rep who won the customer, "
+        "else the company's account owner from routing.yaml (since 1.3).",
+    )
 
 
 class LeadRouted(LeadEvent):
@@ -538,12 +565,32 @@ class ActivityRecorded(EventBase):
     payload: Activity
 
 
-class RequalificationDue(EventBase):
+class LeadDue(EventBase):
+    """A durable timer of one lead fired (`agents.timers`): what falls due at `due_at`."""
+
+    lead_id: uuid.UUID
+    due_at: AwareDatetime
+
+    @classmethod
+    def fired(cls, lead_id: uuid.UUID, due_at: datetime | None, now: datetime) -> Self | None:
+        """The event once `due_at` has come (the same id every time the timer fires)."""
+        if due_at is None or due_at > now:
+            return None
+        name = cls.model_fields["event_type"].default
+        return cls(
+            event_id=derive_id(name, lead_id, due_at.isoformat()),
+            event_type=name,
+            lead_id=lead_id,
+            occurred_at=due_at,
+            emitted_at=now,
+            due_at=due_at,
+        )
+
+
+class RequalificationDue(LeadDue):
     """A durable timer fired: the lead is qualified again (behaviour fades, counts grow)."""
 
     event_type: Literal["RequalificationDue"] = "RequalificationDue"
-    lead_id: uuid.UUID
-    due_at: AwareDatetime
 
 
 class Release(BaseModel):
@@ -565,6 +612,34 @@ class LeadReleased(LeadEvent):
 
     def key(self) -> bytes | None:
         return self.payload.queue.encode()
+
+
+class RecordedOutcome(BaseModel):
+    """A CRM outcome the pipeline applied to its lead, and the assignment it belongs to."""
+
+    model_config = FROZEN
+
+    outcome: CrmOutcome
+    owner: Owner | None = Field(
+        default=None, description="The lead's owner then; null for a lead never assigned."
+    )
+    queue: str | None = None
+    cycle: int = Field(default=1, ge=1, description="The sales cycle the outcome belongs to.")
+
+
+class OutcomeRecorded(EventBase):
+    """A CRM outcome that found its lead (keyed by the body's lead id, whatever the CRM's
+    key): qualification, nurture and the warehouse read outcomes from here."""
+
+    event_type: Literal["OutcomeRecorded"] = "OutcomeRecorded"
+    lead_id: uuid.UUID
+    payload: RecordedOutcome
+
+
+class OutcomeWaitExpired(LeadDue):
+    """CRM outcomes held for a lead with no owner yet waited too long (a timer fired)."""
+
+    event_type: Literal["OutcomeWaitExpired"] = "OutcomeWaitExpired"
 
 
 class ClaimRequested(EventBase):

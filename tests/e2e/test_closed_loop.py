@@ -91,7 +91,8 @@ async def _feed(loop: Loop) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
         [total] = report(loop, "funnel")
-        if (total["won"], total["lost"]) == (len(loop.won), len(loop.lost)):
+        reached = (total["contacted"], total["won"], total["lost"])
+        if reached == (len(loop.assigned), len(loop.won), len(loop.lost)):
             return
         await asyncio.sleep(0.5)
     raise AssertionError("the CRM outcomes did not reach the warehouse")

@@ -183,13 +183,13 @@ def test_oversized_and_non_finite_input_is_rejected_and_the_worker_carries_on(
     found = rejections(kafka, topics)
     assert found[sent["big_activity"].ref] == [("attach-activity", "too_large", None)]
     assert found[sent["edge_activity"].ref] == [("attach-activity", "output_too_large", None)]
-    assert found[sent["big_outcome"].ref] == [("requalify-feedback", "too_large", None)]
+    assert found[sent["big_outcome"].ref] == [("crm-feedback", "too_large", None)]
     assert found[sent["nan_outcome"].ref] == [
-        ("requalify-feedback", "invalid_finite_number", "amount_eur")
-    ]  # once: crm-feedback and nurture-feedback leave the rejection to requalify-feedback
+        ("crm-feedback", "invalid_finite_number", "amount_eur")
+    ]  # once: crm-feedback is the one reader of crm.feedback
     old = ("occurred_at_implausible", "occurred_at")
     assert found[sent["old_activity"].ref] == [("attach-activity", *old)]
-    assert found[sent["old_outcome"].ref] == [("requalify-feedback", *old)]
+    assert found[sent["old_outcome"].ref] == [("crm-feedback", *old)]
     assert found[sent["big_inquiry"].ref] == [("capture", "too_large", None)]
     assert found[sent["infinite"].ref] == [
         ("capture", "invalid_finite_number", "answers.order_volume_eur")

@@ -38,8 +38,10 @@ from schemas.lead import (
     LeadCaptured,
     LeadEnriched,
     LeadQualified,
+    OutcomeRecorded,
     Owner,
     Qualification,
+    RecordedOutcome,
     SlaBreach,
     SlaBreached,
     Territory,
@@ -75,6 +77,7 @@ class Scenario:
     def __init__(self) -> None:
         self.events: list[tuple[Any, Any]] = []  # (topic spec, model)
         self.first_capture: dict[str, LeadCaptured] = {}
+        self.owners: dict[str, tuple[str, str]] = {}  # lead → (queue, rep) of its latest owner
 
     def _add(self, spec: Any, event: Any) -> Any:
         self.events.append((spec, event))
@@ -147,6 +150,7 @@ class Scenario:
             sla_due_at=at + timedelta(minutes=5),
             reassignment=n,
         )
+        self.owners[lead] = (queue, rep)
         self._add(
             TOPICS.sales_ready,
             LeadAssigned(**self._envelope(lead, f"assigned{n}", at), payload=assignment),
@@ -161,15 +165,28 @@ class Scenario:
             SlaBreached(**self._envelope(lead, f"breach{breach}", at), payload=payload),
         )
 
-    def crm(self, lead: str, at: datetime, outcome: str, **fields: Any) -> None:
+    def crm(self, lead: str, at: datetime, outcome: str, cycle: int = 1, **fields: Any) -> None:
+        """The CRM's message, and the outcome as the worker applied it to the lead."""
         event = CrmOutcome(
-            outcome_id=f"{lead}-{outcome}",
+            outcome_id=f"{lead}-{outcome}" + (f"-{cycle}" if cycle > 1 else ""),
             lead_id=lead_id(lead),
             occurred_at=at,
             outcome=outcome,  # type: ignore[arg-type]
             **fields,
         )
         self._add(TOPICS.feedback, event)
+        owned = self.owners.get(lead, ("q", "nobody"))
+        applied = RecordedOutcome(outcome=event, owner=owner(owned[1]), queue=owned[0], cycle=cycle)
+        self._add(
+            TOPICS.outcomes,
+            OutcomeRecorded(
+                event_id=derive_id("OutcomeRecorded", lead, event.outcome_id),
+                lead_id=lead_id(lead),
+                occurred_at=at,
+                emitted_at=at,
+                payload=applied,
+            ),
+        )
 
     def activity(self, lead: str, at: datetime, channel: str, campaign: str) -> None:
         activity = Activity(

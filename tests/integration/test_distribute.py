@@ -5,19 +5,22 @@ escalation, and CRM feedback that stops the clock and frees capacity."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, SecretStr
 
 from pipeline.errors import WorkerRecovering
@@ -30,7 +33,14 @@ from pipeline.settings import PROJECT_ROOT, Settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
-from schemas.lead import LeadAssigned, LeadHandedOff, SlaBreached, SlaReminderDue
+from schemas.lead import (
+    LeadAssigned,
+    LeadHandedOff,
+    LeadReleased,
+    OutcomeRecorded,
+    SlaBreached,
+    SlaReminderDue,
+)
 from schemas.rejected import MessageRejected
 from tests.conftest import isolated_settings, leadflow, read_topic
 from tests.unit.factories import NOW, enriched
@@ -80,6 +90,7 @@ rules:
 
 
 SLA_MINUTE_S = 0.6  # the default 5-minute SLA lasts 3 s here
+OUTCOME_WAIT_S = 3.0  # an outcome for a lead with no owner is rejected after this
 
 
 class Env:
@@ -97,6 +108,7 @@ def distribute_env(kafka: str, state: Path) -> Env:
         update={
             "rules_dir": rules,
             "sla_minute_seconds": SLA_MINUTE_S,
+            "outcome_wait_seconds": OUTCOME_WAIT_S,
             "claim_keys": {"p1": SecretStr("key-p1"), "p2": SecretStr("key-p2")},
         }
     )
@@ -260,20 +272,146 @@ async def read_new(env: Env, spec: TopicSpec, model: type[M], seconds: float) ->
     return found
 
 
-async def crm(env: Env, lead: LeadHandedOff, outcome: str) -> None:
+async def crm(
+    env: Env, lead: LeadHandedOff | uuid.UUID, outcome: str, key: bytes | None = None
+) -> None:
+    """A CRM's outcome for `lead`, keyed by its lead id (as it should be) or by `key`."""
+    lead_id = lead if isinstance(lead, uuid.UUID) else lead.lead_id
     body = CrmOutcome(
-        outcome_id=f"crm-{outcome}-{lead.lead_id}",
-        lead_id=lead.lead_id,
+        outcome_id=f"crm-{outcome}-{lead_id}",
+        lead_id=lead_id,
         occurred_at=utcnow(),
         outcome=outcome,  # type: ignore[arg-type]
+        amount_eur=1000.0 if outcome == "won" else None,
     )
     producer = AIOKafkaProducer(bootstrap_servers=env.settings.kafka_bootstrap, acks="all")
     await producer.start()
     try:  # crm.feedback is keyed by lead_id: the lead's SLA clock lives in that partition
-        value, key = body.model_dump_json().encode(), str(lead.lead_id).encode()
-        await producer.send_and_wait(env.topics.feedback.name, value, key=key)
+        value = body.model_dump_json().encode()
+        await producer.send_and_wait(
+            env.topics.feedback.name, value, key=key or str(lead_id).encode()
+        )
     finally:
         await producer.stop()
+
+
+async def first_matching(
+    env: Env, spec: TopicSpec, model: type[M], wanted: Callable[[M], bool], seconds: float
+) -> M | None:
+    """The first message on `spec` (from its end now) that `wanted`, within `seconds`."""
+    consumer = await at_end(env, spec)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=300)).values():
+                for record in records:
+                    message = model.model_validate_json(record.value or b"")
+                    if wanted(message):
+                        return message
+    finally:
+        await consumer.stop()
+    return None
+
+
+def warehouse_outcome(env: Env, lead: uuid.UUID) -> str:
+    """The lead's outcome in the warehouse's lead state ('' if none)."""
+    query = (
+        "SELECT argMaxMerge(outcome) AS outcome FROM leadflow.lead_state "
+        f"WHERE lead_id = toUUID('{lead}') GROUP BY lead_id"
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        done = cli(env, "report", "sql", query, "--format", "json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        lag = get_json(env.settings, "/v1/warehouse/lag")["lag"]
+        if lag == 0 or time.monotonic() > deadline:
+            rows = json.loads(done.stdout)
+            return str(rows[0]["outcome"]) if rows else ""
+        time.sleep(0.5)
+
+
+def test_an_outcome_under_another_leads_key_lands_on_its_bodys_lead(env: Env) -> None:
+    """Issue 15 point 9: an outcome keyed by another lead sat in the wrong partition as an
+    "early outcome" for ever (never applied, owner's load never freed), while the
+    warehouse already showed the lead as won."""
+    lead = handoff(90)
+    spare = DefaultPartitioner()
+    partitions = list(range(env.topics.feedback.partitions))
+
+    def partition(key: bytes) -> int:
+        return int(spare(key, partitions, partitions))
+
+    own = partition(str(lead.lead_id).encode())
+    other = next(k for k in (str(uuid.uuid4()).encode() for _ in range(100)) if partition(k) != own)
+
+    async def scenario() -> tuple[OutcomeRecorded | None, LeadReleased | None]:
+        (assigned,) = await sales_ready(env, [lead], 1)
+        watches = (
+            asyncio.create_task(
+                first_matching(
+                    env,
+                    env.topics.outcomes,
+                    OutcomeRecorded,
+                    lambda e: e.lead_id == lead.lead_id,
+                    60,
+                )
+            ),
+            asyncio.create_task(
+                first_matching(
+                    env, env.topics.releases, LeadReleased, lambda e: e.lead_id == lead.lead_id, 60
+                )
+            ),
+        )
+        await asyncio.sleep(1)
+        await crm(env, lead, "won", key=other)
+        recorded, released = await asyncio.gather(*watches)
+        assert recorded is None or recorded.payload.owner == assigned.payload.owner
+        return recorded, released
+
+    recorded, released = asyncio.run(scenario())
+    assert recorded is not None and recorded.payload.outcome.outcome == "won"
+    assert released is not None and released.payload.outcome == "won"  # the owner's load freed
+    assert warehouse_outcome(env, lead.lead_id) == "won"
+
+
+def test_an_outcome_for_no_lead_is_rejected_after_its_wait_and_never_reaches_the_lead(
+    env: Env,
+) -> None:
+    """Issue 15 point 9: an outcome for a lead that does not exist was held for ever,
+    silently, and the warehouse counted it as the lead's outcome."""
+    nobody = uuid.uuid4()
+
+    async def scenario() -> tuple[MessageRejected | None, OutcomeRecorded | None]:
+        watches = (
+            asyncio.create_task(
+                first_matching(
+                    env,
+                    env.topics.rejected,
+                    MessageRejected,
+                    lambda r: (
+                        r.payload.topic == env.topics.feedback.name
+                        and str(nobody).encode() in base64.b64decode(r.payload.original_b64)
+                    ),
+                    60,
+                )
+            ),
+            asyncio.create_task(
+                first_matching(
+                    env, env.topics.outcomes, OutcomeRecorded, lambda e: e.lead_id == nobody, 20
+                )
+            ),
+        )
+        await asyncio.sleep(1)
+        await crm(env, nobody, "won")
+        rejected, recorded = await asyncio.gather(*watches)
+        return rejected, recorded
+
+    rejected, recorded = asyncio.run(scenario())
+    assert rejected is not None, "the outcome was held, never rejected"
+    assert [r.code for r in rejected.payload.reasons] == ["unknown_lead"]
+    assert rejected.payload.stage == "crm-feedback"
+    assert recorded is None  # never applied
+    assert warehouse_outcome(env, nobody) == ""  # the warehouse agrees with the worker
 
 
 def test_an_uncontacted_lead_is_reminded_escalated_then_reassigned(env: Env) -> None:
@@ -421,11 +559,12 @@ def rejections_of(env: Env, at: Position) -> list[MessageRejected]:
 
 
 def test_an_unreadable_crm_outcome_is_rejected_once(env: Env) -> None:
-    """Three agents read crm.feedback; exactly one of them says the message is bad."""
+    """crm-feedback is the one reader of crm.feedback (qualify and nurture read the
+    applied outcomes on leads.outcomes): it says once that the message is bad."""
     bad = b'{"outcome_id": "crm-bad", "outcome": "won"}'  # no lead, no time
     (at,) = asyncio.run(publish(env.settings.kafka_bootstrap, env.topics.feedback.name, [bad]))
     deadline = time.monotonic() + 60
     while not rejections_of(env, at) and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(3)  # the topic's other consumers have read it by now, and said nothing
-    assert [r.payload.stage for r in rejections_of(env, at)] == ["requalify-feedback"]
+    assert [r.payload.stage for r in rejections_of(env, at)] == ["crm-feedback"]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline.attribution import MODELS
 from pipeline.errors import BadRequest
 from pipeline.report_rules import Targets
 from pipeline.reports import ReportInputs, ReportParams, parse_params, run_report
@@ -237,17 +238,36 @@ def test_attribution_models_side_by_side(warehouse: Warehouse) -> None:
     w1, w2, w3 = 0.5 ** (2.5 / 7), 0.5 ** (2 / 7), 0.5 ** (1 / 7)
     b_decay = [500 * w / (w1 + w2 + w3) for w in (w1, w2, w3)]
     expected = {
-        # channel: first, last, linear, U, W, time-decay
-        "web_form": (1000, 0, 500, 800 + 200, 600 + 500 / 3, 1000 / 7 + b_decay[1]),
-        "webinar": (0, 500, 500, 100 + 100, 300 + 500 / 3, 2000 / 7 + b_decay[2]),
-        "paid_ads": (500, 1000, 500, 100 + 200, 100 + 500 / 3, 4000 / 7 + b_decay[0]),
-        "trade_fair": (2000, 2000, 2000, 2000, 2000, 2000),
+        # channel: first, lead creation, last, linear, U, W, time-decay
+        "web_form": (1000, 1500, 0, 500, 800 + 200, 600 + 500 / 3, 1000 / 7 + b_decay[1]),
+        "webinar": (0, 0, 500, 500, 100 + 100, 300 + 500 / 3, 2000 / 7 + b_decay[2]),
+        "paid_ads": (500, 0, 1000, 500, 100 + 200, 100 + 500 / 3, 4000 / 7 + b_decay[0]),
+        "trade_fair": (2000, 2000, 2000, 2000, 2000, 2000, 2000),
     }
-    models = ("first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay")
+    models = MODELS
     for channel, values in expected.items():
         assert [rows[channel][m] for m in models] == [round(v, 2) for v in values], channel
     for model in models:
         assert sum(r[model] for r in rows.values()) == pytest.approx(3500, abs=0.02)
+
+
+def test_money_credits_lead_creation_which_attribution_names_beside_first_touch(
+    warehouse: Warehouse,
+) -> None:
+    """Issue 15 point 6: B's first touch is a LinkedIn ad (a tracked activity), its lead
+    was created by the pricing form. The money report credits the creating campaign;
+    the attribution report shows that same figure as `lead_creation` and the ad as
+    `first_touch` – two views, two names, never one name for both."""
+    money = keyed(report(warehouse, "money"), "channel", "campaign")
+    credit = keyed(report(warehouse, "attribution", by="campaign"), "channel", "campaign")
+    assert money[("web_form", "pricing")]["revenue_eur"] == 500
+    assert credit[("web_form", "pricing")]["lead_creation"] == 500
+    assert credit[("web_form", "pricing")]["first_touch"] == 0
+    assert credit[("paid_ads", "linkedin")]["first_touch"] == 500
+    assert ("paid_ads", "linkedin") not in money or not money[("paid_ads", "linkedin")]["won"]
+    for key, row in credit.items():  # every campaign: money's revenue is lead creation's
+        revenue = money[key]["revenue_eur"] if key in money else 0
+        assert row["lead_creation"] == revenue, key
 
 
 def test_time_decay_half_life_is_a_parameter(warehouse: Warehouse) -> None:

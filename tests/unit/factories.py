@@ -22,13 +22,17 @@ from pipeline.messages import Position
 from pipeline.plausibility import Plausibility, PostalTable
 from pipeline.rules import DEFAULT_ENRICHMENT
 from pipeline.settings import PROJECT_ROOT
-from schemas.envelope import EventBase
+from schemas.envelope import EventBase, derive_id
+from schemas.inputs import CrmOutcome
 from schemas.lead import (
     ActivityUnattached,
     IdentityClaimed,
     InquiryAccepted,
     LeadCaptured,
     LeadEnriched,
+    OutcomeRecorded,
+    Owner,
+    RecordedOutcome,
 )
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
@@ -100,3 +104,15 @@ def captured(**overrides: Any) -> LeadCaptured:
 
 def enriched(**overrides: Any) -> LeadEnriched:
     return enrich_lead(captured(**overrides), CHAIN)
+
+
+def recorded(outcome: CrmOutcome, cycle: int = 1, rep: str = "anna.berg") -> OutcomeRecorded:
+    """A CRM outcome as the distribute stage applied it to the lead's assignment."""
+    owner = Owner(rep_id=rep, name=rep, email=f"{rep}@leadflow.example")
+    return OutcomeRecorded(
+        event_id=derive_id("OutcomeRecorded", outcome.lead_id, outcome.outcome_id),
+        lead_id=outcome.lead_id,
+        occurred_at=outcome.occurred_at,
+        emitted_at=outcome.occurred_at,
+        payload=RecordedOutcome(outcome=outcome, owner=owner, queue="inbound", cycle=cycle),
+    )

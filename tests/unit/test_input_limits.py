@@ -284,7 +284,7 @@ def test_non_finite_numbers_in_unknown_fields_are_rejected_too() -> None:
 @pytest.mark.parametrize("number", [b"1e400", b"NaN", b"Infinity"])
 def test_a_non_finite_crm_amount_is_rejected(number: bytes) -> None:
     raw = orjson.dumps(outcome(amount_eur=1000.5)).replace(b"1000.5", number)
-    assert codes(decode(CrmOutcome, raw, AT, "requalify-feedback")) == [
+    assert codes(decode(CrmOutcome, raw, AT, "crm-feedback")) == [
         ("invalid_finite_number", "amount_eur")
     ]
 
@@ -317,7 +317,7 @@ def test_an_activity_or_outcome_dated_1970_is_rejected_and_not_reported(
 ) -> None:
     raw = orjson.dumps(body)
     oldest = NOW - timedelta(days=365)
-    assert codes(decode(model, raw, AT, "requalify-feedback", oldest=oldest)) == [
+    assert codes(decode(model, raw, AT, "crm-feedback", oldest=oldest)) == [
         ("occurred_at_implausible", "occurred_at")
     ]
     spec = TOPICS.by_name(topic)
@@ -328,7 +328,7 @@ def test_an_activity_or_outcome_dated_1970_is_rejected_and_not_reported(
         raw.decode(),
     )
     recent = orjson.dumps({**body, "occurred_at": (oldest + timedelta(days=1)).isoformat()})
-    assert isinstance(decode(model, recent, AT, "requalify-feedback", oldest=oldest), model)
+    assert isinstance(decode(model, recent, AT, "crm-feedback", oldest=oldest), model)
     assert event_row(spec, recent, AT, oldest=oldest)["lead_id"] == LEAD
 
 

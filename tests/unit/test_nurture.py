@@ -36,10 +36,11 @@ from schemas.lead import (
     LeadHandedOff,
     LeadNurtured,
     LeadQualified,
+    OutcomeRecorded,
     ProfileGaps,
     TouchScheduled,
 )
-from tests.unit.factories import NOW, enriched
+from tests.unit.factories import NOW, enriched, recorded
 from tests.unit.test_routing import DAY, NURTURE, SCORING
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 11:00 in Berlin
@@ -95,12 +96,14 @@ def activity(lead: uuid.UUID, kind: str, **details: Any) -> ActivityRecorded:
     )
 
 
-def crm(lead: uuid.UUID, outcome: str) -> CrmOutcome:
-    return CrmOutcome(
-        outcome_id=f"o-{uuid.uuid4().hex[:6]}",
-        lead_id=lead,
-        occurred_at=utcnow(),
-        outcome=outcome,  # type: ignore[arg-type]
+def crm(lead: uuid.UUID, outcome: str) -> OutcomeRecorded:
+    return recorded(
+        CrmOutcome(
+            outcome_id=f"o-{uuid.uuid4().hex[:6]}",
+            lead_id=lead,
+            occurred_at=utcnow(),
+            outcome=outcome,  # type: ignore[arg-type]
+        )
     )
 
 

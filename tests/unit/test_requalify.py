@@ -234,3 +234,31 @@ def test_the_qualification_carries_the_leads_history_for_the_rep() -> None:
     assert history.activities == {"page_view": 2} and history.last_activity_at == NOW
     assert history.first_inquiry_at == min(LEAD.payload.received_at, fair.payload.received_at)
     assert redelivered.inquiries == 1  # an input seen before is not counted twice
+
+
+def test_a_customers_new_inquiry_starts_a_new_cycle_and_goes_to_sales_as_upsell() -> None:
+    """Issue 15 point 2: a won lead's new inquiry used to get no qualification at all."""
+    state, _ = first()
+    state, _ = requalify(ID, state, from_outcome(outcome(1, "won")), MODEL, NOW)
+    again = enriched(inquiry_id="form-2", answers={"purchase_timeframe_months": 12})
+    state, event = requalify(ID, state, from_enriched(again), MODEL, NOW)
+    assert event is not None and event.trace_id == again.trace_id
+    q = event.payload
+    assert (q.cycle, q.prior_outcome, q.decision, q.iteration) == (2, "won", "sales", 1)
+    assert state.outcome is None  # open again: its next outcome closes cycle 2
+    late = requalify(ID, state, from_outcome(outcome(2, "lost"), cycle=1), MODEL, NOW)[0]
+    assert late.outcome is None  # a late word on cycle 1 does not close cycle 2
+    assert requalify(ID, state, from_outcome(outcome(3, "won"), cycle=2), MODEL, NOW)[0].outcome
+
+
+def test_a_lost_lead_that_comes_back_is_qualified_afresh() -> None:
+    state, _ = first()
+    state, _ = requalify(ID, state, from_outcome(outcome(1, "returned")), MODEL, NOW)
+    state, _ = requalify(ID, state, from_outcome(outcome(2, "lost")), MODEL, NOW)
+    back = enriched(inquiry_id="form-3", answers={"purchase_timeframe_months": 0})
+    state, event = requalify(ID, state, from_enriched(back), MODEL, NOW)
+    assert event is not None
+    q = event.payload
+    assert (q.cycle, q.prior_outcome, q.iteration) == (2, "lost", 1)
+    assert q.decision == "sales"  # hot again, no longer held back as "returned by sales"
+    assert not state.returned

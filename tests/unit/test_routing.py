@@ -306,7 +306,7 @@ def test_the_assignment_carries_everything_sales_needs() -> None:
     assert assigned.payload.sla_due_at == MONDAY_NOON + timedelta(minutes=15)
     assert assigned.payload.qualification.profile.contact.email == "a@firma.de"
     assert (assigned.payload.queue, assigned.payload.rule) == ("enterprise", "analytics-enterprise")
-    assert assigned.schema_version == "1.2"
+    assert assigned.schema_version == "1.3"
     permissions = assigned.payload.contact_permissions  # consent travels to the CRM
     assert permissions is not None and not (permissions.email or permissions.call)
 
@@ -392,3 +392,23 @@ def test_a_pull_queue_gives_the_oldest_waiting_lead_to_the_rep_who_claims_it() -
     assert capped == "p1 has 1 open leads already" and waiting == [second]
     stranger, _, _ = claim_lead(claim("x"), waiting, pool, state, MONDAY_NOON)
     assert stranger == "x is no rep of queue pool"
+
+
+def test_an_upsell_goes_to_the_rep_who_won_the_customer() -> None:
+    """Issue 15 point 2: a customer's new inquiry goes to its account owner, marked."""
+    first = handoff(contact={"email": "a@firma.de", "country": "DE", "postal_code": "20095"})
+    q = first.payload.qualification.model_copy(update={"cycle": 2, "prior_outcome": "won"})
+    upsell = first.model_copy(
+        update={"payload": first.payload.model_copy(update={"qualification": q, "deal": "upsell"})}
+    )
+    routed = route_lead(upsell, ROUTING, won_by="lena.fischer")
+    assert (routed.payload.queue, routed.payload.rule) == ("dach", "account-owner")
+    busy = QueueState(open={"lena.fischer": 9})  # least-loaded would pick the other rep
+    result, _ = distribute_lead(routed, ROUTING, busy, MONDAY_NOON)
+    assert isinstance(result, LeadAssigned)
+    a = result.payload
+    assert (a.owner.rep_id, a.assigned_by, a.deal) == ("lena.fischer", "account_owner", "upsell")
+    assert a.qualification.cycle == 2
+    # only an upsell has an account owner by history; a rep who left is no owner
+    assert route_lead(first, ROUTING, won_by="lena.fischer").payload.rule != "account-owner"
+    assert route_lead(upsell, ROUTING, won_by="gone.rep").payload.account_owner is None

@@ -1,9 +1,13 @@
 """The SLA clock and what CRM outcomes do to it."""
 
+import base64
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipeline import sla
+from pipeline.messages import Position
 from pipeline.routing import (
     QueueState,
     WorkingHours,
@@ -13,7 +17,13 @@ from pipeline.routing import (
 )
 from pipeline.sla import SlaClock, alarm, apply_outcome, breach, next_alarm, record_breach
 from schemas.inputs import CrmOutcome
-from schemas.lead import LeadAssigned, LeadRouted, SlaBreached, SlaReminderDue
+from schemas.lead import (
+    LeadAssigned,
+    LeadRouted,
+    OutcomeWaitExpired,
+    SlaBreached,
+    SlaReminderDue,
+)
 from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
 
 
@@ -151,3 +161,64 @@ def test_a_closing_outcome_frees_the_owners_load_once() -> None:
 def test_releasing_load_never_goes_below_zero() -> None:
     state = QueueState(open={"a": 1})
     assert state.release("a").release("a").open == {"a": 0}
+
+
+def test_an_outcome_under_another_leads_key_is_misrouted() -> None:
+    c = clock()
+    won = outcome("won", c)
+    assert not sla.misrouted(str(c.assigned.lead_id).encode(), won)
+    assert sla.misrouted(str(uuid.uuid4()).encode(), won)
+    assert sla.misrouted(None, won)
+
+
+def test_an_applied_outcome_is_recorded_with_its_owner_cycle_and_crm_time() -> None:
+    c = clock()
+    won = outcome("won", c)
+    closed, _ = apply_outcome(c, won)
+    event = sla.recorded(won, 1, c)
+    assert (event.lead_id, event.occurred_at, event.payload.outcome) == (
+        won.lead_id,
+        won.occurred_at,
+        won,
+    )
+    assert (event.payload.owner, event.payload.cycle) == (c.assigned.payload.owner, 1)
+    assert (closed.closed, closed.outcome) == (True, "won")
+    unassigned = sla.recorded(won, 2)  # a lead known but never handed to sales
+    assert (unassigned.payload.owner, unassigned.payload.cycle) == (None, 2)
+    assert unassigned.event_id == event.event_id  # the same outcome, the same id
+
+
+def test_a_held_outcome_is_rejected_as_unknown_lead_once_its_wait_is_over() -> None:
+    now = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+    lead = uuid.uuid4()
+    raw = CrmOutcome(outcome_id="x", lead_id=lead, occurred_at=now, outcome="won")
+    at = Position("crm.feedback", 3, 17)
+    early = sla.hold(raw.model_dump_json().encode(), at, now, timedelta(minutes=15))
+    later = sla.hold(
+        raw.model_dump_json().encode(), at, now + timedelta(minutes=5), timedelta(minutes=15)
+    )
+    assert OutcomeWaitExpired.fired(lead, early.until, now) is None
+    fired = OutcomeWaitExpired.fired(lead, early.until, early.until)
+    assert fired is not None and fired == OutcomeWaitExpired.fired(lead, early.until, early.until)
+    known = early.model_copy(update={"recorded": True})  # its lead turned up: no rejection
+    kept, rejected = sla.expire([early, later, known], fired.due_at, "crm-feedback")
+    assert kept == [later]
+    [rejection] = rejected
+    assert [r.code for r in rejection.payload.reasons] == ["unknown_lead"]
+    assert (rejection.payload.topic, rejection.payload.partition, rejection.payload.offset) == (
+        "crm.feedback",
+        3,
+        17,
+    )
+    assert base64.b64decode(rejection.payload.original_b64) == raw.model_dump_json().encode()
+
+
+def test_an_outcome_held_before_the_bounded_wait_is_applied_or_dropped_never_rejected() -> None:
+    now = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+    old = CrmOutcome(outcome_id="y", lead_id=uuid.uuid4(), occurred_at=now, outcome="won")
+    entry = sla.held(old.model_dump_json(), now, timedelta(minutes=15))  # the old format
+    assert CrmOutcome.model_validate_json(entry.raw) == old
+    kept, rejected = sla.expire([entry], entry.until, "crm-feedback")
+    assert (kept, rejected) == ([], [])
+    new = sla.hold(b"{}", Position("crm.feedback", 1, 2), now, timedelta(minutes=15))
+    assert sla.held(new.model_dump(mode="json"), now, timedelta(minutes=15)) == new
