@@ -25,6 +25,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import PolicyViolationError
 
 from pipeline.errors import LeadflowError
+from pipeline.identity import split_lead_id
 from pipeline.privacy import (
     Person,
     TableScan,
@@ -294,13 +295,36 @@ def _person_rows(
     return found
 
 
+def split_offs(warehouse: Warehouse) -> set[tuple[str, str]]:
+    """(lead, the lead an inquiry became) for every inquiry an operator split off a
+    lead (`leadflow lead split`)."""
+    rows = warehouse.query(
+        "SELECT toString(lead_id) AS left, "
+        "JSONExtractString(payload, 'payload', 'other_lead') AS became "
+        f"FROM {EVENTS_TABLE} WHERE event_type = 'IdentityCorrected' "
+        "AND JSONExtractString(payload, 'payload', 'action') = 'split_off'"
+    )
+    return {(r["left"], r["became"]) for r in rows}
+
+
+def split_off(row: dict[str, Any], splits: set[tuple[str, str]]) -> bool:
+    """Whether the row's trace was split off the row's lead: the events it left on
+    that lead (its merged capture, say) do not make the lead the person's."""
+    if not row.get("trace_id") or not row.get("lead_id"):
+        return False
+    lead, trace = uuid.UUID(row["lead_id"]), uuid.UUID(row["trace_id"])
+    return (str(lead), str(split_lead_id(trace, lead))) in splits
+
+
 def resolve_person(warehouse: Warehouse, person: Person) -> Person:
     """Everything the warehouse links to the subject: the person's leads (also
     the provisional lead of an inquiry merged into an existing lead, by its
-    trace), and the e-mail addresses and phone numbers of those leads. Only the
+    trace, unless an operator split it off that lead), and the e-mail addresses and
+    phone numbers of those leads. Only the
     person's own rows count: someone else's message that quotes their address
     does not make that lead theirs."""
     columns = {"payload": "String", "lead_id": "Nullable(UUID)"}
+    splits = split_offs(warehouse)
     for _ in range(3):
         rows = warehouse.query(
             f"SELECT toString(lead_id) AS lead_id, toString(trace_id) AS trace_id, payload "
@@ -313,17 +337,18 @@ def resolve_person(warehouse: Warehouse, person: Person) -> Person:
                 continue
             for text in texts_of(row["payload"]):
                 found = found.merge(contacts_in(as_document(text)))
-            if row["lead_id"]:
+            if row["lead_id"] and not split_off(row, splits):
                 found = found.merge(Person(lead_ids=frozenset({uuid.UUID(row["lead_id"])})))
             if row["trace_id"]:
                 traces.add(row["trace_id"])
         if traces:
             ids = ", ".join(sql_string(t) for t in sorted(traces))
             more = warehouse.query(
-                f"SELECT DISTINCT toString(lead_id) AS lead_id FROM {EVENTS_TABLE} "
-                f"WHERE toString(trace_id) IN ({ids}) AND lead_id IS NOT NULL"
+                f"SELECT DISTINCT toString(lead_id) AS lead_id, toString(trace_id) AS trace_id "
+                f"FROM {EVENTS_TABLE} WHERE toString(trace_id) IN ({ids}) AND lead_id IS NOT NULL"
             )
-            found = found.merge(Person(lead_ids=frozenset(uuid.UUID(r["lead_id"]) for r in more)))
+            leads = (uuid.UUID(r["lead_id"]) for r in more if not split_off(r, splits))
+            found = found.merge(Person(lead_ids=frozenset(leads)))
         if found == person:
             return person
         person = found

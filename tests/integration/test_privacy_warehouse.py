@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from pipeline.erasure import erase_in_warehouse, export_person, resolve_person
+from pipeline.identity import split_lead_id
 from pipeline.privacy import person_for
 from pipeline.settings import load_settings
 from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
@@ -264,3 +265,39 @@ def test_erasing_her_leaves_everyone_else_as_they_were(company: Warehouse) -> No
         )
     text = orjson.dumps([after[i] for i in theirs]).decode()
     assert SINA not in text and "5551234" not in text and "Brandt" not in text
+
+
+def test_an_inquiry_split_off_a_lead_no_longer_makes_that_lead_the_persons(
+    tmp_path: Path,
+) -> None:
+    """Jonas's inquiry was merged into his father's lead and an operator split it off
+    (`leadflow lead split`): erasing Jonas leaves the father's lead alone, though
+    Jonas's merged capture and its follow-ups still carry the father's lead id."""
+    father, jonas, trace = uuid.uuid4(), "jonas.weber@weber.de", uuid.uuid4()
+    became = split_lead_id(trace, father)
+    dad = {"email": "karl.weber@weber.de", "last_name": "Weber"}
+    son = {"email": jonas, "last_name": "Weber"}
+    opened = open_warehouse(load_settings(state_dir=tmp_path, warehouse_dir=tmp_path / "wh"))
+    try:
+        opened.insert(
+            EVENTS_TABLE,
+            [
+                row("LeadCaptured", father, {"payload": {"contact": dad}}),
+                row("LeadCaptured", father, {"payload": {"contact": son}}, trace=trace),
+                row("LeadEnriched", father, {"payload": {"score": 1}}, trace=trace),
+                row("LeadCaptured", became, {"payload": {"contact": son}}, trace=trace),
+                row(
+                    "IdentityCorrected",
+                    father,
+                    {"payload": {"action": "split_off", "other_lead": str(became)}},
+                ),
+            ],
+        )
+        person = resolve_person(opened, person_for(jonas, "DE"))
+        assert person.lead_ids == {became}
+        assert person.emails == {jonas}
+        erase_in_warehouse(opened, person)
+        text = orjson.dumps(opened.query(f"SELECT payload FROM {EVENTS_TABLE}")).decode()
+        assert "karl.weber@weber.de" in text and jonas not in text
+    finally:
+        opened.close()
