@@ -114,12 +114,18 @@ class Removed:
     groups: list[str] = field(default_factory=list)
 
 
-async def remove_tenants(bootstrap: str, prefixes: Sequence[str]) -> Removed:
+GROUP_NOT_EMPTY = 68
+
+
+async def remove_tenants(
+    bootstrap: str, prefixes: Sequence[str], group_wait: float = 30.0
+) -> Removed:
     """Delete every topic and consumer group whose name starts with one of `prefixes`
     (a tenant's topic prefix and app id: its topics, table changelogs and groups).
 
-    For what a test run or a demo tenant made on a shared broker; a group that
-    still has members is left (the broker refuses), and so is anything else.
+    For what a test run or a demo tenant made on a shared broker. A group that still
+    has members is tried again for `group_wait` seconds (a consumer that stopped
+    without leaving stays a member until its session times out), then left.
     """
     if not prefixes:
         return Removed()
@@ -131,11 +137,18 @@ async def remove_tenants(bootstrap: str, prefixes: Sequence[str]) -> Removed:
         if removed.topics:
             await admin.delete_topics(removed.topics)
         groups = [g for g, *_ in await admin.list_consumer_groups() if g.startswith(ours)]
-        for group in groups:
-            node = await admin.find_coordinator(group)
-            response = await admin._send_request_to_node(node, DeleteGroupsRequest([group]))
-            if all(code == 0 for _, code in response.results):
-                removed.groups.append(group)
+        deadline = asyncio.get_running_loop().time() + group_wait
+        while groups:
+            for group in list(groups):
+                node = await admin.find_coordinator(group)
+                response = await admin._send_request_to_node(node, DeleteGroupsRequest([group]))
+                if all(code != GROUP_NOT_EMPTY for _, code in response.results):
+                    groups.remove(group)
+                    removed.groups.append(group)
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            if groups:  # a member that left without a goodbye times out on its own
+                await asyncio.sleep(1.0)
         return removed
     finally:
         await admin.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -91,6 +92,7 @@ class LocalKafka:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_more_open_files,
             )
         self.pid_file.write_text(str(process.pid))
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -244,6 +246,15 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _more_open_files() -> None:
+    """In the broker's process before it starts: its open-file limit up to the hard
+    limit. It holds a few files per partition segment, and a test run or a busy
+    tenant has thousands of partitions; at the limit the broker shuts down ("Too
+    many open files": its log directory has failed)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _free_port() -> int:

@@ -27,14 +27,25 @@ from pipeline.runtime import WorkerProcess, settings_env
 from pipeline.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.topics import Topics, TopicSpec, load_topics
 
-TENANTS: list[str] = []
-"""The topic prefixes and app ids this test run made topics and groups under."""
+TENANTS: list[tuple[str, str]] = []
+"""(broker, name prefix): the topic prefixes and app ids this run made topics,
+changelogs and consumer groups under."""
 
 
 def tenant(settings: Settings) -> Settings:
     """Note a tenant's names, so the run deletes its topics, changelogs and groups."""
-    TENANTS.extend([settings.topic_prefix, settings.app_id])  # changelogs: app id first
+    for prefix in (settings.topic_prefix, settings.app_id):  # changelogs: app id first
+        TENANTS.append((settings.kafka_bootstrap, prefix))
     return settings
+
+
+def remove(tenants: list[tuple[str, str]], bootstrap: str) -> None:
+    """Delete what `tenants` made on the broker at `bootstrap` (a private broker the
+    tests started is gone with its data already)."""
+    prefixes = [prefix for broker, prefix in tenants if broker == bootstrap]
+    removed = asyncio.run(remove_tenants(bootstrap, prefixes))
+    if removed.topics or removed.groups:
+        print(f"\nremoved {len(removed.topics)} topics, {len(removed.groups)} groups")
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +54,22 @@ def kafka() -> Iterator[str]:
     was_running = broker.status().running
     status = broker.up(log=print)
     yield status.bootstrap
-    # leave nothing on a shared broker: every tenant's topics, changelogs and groups
-    removed = asyncio.run(remove_tenants(status.bootstrap, TENANTS))
-    print(f"\nremoved {len(removed.topics)} topics, {len(removed.groups)} groups of this run")
+    remove(TENANTS, status.bootstrap)  # whatever a module's clean-up could not
     if not was_running:
         broker.down()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_tenants() -> Iterator[None]:
+    """Leave nothing on the shared broker once a module is done: its tenants'
+    topics, changelogs and groups go (a broker holding every module's partitions at
+    once runs out of open files). Set up first, so torn down after the module's
+    workers stopped."""
+    first = len(TENANTS)
+    yield
+    made, shared = TENANTS[first:], load_settings().kafka_bootstrap
+    if any(broker == shared for broker, _ in made):
+        remove(made, shared)
 
 
 def free_port() -> int:
