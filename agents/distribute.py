@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field, SecretStr, TypeAdapter
 
 from agents.timers import DueTimers
 from pipeline.app import Stage, caller
-from pipeline.messages import Position, decode
+from pipeline.messages import Position
 from pipeline.routing import (
     QueueState,
     claim_lead,
@@ -367,15 +367,12 @@ def consume(
 ) -> None:
     """An agent that only updates state; what it cannot decode goes to leads.rejected
     (unless another agent on the topic rejects it: `rejects=False`)."""
-    limit = stage.settings.input_limit(source)
 
     async def run(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
             at = Position(message.topic, message.partition, message.offset)
-            decoded = decode(
-                model, event.value, at, name, limit, stage.settings.oldest_input(source)
-            )
+            decoded = stage.decode(model, source, event.value, at, name)
             if isinstance(decoded, MessageRejected):
                 if rejects:
                     await stage.emit(decoded)

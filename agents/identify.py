@@ -34,7 +34,6 @@ def register(stage: Stage) -> None:
         waiting_max_bytes=stage.settings.max_message_bytes - CHANGELOG_RESERVE,
     )
     region = stage.settings.default_region
-    limit = stage.settings.input_limit(stage.topics.activity)
 
     def claim(claimed: IdentityClaimed) -> Emitted:
         return book.record(claimed, utcnow())
@@ -49,8 +48,7 @@ def register(stage: Stage) -> None:
         return book.identify_activity(unattached, at, utcnow())
 
     def attach_activity(raw: bytes | None, at: Position) -> Emitted:
-        oldest = stage.settings.oldest_input(stage.topics.activity)
-        activity = decode(Activity, raw, at, "attach-activity", limit, oldest)
+        activity = stage.decode(Activity, stage.topics.activity, raw, at, "attach-activity")
         if isinstance(activity, MessageRejected):
             return activity
         return route_activity(activity, raw or b"", at, region, utcnow())

@@ -12,14 +12,14 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 import structlog
 from aiohttp import web as aiohttp_web
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from faust.web import Request, View
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from pipeline.access import (
     RateLimiter,
@@ -39,6 +39,7 @@ from schemas.rejected import MessageRejected, Reason
 
 log = structlog.get_logger("leadflow.agent")
 EXIT_EMIT_FAILED = 70
+M = TypeVar("M", bound=BaseModel)
 RECOVERING_RETRY_SECONDS = 2
 """What a view that reads worker tables tells callers to wait while they recover."""
 
@@ -189,6 +190,15 @@ class Stage:
             rejection = reject(raw or b"", at, name, [reason], best_effort_source(raw))
             return [(rejection, self.encode(rejection))]
 
+    def decode(
+        self, model: type[M], source: TopicSpec, raw: bytes | None, at: Position, name: str
+    ) -> M | MessageRejected:
+        """`decode` at the edge, held to what `source` allows: an outside producer's
+        topic has a size limit and an earliest plausible date (`Settings.input_limit`,
+        `Settings.oldest_input`)."""
+        limit, oldest = self.settings.input_limit(source), self.settings.oldest_input(source)
+        return decode(model, raw, at, name, limit, oldest)
+
     def agent(self, source: TopicSpec, name: str, handle: Handler) -> None:
         """Consume `source`, call the domain step, emit what it returns.
 
@@ -233,10 +243,9 @@ class Stage:
         consumer already puts bad bytes in `leads.rejected`, once.
         """
         model = source.model
-        limit = self.settings.input_limit(source)
 
         def handle(raw: bytes | None, at: Position) -> Emitted:
-            decoded = decode(model, raw, at, name, limit, self.settings.oldest_input(source))
+            decoded = self.decode(model, source, raw, at, name)
             if not isinstance(decoded, MessageRejected):
                 return step(decoded)
             if rejects:
