@@ -217,17 +217,22 @@ async def watch_outcomes(
 ) -> None:
     """Point a started consumer at the terminal topics (sales-ready, nurture, touches,
     rejected), from their current end on or from the beginning."""
-    partitions = [
-        TopicPartition(spec.name, p)
-        for spec in (topics.sales_ready, topics.touches, topics.nurture, topics.rejected)
-        for p in range(spec.partitions)
-    ]
+    terminal = (topics.sales_ready, topics.touches, topics.nurture, topics.rejected)
+    await assign(consumer, terminal, from_beginning)
+
+
+async def assign(
+    consumer: AIOKafkaConsumer, specs: Iterable[TopicSpec], from_beginning: bool = False
+) -> None:
+    """Point a started consumer at every partition of `specs`, from their current end
+    on (resolved now, before anything is published) or from the beginning."""
+    partitions = [TopicPartition(spec.name, p) for spec in specs for p in range(spec.partitions)]
     consumer.assign(partitions)
     if from_beginning:
         await consumer.seek_to_beginning(*partitions)
     else:
         await consumer.seek_to_end(*partitions)
-    for tp in partitions:  # resolve the end positions now, before anything is published
+    for tp in partitions:
         await consumer.position(tp)
 
 
@@ -297,15 +302,7 @@ class CaptureWatcher:
 
     async def start(self) -> None:
         await self._consumer.start()
-        partitions = [
-            TopicPartition(spec.name, p)
-            for spec in (self.topics.captured, self.topics.touches)
-            for p in range(spec.partitions)
-        ]
-        self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        for tp in partitions:  # resolve the end positions now, before anything is published
-            await self._consumer.position(tp)
+        await assign(self._consumer, (self.topics.captured, self.topics.touches))
 
     async def wait(self, traces: set[str], timeout: float) -> dict[str, LeadCaptured | None]:
         """The placements of `traces` that arrived within `timeout` seconds."""
@@ -338,12 +335,7 @@ async def correct_and_wait(
     )
     await consumer.start()
     try:
-        spec = topics.identity_corrected
-        partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        for tp in partitions:  # the end before the command is sent
-            await consumer.position(tp)
+        await assign(consumer, [topics.identity_corrected])  # its end before the command
         value = command.model_dump_json().encode()
         await publish(bootstrap, topics.identity_corrections.name, [value], key=command.key())
         done: dict[str, IdentityCorrected] = {}
