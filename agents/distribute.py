@@ -268,7 +268,7 @@ def register(stage: Stage) -> None:
         first routed to, so no other queue's partition can give it a second owner."""
         lead = str(handoff.lead_id)
         cycle = handoff.payload.qualification.cycle
-        key = lead if cycle == 1 else f"{lead}:{cycle}"  # each sales cycle routed afresh
+        key = per_cycle(lead, cycle)  # each sales cycle routed afresh
         won_by = None
         if handoff.payload.deal == "upsell" and lead in clocks:  # co-partitioned by lead
             clock = SlaClock.model_validate_json(clocks[lead])
@@ -344,8 +344,13 @@ def decision_scope(event: LeadRouted | LeadAssigned) -> str:
         queue, cycle = event.payload.queue, event.payload.handoff.qualification.cycle
     else:
         queue, cycle = event.payload.queue, event.payload.qualification.cycle
-    scope = f"{event.lead_id}:{queue}"
-    return scope if cycle == 1 else f"{scope}:c{cycle}"
+    return per_cycle(f"{event.lead_id}:{queue}", cycle)
+
+
+def per_cycle(key: str, cycle: int) -> str:
+    """A lead's state key for one sales cycle: the first keeps the key it always had
+    (state written before cycles existed still applies), later ones are their own."""
+    return key if cycle == 1 else f"{key}:c{cycle}"
 
 
 @dataclass(frozen=True)
