@@ -28,7 +28,7 @@ from pipeline.rules import load_rules
 from pipeline.runtime import WorkerProcess, publish
 from pipeline.settings import PROJECT_ROOT
 from pipeline.topics import load_topics
-from schemas.lead import LeadAssigned, SlaReminderDue
+from schemas.lead import LeadAssigned, LeadHandedOff, SlaReminderDue
 from tests.conftest import isolated_settings
 from tests.integration.test_distribute import ROUTING, SLA_MINUTE_S, Env, at_end, handoff
 
@@ -42,14 +42,12 @@ def new_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     broker.down(purge=True)
 
 
-async def first_for(env: Env, lead_id: object, seconds: float) -> dict[type, BaseModel]:
-    """The first assignment and the first SLA reminder of `lead_id`, as they come."""
+async def first_for(env: Env, lead: LeadHandedOff, seconds: float) -> dict[type, BaseModel]:
+    """`lead` handed to sales, then its first assignment and SLA reminder as they come."""
     consumers = {
         LeadAssigned: await at_end(env, env.topics.sales_ready),
         SlaReminderDue: await at_end(env, env.topics.reminders),
     }
-    lead = handoff(40, country="CH")  # the `fast` queue: a 3 s SLA here
-    lead = lead.model_copy(update={"lead_id": lead_id})
     await publish(
         env.settings.kafka_bootstrap,
         env.topics.handoff.name,
@@ -64,7 +62,7 @@ async def first_for(env: Env, lead_id: object, seconds: float) -> dict[type, Bas
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     for record in records:
                         event = model.model_validate_json(record.value or b"")
-                        if getattr(event, "lead_id", None) == lead_id:
+                        if getattr(event, "lead_id", None) == lead.lead_id:
                             found.setdefault(model, event)
     finally:
         for consumer in consumers.values():
@@ -96,9 +94,9 @@ def test_a_fresh_worker_sets_sla_clocks_from_its_first_assignment(
     topics = load_topics(settings.topics_file, settings.topic_prefix)
     env = Env(settings, topics)
     log = tmp_path / "worker.log"
-    lead_id = handoff(41).lead_id
+    lead = handoff(40, country="CH")  # the `fast` queue: a 3 s SLA here
     with WorkerProcess(settings, log):  # on a tenant nobody has seen: nothing exists yet
-        found = asyncio.run(first_for(env, lead_id, 60))
+        found = asyncio.run(first_for(env, lead, 60))
     expected = {
         c.name: c.partitions
         for c in table_changelogs(create_app(settings, topics, load_rules(settings.rules_dir)))
