@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pipeline.app import Stage
-from pipeline.capture import capture_inquiry
-from pipeline.plausibility import Plausibility, PostalTable
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+from pipeline.worker.services import Services
+from pipeline.worker.stage import Stage
 from schemas.envelope import utcnow
 
 
-def register(stage: Stage) -> None:
+def register(stage: Stage, _services: Services) -> None:
+    """`capture` on leads.inquiries: a lead, an answer to an excluded inquiry, or a rejection."""
     settings = stage.settings
     policy = Plausibility(
         settings.default_region,

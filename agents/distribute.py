@@ -9,7 +9,7 @@ the same decision instead of assigning a second owner.
 
 `sla-start`, `crm-feedback` and `sla-breached` share a clock table keyed by
 lead (their topics are lead-keyed and co-partitioned) and the time each
-clock next asks for an alarm (`sla-due`, `agents/timers.py`); a timer scans
+clock next asks for an alarm (`sla-due`, `pipeline/worker/timers.py`); a timer scans
 those times, reads a clock only once it is due, reminds owners before the
 deadline (`leads.reminders`) and escalates overdue leads to the queue's
 manager (`leads.escalations`); after the second breach `sla-breached` sends
@@ -31,10 +31,9 @@ import structlog
 from faust.web import Request, Response, View
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter
 
-from agents.timers import DueTimers
-from pipeline.app import Stage, caller
-from pipeline.messages import Position
-from pipeline.routing import (
+from pipeline.config.settings import Settings
+from pipeline.config.topics import TopicSpec
+from pipeline.domain.distribute.routing import (
     QueueState,
     claim_lead,
     distribute_lead,
@@ -42,8 +41,7 @@ from pipeline.routing import (
     repeat_decision,
     route_lead,
 )
-from pipeline.settings import Settings
-from pipeline.sla import (
+from pipeline.domain.distribute.sla import (
     HeldOutcome,
     SlaClock,
     alarm,
@@ -56,7 +54,11 @@ from pipeline.sla import (
     record_breach,
     recorded,
 )
-from pipeline.topics import TopicSpec
+from pipeline.domain.messages import Position
+from pipeline.worker.http import caller
+from pipeline.worker.services import Services
+from pipeline.worker.stage import Stage
+from pipeline.worker.timers import DueTimers
 from schemas.envelope import EventBase, derive_id, utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import (
@@ -83,7 +85,8 @@ def claim_keys(settings: Settings) -> dict[str, SecretStr]:
     return settings.claim_keys
 
 
-def register(stage: Stage) -> None:
+def register(stage: Stage, _services: Services) -> None:
+    """Routing, distribution, claims, the SLA clock and releases."""
     rules = stage.rules.routing
     minute = timedelta(seconds=stage.settings.sla_minute_seconds)
     json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")

@@ -2,17 +2,14 @@
 
 Internal history comes from the company's earlier inquiries as this pipeline
 saw them, and from won deals (written by the qualify agent), in a sharded
-table every worker reads in full (`agents.shared_state`): each partition
+table every worker reads in full (`pipeline.worker.services.CompanyBook`): each partition
 writes only its own shard (`p<partition>|i|<domain>` for inquiries, `…|c|…`
 for customers), and a read merges the shards.
 """
 
 from __future__ import annotations
 
-from agents.shared_state import ShardedTable
-from pipeline.app import Stage
-from pipeline.enrichment import (
-    CompanyHistory,
+from pipeline.domain.enrich.enrichment import (
     CompanyRecord,
     CustomerList,
     EnrichmentChain,
@@ -20,44 +17,16 @@ from pipeline.enrichment import (
     HistoryLookup,
     enrich_lead,
 )
+from pipeline.worker.services import Services
+from pipeline.worker.stage import Stage
 from schemas.lead import LeadCaptured, LeadEnriched
 
-_histories: dict[int, ShardedTable] = {}
 
-
-def company_history(stage: Stage) -> ShardedTable:
-    """The app's one table of company records; enrich and qualify both write to it."""
-    key = id(stage.app)
-    if key not in _histories:
-        _histories[key] = ShardedTable(stage, "company-history", stage.topics.captured.partitions)
-    return _histories[key]
-
-
-def record_company(stage: Stage, kind: str, domain: str, update: CompanyRecord) -> None:
-    """Merge `update` into this partition's shard of the company's record (in an agent)."""
-    table = company_history(stage)
-    raw = table.mine(f"{kind}|{domain}")
-    mine = CompanyRecord.model_validate_json(raw) if raw else CompanyRecord()
-    merged = CompanyRecord.merge([mine, update])
-    if merged != mine:
-        table.write(f"{kind}|{domain}", merged.model_dump_json().encode())
-
-
-class TableHistory:
-    """HistoryLookup over every shard of a company's record (inquiries and won deals)."""
-
-    def __init__(self, table: ShardedTable) -> None:
-        self.table = table
-
-    def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
-        shards = [*self.table.shards(f"i|{domain}"), *self.table.shards(f"c|{domain}")]
-        records = [CompanyRecord.model_validate_json(raw) for raw in shards]
-        return CompanyRecord.merge(records).before(inquiry_id) if records else None
-
-
-def register(stage: Stage) -> None:
+def register(stage: Stage, services: Services) -> None:
+    """`enrich` on leads.captured; records each inquiry in the company history."""
     rules = stage.rules.enrichment
-    history: HistoryLookup = TableHistory(company_history(stage))
+    companies = services.companies
+    history: HistoryLookup = companies
     if rules.customers_file:
         history = Histories([history, CustomerList.from_csv(rules.customers_file)])
     chain = EnrichmentChain.build(rules, stage.reference, history)
@@ -67,7 +36,7 @@ def register(stage: Stage) -> None:
         company = enriched.payload.company
         if company is not None and company.domain:
             inquiry = CompanyRecord().with_inquiry(enriched.payload.inquiry_id)
-            record_company(stage, "i", company.domain, inquiry)
+            companies.record(companies.INQUIRY, company.domain, inquiry)
         return enriched
 
     stage.decoding_agent(stage.topics.captured, "enrich", enrich)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import faust
 
-from pipeline.app import Emitted, Stage
-from pipeline.identity import IdentityBook, correct_identity, route_activity
-from pipeline.messages import Position, decode
+from pipeline.domain.identify.identity import IdentityBook, correct_identity, route_activity
+from pipeline.domain.messages import Position, decode
+from pipeline.worker.services import Services
+from pipeline.worker.stage import Emitted, Stage
 from schemas.envelope import utcnow
 from schemas.inputs import Activity
 from schemas.lead import ActivityUnattached, CorrectIdentity, IdentityClaimed
@@ -24,7 +25,8 @@ CHANGELOG_RESERVE = 4096
 """Room in a changelog message for its key and record overhead."""
 
 
-def register(stage: Stage) -> None:
+def register(stage: Stage, _services: Services) -> None:
+    """Identity resolution of inquiries and activities, claims and operator corrections."""
     json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
     partitions = stage.topics.identify.partitions
     book = IdentityBook(

@@ -10,10 +10,12 @@ from __future__ import annotations
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
-from pipeline.app import Stage, caller
-from pipeline.intake import Accepted, intake_position, parse_submission
-from pipeline.messages import reject
-from pipeline.settings import Settings
+from pipeline.config.settings import Settings
+from pipeline.domain.capture.intake import Accepted, intake_position, parse_submission
+from pipeline.domain.messages import reject
+from pipeline.worker.http import caller
+from pipeline.worker.services import Services
+from pipeline.worker.stage import Stage
 
 STAGE = "intake"
 
@@ -22,7 +24,8 @@ def intake_keys(settings: Settings) -> dict[str, SecretStr]:
     return settings.intake_keys
 
 
-def register(stage: Stage) -> None:
+def register(stage: Stage, _services: Services) -> None:
+    """`POST /v1/inquiries` on the worker's web server."""
     settings = stage.settings
     inquiries = stage.channel(stage.topics.inquiries)
     rejected = stage.channel(stage.topics.rejected)

@@ -20,10 +20,9 @@ from typing import TypeVar
 
 from faust.web import Request, Response, View
 
-from agents.timers import DueTimers
-from pipeline.app import Stage
-from pipeline.nurture import NurturePolicy, fulfill_inquiry
-from pipeline.programs import (
+from pipeline.config.topics import TopicSpec
+from pipeline.domain.nurture.policy import NurturePolicy, fulfill_inquiry
+from pipeline.domain.nurture.programs import (
     NurtureState,
     Output,
     due_step,
@@ -35,7 +34,9 @@ from pipeline.programs import (
     once,
     run_step,
 )
-from pipeline.topics import TopicSpec
+from pipeline.worker.services import Services
+from pipeline.worker.stage import Stage
+from pipeline.worker.timers import DueTimers
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadQualified, NurtureStepDue, OutcomeRecorded
 
@@ -45,7 +46,8 @@ Step = Callable[
 ]
 
 
-def register(stage: Stage) -> None:
+def register(stage: Stage, _services: Services) -> None:
+    """Fulfilment, the nurture gate, activities, outcomes and due program steps."""
     policy = stage.rules.nurture
     day = timedelta(seconds=stage.settings.nurture_day_seconds)
     partitions = stage.topics.qualified.partitions

@@ -20,17 +20,12 @@ import structlog
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
-from agents.report import warehouse_sink
-from pipeline.app import Stage
-from pipeline.erasure import (
-    KafkaEraser,
-    erase_in_warehouse,
-    export_person,
-    read_partition,
-    resolve_person,
-)
-from pipeline.messages import Position, decode
-from pipeline.privacy import Person, forget_entry, person_for
+from pipeline.adapters.kafka.erasure import KafkaEraser, read_partition
+from pipeline.adapters.warehouse.erasure import erase_in_warehouse, export_person, resolve_person
+from pipeline.domain.messages import Position, decode
+from pipeline.domain.privacy.person import Person, forget_entry, person_for
+from pipeline.worker.services import Services
+from pipeline.worker.stage import Stage
 from schemas.envelope import derive_id, utcnow
 from schemas.privacy import EraseLead, LeadErased
 from schemas.rejected import MessageRejected
@@ -48,9 +43,10 @@ def person_of(command: EraseLead) -> Person:
     )
 
 
-def register(stage: Stage) -> None:
+def register(stage: Stage, services: Services) -> None:
+    """`erase` on privacy.erasure; the person and export endpoints where the warehouse is."""
     bootstrap = stage.settings.kafka_bootstrap
-    sink = warehouse_sink(stage)
+    sink = services.warehouse
 
     async def erase_tables(person: Person, partition: int) -> int:
         """Remove the person from this partition's slice of every table."""

@@ -8,7 +8,7 @@ the one reader of `crm.feedback`). A new inquiry on a won or lost lead starts
 its next sales cycle.
 
 Won and lost outcomes teach the win model. Its counts live in a sharded table
-every worker reads in full (`agents.shared_state`): each partition writes only
+every worker reads in full (`pipeline.worker.shared_state`): each partition writes only
 its own shard `p<partition>|model`, and a read sums them.
 """
 
@@ -19,13 +19,9 @@ import uuid
 import structlog
 from faust.web import Request, Response, View
 
-from agents.enrich import record_company
-from agents.shared_state import ShardedTable
-from agents.timers import DueTimers
-from pipeline.app import Stage
-from pipeline.enrichment import CompanyRecord
-from pipeline.predictive import WinCounts
-from pipeline.requalify import (
+from pipeline.domain.enrich.enrichment import CompanyRecord
+from pipeline.domain.qualify.predictive import WinCounts
+from pipeline.domain.qualify.requalify import (
     Change,
     LeadState,
     due,
@@ -34,8 +30,12 @@ from pipeline.requalify import (
     from_outcome,
     from_timer,
 )
-from pipeline.requalify import requalify as requalify_lead
-from pipeline.scoring import lead_features
+from pipeline.domain.qualify.requalify import requalify as requalify_lead
+from pipeline.domain.qualify.scoring import lead_features
+from pipeline.worker.services import Services
+from pipeline.worker.shared_state import ShardedTable
+from pipeline.worker.stage import Stage
+from pipeline.worker.timers import DueTimers
 from schemas.envelope import utcnow
 from schemas.lead import (
     ActivityRecorded,
@@ -49,7 +49,8 @@ from schemas.lead import (
 log = structlog.get_logger("leadflow.qualify")
 
 
-def register(stage: Stage) -> None:
+def register(stage: Stage, services: Services) -> None:
+    """Qualify, and re-qualify on activities, outcomes and the interval timer."""
     states = stage.app.Table(
         "qualify-leads",
         partitions=stage.topics.enriched.partitions,
@@ -84,7 +85,9 @@ def register(stage: Stage) -> None:
             learn(state.profile, won=state.outcome == "won")
             domain = state.profile.company.domain if state.profile.company else None
             if state.outcome == "won" and domain:
-                record_company(stage, "c", domain, CompanyRecord(customer=True))
+                services.companies.record(
+                    services.companies.CUSTOMER, domain, CompanyRecord(customer=True)
+                )
         return event
 
     def learn(profile: LeadProfile, won: bool) -> None:

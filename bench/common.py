@@ -22,8 +22,8 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.local_kafka import LocalKafka
-from pipeline.settings import Settings, load_settings
+from pipeline.config.settings import Settings, load_settings
+from pipeline.dev.local_kafka import LocalKafka
 
 
 @contextlib.contextmanager

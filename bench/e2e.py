@@ -39,13 +39,14 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.common import bench_settings, cpu_seconds, fmt_latency, loadavg, percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, Load, Message, build_load, produce
-from pipeline.demo import answer_as_crm
-from pipeline.exclusion import EXCLUDED
-from pipeline.kafka_admin import apply_topics
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored, watch_outcomes
-from pipeline.settings import Settings
-from pipeline.topics import Topics, load_topics
-from pipeline.warehouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.worker_api import wait_until_stored
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess, watch_outcomes
+from pipeline.domain.capture.exclusion import EXCLUDED
+from pipeline.entrypoints.demo import answer_as_crm
 
 STALL_SECONDS = 90.0
 """A run ends when the worker showed no progress for this long (e.g. an inquiry never completes)."""

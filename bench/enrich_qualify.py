@@ -10,20 +10,20 @@ from __future__ import annotations
 import argparse
 import time
 
-from pipeline.capture import capture_inquiry
-from pipeline.enrichment import (
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.dev.traffic import demo_inquiries
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+from pipeline.domain.enrich.enrichment import (
     CustomerList,
     EnrichmentChain,
     ReferenceData,
     enrich_lead,
 )
-from pipeline.identity import NAME_MATCH, IdentityBook
-from pipeline.messages import Position
-from pipeline.plausibility import Plausibility, PostalTable
-from pipeline.requalify import LeadState, from_enriched, requalify
-from pipeline.rules import load_rules
-from pipeline.settings import PROJECT_ROOT
-from pipeline.traffic import demo_inquiries
+from pipeline.domain.identify.identity import NAME_MATCH, IdentityBook
+from pipeline.domain.messages import Position
+from pipeline.domain.qualify.requalify import LeadState, from_enriched, requalify
 from schemas.envelope import EventBase, utcnow
 from schemas.lead import InquiryAccepted, LeadCaptured
 

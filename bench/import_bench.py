@@ -16,11 +16,11 @@ import sys
 import time
 
 from bench.common import bench_settings, loadavg
-from pipeline.bulk_import import csv_table, file_id, read_rows, summarise
-from pipeline.kafka_admin import apply_topics
-from pipeline.plausibility import Plausibility, PostalTable
-from pipeline.runtime import publish
-from pipeline.topics import load_topics
+from pipeline.adapters.bulk_import import csv_table, file_id, read_rows, summarise
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.config.topics import load_topics
+from pipeline.domain.capture.plausibility import Plausibility, PostalTable
 
 
 def fair_list(rows: int) -> bytes:

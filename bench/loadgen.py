@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.loadgen --leads 10000 [--rate 500] [--activities 5] [--prefix P]
 
-The mix comes from the demo traffic (`pipeline.traffic`: eight channels,
+The mix comes from the demo traffic (`pipeline.dev.traffic`: eight channels,
 campaigns, German and foreign addresses, company and free-mail addresses) with
 20 % duplicates (re-sent by their channel, same inquiry id) and 5 % invalid
 inquiries; every valid lead gets five tracked activities (`leads.activity`,
@@ -26,10 +26,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from pipeline.capture import inquiry_key, lead_id_for
-from pipeline.messages import Position
-from pipeline.topics import Topics
-from pipeline.traffic import demo_inquiries
+from pipeline.config.topics import Topics
+from pipeline.dev.traffic import demo_inquiries
+from pipeline.domain.capture.inquiry import inquiry_key, lead_id_for
+from pipeline.domain.messages import Position
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
 
@@ -171,9 +171,9 @@ async def produce(
 
 
 def main() -> None:
-    from pipeline.kafka_admin import apply_topics
-    from pipeline.settings import load_settings
-    from pipeline.topics import load_topics
+    from pipeline.adapters.kafka.admin import apply_topics
+    from pipeline.config.settings import load_settings
+    from pipeline.config.topics import load_topics
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int, default=10_000)

@@ -23,9 +23,9 @@ from pathlib import Path
 from bench.common import bench_settings, loadavg
 from bench.e2e import WORKER_READY_S, describe, run_phase
 from bench.loadgen import ACTIVITIES_PER_LEAD, build_load, produce
-from pipeline.kafka_admin import apply_topics
-from pipeline.runtime import WorkerProcess
-from pipeline.topics import load_topics
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import WorkerProcess
 
 
 def summarise(raw: Path, top: int = 15) -> str:

@@ -17,15 +17,15 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pipeline.reports import REPORTS, ReportInputs, ReportParams, run_report
-from pipeline.rules import load_rules
-from pipeline.settings import PROJECT_ROOT
-from pipeline.warehouse import (
+from pipeline.adapters.warehouse.clickhouse import (
     EVENTS_TABLE,
     EmbeddedWarehouse,
     load_migrations,
     migrate,
 )
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.reporting.reports import REPORTS, ReportInputs, ReportParams, run_report
 from schemas.envelope import derive_id
 from tests.integration.report_scenario import scenario
 

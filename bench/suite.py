@@ -33,7 +33,7 @@ from typing import Any
 
 from bench import e2e, import_bench, transport, warehouse
 from bench.common import fmt_latency, loadavg, machine, own_broker
-from pipeline.settings import PROJECT_ROOT
+from pipeline.config.settings import PROJECT_ROOT
 
 TARGETS = {
     "leads_per_s": 2000,

@@ -5,7 +5,7 @@
 - raw aiokafka: produce (acks=all, linger 5 ms) and consume rates of
   inquiry-sized messages;
 - a pass-through chain: a Faust worker with our app settings
-  (`pipeline.app.faust_app`) and seven agents, each decoding a message
+  (`pipeline.worker.faust_app.faust_app`) and seven agents, each decoding a message
   (orjson) and encoding it again onto the next topic, no logic: the seven
   hops an inquiry takes to `leads.sales-ready` (capture, identify, enrich,
   qualify, nurture, route, distribute). Its rate (messages through all hops
@@ -28,10 +28,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import bench_settings, cpu_seconds, loadavg
 from bench.loadgen import build_load
+from pipeline.adapters.worker_api import get_json
+from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.config.topics import TopicSpec, load_topics
+from pipeline.dev.harness import settings_env
 from pipeline.errors import LeadflowError
-from pipeline.runtime import get_json, settings_env
-from pipeline.settings import PROJECT_ROOT, Settings, load_settings
-from pipeline.topics import TopicSpec, load_topics
 
 HOPS = 7
 PARTITIONS = 6
@@ -61,7 +62,7 @@ def sample_values(settings: Settings, count: int) -> list[bytes]:
 
 async def raw_rates(settings: Settings, values: list[bytes]) -> dict[str, Any]:
     """Plain aiokafka on one topic: produce with acks=all, then consume it all."""
-    from pipeline.kafka_admin import apply_topics
+    from pipeline.adapters.kafka.admin import apply_topics
 
     topic = hop_topics(settings)[0].model_copy(update={"name": f"{settings.topic_prefix}raw"})
     await apply_topics(settings.kafka_bootstrap, [topic])
@@ -106,7 +107,7 @@ def worker() -> None:
     import faust
     from faust.web import Request, Response, View
 
-    from pipeline.app import faust_app, run_worker
+    from pipeline.worker.faust_app import faust_app, run_worker
 
     settings = load_settings()
     app = faust_app(settings, PARTITIONS)
@@ -177,7 +178,7 @@ async def chain_rate(settings: Settings, values: list[bytes], worker: int) -> di
 
 
 def run(messages: int = 20_000) -> dict[str, Any]:
-    from pipeline.kafka_admin import apply_topics
+    from pipeline.adapters.kafka.admin import apply_topics
 
     with bench_settings("transport") as settings:
         values = sample_values(settings, messages)

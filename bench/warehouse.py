@@ -10,7 +10,7 @@ rows have the schema, payloads and event mix the worker writes today.
 
 - sink: the rows of the template as the sink builds them (`event_row`) and
   inserts them (`EmbeddedWarehouse.insert`, batches of LEADFLOW_SINK_BATCH_SIZE);
-- reports: every report registered in `pipeline.reports.REPORTS` (so a new
+- reports: every report registered in `pipeline.reporting.reports.REPORTS` (so a new
   report is measured without editing this file), run as `leadflow report
   NAME` runs it: its first run and the best of the next ones (up to three,
   fewer for a slow report).
@@ -27,13 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import loadavg
-from pipeline import reporting
-from pipeline.messages import Position
-from pipeline.reports import REPORTS, ReportInputs, parse_params, report_inputs, run_report
-from pipeline.rules import load_rules
-from pipeline.settings import Settings, load_settings
-from pipeline.topics import load_topics
-from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import Settings, load_settings
+from pipeline.config.topics import load_topics
+from pipeline.domain.messages import Position
+from pipeline.reporting import events as reporting
+from pipeline.reporting.reports import (
+    REPORTS,
+    ReportInputs,
+    parse_params,
+    report_inputs,
+    run_report,
+)
 
 ID_COLUMNS = ("event_id", "lead_id", "trace_id")
 TIME_COLUMNS = ("occurred_at", "emitted_at")
@@ -134,7 +140,7 @@ def sink_rate(settings: Settings, warehouse: Warehouse, events: Path) -> dict[st
 
 
 def time_reports(warehouse: Warehouse, inputs: ReportInputs) -> dict[str, Any]:
-    """Every report of `pipeline.reports.REPORTS`, as `leadflow report NAME` runs it."""
+    """Every report of `pipeline.reporting.reports.REPORTS`, as `leadflow report NAME` runs it."""
     results: dict[str, Any] = {}
     for name in REPORTS:
         try:

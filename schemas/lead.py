@@ -566,7 +566,7 @@ class ActivityRecorded(EventBase):
 
 
 class LeadDue(EventBase):
-    """A durable timer of one lead fired (`agents.timers`): what falls due at `due_at`."""
+    """A durable timer of one lead fired (`pipeline.worker.timers`): what falls due at `due_at`."""
 
     lead_id: uuid.UUID
     due_at: AwareDatetime

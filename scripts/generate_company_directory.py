@@ -3,7 +3,7 @@
 The directory maps an e-mail domain to a company: name, industry, size band,
 employees, country, postal code and city. It is synthetic (invented names on
 `.example`-free but fictional domains) with a fixed seed, so the file is the same
-on every run; the demo companies of `pipeline.traffic` are included so demo
+on every run; the demo companies of `pipeline.dev.traffic` are included so demo
 leads find their company. Replace it with a real directory by writing a CSV
 with the same header (see README, "Enrichment") and pointing
 `company_directory` in deploy/rules/enrichment.yaml at it.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.traffic import COMPANIES  # noqa: E402
+from pipeline.dev.traffic import COMPANIES  # noqa: E402
 
 OUT = ROOT / "pipeline" / "reference" / "company_directory.csv"
 HEADER = ["domain", "name", "industry", "size_band", "employees", "country", "postal_code", "city"]

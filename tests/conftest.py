@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.kafka_admin import remove_tenants
-from pipeline.local_kafka import LocalKafka
-from pipeline.messages import Position
-from pipeline.runtime import WorkerProcess, settings_env
-from pipeline.settings import PROJECT_ROOT, Settings, load_settings
-from pipeline.topics import Topics, TopicSpec, load_topics
+from pipeline.adapters.kafka.admin import remove_tenants
+from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.config.topics import Topics, TopicSpec, load_topics
+from pipeline.dev.harness import WorkerProcess, settings_env
+from pipeline.dev.local_kafka import LocalKafka
+from pipeline.domain.messages import Position
 
 TENANTS: list[tuple[str, str]] = []
 """(broker, name prefix): the topic prefixes and app ids this run made topics,
@@ -84,7 +84,7 @@ def leadflow(
     """`leadflow ARGS` as its own process (it configures logging, which must not leak
     into the test process), with these settings and any extra environment."""
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "pipeline.entrypoints.cli", *args],
         cwd=PROJECT_ROOT,
         env={**settings_env(settings), **(env or {})},
         capture_output=True,

@@ -13,8 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, publish
-from pipeline.topics import load_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
 from schemas.lead import LeadCaptured, TouchScheduled
 from schemas.rejected import MessageRejected
 from tests.conftest import isolated_settings, read_topic

@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import load_yaml_model
-from pipeline.report_rules import CampaignCosts
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, publish
-from pipeline.settings import Settings
-from pipeline.topics import Topics
-from pipeline.traffic import demo_inquiries
+from pipeline.adapters.kafka.client import publish
+from pipeline.config.report_rules import CampaignCosts
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
+from pipeline.dev.traffic import demo_inquiries
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned
 from tests.conftest import leadflow, started_worker

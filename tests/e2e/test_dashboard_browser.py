@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import PROJECT_ROOT, Settings, load_settings
-from pipeline.warehouse import EVENTS_TABLE, EmbeddedWarehouse, load_migrations, migrate
+from pipeline.adapters.warehouse.clickhouse import (
+    EVENTS_TABLE,
+    EmbeddedWarehouse,
+    load_migrations,
+    migrate,
+)
+from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
 from tests.conftest import free_port, leadflow
 from tests.integration.report_scenario import scenario
 
@@ -100,7 +105,7 @@ def test_the_dashboard_renders_every_chart_in_chromium(page: Path, tmp_path: Pat
 def test_text_from_leads_cannot_break_out_of_the_page_data() -> None:
     from datetime import UTC, datetime
 
-    from pipeline.dashboard import render_dashboard
+    from pipeline.reporting.dashboard import render_dashboard
 
     evil = "</script><script>alert(1)</script>"
     html = render_dashboard(

@@ -18,9 +18,9 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from pipeline.runtime import WorkerProcess
-from pipeline.settings import Settings
-from pipeline.topics import Topics, load_topics
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import WorkerProcess
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadCaptured
 from schemas.rejected import MessageRejected

@@ -12,22 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_yaml_model
-from pipeline.messages import Position
-from pipeline.reporting import event_row, funnel_by_channel
-from pipeline.routing import RoutingRules
-from pipeline.runtime import (
-    Outcomes,
-    OutcomeWatcher,
-    WorkerProcess,
-    get_json,
-    publish,
-    wait_until_stored,
-)
-from pipeline.settings import Settings
-from pipeline.topics import Topics
-from pipeline.traffic import DemoMessage, demo_inquiries
-from pipeline.warehouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.worker_api import get_json, wait_until_stored
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.dev.harness import Outcomes, OutcomeWatcher, WorkerProcess
+from pipeline.dev.traffic import DemoMessage, demo_inquiries
+from pipeline.domain.distribute.routing import RoutingRules
+from pipeline.domain.messages import Position
+from pipeline.reporting.events import event_row, funnel_by_channel
 from schemas.rejected import MessageRejected
 from tests.conftest import read_topic, started_worker
 

@@ -38,22 +38,17 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from pipeline.erasure import find_in_topics, read_records, topic_partitions
-from pipeline.messages import Position
-from pipeline.privacy import Person
-from pipeline.runtime import (
-    OutcomeWatcher,
-    WorkerProcess,
-    get_bytes,
-    get_json,
-    operator_key,
-    publish,
-    wait_until_stored,
-)
-from pipeline.settings import Settings
-from pipeline.topics import Topics, load_topics
-from pipeline.traffic import demo_inquiries
-from pipeline.warehouse import open_warehouse
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.kafka.erasure import find_in_topics, read_records, topic_partitions
+from pipeline.adapters.warehouse.clickhouse import open_warehouse
+from pipeline.adapters.worker_api import get_bytes, get_json, wait_until_stored
+from pipeline.config.access import operator_key
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
+from pipeline.dev.traffic import demo_inquiries
+from pipeline.domain.messages import Position
+from pipeline.domain.privacy.person import Person
 from tests.conftest import isolated_settings, leadflow
 
 TIMEOUT_S = 240.0
@@ -539,7 +534,7 @@ def test_the_warehouse_keeps_the_events_without_personal_data(run: Run) -> None:
 
 
 def _post(run: Run, path: str, body: dict[str, object]) -> str:
-    from pipeline.runtime import post_json
+    from pipeline.adapters.worker_api import post_json
 
     return json.dumps(post_json(run.settings, path, body))
 

@@ -19,9 +19,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
 
-from pipeline.runtime import get_json, publish
-from pipeline.settings import Settings
-from pipeline.topics import Topics, TopicSpec
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.worker_api import get_json
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics, TopicSpec
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import (

@@ -20,20 +20,15 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.kafka_admin import apply_topics
-from pipeline.local_kafka import LocalKafka
-from pipeline.messages import Position
-from pipeline.runtime import (
-    Outcomes,
-    OutcomeWatcher,
-    WorkerProcess,
-    get_json,
-    publish,
-    wait_until_stored,
-)
-from pipeline.topics import TopicSpec, load_topics
-from pipeline.traffic import demo_inquiries
-from pipeline.warehouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.worker_api import get_json, wait_until_stored
+from pipeline.config.topics import TopicSpec, load_topics
+from pipeline.dev.harness import Outcomes, OutcomeWatcher, WorkerProcess
+from pipeline.dev.local_kafka import LocalKafka
+from pipeline.dev.traffic import demo_inquiries
+from pipeline.domain.messages import Position
 from tests.conftest import isolated_settings
 
 CHUNKS = 4

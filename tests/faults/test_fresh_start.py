@@ -21,13 +21,15 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import BaseModel
 
-from pipeline.app import create_app, table_changelogs
-from pipeline.local_kafka import LocalKafka
-from pipeline.routing import RoutingRules
-from pipeline.rules import load_rules
-from pipeline.runtime import WorkerProcess, publish
-from pipeline.settings import PROJECT_ROOT
-from pipeline.topics import load_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.bootstrap import create_app
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import WorkerProcess
+from pipeline.dev.local_kafka import LocalKafka
+from pipeline.domain.distribute.routing import RoutingRules
+from pipeline.worker.faust_app import table_changelogs
 from schemas.lead import LeadAssigned, LeadHandedOff, SlaReminderDue
 from tests.conftest import isolated_settings
 from tests.integration.test_distribute import ROUTING, SLA_MINUTE_S, Env, at_end, handoff

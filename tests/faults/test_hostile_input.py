@@ -19,13 +19,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from pipeline.intake import intake_position
-from pipeline.kafka_admin import apply_topics
-from pipeline.messages import Position
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, publish, wait_until_stored
-from pipeline.settings import Settings
-from pipeline.topics import Topics, load_topics
-from pipeline.warehouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.worker_api import wait_until_stored
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
+from pipeline.domain.capture.intake import intake_position
+from pipeline.domain.messages import Position
 from schemas.inputs import Activity, CrmOutcome
 from schemas.rejected import MessageRejected
 from tests.conftest import isolated_settings, read_topic

@@ -17,11 +17,12 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from pipeline.kafka_admin import apply_topics
-from pipeline.messages import Position
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, wait_until_stored
-from pipeline.topics import Topics, load_topics
-from pipeline.warehouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.worker_api import wait_until_stored
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
+from pipeline.domain.messages import Position
 from schemas.envelope import utcnow
 from schemas.rejected import MessageRejected
 from tests.conftest import isolated_settings, read_topic

@@ -16,13 +16,14 @@ import time
 import uuid
 from pathlib import Path
 
-from agents.report import WarehouseSink
-from pipeline.kafka_admin import apply_topics
-from pipeline.messages import Position
-from pipeline.runtime import OutcomeWatcher, WorkerProcess, publish
-from pipeline.topics import Topics, load_topics
-from pipeline.traffic import demo_inquiries
-from pipeline.warehouse import EVENTS_TABLE
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
+from pipeline.dev.traffic import demo_inquiries
+from pipeline.domain.messages import Position
+from pipeline.worker.sink import WarehouseSink
 from tests.conftest import isolated_settings
 
 PER_PHASE = 60

@@ -24,11 +24,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.messages import Position
-from pipeline.report_rules import CampaignCosts
-from pipeline.reporting import event_row
-from pipeline.settings import PROJECT_ROOT
-from pipeline.topics import load_topics
+from pipeline.config.report_rules import CampaignCosts
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.topics import load_topics
+from pipeline.domain.messages import Position
+from pipeline.reporting.events import event_row
 from schemas.envelope import Source, derive_id
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import (

@@ -4,12 +4,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipeline.app import create_app, table_changelogs
-from pipeline.kafka_admin import apply_topics, remove_tenants
-from pipeline.local_kafka import LocalKafka
-from pipeline.rules import load_rules
-from pipeline.settings import load_settings
-from pipeline.topics import ChangelogSpec, load_topics
+from pipeline.adapters.kafka.admin import apply_topics, remove_tenants
+from pipeline.bootstrap import create_app
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import load_settings
+from pipeline.config.topics import ChangelogSpec, load_topics
+from pipeline.dev.local_kafka import LocalKafka
+from pipeline.worker.faust_app import table_changelogs
 from schemas.lead import LeadCaptured
 from tests.conftest import isolated_settings, leadflow
 from tests.unit.factories import captured

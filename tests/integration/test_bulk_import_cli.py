@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline.kafka_admin import apply_topics
-from pipeline.runtime import settings_env
-from pipeline.settings import PROJECT_ROOT
-from pipeline.topics import load_topics
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import settings_env
 from schemas.inquiry import Inquiry
 from tests.conftest import isolated_settings, read_topic
 
@@ -30,7 +30,15 @@ def test_import_publishes_every_row_and_writes_the_error_file(kafka: str, tmp_pa
     source = tmp_path / "fair.csv"
     source.write_text(LIST, encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "import", str(source), "--campaign", "dmexco"],
+        [
+            sys.executable,
+            "-m",
+            "pipeline.entrypoints.cli",
+            "import",
+            str(source),
+            "--campaign",
+            "dmexco",
+        ],
         cwd=PROJECT_ROOT,
         env=settings_env(settings),
         capture_output=True,

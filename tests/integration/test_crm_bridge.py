@@ -22,12 +22,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from structlog.testing import capture_logs
 
-from pipeline.crm_bridge import CrmBridge
-from pipeline.kafka_admin import apply_topics
-from pipeline.routing import QueueState, distribute_lead, route_lead
-from pipeline.runtime import publish, settings_env
-from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.topics import Topics, load_topics
+from pipeline.adapters.crm_bridge import CrmBridge
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import settings_env
+from pipeline.domain.distribute.routing import QueueState, distribute_lead, route_lead
 from schemas.lead import LeadAssigned
 from schemas.rejected import MessageRejected, Rejection
 from tests.conftest import free_port, isolated_settings, read_topic
@@ -174,7 +175,7 @@ def test_each_lead_reaches_the_crm_once_refusals_are_kept(
     # the rest through the command, as an operator runs it, with a bearer token
     env = settings_env(settings) | {"CRM_TOKEN": "s3cret-token"}
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "crm-bridge", "--url", url,
+        [sys.executable, "-m", "pipeline.entrypoints.cli", "crm-bridge", "--url", url,
          "--token-env", "CRM_TOKEN", "--max-messages", "3", "--retry-base", "0.05"],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -272,7 +273,7 @@ def test_a_lead_the_crm_cannot_take_now_is_held_uncommitted_until_it_can(
 def test_the_command_says_what_is_wrong_and_exits_non_zero(kafka: str, tmp_path: Path) -> None:
     def bridge(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", "crm-bridge", *args],
+            [sys.executable, "-m", "pipeline.entrypoints.cli", "crm-bridge", *args],
             cwd=PROJECT_ROOT,
             env=os.environ | {"LEADFLOW_STATE_DIR": str(tmp_path)} | env,
             capture_output=True,

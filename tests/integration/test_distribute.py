@@ -23,14 +23,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, SecretStr
 
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.worker_api import get_json
+from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.config.topics import Topics, TopicSpec, load_topics
+from pipeline.dev.harness import WorkerProcess
+from pipeline.domain.distribute.routing import RoutingRules
+from pipeline.domain.messages import Position
+from pipeline.domain.nurture.programs import NurtureState, gate
+from pipeline.domain.qualify.scoring import qualify_lead
 from pipeline.errors import WorkerRecovering
-from pipeline.messages import Position
-from pipeline.programs import NurtureState, gate
-from pipeline.routing import RoutingRules
-from pipeline.runtime import WorkerProcess, get_json, publish
-from pipeline.scoring import qualify_lead
-from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.topics import Topics, TopicSpec, load_topics
 from schemas.envelope import utcnow
 from schemas.inputs import CrmOutcome
 from schemas.lead import (

@@ -16,13 +16,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
 
-from pipeline.capture import inquiry_key, lead_id_for
-from pipeline.config import load_yaml_model
-from pipeline.messages import Position
-from pipeline.runtime import WorkerProcess, publish
-from pipeline.scoring import ScoringModel
-from pipeline.settings import Settings
-from pipeline.topics import Topics, TopicSpec, load_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics, TopicSpec, load_topics
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.dev.harness import WorkerProcess
+from pipeline.domain.capture.inquiry import inquiry_key, lead_id_for
+from pipeline.domain.messages import Position
+from pipeline.domain.qualify.scoring import ScoringModel
 from schemas.envelope import utcnow
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadEnriched

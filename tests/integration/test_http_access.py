@@ -20,12 +20,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
-from pipeline.access import read_local_key
-from pipeline.app import Stage, caller, create_app
-from pipeline.enrichment import ReferenceData
-from pipeline.rules import load_rules
-from pipeline.settings import Settings, load_settings
-from pipeline.topics import load_topics
+from pipeline.bootstrap import create_app
+from pipeline.config.access import read_local_key
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import Settings, load_settings
+from pipeline.config.topics import load_topics
+from pipeline.domain.enrich.enrichment import ReferenceData
+from pipeline.worker.http import caller
+from pipeline.worker.stage import Stage
 from tests.conftest import free_port, leadflow
 
 PUBLIC = {"/v1/health", "/v1/ready", "/"}  # ours, and Faust's index ({"status": "OK"}): "up"

@@ -16,9 +16,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.identity import pseudonym
-from pipeline.runtime import WorkerProcess, get_json, wait_until_stored
-from pipeline.topics import load_topics
+from pipeline.adapters.worker_api import get_json, wait_until_stored
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import WorkerProcess
+from pipeline.domain.identify.identity import pseudonym
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadCaptured
 from schemas.rejected import MessageRejected

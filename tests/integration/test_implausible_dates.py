@@ -12,16 +12,22 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.capture import capture_inquiry
-from pipeline.enrichment import enrich_lead
-from pipeline.identity import Match, captured_as
-from pipeline.messages import Position
-from pipeline.nurture import fulfill_inquiry
-from pipeline.reporting import event_row, funnel_by_channel
-from pipeline.reports import parse_params, run_report
-from pipeline.rules import load_rules
-from pipeline.settings import PROJECT_ROOT
-from pipeline.warehouse import EVENTS_TABLE, EmbeddedWarehouse, Warehouse, load_migrations, migrate
+from pipeline.adapters.warehouse.clickhouse import (
+    EVENTS_TABLE,
+    EmbeddedWarehouse,
+    Warehouse,
+    load_migrations,
+    migrate,
+)
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.enrich.enrichment import enrich_lead
+from pipeline.domain.identify.identity import Match, captured_as
+from pipeline.domain.messages import Position
+from pipeline.domain.nurture.policy import fulfill_inquiry
+from pipeline.reporting.events import event_row, funnel_by_channel
+from pipeline.reporting.reports import parse_params, run_report
 from schemas.inputs import CrmOutcome
 from schemas.inquiry import Inquiry
 from schemas.lead import InquiryAccepted

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from pipeline.runtime import WorkerProcess, get_json
-from pipeline.settings import PROJECT_ROOT, Settings
-from pipeline.topics import load_topics
+from pipeline.adapters.worker_api import get_json
+from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import WorkerProcess
 from schemas.envelope import utcnow
 from schemas.lead import LeadHandedOff, LeadNurtured, TouchScheduled
 from tests.conftest import isolated_settings, leadflow

@@ -11,11 +11,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.erasure import erase_in_warehouse, export_person, resolve_person
-from pipeline.identity import split_lead_id
-from pipeline.privacy import person_for
-from pipeline.settings import load_settings
-from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.adapters.warehouse.erasure import erase_in_warehouse, export_person, resolve_person
+from pipeline.config.settings import load_settings
+from pipeline.domain.identify.identity import split_lead_id
+from pipeline.domain.privacy.person import person_for
 
 ANNA = "anna.schmidt@firma.de"
 LEAD, MERGED, OTHER = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.reports import ReportInputs, parse_params, run_report
-from pipeline.warehouse import EVENTS_TABLE, EmbeddedWarehouse, load_migrations, migrate
+from pipeline.adapters.warehouse.clickhouse import (
+    EVENTS_TABLE,
+    EmbeddedWarehouse,
+    load_migrations,
+    migrate,
+)
+from pipeline.reporting.reports import ReportInputs, parse_params, run_report
 from tests.integration.report_scenario import Scenario, day
 
 

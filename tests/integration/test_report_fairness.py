@@ -9,9 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pipeline.reports import ReportInputs, parse_params, run_report
-from pipeline.routing import RoutingRules
-from pipeline.warehouse import EVENTS_TABLE, EmbeddedWarehouse, load_migrations, migrate
+from pipeline.adapters.warehouse.clickhouse import (
+    EVENTS_TABLE,
+    EmbeddedWarehouse,
+    load_migrations,
+    migrate,
+)
+from pipeline.domain.distribute.routing import RoutingRules
+from pipeline.reporting.reports import ReportInputs, parse_params, run_report
 from tests.integration.report_scenario import Scenario
 from tests.unit.test_fairness import MONDAY, TEAM, configured_distribution
 from tests.unit.test_routing import rep

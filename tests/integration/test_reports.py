@@ -11,13 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.attribution import MODELS
-from pipeline.errors import BadRequest
-from pipeline.report_rules import Targets
-from pipeline.reports import ReportInputs, ReportParams, parse_params, run_report
-from pipeline.rules import load_rules
-from pipeline.settings import PROJECT_ROOT
-from pipeline.warehouse import (
+from pipeline.adapters.warehouse.clickhouse import (
     COSTS_TABLE,
     EVENTS_TABLE,
     EmbeddedWarehouse,
@@ -27,6 +21,12 @@ from pipeline.warehouse import (
     load_migrations,
     migrate,
 )
+from pipeline.config.report_rules import Targets
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.domain.report.attribution import MODELS
+from pipeline.errors import BadRequest
+from pipeline.reporting.reports import ReportInputs, ReportParams, parse_params, run_report
 from tests.integration.report_scenario import COSTS, lead_id, scenario
 
 ROUTING = load_rules(PROJECT_ROOT / "deploy" / "rules").routing

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runtime import WorkerProcess
-from pipeline.settings import PROJECT_ROOT
-from pipeline.topics import load_topics
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import WorkerProcess
 from tests.conftest import isolated_settings
 from tests.integration.test_enrich_and_qualify import Pipeline
 

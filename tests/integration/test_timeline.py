@@ -11,14 +11,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.capture import capture_inquiry
-from pipeline.enrichment import enrich_lead
-from pipeline.messages import Position
-from pipeline.reporting import event_row
-from pipeline.settings import PROJECT_ROOT, load_settings
-from pipeline.timeline import lead_timeline
-from pipeline.topics import load_topics
-from pipeline.warehouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, Warehouse, open_warehouse
+from pipeline.config.settings import PROJECT_ROOT, load_settings
+from pipeline.config.topics import load_topics
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.enrich.enrichment import enrich_lead
+from pipeline.domain.messages import Position
+from pipeline.reporting.events import event_row
+from pipeline.reporting.timeline import lead_timeline
 from schemas.envelope import EventBase
 from schemas.inputs import Activity
 from schemas.lead import ActivityRecorded, LeadCaptured

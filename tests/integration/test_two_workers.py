@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runtime import WorkerProcess
-from pipeline.settings import load_settings
-from pipeline.topics import load_topics
+from pipeline.config.settings import load_settings
+from pipeline.config.topics import load_topics
+from pipeline.dev.harness import WorkerProcess
 from schemas.envelope import utcnow
 from tests.conftest import free_port, tenant
 from tests.integration.test_enrich_and_qualify import TIMEOUT_S, Pipeline

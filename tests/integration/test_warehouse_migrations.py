@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import ConfigError
-from pipeline.settings import PROJECT_ROOT, load_settings
-from pipeline.warehouse import (
+from pipeline.adapters.warehouse.clickhouse import (
     EVENTS_TABLE,
     MIGRATIONS_DIR,
     MIGRATIONS_TABLE,
@@ -18,6 +16,8 @@ from pipeline.warehouse import (
     migrate,
     open_warehouse,
 )
+from pipeline.config.settings import PROJECT_ROOT, load_settings
+from pipeline.errors import ConfigError
 from tests.integration.report_scenario import scenario
 
 

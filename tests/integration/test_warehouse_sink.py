@@ -6,12 +6,12 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.report import WarehouseSink
-from pipeline.kafka_admin import apply_topics
-from pipeline.runtime import publish
-from pipeline.settings import Settings
-from pipeline.topics import Topics, load_topics
-from pipeline.warehouse import EVENTS_TABLE, load_migrations
+from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, load_migrations
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics, load_topics
+from pipeline.worker.sink import WarehouseSink
 from tests.conftest import isolated_settings
 from tests.unit.factories import captured
 

@@ -7,21 +7,21 @@ from typing import Any
 
 import orjson
 
-from pipeline.capture import capture_inquiry
-from pipeline.config import load_yaml_model
-from pipeline.enrichment import (
+from pipeline.config.rules import DEFAULT_ENRICHMENT
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.capture.exclusion import ExclusionPolicy
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+from pipeline.domain.enrich.enrichment import (
     CustomerList,
     EnrichmentChain,
     ReferenceData,
     enrich_lead,
     load_directory,
 )
-from pipeline.exclusion import ExclusionPolicy
-from pipeline.identity import NAME_MATCH, IdentityBook
-from pipeline.messages import Position
-from pipeline.plausibility import Plausibility, PostalTable
-from pipeline.rules import DEFAULT_ENRICHMENT
-from pipeline.settings import PROJECT_ROOT
+from pipeline.domain.identify.identity import NAME_MATCH, IdentityBook
+from pipeline.domain.messages import Position
 from schemas.envelope import EventBase, derive_id
 from schemas.inputs import CrmOutcome
 from schemas.lead import (

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from pipeline.access import RateLimiter, ensure_local_key, operator_key, operator_keys
-from pipeline.settings import load_settings
+from pipeline.config.access import RateLimiter, ensure_local_key, operator_key, operator_keys
+from pipeline.config.settings import load_settings
 
 
 class Clock:

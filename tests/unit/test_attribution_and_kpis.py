@@ -10,13 +10,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.access import presented_key
-from pipeline.analytics import gini, volume_anomalies
-from pipeline.attribution import MODELS, Journey, TouchPoint, attribute, position_based, shares
+from pipeline.adapters.warehouse.clickhouse import load_migrations
+from pipeline.config.access import presented_key
+from pipeline.domain.report.attribution import (
+    MODELS,
+    Journey,
+    TouchPoint,
+    attribute,
+    position_based,
+    shares,
+)
 from pipeline.errors import BadRequest, ConfigError
-from pipeline.report_client import csv_text
-from pipeline.reports import parse_params
-from pipeline.warehouse import load_migrations
+from pipeline.reporting.analytics import gini, volume_anomalies
+from pipeline.reporting.client import csv_text
+from pipeline.reporting.reports import parse_params
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
 

@@ -13,13 +13,13 @@ import orjson
 from bench.common import percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, build_load
 from bench.warehouse import report_inputs_of, time_reports
-from pipeline.capture import inquiry_key, lead_id_for
-from pipeline.messages import Position
-from pipeline.reporting import event_row
-from pipeline.reports import REPORTS
-from pipeline.settings import load_settings
-from pipeline.topics import load_topics
-from pipeline.warehouse import EVENTS_TABLE, open_warehouse
+from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
+from pipeline.config.settings import load_settings
+from pipeline.config.topics import load_topics
+from pipeline.domain.capture.inquiry import inquiry_key, lead_id_for
+from pipeline.domain.messages import Position
+from pipeline.reporting.events import event_row
+from pipeline.reporting.reports import REPORTS
 from schemas.inputs import Activity
 from schemas.inquiry import Inquiry
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from pipeline.bulk_import import (
+from pipeline.adapters.bulk_import import (
     csv_table,
     detect_mapping,
     file_id,

@@ -2,8 +2,8 @@ import base64
 
 import orjson
 
-from pipeline.capture import capture_inquiry
-from pipeline.messages import Position
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.messages import Position
 from schemas.lead import InquiryAccepted
 from schemas.rejected import MessageRejected
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.cli import app
-from pipeline.settings import PROJECT_ROOT
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.entrypoints.cli import app
 
 runner = CliRunner()
 
@@ -65,8 +65,8 @@ def test_the_crm_bridge_refuses_an_address_that_is_no_web_address() -> None:
 
 def test_purging_the_broker_also_drops_the_workers_table_state(tmp_path: Path) -> None:
     """Table state mirrors changelog offsets; after a purge Faust would refuse to start on it."""
-    from pipeline.local_kafka import LocalKafka
-    from pipeline.settings import load_settings
+    from pipeline.config.settings import load_settings
+    from pipeline.dev.local_kafka import LocalKafka
 
     settings = load_settings(state_dir=tmp_path, kafka_bootstrap="127.0.0.1:1")
     (tmp_path / "worker" / "tables").mkdir(parents=True)

@@ -8,9 +8,15 @@ import base64
 import pytest
 from pydantic import SecretStr
 
-from pipeline.crm_bridge import refusal, retry_after_seconds, retry_delay, verdict, webhook_request
-from pipeline.messages import Position
-from pipeline.routing import QueueState, distribute_lead, route_lead
+from pipeline.adapters.crm_bridge import (
+    refusal,
+    retry_after_seconds,
+    retry_delay,
+    verdict,
+    webhook_request,
+)
+from pipeline.domain.distribute.routing import QueueState, distribute_lead, route_lead
+from pipeline.domain.messages import Position
 from schemas.lead import LeadAssigned
 from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
 

@@ -4,8 +4,10 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from pipeline.config import load_yaml_model
-from pipeline.enrichment import (
+from pipeline.config.rules import DEFAULT_ENRICHMENT, load_enrichment
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.enrich.enrichment import (
     CompanyDirectoryProvider,
     CompanyHistory,
     CompanyRecord,
@@ -19,8 +21,6 @@ from pipeline.enrichment import (
     ReferenceData,
 )
 from pipeline.errors import ConfigError
-from pipeline.rules import DEFAULT_ENRICHMENT, load_enrichment
-from pipeline.settings import PROJECT_ROOT
 from schemas.lead import Enrichment, LeadProfile
 from tests.unit.factories import REFERENCE, captured, enriched
 
@@ -80,7 +80,7 @@ def test_what_the_person_said_wins_over_the_directory() -> None:
     ).payload
     assert profile.company is not None and profile.company.name == "ACME Werke Süd"
     assert profile.answers.industry == "Automotive"  # the answer is untouched
-    from pipeline.profile import field_value
+    from pipeline.domain.enrich.profile import field_value
 
     assert field_value(profile, "industry") == "Automotive"
     assert field_value(profile, "employees") == 30

@@ -7,10 +7,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pipeline.capture import capture_inquiry, inquiry_key, lead_id_for
-from pipeline.config import load_yaml_model
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.capture.exclusion import ExclusionPolicy, exclusion_for
+from pipeline.domain.capture.inquiry import capture_inquiry, inquiry_key, lead_id_for
 from pipeline.errors import ConfigError
-from pipeline.exclusion import ExclusionPolicy, exclusion_for
 from schemas.inquiry import Inquiry
 from schemas.lead import InquiryAccepted, TouchScheduled
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.analytics import Handed, expected_leads, fairness_rows
-from pipeline.routing import QueueState, RoutingRules, distribute_lead, route_lead
+from pipeline.domain.distribute.routing import QueueState, RoutingRules, distribute_lead, route_lead
+from pipeline.reporting.analytics import Handed, expected_leads, fairness_rows
 from schemas.lead import LeadAssigned
 from tests.unit.test_routing import handoff, rep
 

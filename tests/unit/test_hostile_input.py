@@ -7,11 +7,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.capture import capture_inquiry
-from pipeline.messages import DEFAULT_INPUT_MAX_BYTES
-from pipeline.reporting import event_row
-from pipeline.settings import PROJECT_ROOT
-from pipeline.topics import load_topics
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.topics import load_topics
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.messages import DEFAULT_INPUT_MAX_BYTES
+from pipeline.reporting.events import event_row
 from schemas.lead import InquiryAccepted, TouchScheduled
 from schemas.rejected import MessageRejected
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry

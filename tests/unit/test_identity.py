@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pipeline.identity import (
+from pipeline.domain.identify.identity import (
     MAX_KEYS_OF_A_KIND,
     MAX_WAITING_ACTIVITIES,
     IdentityBook,
@@ -27,7 +27,7 @@ from pipeline.identity import (
     route_activity,
     split_lead_id,
 )
-from pipeline.timeline import summarise
+from pipeline.reporting.timeline import summarise
 from schemas.envelope import EventBase
 from schemas.inputs import Activity
 from schemas.inquiry import Contact

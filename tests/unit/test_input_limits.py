@@ -21,18 +21,19 @@ import structlog
 from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
-from pipeline.app import EXIT_EMIT_FAILED, Emitted, Outgoing, Stage, faust_app
-from pipeline.capture import capture_inquiry
-from pipeline.enrichment import ReferenceData
+from pipeline.config.rules import load_rules
+from pipeline.config.settings import PROJECT_ROOT, load_settings
+from pipeline.config.topics import load_topics
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.capture.intake import Accepted, parse_submission
+from pipeline.domain.capture.plausibility import check_received
+from pipeline.domain.enrich.enrichment import ReferenceData
+from pipeline.domain.identify.identity import route_activity
+from pipeline.domain.messages import MAX_ORIGINAL_BYTES, Position, decode
 from pipeline.errors import ConfigError
-from pipeline.identity import route_activity
-from pipeline.intake import Accepted, parse_submission
-from pipeline.messages import MAX_ORIGINAL_BYTES, Position, decode
-from pipeline.plausibility import check_received
-from pipeline.reporting import event_row
-from pipeline.rules import load_rules
-from pipeline.settings import PROJECT_ROOT, load_settings
-from pipeline.topics import load_topics
+from pipeline.reporting.events import event_row
+from pipeline.worker.faust_app import faust_app
+from pipeline.worker.stage import EXIT_EMIT_FAILED, Emitted, Outgoing, Stage
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import ActivityRecorded, InquiryAccepted
 from schemas.rejected import MessageRejected

@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 import orjson
 from pydantic import SecretStr
 
-from pipeline.access import authenticate
-from pipeline.intake import Accepted, intake_position, parse_submission
+from pipeline.config.access import authenticate
+from pipeline.domain.capture.intake import Accepted, intake_position, parse_submission
 from schemas.inquiry import Inquiry
 
 KEYS = {"web_form": SecretStr("k-form-123"), "webinar": SecretStr("k-webinar-456")}

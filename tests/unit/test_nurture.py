@@ -10,11 +10,9 @@ from typing import Any
 
 import pytest
 
-from agents.timers import parse
-from pipeline.config import load_yaml_model
-from pipeline.errors import ConfigError
-from pipeline.nurture import NurturePolicy, fulfill_inquiry
-from pipeline.programs import (
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.nurture.policy import NurturePolicy, fulfill_inquiry
+from pipeline.domain.nurture.programs import (
     NurtureState,
     contact_at,
     due_step,
@@ -28,7 +26,9 @@ from pipeline.programs import (
     run_step,
     segments_of,
 )
-from pipeline.scoring import qualify_lead
+from pipeline.domain.qualify.scoring import qualify_lead
+from pipeline.errors import ConfigError
+from pipeline.worker.timers import parse
 from schemas.envelope import utcnow
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import (

@@ -7,8 +7,13 @@ import phonenumbers
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.capture import capture_inquiry
-from pipeline.plausibility import Plausibility, PostalTable, check_contact, normalise_phone
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.capture.plausibility import (
+    Plausibility,
+    PostalTable,
+    check_contact,
+    normalise_phone,
+)
 from schemas.inquiry import Contact
 from schemas.lead import LeadCaptured
 from schemas.rejected import MessageRejected

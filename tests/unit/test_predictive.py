@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import load_yaml_model
-from pipeline.predictive import Predictive, WinCounts
-from pipeline.scoring import ScoringModel, Signals, lead_features, qualify
-from pipeline.settings import PROJECT_ROOT
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.qualify.predictive import Predictive, WinCounts
+from pipeline.domain.qualify.scoring import ScoringModel, Signals, lead_features, qualify
 from tests.unit.factories import NOW, enriched
 
 MODEL = load_yaml_model(PROJECT_ROOT / "deploy" / "rules" / "scoring.yaml", ScoringModel)

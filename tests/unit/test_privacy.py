@@ -12,9 +12,9 @@ import pytest
 import structlog
 from mode.utils.logging import ExtensionFormatter
 
-from pipeline.logs import configure_logging
-from pipeline.logs import redact_text as redact_text_for_logs
-from pipeline.privacy import (
+from pipeline.config.logs import configure_logging
+from pipeline.config.logs import redact_text as redact_text_for_logs
+from pipeline.domain.privacy.person import (
     ERASED,
     Person,
     TableScan,

@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.asyncapi import asyncapi_document, export_schemas
+from pipeline.config.asyncapi import asyncapi_document, export_schemas
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.topics import Topics, load_topics
 from pipeline.errors import ConfigError
-from pipeline.settings import PROJECT_ROOT
-from pipeline.topics import Topics, load_topics
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 REQUIRED = {

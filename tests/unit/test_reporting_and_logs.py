@@ -1,13 +1,13 @@
 import orjson
 import structlog
 
-from pipeline.capture import capture_inquiry
-from pipeline.logs import redact_pii, redact_text
-from pipeline.messages import Position
-from pipeline.reporting import event_row
-from pipeline.settings import PROJECT_ROOT
-from pipeline.topics import load_topics
-from pipeline.traffic import demo_inquiries
+from pipeline.config.logs import redact_pii, redact_text
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.topics import load_topics
+from pipeline.dev.traffic import demo_inquiries
+from pipeline.domain.capture.inquiry import capture_inquiry
+from pipeline.domain.messages import Position
+from pipeline.reporting.events import event_row
 from schemas.envelope import derive_id
 from schemas.lead import InquiryAccepted
 from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
@@ -77,7 +77,7 @@ def test_demo_traffic_has_the_promised_mix_and_is_repeatable() -> None:
 def test_the_simulated_crm_answers_after_routing_and_closes_each_lead_once() -> None:
     from collections import Counter
 
-    from pipeline.traffic import crm_outcomes
+    from pipeline.dev.traffic import crm_outcomes
     from schemas.lead import LeadAssigned
     from tests.integration.report_scenario import scenario
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import load_yaml_model
-from pipeline.requalify import (
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.qualify.requalify import (
     Change,
     LeadState,
     due,
@@ -18,8 +19,7 @@ from pipeline.requalify import (
     from_timer,
     requalify,
 )
-from pipeline.scoring import ScoringModel
-from pipeline.settings import PROJECT_ROOT
+from pipeline.domain.qualify.scoring import ScoringModel
 from schemas.envelope import derive_id
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import ActivityRecorded, LeadQualified

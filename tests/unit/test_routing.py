@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.config import load_yaml_model
-from pipeline.nurture import NurturePolicy
-from pipeline.programs import NurtureState, gate
-from pipeline.routing import (
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.distribute.routing import (
     QueueState,
     RoutingRules,
     claim_lead,
@@ -20,8 +19,9 @@ from pipeline.routing import (
     repeat_decision,
     route_lead,
 )
-from pipeline.scoring import ScoringModel, qualify_lead
-from pipeline.settings import PROJECT_ROOT
+from pipeline.domain.nurture.policy import NurturePolicy
+from pipeline.domain.nurture.programs import NurtureState, gate
+from pipeline.domain.qualify.scoring import ScoringModel, qualify_lead
 from schemas.envelope import derive_id
 from schemas.lead import ClaimRequested, LeadAssigned, LeadHandedOff, LeadRouted
 from tests.unit.factories import NOW, enriched

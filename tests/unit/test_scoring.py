@@ -2,10 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_yaml_model
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.qualify.scoring import ScoringModel, qualify_lead, score_lead
 from pipeline.errors import ConfigError
-from pipeline.scoring import ScoringModel, qualify_lead, score_lead
-from pipeline.settings import PROJECT_ROOT
 from tests.unit.factories import enriched
 
 # The classification matrix of the BITKOM guide (seed 002 §6.4.1), as RevOps would write it.

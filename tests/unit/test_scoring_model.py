@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config import load_yaml_model
-from pipeline.scoring import ScoringModel, Signals, qualify, score_lead
-from pipeline.settings import PROJECT_ROOT
+from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.qualify.scoring import ScoringModel, Signals, qualify, score_lead
 from tests.unit.factories import NOW, enriched
 
 RULES = PROJECT_ROOT / "deploy" / "rules"
@@ -223,7 +223,7 @@ def test_more_positive_activity_never_lowers_the_score(points: list[str], extra:
 
 
 def test_explain_shows_each_rating_times_weight_and_the_behaviour() -> None:
-    from pipeline.scoring import explain
+    from pipeline.domain.qualify.scoring import explain
 
     lead = enriched(answers={"purchase_timeframe_months": 10, "industry": "IT"}).payload
     result = qualify(

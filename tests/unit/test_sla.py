@@ -6,16 +6,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipeline import sla
-from pipeline.messages import Position
-from pipeline.routing import (
+from pipeline.domain.distribute import sla
+from pipeline.domain.distribute.routing import (
     QueueState,
     WorkingHours,
     add_business_time,
     distribute_lead,
     route_lead,
 )
-from pipeline.sla import SlaClock, alarm, apply_outcome, breach, next_alarm, record_breach
+from pipeline.domain.distribute.sla import (
+    SlaClock,
+    alarm,
+    apply_outcome,
+    breach,
+    next_alarm,
+    record_breach,
+)
+from pipeline.domain.messages import Position
 from schemas.inputs import CrmOutcome
 from schemas.lead import (
     LeadAssigned,

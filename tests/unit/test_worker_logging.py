@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import faust
 import pytest
 
-from pipeline.app import Worker
+from pipeline.worker.faust_app import Worker
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Kafka: topic administration, producing and reading, and erasure of records."""

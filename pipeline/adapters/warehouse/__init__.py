@@ -1,0 +1,1 @@
+"""The warehouse: ClickHouse (embedded chdb or a server), migrations, erasure."""

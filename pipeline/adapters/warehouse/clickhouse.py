@@ -1,0 +1,258 @@
+"""The ClickHouse warehouse: embedded chdb by default, a server when configured.
+
+Both run the same DDL (the numbered migrations in `deploy/clickhouse/`, applied
+in order and recorded in `leadflow.schema_migrations`) and the same SQL. The
+embedded directory can be opened by one process at a time, so the worker that
+runs the sink owns it; other readers ask the worker over HTTP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.errors import BadRequest, ConfigError, WarehouseUnavailable
+
+MIGRATIONS_DIR = PROJECT_ROOT / "deploy" / "clickhouse"
+MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+MIGRATIONS_TABLE = "leadflow.schema_migrations"
+EVENTS_TABLE = "leadflow.lead_events"
+COSTS_TABLE = "leadflow.campaign_costs"
+ANALYST_SETTINGS = (
+    "readonly = 1, max_execution_time = 30, max_result_rows = 10000, result_overflow_mode = 'break'"
+)
+"""What an analyst's query runs under: read only (no writes, no settings, no
+table functions such as file() or url()), 30 s, about 10,000 rows."""
+ANALYST_REFUSED = re.compile(r"\b(settings|format|outfile)\b", re.IGNORECASE)
+JSON_NUMBERS = "output_format_json_quote_64bit_integers"
+"""Off, so counts come back as JSON numbers, not strings."""
+EVENT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "schema_version",
+    "lead_id",
+    "trace_id",
+    "occurred_at",
+    "emitted_at",
+    "channel",
+    "campaign",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "topic",
+    "partition",
+    "offset",
+    "payload",
+)
+
+
+class Warehouse(Protocol):
+    def execute(self, sql: str) -> None: ...
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None: ...
+    def query(self, sql: str) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+
+class EmbeddedWarehouse:
+    """chdb on a local directory."""
+
+    def __init__(self, path: Path) -> None:
+        from chdb import session
+
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = session.Session(str(path))
+            self._session.query(f"SET {JSON_NUMBERS} = 0")
+        except Exception as exc:  # chdb raises plain RuntimeError on a held lock
+            raise WarehouseUnavailable(
+                f"The embedded warehouse at {path} cannot be opened ({exc}). It is probably "
+                "held by a running worker: ask the worker (leadflow report --url) or stop it."
+            ) from exc
+
+    def execute(self, sql: str) -> None:
+        self._run(sql)
+
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            body = b"\n".join(orjson.dumps(row) for row in rows).decode()
+            self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{body}")
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        result = self._run(sql, "JSONEachRow")
+        text = result.bytes() if result is not None else b""
+        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _run(self, sql: str, fmt: str = "CSV") -> Any:
+        try:
+            return self._session.query(sql, fmt)
+        except Exception as exc:
+            raise WarehouseUnavailable(f"embedded ClickHouse failed: {exc}") from exc
+
+
+class ServerWarehouse:
+    """A ClickHouse server through clickhouse-connect (HTTP)."""
+
+    def __init__(self, url: str) -> None:
+        import clickhouse_connect
+
+        try:
+            self._client = clickhouse_connect.get_client(dsn=url, settings={JSON_NUMBERS: 0})
+        except Exception as exc:
+            raise WarehouseUnavailable(f"ClickHouse server not reachable: {exc}") from exc
+
+    def execute(self, sql: str) -> None:
+        self._call(self._client.command, sql)
+
+    def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            body = b"\n".join(orjson.dumps(row) for row in rows)
+            self._call(self._client.raw_insert, table, insert_block=body, fmt="JSONEachRow")
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        raw = self._call(self._client.raw_query, sql, fmt="JSONEachRow")
+        return [orjson.loads(line) for line in bytes(raw).splitlines() if line.strip()]
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise WarehouseUnavailable(f"ClickHouse server failed: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered DDL file; once applied it is never edited, only followed."""
+
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def statements(self) -> list[str]:
+        """The file's statements (separated by a line holding only ";"), comments dropped."""
+        bodies = (
+            "\n".join(line for line in part.splitlines() if not line.strip().startswith("--"))
+            for part in self.sql.split("\n;")
+        )
+        return [body.strip() for body in bodies if body.strip()]
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = MIGRATION_FILE.match(path.name)
+        if match is None:
+            raise ConfigError(
+                f"{path}: a migration is named NNN_what_it_does.sql, e.g. 004_lead_notes.sql"
+            )
+        version = int(match.group(1))
+        if version in found:
+            raise ConfigError(f"{path}: migration {version:03d} exists twice")
+        found[version] = Migration(version, match.group(2), path.read_text())
+    return [found[v] for v in sorted(found)]
+
+
+def migrate(warehouse: Warehouse, migrations: Sequence[Migration]) -> list[Migration]:
+    """Apply the migrations not yet recorded, in order; return those applied.
+
+    Statements are idempotent (IF NOT EXISTS), so a migration cut off half-way
+    is simply run again. An applied migration whose file changed is an error:
+    the change belongs in a new migration.
+    """
+    warehouse.execute("CREATE DATABASE IF NOT EXISTS leadflow")
+    warehouse.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version UInt32, name String, "
+        "checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    rows = warehouse.query(f"SELECT version, checksum FROM {MIGRATIONS_TABLE} FINAL")
+    applied = {int(row["version"]): row["checksum"] for row in rows}
+    done: list[Migration] = []
+    for migration in migrations:
+        if migration.version in applied:
+            if applied[migration.version] != migration.checksum:
+                raise ConfigError(
+                    f"warehouse migration {migration.version:03d}_{migration.name}.sql changed "
+                    "after it was applied; put the change in a new migration file instead"
+                )
+            continue
+        for statement in migration.statements():
+            warehouse.execute(statement)
+        warehouse.insert(
+            MIGRATIONS_TABLE,
+            [
+                {
+                    "version": migration.version,
+                    "name": migration.name,
+                    "checksum": migration.checksum,
+                }
+            ],
+        )
+        done.append(migration)
+    return done
+
+
+def open_warehouse(settings: Settings) -> Warehouse:
+    """Open the configured warehouse, bring its schema up to date and load the costs."""
+    warehouse: Warehouse
+    if settings.clickhouse_url is not None:
+        url = settings.clickhouse_url.get_secret_value()
+        if not url.startswith(("http://", "https://", "clickhouse://")):
+            raise ConfigError(
+                "LEADFLOW_CLICKHOUSE_URL must look like http://user:password@host:8123/default"
+            )
+        warehouse = ServerWarehouse(url)
+    else:
+        warehouse = EmbeddedWarehouse(settings.embedded_warehouse_dir)
+    try:
+        migrate(warehouse, load_migrations())
+        load_costs(warehouse, settings.rules_dir / "costs.yaml")
+    except BaseException:
+        warehouse.close()  # the embedded directory stays locked while a session is open
+        raise
+    return warehouse
+
+
+def load_costs(warehouse: Warehouse, path: Path) -> int:
+    """Replace `campaign_costs` with the cost file's rows (none if there is no file)."""
+    from pipeline.config.report_rules import CampaignCosts
+    from pipeline.config.yaml_model import load_yaml_model
+
+    costs = load_yaml_model(path, CampaignCosts) if path.exists() else CampaignCosts()
+    warehouse.execute(f"TRUNCATE TABLE {COSTS_TABLE}")
+    warehouse.insert(COSTS_TABLE, costs.rows())
+    return len(costs.costs)
+
+
+def analyst_query(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
+    """Run one read-only query for an analyst (`POST /v1/sql`)."""
+    text = sql.strip().rstrip(";").strip()
+    if not text:
+        raise BadRequest("send one SQL query, e.g. SELECT count() FROM leadflow.leads")
+    if ";" in text:
+        raise BadRequest("one statement at a time, please (found ';' inside the query)")
+    if ANALYST_REFUSED.search(text):
+        raise BadRequest(
+            "leave out SETTINGS, FORMAT and INTO OUTFILE: the endpoint sets read-only "
+            "settings and answers in JSON"
+        )
+    try:
+        return warehouse.query(f"{text}\nSETTINGS {ANALYST_SETTINGS}")
+    except WarehouseUnavailable as exc:
+        raise BadRequest(str(exc)) from exc

@@ -1,0 +1,52 @@
+"""The composition root: the one place that builds the worker and imports `agents/`.
+
+Topics, rules and reference data are loaded before the app is built, so a bad
+rule file stops the worker at start with a clear message, not mid-stream.
+Agents are registered in stage order (capture → identify → enrich → qualify →
+nurture → distribute → SLA → report, then the HTTP intake and privacy); the
+services they share are built here once and passed in.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from agents import capture, distribute, enrich, identify, intake, nurture, privacy, qualify, report
+from pipeline.config.access import ensure_local_key
+from pipeline.config.rules import Rules
+from pipeline.config.settings import Settings
+from pipeline.config.topics import Topics
+from pipeline.domain.enrich.enrichment import ReferenceData
+from pipeline.worker.faust_app import faust_app
+from pipeline.worker.services import CompanyBook, Services
+from pipeline.worker.shared_state import ShardedTable
+from pipeline.worker.sink import WarehouseSink
+from pipeline.worker.stage import Stage
+
+STAGES = (capture, identify, enrich, qualify, nurture, distribute, report, intake, privacy)
+"""Every agent module, in stage order; each has `register(stage, services)`."""
+
+
+def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
+    """The worker's Faust app with every stage agent, timer, table and endpoint."""
+    app = faust_app(settings, topics.routing.partitions)
+    ensure_local_key(settings)
+    reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
+    stage = Stage(app, settings, topics, rules, reference)
+    services = Services(
+        companies=CompanyBook(ShardedTable(stage, "company-history", topics.captured.partitions)),
+        warehouse=warehouse_sink(app, settings, topics),
+    )
+    for module in STAGES:
+        module.register(stage, services)
+    return app
+
+
+def warehouse_sink(app: faust.App, settings: Settings, topics: Topics) -> WarehouseSink | None:
+    """The app's one sink, the only way into the warehouse (its thread owns it);
+    None where another process owns the warehouse (`LEADFLOW_WAREHOUSE_SINK=false`)."""
+    if not settings.warehouse_sink:
+        return None
+    sink = WarehouseSink(settings, topics)
+    app.service(sink)  # type: ignore[arg-type]
+    return sink

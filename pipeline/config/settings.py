@@ -1,0 +1,228 @@
+"""Process settings: environment variables (prefix LEADFLOW_) or a .env file."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.domain.identify.identity import NAME_MATCH
+from pipeline.domain.messages import DEFAULT_INPUT_MAX_BYTES
+from pipeline.errors import ConfigError
+from schemas.envelope import utcnow
+
+if TYPE_CHECKING:
+    from pipeline.config.topics import TopicSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADFLOW_", env_file=".env", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".leadflow",
+        description="Local broker data, table state and the embedded warehouse.",
+    )
+    topics_file: Path = PROJECT_ROOT / "topics.yaml"
+    topic_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix for every topic name."
+    )
+    rules_dir: Path = Field(
+        default=PROJECT_ROOT / "deploy" / "rules",
+        description="Business rules RevOps edits: scoring, nurture, routing.",
+    )
+    topic_replication_factor: int = Field(default=1, ge=1)
+    default_region: str = Field(
+        default="DE",
+        pattern=r"^[A-Z]{2}$",
+        description="ISO country for phone numbers and postal codes given without one.",
+    )
+    identity_name_match: float = Field(
+        default=NAME_MATCH,
+        ge=50,
+        le=100,
+        description="How alike (0-100, rapidfuzz ratio) the last names of two people at "
+        "the same company must be to be one person; every other part of the name must be "
+        "the same, and a different e-mail or phone always makes two people. Default 100: "
+        "the same full name.",
+    )
+
+    app_id: str = Field(default="leadflow", description="Consumer group prefix of the worker.")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    intake_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='API key per channel for POST /v1/inquiries, as JSON: {"web_form": "…"}.',
+    )
+    claim_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API key per rep for POST /v1/queues/{queue}/claim (pull queues), "
+        'as JSON: {"anna.schmidt": "…"}.',
+    )
+    operator_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="API key per operator for the read endpoints (queues, reports, warehouse), "
+        'as JSON: {"revops": "…"}. Empty: the worker makes one in STATE_DIR/operator.key.',
+    )
+    intake_max_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="Largest request body any endpoint takes (413 above it); at most 1 MiB, "
+        "the broker's default message size.",
+    )
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=512 * 1024,
+        description="Largest message the worker sends (its producer's max_request_size; keep "
+        "it at or below the broker's message.max.bytes, about 1 MB by default). An event "
+        "that would be larger is a rejection of the input that caused it, never a crash.",
+    )
+    input_max_bytes: int = Field(
+        default=DEFAULT_INPUT_MAX_BYTES,
+        ge=1024,
+        description="Largest message taken from a topic outside producers write to "
+        "(inquiries, activities, CRM outcomes: `external` in topics.yaml); a larger one is "
+        "rejected as too_large and not stored in the warehouse. At most "
+        "LEADFLOW_MAX_MESSAGE_BYTES; keep it well below, so the events made from an input fit "
+        "in a message.",
+    )
+    input_max_age_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="An input dated further back than this is implausible: an inquiry gets a "
+        "finding (the time it reached Leadflow counts as its arrival), an activity or CRM "
+        "outcome is rejected (occurred_at_implausible), so no report measures from 1970.",
+    )
+    inquiry_max_ahead_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="An inquiry dated further ahead than this (clock skew) is implausible.",
+    )
+    http_requests_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per API key (429 above it)."
+    )
+    http_burst: int = Field(default=60, ge=1, description="Requests one key may send at once.")
+    table_store: str = Field(
+        default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
+    )
+
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="exactly_once: each stage reads, writes and commits in one Kafka transaction.",
+    )
+    commit_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each stage commits its source offsets (after flushing what it "
+        "sent): longer means fewer commits, more messages read again after a crash.",
+    )
+    producer_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="How long the worker's producer waits to fill a batch: fewer, larger "
+        "requests for a little latency per hop.",
+    )
+    session_timeout_seconds: float = Field(
+        default=30.0,
+        ge=6.0,
+        description="How long the group waits for a silent worker before others take over.",
+    )
+
+    clickhouse_url: SecretStr | None = Field(
+        default=None,
+        description="http(s)://user:password@host:8123/database – use a ClickHouse server "
+        "instead of the embedded engine.",
+    )
+    warehouse_dir: Path | None = Field(
+        default=None, description="Embedded warehouse directory (default: STATE_DIR/warehouse)."
+    )
+    requalify_scan_seconds: float = Field(
+        default=60.0, gt=0, description="How often the worker looks for due re-qualifications."
+    )
+    sla_minute_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Length of one SLA minute in seconds (tests and demos shrink the clock).",
+    )
+    outcome_wait_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long a CRM outcome for a lead with no owner yet is held (a CRM can "
+        "overtake the assignment by moments); then it goes to leads.rejected (unknown_lead).",
+    )
+    warehouse_sink: bool = Field(
+        default=True,
+        description="Run the warehouse sink in this worker. Exactly one process owns an "
+        "embedded warehouse: workers that only route set false.",
+    )
+    nurture_day_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="Length of one nurture day in seconds: program delays and frequency-cap "
+        "windows (tests and demos shrink the clock; quiet hours stay on the real clock).",
+    )
+    nurture_scan_seconds: float = Field(
+        default=10.0, gt=0, description="How often the worker looks for due nurture steps."
+    )
+    sink_batch_size: int = Field(default=5000, ge=1)
+    sink_flush_seconds: float = Field(default=1.0, gt=0)
+    sink_retry_max_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest pause between retries of a failed warehouse insert.",
+    )
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    faust_log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
+    )
+
+    @field_validator("input_max_bytes")
+    @classmethod
+    def _inputs_fit_in_a_message(cls, value: int, info: ValidationInfo) -> int:
+        largest = info.data.get("max_message_bytes")
+        if largest is not None and value > largest:
+            raise ValueError(
+                f"{value} is more than LEADFLOW_MAX_MESSAGE_BYTES ({largest}); e.g. 262144"
+            )
+        return value
+
+    def input_limit(self, spec: TopicSpec) -> int | None:
+        """The size limit of messages on `spec`: only outside producers' topics have one
+        (the worker's own events are measured when they are sent)."""
+        return self.input_max_bytes if spec.external else None
+
+    def oldest_input(self, spec: TopicSpec) -> datetime | None:
+        """The earliest plausible `occurred_at` of a message on `spec`, now (outside
+        producers' topics only; the worker's own events carry its own clock)."""
+        return utcnow() - timedelta(days=self.input_max_age_days) if spec.external else None
+
+    @property
+    def embedded_warehouse_dir(self) -> Path:
+        return self.warehouse_dir or self.state_dir / "warehouse"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings once at start; a bad value is a ConfigError, not a traceback."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [
+            f"  LEADFLOW_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("Invalid settings (environment or .env):\n" + "\n".join(lines)) from exc

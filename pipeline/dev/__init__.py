@@ -1,0 +1,1 @@
+"""Developer tools: the local Kafka broker, demo traffic, the worker-process harness."""

@@ -1,0 +1,280 @@
+"""A real single-node Apache Kafka (KRaft) for development, tests and the demo.
+
+The broker's jars come from Maven Central through `deploy/kafka/pom.xml`; data,
+logs and the pid file live under the state directory. Every command is
+idempotent: `up` on a running broker returns at once, `down` on a stopped one
+does nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.errors import KafkaUnavailable
+
+DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    bootstrap: str
+    managed: bool  # started by us (pid file) rather than found listening
+
+
+class LocalKafka:
+    def __init__(self, settings: Settings) -> None:
+        self.home = settings.state_dir / "kafka"
+        self.jars = self.home / "jars"
+        self.data = self.home / "data"
+        self.logs = self.home / "logs"
+        self.properties = self.home / "server.properties"
+        self.pid_file = self.home / "kafka.pid"
+        self.tables = settings.state_dir / "worker"
+        host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+        self.host = host or "127.0.0.1"
+        self.port = int(port)
+
+    @classmethod
+    def private(cls, state_dir: Path) -> LocalKafka:
+        """A broker of its own in `state_dir`, on free ports (the controller listens on
+        the next one), for work that must not share the local broker: restarting it,
+        benchmarks. It uses the local broker's jars, fetched there once."""
+        shared = LocalKafka(load_settings())
+        shared._fetch_jars(print)  # a no-op when the jars are there
+        while True:
+            port = _free_port()
+            if port < 65535 and _port_is_free(port + 1):
+                break
+        broker = cls(load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"))
+        broker.jars.parent.mkdir(parents=True, exist_ok=True)
+        broker.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
+        return broker
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def status(self) -> BrokerStatus:
+        pid = self._pid()
+        listening = _accepts_connections(self.host, self.port)
+        return BrokerStatus(listening, pid, self.bootstrap, managed=pid is not None)
+
+    def up(self, log: Log = print) -> BrokerStatus:
+        current = self.status()
+        if current.running:
+            return current
+        self._fetch_jars(log)
+        self._write_properties()
+        self._format_storage(log)
+        log(f"starting Kafka on {self.bootstrap} (logs: {self.logs})")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / "stdout.log", "ab") as out:
+            process = subprocess.Popen(
+                [*self._java(), "kafka.Kafka", str(self.properties)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_more_open_files,
+            )
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise KafkaUnavailable(
+                    f"Kafka exited at start (code {process.returncode}); see {self.logs}/server.log"
+                )
+            if _accepts_connections(self.host, self.port):
+                return self.status()
+            time.sleep(0.25)
+        raise KafkaUnavailable(f"Kafka did not accept connections within {START_TIMEOUT_S:.0f} s")
+
+    def down(self, purge: bool = False) -> bool:
+        """Stop the broker we started; True if one was running."""
+        pid = self._pid()
+        stopped = False
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            else:
+                stopped = True
+                deadline = time.monotonic() + STOP_TIMEOUT_S
+                while _alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            self.pid_file.unlink(missing_ok=True)
+        if purge:
+            shutil.rmtree(self.data, ignore_errors=True)
+            shutil.rmtree(self.logs, ignore_errors=True)
+            # the worker's local table state mirrors changelogs that are gone now:
+            # Faust would refuse to start on it (ConsistencyError)
+            shutil.rmtree(self.tables, ignore_errors=True)
+        return stopped
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) else None
+
+    def _java(self) -> list[str]:
+        return [
+            "java",
+            "-Xms256m",
+            "-Xmx1g",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.logs}",
+            f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'log4j2.xml'}",
+            "-cp",
+            f"{self.jars}/*",
+        ]
+
+    def _fetch_jars(self, log: Log) -> None:
+        pom = DEPLOY_DIR / "pom.xml"
+        stamp = self.jars / ".pom-sha256"
+        digest = hashlib.sha256(pom.read_bytes()).hexdigest()
+        if stamp.exists() and stamp.read_text() == digest:
+            return
+        if shutil.which("mvn") is None or shutil.which("java") is None:
+            raise KafkaUnavailable(
+                "Java 17+ and Maven are needed to fetch and run the local broker."
+            )
+        log("fetching the Kafka broker from Maven Central (once)")
+        shutil.rmtree(self.jars, ignore_errors=True)
+        self.jars.mkdir(parents=True)
+        result = subprocess.run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={self.jars}",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise KafkaUnavailable(f"mvn could not fetch the broker jars:\n{result.stdout[-2000:]}")
+        stamp.write_text(digest)
+
+    def _write_properties(self) -> None:
+        broker, controller = f"{self.host}:{self.port}", f"{self.host}:{self.port + 1}"
+        overrides = {
+            "log.dirs": str(self.data),
+            "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+            "advertised.listeners": f"PLAINTEXT://{broker}",
+            "controller.quorum.voters": f"1@{controller}",
+        }
+        lines = []
+        for line in (DEPLOY_DIR / "server.properties").read_text().splitlines():
+            key = line.split("=", 1)[0].strip()
+            if key not in overrides:
+                lines.append(line)
+        lines += [f"{k}={v}" for k, v in overrides.items()]
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.properties.write_text("\n".join(lines) + "\n")
+
+    def _format_storage(self, log: Log) -> None:
+        if (self.data / "meta.properties").exists():
+            return
+        log(f"formatting new broker storage in {self.data}")
+        cluster_id = (
+            subprocess.run(
+                [*self._java(), "kafka.tools.StorageTool", "random-uuid"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        result = subprocess.run(
+            [
+                *self._java(),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(self.properties),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise KafkaUnavailable(
+                f"formatting broker storage failed:\n{result.stdout}{result.stderr}"
+            )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (started by this process, exited, not reaped) is not alive.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _more_open_files() -> None:
+    """In the broker's process before it starts: its open-file limit up to the hard
+    limit. It holds a few files per partition segment, and a test run or a busy
+    tenant has thousands of partitions; at the limit the broker shuts down ("Too
+    many open files": its log directory has failed)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,1 @@
+"""Capture: raw inquiries become leads, answers to excluded inquiries, or rejections."""

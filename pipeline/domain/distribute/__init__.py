@@ -1,0 +1,1 @@
+"""Distribute: queue routing, rep assignment, and the SLA clock."""

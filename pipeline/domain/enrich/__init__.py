@@ -1,0 +1,1 @@
+"""Enrich: the provider chain that fills a lead's profile."""

@@ -1,0 +1,1 @@
+"""Nurture: fulfilment of every inquiry, the gate, and the programs' steps."""

@@ -1,0 +1,1 @@
+"""Qualify: scoring, the win model, and re-qualification on every new datum."""

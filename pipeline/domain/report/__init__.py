@@ -1,0 +1,1 @@
+"""Report: the attribution models (pure maths over touches and deals)."""

@@ -1,0 +1,1 @@
+"""Entrypoints: the `leadflow` CLI and the demo."""

@@ -1,0 +1,1 @@
+"""The read side: reports, the dashboard, a lead's timeline, warehouse rows of events."""

@@ -1,0 +1,606 @@
+"""The closed-loop reports (DOMAIN.md §Report): each is SQL over the warehouse
+(the `leads` view, `lead_events`, `campaign_costs`); where SQL is the wrong
+tool (attribution models, Gini, volume bands) a pure function finishes the job.
+
+Every report takes the same parameters, from the CLI or from HTTP: `by` (one of
+the report's dimensions), `since` (a date), `grain` (day / week / month) and
+`half_life_days` (time-decay attribution). Parameters are validated before
+they reach SQL; nothing a caller types is pasted into a query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from pipeline.adapters.warehouse.clickhouse import COSTS_TABLE, EVENTS_TABLE, Warehouse
+from pipeline.config.report_rules import TARGET_METRICS, Targets, load_targets, month_start
+from pipeline.config.rules import Rules
+from pipeline.domain.distribute.routing import RoutingRules
+from pipeline.domain.distribute.sla import CONTACT
+from pipeline.domain.report.attribution import (
+    DEFAULT_HALF_LIFE_DAYS,
+    Journey,
+    TouchPoint,
+    attribute,
+)
+from pipeline.errors import BadRequest
+from pipeline.reporting.analytics import Handed, fairness_rows, volume_anomalies
+from pipeline.reporting.events import funnel_by_channel
+
+LEADS = "leadflow.leads"
+Grain = Literal["day", "week", "month"]
+PERIOD = {"day": "toDate({t})", "week": "toMonday({t})", "month": "toStartOfMonth({t})"}
+
+REACHED = {
+    "lead": "created_at",
+    "mql": "coalesce(mql_at, sql_at, routed_at, contacted_at, opportunity_at, won_at, lost_at)",
+    "sql": "coalesce(sql_at, routed_at, contacted_at, opportunity_at, won_at, lost_at)",
+    "routed": "coalesce(routed_at, contacted_at, opportunity_at, won_at, lost_at)",
+    "contacted": "contacted_at",
+    "opportunity": "coalesce(opportunity_at, won_at)",
+    "won": "won_at",
+}
+"""When a lead reached each stage: a later stage implies the earlier ones (a CRM
+that reports `won` without `opportunity` still had an opportunity)."""
+STAGES = tuple(REACHED)
+CLOSED_AT = "coalesce(won_at, lost_at, disqualified_at)"
+
+DIMENSIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "all": (("total", "'all'"),),
+    "channel": (("channel", "source_channel"),),
+    "campaign": (("channel", "source_channel"), ("campaign", "source_campaign")),
+    "region": (("region", "region"),),
+    "product": (("product", "product"),),
+    "path": (("path", "path"),),
+    "queue": (("queue", "queue"),),
+    "rep": (("queue", "queue"), ("rep", "owner")),
+    "rep_region": (("region", "region"), ("rep", "owner")),
+}
+"""--by NAME → the columns it groups by (alias, expression over `leads`)."""
+
+SPEED_BUCKETS = (
+    ("< 5 min", 5),
+    ("5-30 min", 30),
+    ("30-60 min", 60),
+    ("1-4 h", 240),
+    ("4-24 h", 1440),
+    ("> 24 h", None),
+)
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    by: str | None = None
+    since: date | None = None
+    grain: Grain = "day"
+    half_life_days: float = DEFAULT_HALF_LIFE_DAYS
+
+    def after(self, column: str) -> str:
+        """SQL condition: `column` on or after --since (always true without it)."""
+        if self.since is None:
+            return "1"
+        return f"{column} >= toDateTime64('{self.since.isoformat()} 00:00:00', 3, 'UTC')"
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What the reports need besides the warehouse: rules and targets."""
+
+    routing: RoutingRules | None = None
+    targets: Targets = field(default_factory=Targets)
+    inquiries_topic: str = "leads.inquiries"
+    answer_target_s: float = 300.0
+    """How soon an inquiry should have its answer (nurture.yaml `send_within_minutes`)."""
+
+
+def report_inputs(rules: Rules, rules_dir: Path, inquiries_topic: str) -> ReportInputs:
+    """The report inputs from the rule files: routing, targets, the answer target."""
+    return ReportInputs(
+        routing=rules.routing,
+        targets=load_targets(rules_dir),
+        inquiries_topic=inquiries_topic,
+        answer_target_s=rules.nurture.fulfillment.send_within_minutes * 60,
+    )
+
+
+Rows = list[dict[str, Any]]
+Runner = Callable[[Warehouse, ReportParams, ReportInputs], Rows]
+
+
+@dataclass(frozen=True)
+class Report:
+    name: str
+    title: str
+    by: tuple[str, ...]
+    """Dimensions it can be grouped by; the first is the default."""
+    run: Runner
+
+
+def _dims(by: str | None) -> tuple[str, str]:
+    """SELECT list and GROUP BY list of a dimension ('' shown as '(none)')."""
+    columns = DIMENSIONS[by or "all"]
+    select = ", ".join(f"if({expr} = '', '(none)', {expr}) AS {alias}" for alias, expr in columns)
+    return select, ", ".join(alias for alias, _ in columns)
+
+
+def sources(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Lead source statistics: leads, MQLs and wins per period and dimension."""
+    select, groups = _dims(p.by)
+    period = PERIOD[p.grain].format(t="created_at")
+    return w.query(f"""
+        SELECT toString({period}) AS period, {select},
+               count() AS leads,
+               countIf({REACHED["mql"]} IS NOT NULL) AS mql,
+               sum(wins) AS won
+        FROM {LEADS} WHERE {p.after("created_at")}
+        GROUP BY period, {groups}
+        ORDER BY period, leads DESC, {groups}
+    """)
+
+
+def funnel(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Lead → MQL → SQL → routed → contacted → opportunity → won, with conversion rates."""
+    select, groups = _dims(p.by)
+    counts = ",\n".join(f"countIf({REACHED[stage]} IS NOT NULL) AS {stage}" for stage in STAGES[1:])
+    rates = ",\n".join(
+        f"round({later} / {earlier}, 4) AS {earlier}_to_{later}"
+        for earlier, later in zip(("lead", *STAGES[1:-1]), STAGES[1:], strict=True)
+    )
+    return w.query(f"""
+        SELECT {select}, count() AS lead, {counts},
+               countIf(lost_at IS NOT NULL) AS lost,
+               {rates}, round(won / lead, 4) AS lead_to_won
+        FROM {LEADS} WHERE {p.after("created_at")}
+        GROUP BY {groups} ORDER BY lead DESC, {groups}
+    """)
+
+
+def velocity(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Hours spent in each stage (median, p90) and how many leads wait in it now."""
+    select, groups = _dims(p.by)
+    steps = ", ".join(
+        f"tuple('{stage}', {REACHED[stage]}, {REACHED[following]})"
+        for stage, following in pairwise(STAGES)
+    )
+    order = "[" + ", ".join(f"'{s}'" for s in STAGES) + "]"
+    return w.query(f"""
+        SELECT {groups}, stage,
+               countIf(entered IS NOT NULL) AS reached,
+               countIf(left IS NOT NULL) AS moved_on,
+               countIf(waiting) AS waiting_now,
+               round(quantileExactInclusiveIf(0.5)(hours, left IS NOT NULL), 2) AS median_hours,
+               round(quantileExactInclusiveIf(0.9)(hours, left IS NOT NULL), 2) AS p90_hours,
+               round(quantileExactInclusiveIf(0.5)(waited, waiting), 2) AS median_waiting_hours
+        FROM (
+            SELECT {select}, arrayJoin([{steps}]) AS step,
+                   step.1 AS stage, step.2 AS entered, step.3 AS left,
+                   dateDiff('second', entered, left) / 3600 AS hours,
+                   toUInt8(entered IS NOT NULL AND left IS NULL AND {CLOSED_AT} IS NULL) AS waiting,
+                   dateDiff('second', entered, now64(3)) / 3600 AS waited
+            FROM {LEADS} WHERE {p.after("created_at")}
+        )
+        GROUP BY {groups}, stage
+        ORDER BY {groups}, indexOf({order}, stage)
+    """)
+
+
+def speed(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Inquiry → owner and → first contact; share contacted within 5 minutes (seed 001)."""
+    select, groups = _dims(p.by)
+    to_contact = "dateDiff('second', created_at, contacted_at) / 60"
+    to_route = "dateDiff('millisecond', created_at, routed_at) / 1000"
+    return w.query(f"""
+        SELECT {select}, count() AS routed,
+               round(quantileExactInclusive(0.5)({to_route}), 1) AS median_seconds_to_route,
+               round(quantileExactInclusive(0.9)({to_route}), 1) AS p90_seconds_to_route,
+               countIf(contacted_at IS NOT NULL) AS contacted,
+               round(quantileExactInclusiveIf(0.5)({to_contact}, contacted_at IS NOT NULL), 1)
+                   AS median_minutes_to_contact,
+               round(quantileExactInclusiveIf(0.9)({to_contact}, contacted_at IS NOT NULL), 1)
+                   AS p90_minutes_to_contact,
+               round(countIf(contacted_at IS NOT NULL
+                             AND contacted_at <= created_at + INTERVAL 5 MINUTE) / routed, 4)
+                   AS contacted_within_5_min,
+               sum(sla_breaches) AS sla_breaches
+        FROM {LEADS} WHERE routed_at IS NOT NULL AND {p.after("created_at")}
+        GROUP BY {groups} ORDER BY routed DESC, {groups}
+    """)
+
+
+def speed_histogram(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Routed leads by minutes from inquiry to first contact (the dashboard's distribution)."""
+    labels = [label for label, _ in SPEED_BUCKETS]
+    conditions = ", ".join(
+        f"minutes < {limit}, '{label}'" for label, limit in SPEED_BUCKETS if limit is not None
+    )
+    rows = w.query(f"""
+        SELECT multiIf(contacted_at IS NULL, 'not contacted', {conditions}, '{labels[-1]}')
+                   AS bucket, count() AS leads
+        FROM (SELECT contacted_at, dateDiff('second', created_at, contacted_at) / 60 AS minutes
+              FROM {LEADS} WHERE routed_at IS NOT NULL AND {p.after("created_at")})
+        GROUP BY bucket
+    """)
+    found = {row["bucket"]: int(row["leads"]) for row in rows}
+    return [{"bucket": b, "leads": found.get(b, 0)} for b in [*labels, "not contacted"]]
+
+
+SLA_DIMENSIONS = {"queue": ("queue",), "rep": ("queue", "rep")}
+
+
+def sla(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """SLA breaches (escalations to the manager, reassignments) by queue or by rep."""
+    groups = ", ".join(SLA_DIMENSIONS[p.by or "queue"])
+    return w.query(f"""
+        SELECT {groups}, count() AS breaches, countIf(breach = 1) AS escalated,
+               countIf(breach >= 2) AS reassigned, uniqExact(lead_id) AS leads
+        FROM (
+            SELECT JSONExtractString(payload, 'payload', 'queue') AS queue,
+                   JSONExtractString(payload, 'payload', 'owner', 'rep_id') AS rep,
+                   greatest(JSONExtractInt(payload, 'payload', 'breach'), 1) AS breach,
+                   lead_id
+            FROM {EVENTS_TABLE} FINAL
+            WHERE event_type = 'SlaBreached' AND {p.after("occurred_at")}
+        )
+        GROUP BY {groups} ORDER BY breaches DESC, {groups}
+    """)
+
+
+def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Cost per lead / MQL / SQL / won deal; revenue and ROI, by campaign or channel.
+
+    Leads, their deals and revenue are credited to the campaign that created the
+    lead (lead creation, the attribution report's `lead_creation` model) – not
+    to the first touch, which may be an earlier tracked activity. Every won
+    sales cycle of a lead is a deal.
+    """
+    columns = DIMENSIONS[p.by or "campaign"]
+    groups = ", ".join(alias for alias, _ in columns)
+    select = ", ".join(f"if({alias} = '', '(none)', {alias}) AS {alias}" for alias, _ in columns)
+    costs_since = (
+        "1" if p.since is None else f"month >= toStartOfMonth(toDate('{p.since.isoformat()}'))"
+    )
+    per = ",\n".join(
+        f"if({n} > 0, round(cost_eur / {n}, 2), NULL) AS cost_per_{n}"
+        for n in ("lead", "mql", "sql", "won")
+    )
+    return w.query(f"""
+        SELECT {select}, sum(leads) AS lead, sum(mqls) AS mql, sum(sqls) AS sql,
+               sum(wins) AS won, round(sum(revenue), 2) AS revenue_eur,
+               round(sum(cost), 2) AS cost_eur, {per},
+               if(cost_eur > 0, round((revenue_eur - cost_eur) / cost_eur, 4), NULL) AS roi
+        FROM (
+            SELECT source_channel AS channel, source_campaign AS campaign, 'all' AS total,
+                   toUInt64(1) AS leads,
+                   toUInt64({REACHED["mql"]} IS NOT NULL) AS mqls,
+                   toUInt64({REACHED["sql"]} IS NOT NULL) AS sqls,
+                   wins, toFloat64(revenue_eur) AS revenue, toFloat64(0) AS cost
+            FROM {LEADS} WHERE {p.after("created_at")}
+            UNION ALL
+            SELECT channel, campaign, 'all', toUInt64(0), toUInt64(0), toUInt64(0), toUInt64(0),
+                   toFloat64(0), amount_eur
+            FROM {COSTS_TABLE} WHERE {costs_since}
+        )
+        GROUP BY {groups} ORDER BY revenue_eur DESC, cost_eur DESC, {groups}
+    """)
+
+
+def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Won revenue credited to channels / campaigns under seven models, side by side.
+
+    Each won sales cycle of a lead is a deal (a customer's upsell is a second
+    one); a later deal counts the touches since the lead's previous one.
+    """
+    outcome = "JSONExtractString(payload, 'payload', 'outcome', 'outcome')"
+    cycles = f"""
+        SELECT lead_id, JSONExtractUInt(payload, 'payload', 'cycle') AS cycle,
+               minIf(occurred_at, {outcome} = 'won') AS won,
+               argMaxIf(JSONExtractFloat(payload, 'payload', 'outcome', 'amount_eur'),
+                        occurred_at, {outcome} = 'won') AS amount_eur,
+               minIf(occurred_at, {outcome} = 'opportunity') AS opportunity,
+               countIf({outcome} = 'opportunity') > 0 AS had_opportunity
+        FROM {EVENTS_TABLE} FINAL
+        WHERE event_type = 'OutcomeRecorded' AND {outcome} IN ('won', 'opportunity')
+        GROUP BY lead_id, cycle
+        HAVING countIf({outcome} = 'won') > 0
+    """
+    won = f"SELECT lead_id FROM ({cycles}) WHERE {p.after('won')}"
+    deals = w.query(f"""
+        SELECT toString(lead_id) AS lead_id, toString(won) AS won_at,
+               if(had_opportunity, toString(opportunity), '') AS opportunity_at, amount_eur,
+               toString(lagInFrame(won, 1, toDateTime64(0, 3, 'UTC')) OVER (
+                   PARTITION BY lead_id ORDER BY won
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS previous_win
+        FROM ({cycles})
+        ORDER BY lead_id, won
+    """)
+    deals = [d for d in deals if p.since is None or _time(d["won_at"]).date() >= p.since]
+    touches = w.query(f"""
+        SELECT toString(lead_id) AS lead_id, toString(occurred_at) AS at, channel, campaign,
+               NOT JSONExtractBool(payload, 'merged') AS creates_lead
+        FROM {EVENTS_TABLE} FINAL
+        WHERE event_type = 'LeadCaptured' AND lead_id IN ({won})
+        UNION ALL
+        SELECT toString(lead_id), toString(occurred_at),
+               if(JSONExtractString(payload, 'payload', 'details', 'channel') = '',
+                  JSONExtractString(payload, 'payload', 'activity_type'),
+                  JSONExtractString(payload, 'payload', 'details', 'channel')),
+               JSONExtractString(payload, 'payload', 'details', 'campaign'), false
+        FROM {EVENTS_TABLE} FINAL
+        WHERE event_type = 'ActivityRecorded' AND lead_id IN ({won})
+          AND JSONExtractString(payload, 'payload', 'details', 'campaign') != ''
+    """)
+    by_lead: dict[str, list[TouchPoint]] = {}
+    for t in touches:
+        by_lead.setdefault(t["lead_id"], []).append(
+            TouchPoint(
+                _time(t["at"]),
+                t["channel"] or "(none)",
+                t["campaign"] or "(none)",
+                bool(t["creates_lead"]),
+            )
+        )
+    journeys = [
+        Journey(
+            touches=tuple(
+                t for t in by_lead.get(d["lead_id"], ()) if t.at > _time(d["previous_win"])
+            ),
+            won_at=_time(d["won_at"]),
+            revenue=float(d["amount_eur"]),
+            opportunity_at=_time(d["opportunity_at"]) if d["opportunity_at"] else None,
+        )
+        for d in deals
+    ]
+    names = [alias for alias, _ in DIMENSIONS[p.by or "channel"]]
+
+    def key(touch: TouchPoint) -> tuple[str, ...]:
+        return (touch.channel,) if names == ["channel"] else (touch.channel, touch.campaign)
+
+    credited = attribute(journeys, key, p.half_life_days)
+    rows = [
+        {**dict(zip(names, k, strict=True)), **{m: round(v, 2) for m, v in models.items()}}
+        for k, models in credited.items()
+    ]
+    return sorted(rows, key=lambda r: (-r["linear"], *(r[n] for n in names)))
+
+
+def performance(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Rep and territory performance over the leads they were given."""
+    select, groups = _dims(p.by)
+    return w.query(f"""
+        SELECT {select}, count() AS leads, countIf(contacted_at IS NOT NULL) AS contacted,
+               sum(wins) AS won, countIf(lost_at IS NOT NULL) AS lost,
+               round(sum(revenue_eur), 2) AS revenue_eur,
+               if(won + lost > 0, round(won / (won + lost), 4), NULL) AS win_rate,
+               round(quantileExactInclusiveIf(0.5)(dateDiff('second', routed_at, contacted_at) / 60,
+                                          contacted_at IS NOT NULL), 1)
+                   AS median_minutes_routed_to_contact,
+               sum(sla_breaches) AS sla_breaches
+        FROM {LEADS} WHERE routed_at IS NOT NULL AND {p.after("created_at")}
+        GROUP BY {groups} ORDER BY revenue_eur DESC, leads DESC, {groups}
+    """)
+
+
+def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
+    """Each rep's leads against the leads the routing rules entitled them to (weight,
+    availability when each lead came, caps: `analytics.expected_leads`), and each
+    queue's Gini over those ratios. Leads before --since count for the caps only."""
+    closing = ", ".join(f"'{o}'" for o in sorted(CONTACT))
+    rows = w.query(f"""
+        SELECT l.queue AS queue, l.owner AS owner, toString(l.routed_at) AS routed_at,
+               toString(e.closed_at) AS closed_at, e.assigned_by AS assigned_by
+        FROM {LEADS} AS l
+        LEFT JOIN (
+            SELECT lead_id,
+                   argMinIf(JSONExtractString(payload, 'payload', 'assigned_by'), occurred_at,
+                            event_type = 'LeadAssigned') AS assigned_by,
+                   minIf(toNullable(occurred_at), event_type = 'OutcomeRecorded'
+                         AND JSONExtractString(payload, 'payload', 'outcome', 'outcome')
+                             NOT IN ({closing}))
+                       AS closed_at
+            FROM {EVENTS_TABLE}  -- no FINAL: a repeat changes no minimum
+            WHERE event_type IN ('LeadAssigned', 'OutcomeRecorded')
+            GROUP BY lead_id
+        ) AS e ON e.lead_id = l.lead_id
+        WHERE l.routed_at IS NOT NULL
+    """)
+    handed: dict[str, list[Handed]] = {}
+    for r in rows:
+        handed.setdefault(r["queue"], []).append(
+            Handed(
+                at=_time(r["routed_at"]),
+                owner=r["owner"],
+                closed_at=_time(r["closed_at"]) if r["closed_at"] else None,
+                account_owner=r["assigned_by"] == "account_owner",
+            )
+        )
+    since = datetime.combine(p.since, time(), UTC) if p.since is not None else None
+    return fairness_rows(inputs.routing, handed, since)
+
+
+def reasons(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Why leads were lost, returned, disqualified or retired, and why input was rejected."""
+    qualified = "JSONExtractString(payload, 'payload', {})"
+    return w.query(f"""
+        SELECT kind, if(reason = '', '(no reason given)', reason) AS reason, sum(n) AS count
+        FROM (
+            SELECT JSONExtractString(payload, 'payload', 'outcome', 'outcome') AS kind,
+                   JSONExtractString(payload, 'payload', 'outcome', 'reason') AS reason,
+                   uniqExact(lead_id) AS n
+            FROM {EVENTS_TABLE} FINAL
+            WHERE event_type = 'OutcomeRecorded' AND kind IN ('lost', 'returned')
+              AND {p.after("occurred_at")}
+            GROUP BY kind, reason
+            UNION ALL
+            SELECT {qualified.format("'status'")} AS kind, {qualified.format("'reason'")} AS reason,
+                   uniqExact(lead_id) AS n
+            FROM {EVENTS_TABLE} FINAL
+            WHERE event_type = 'LeadQualified'
+              -- most qualifications are neither: skip their JSON before parsing it
+              AND (position(payload, 'disqualified') > 0 OR position(payload, 'retired') > 0)
+              AND kind IN ('disqualified', 'retired') AND {p.after("occurred_at")}
+            GROUP BY kind, reason
+            UNION ALL
+            SELECT 'rejected' AS kind,
+                   JSONExtractString(arrayJoin(JSONExtractArrayRaw(payload, 'payload', 'reasons')),
+                                     'code') AS reason,
+                   count() AS n
+            FROM {EVENTS_TABLE} FINAL
+            WHERE event_type = 'MessageRejected' AND {p.after("occurred_at")}
+            GROUP BY reason
+        )
+        GROUP BY kind, reason ORDER BY kind, count DESC, reason
+    """)
+
+
+def targets(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
+    """Targets from targets.yaml against the month's actuals (leads created, MQLs and
+    SQLs reached, deals won and their revenue in that month)."""
+    facts = [
+        ("leads", "created_at", "1"),
+        ("mql", REACHED["mql"], "1"),
+        ("sql", REACHED["sql"], "1"),
+        ("won", "won_at", "wins"),
+        ("revenue_eur", "won_at", "revenue_eur"),
+    ]
+    union = "\nUNION ALL\n".join(
+        f"SELECT '{metric}' AS metric, toString(toStartOfMonth({at})) AS month, "
+        f"source_channel AS channel, toFloat64({value}) AS value "
+        f"FROM {LEADS} WHERE {at} IS NOT NULL"
+        for metric, at, value in facts
+    )
+    actual: dict[tuple[str, str, str], float] = {}
+    for row in w.query(
+        f"SELECT metric, month, channel, sum(value) AS value FROM ({union}) "
+        "GROUP BY metric, month, channel"
+    ):
+        actual[(row["metric"], row["month"][:7], row["channel"])] = float(row["value"])
+    rows: Rows = []
+    for target in inputs.targets.targets:
+        if p.since is not None and month_start(target.month) < p.since.replace(day=1):
+            continue
+        for metric in TARGET_METRICS:
+            goal = getattr(target, metric)
+            if goal is None:
+                continue
+            done = sum(
+                v
+                for (m, month, channel), v in actual.items()
+                if m == metric
+                and month == target.month
+                and (target.channel is None or channel == target.channel)
+            )
+            rows.append(
+                {
+                    "month": target.month,
+                    "channel": target.channel or "all",
+                    "metric": metric,
+                    "target": goal,
+                    "actual": round(done, 2),
+                    "attainment": round(done / goal, 4) if goal else None,
+                }
+            )
+    return rows
+
+
+def anomalies(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Days on which a channel's lead volume left its usual band (trailing 28 days)."""
+    daily: dict[str, dict[date, int]] = {}
+    for row in w.query(f"""
+        SELECT toString(toDate(created_at)) AS day, source_channel AS channel, count() AS leads
+        FROM {LEADS} GROUP BY day, channel
+    """):
+        daily.setdefault(row["channel"], {})[date.fromisoformat(row["day"])] = int(row["leads"])
+    return [
+        {
+            "day": a.day.isoformat(),
+            "channel": a.channel,
+            "leads": a.leads,
+            "expected": round(a.expected, 2),
+            "low": round(a.low, 2),
+            "high": round(a.high, 2),
+            "direction": a.direction,
+        }
+        for a in volume_anomalies(daily)
+        if p.since is None or a.day >= p.since
+    ]
+
+
+def pipeline_funnel(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
+    """What the pipeline did with the inquiries, per channel (the demo's table)."""
+    return funnel_by_channel(w, inputs.inquiries_topic, inputs.answer_target_s)
+
+
+def any_dimension(default: str) -> tuple[str, ...]:
+    """Every dimension of the `leads` view, `default` first."""
+    return (default, *(d for d in DIMENSIONS if d != default))
+
+
+REPORTS: dict[str, Report] = {
+    r.name: r
+    for r in (
+        Report("sources", "Lead sources over time", any_dimension("channel"), sources),
+        Report("funnel", "Funnel and conversion", any_dimension("all"), funnel),
+        Report("velocity", "Time in stage and where leads wait", any_dimension("all"), velocity),
+        Report("speed", "Speed to lead", any_dimension("all"), speed),
+        Report("speed-histogram", "Inquiry to first contact", ("all",), speed_histogram),
+        Report("sla", "SLA breaches", tuple(SLA_DIMENSIONS), sla),
+        Report("money", "Cost per lead and ROI", ("campaign", "channel", "all"), money),
+        Report(
+            "attribution", "Won revenue by attribution model", ("channel", "campaign"), attribution
+        ),
+        Report(
+            "performance",
+            "Rep and territory performance",
+            ("rep", "queue", "region", "channel"),
+            performance,
+        ),
+        Report("fairness", "Distribution fairness", ("queue",), fairness),
+        Report("reasons", "Lost, returned, disqualified and rejected", ("all",), reasons),
+        Report("targets", "Target against actual", ("all",), targets),
+        Report("anomalies", "Unusual daily volume per channel", ("channel",), anomalies),
+        Report("pipeline", "Inquiries through the pipeline", ("channel",), pipeline_funnel),
+    )
+}
+
+
+def run_report(warehouse: Warehouse, name: str, params: ReportParams, inputs: ReportInputs) -> Rows:
+    report = REPORTS.get(name)
+    if report is None:
+        raise BadRequest(f"no report {name!r}; reports: {', '.join(REPORTS)}")
+    by = params.by or report.by[0]
+    if by not in report.by:
+        raise BadRequest(f"report {name} can be grouped --by {', '.join(report.by)}; not {by!r}")
+    return report.run(warehouse, replace(params, by=by), inputs)
+
+
+def parse_params(query: Mapping[str, str]) -> ReportParams:
+    """Report parameters from strings (HTTP query or CLI), or a clear error."""
+    unknown = set(query) - {"by", "since", "grain", "half_life_days"}
+    if unknown:
+        raise BadRequest(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    grain = query.get("grain", "day")
+    if grain not in get_args(Grain):
+        raise BadRequest(f"grain is day, week or month; not {grain!r}")
+    since = None
+    if query.get("since"):
+        try:
+            since = date.fromisoformat(query["since"])
+        except ValueError:
+            raise BadRequest(f"since is a date like 2026-11-01; not {query['since']!r}") from None
+    try:
+        half_life = float(query.get("half_life_days", DEFAULT_HALF_LIFE_DAYS))
+    except ValueError:
+        half_life = 0.0
+    if not 0 < half_life <= 3650:
+        raise BadRequest("half_life_days is a number of days above 0, e.g. 7")
+    by = query.get("by") or None
+    return ReportParams(by=by, since=since, grain=grain, half_life_days=half_life)  # type: ignore[arg-type]
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)

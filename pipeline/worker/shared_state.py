@@ -1,0 +1,99 @@
+"""State every worker reads in full, written shard by shard.
+
+The win model and the company history are written by whichever partition saw
+the outcome or the inquiry, but read by every lead. Faust's GlobalTable would
+be the tool, but with more than one worker it stops syncing the other
+workers' partitions (faust-streaming issue #283; seen here with two workers:
+the win probability never appeared). So the writers use an ordinary table with
+one key per partition shard (`p<partition>|…`), and every worker mirrors that
+table's changelog with its own group-less consumer, all partitions from the
+start. Reads are eventually consistent: a write shows up after its round trip
+through Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from faust import current_event
+from faust.types import TableT
+from mode import Service
+
+from pipeline.worker.stage import Stage
+
+log = structlog.get_logger("leadflow.shared_state")
+
+
+class ShardedTable:
+    """Write: this partition's shard of a key. Read: every shard, from the mirror."""
+
+    def __init__(self, stage: Stage, name: str, partitions: int) -> None:
+        self.partitions = partitions
+        self.table: TableT = stage.app.Table(
+            name, partitions=partitions, key_type=bytes, value_type=bytes
+        )
+        self.mirror = ChangelogMirror(stage.settings.kafka_bootstrap, self.table, partitions)
+        stage.app.service(self.mirror)  # type: ignore[arg-type]
+
+    def write(self, key: str, value: bytes) -> None:
+        """Set this partition's shard of `key` (inside an agent, for the current message)."""
+        partition = current_event().message.partition  # type: ignore[union-attr]
+        self.table[f"p{partition}|{key}".encode()] = value
+
+    def mine(self, key: str) -> bytes | None:
+        """This partition's shard, as written here (no round trip)."""
+        partition = current_event().message.partition  # type: ignore[union-attr]
+        found: bytes | None = self.table.get(f"p{partition}|{key}".encode())
+        return found
+
+    def shards(self, key: str) -> list[bytes]:
+        """Every partition's shard of `key` the mirror has seen."""
+        found = (self.mirror.values.get(f"p{p}|{key}".encode()) for p in range(self.partitions))
+        return [value for value in found if value]
+
+
+class ChangelogMirror(Service):
+    """All partitions of a table's changelog, kept in memory, latest value per key."""
+
+    def __init__(self, bootstrap: str, table: TableT, partitions: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bootstrap, self.table, self.partitions = bootstrap, table, partitions
+        self.values: dict[bytes, bytes] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def on_start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+        )
+        await self._consumer.start()
+        topic = self.table.changelog_topic.get_topic_name()
+        parts = [TopicPartition(topic, p) for p in range(self.partitions)]
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_beginning(*parts)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=500)
+            except KafkaError:  # the changelog topic may not exist yet at start
+                log.warning("mirror.fetch_failed", exc_info=True)
+                await asyncio.sleep(1.0)
+                continue
+            for records in batches.values():
+                for record in records:
+                    if record.key is not None:
+                        self.values[record.key] = record.value or b""
+
+    async def on_stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
