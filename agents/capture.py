@@ -8,7 +8,7 @@ from datetime import timedelta
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.capture.plausibility import Plausibility, PostalTable
 from pipeline.worker.services import Services
-from pipeline.worker.stage import Stage
+from pipeline.worker.stage import Emitted, Received, Stage
 from schemas.envelope import utcnow
 
 
@@ -22,8 +22,9 @@ def register(stage: Stage, _services: Services) -> None:
         max_ahead=timedelta(minutes=settings.inquiry_max_ahead_minutes),
     )
     limit = settings.input_limit(stage.topics.inquiries)
-    stage.agent(
-        stage.topics.inquiries,
-        "capture",
-        lambda raw, at: capture_inquiry(raw, at, utcnow(), policy, stage.rules.exclusions, limit),
-    )
+    exclusions = stage.rules.exclusions
+
+    def capture(received: Received) -> Emitted:
+        return capture_inquiry(received.raw, received.at, utcnow(), policy, exclusions, limit)
+
+    stage.raw_agent(stage.topics.inquiries, "capture", capture)

@@ -39,4 +39,4 @@ def register(stage: Stage, services: Services) -> None:
             companies.record(companies.INQUIRY, company.domain, inquiry)
         return enriched
 
-    stage.decoding_agent(stage.topics.captured, "enrich", enrich)
+    stage.agent(stage.topics.captured, "enrich", enrich)

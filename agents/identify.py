@@ -13,13 +13,11 @@ from __future__ import annotations
 import faust
 
 from pipeline.domain.identify.identity import IdentityBook, correct_identity, route_activity
-from pipeline.domain.messages import Position, decode
 from pipeline.worker.services import Services
-from pipeline.worker.stage import Emitted, Stage
+from pipeline.worker.stage import Emitted, Received, Stage
 from schemas.envelope import utcnow
 from schemas.inputs import Activity
 from schemas.lead import ActivityUnattached, CorrectIdentity, IdentityClaimed
-from schemas.rejected import MessageRejected
 
 CHANGELOG_RESERVE = 4096
 """Room in a changelog message for its key and record overhead."""
@@ -43,20 +41,16 @@ def register(stage: Stage, _services: Services) -> None:
     def correct(command: CorrectIdentity) -> Emitted:
         return correct_identity(command, utcnow())
 
-    def identify_activity(raw: bytes | None, at: Position) -> Emitted:
-        unattached = decode(ActivityUnattached, raw, at, "identify-activity")
-        if isinstance(unattached, MessageRejected):
-            return unattached
-        return book.identify_activity(unattached, at, utcnow())
+    def identify_activity(unattached: ActivityUnattached, received: Received) -> Emitted:
+        return book.identify_activity(unattached, received.at, utcnow())
 
-    def attach_activity(raw: bytes | None, at: Position) -> Emitted:
-        activity = stage.decode(Activity, stage.topics.activity, raw, at, "attach-activity")
-        if isinstance(activity, MessageRejected):
-            return activity
-        return route_activity(activity, raw or b"", at, region, utcnow())
+    def attach_activity(activity: Activity, received: Received) -> Emitted:
+        return route_activity(activity, received.raw or b"", received.at, region, utcnow())
 
-    stage.decoding_agent(stage.topics.identify, "identify", book.identify)
-    stage.decoding_agent(stage.topics.identity_claims, "identity-claims", claim)
-    stage.decoding_agent(stage.topics.identity_corrections, "correct-identity", correct)
-    stage.agent(stage.topics.activity_identify, "identify-activity", identify_activity)
-    stage.agent(stage.topics.activity, "attach-activity", attach_activity)
+    stage.agent(stage.topics.identify, "identify", book.identify)
+    stage.agent(stage.topics.identity_claims, "identity-claims", claim)
+    stage.agent(stage.topics.identity_corrections, "correct-identity", correct)
+    stage.agent(
+        stage.topics.activity_identify, "identify-activity", identify_activity, message=True
+    )
+    stage.agent(stage.topics.activity, "attach-activity", attach_activity, message=True)

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from faust.web import Request, Response, View
-
 from pipeline.config.topics import TopicSpec
 from pipeline.domain.nurture.policy import NurturePolicy, fulfill_inquiry
 from pipeline.domain.nurture.programs import (
@@ -36,6 +34,7 @@ from pipeline.domain.nurture.programs import (
 )
 from pipeline.worker.services import Services
 from pipeline.worker.stage import Stage
+from pipeline.worker.tables import TypedTable
 from pipeline.worker.timers import DueTimers
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadQualified, NurtureStepDue, OutcomeRecorded
@@ -51,8 +50,8 @@ def register(stage: Stage, _services: Services) -> None:
     policy = stage.rules.nurture
     day = timedelta(seconds=stage.settings.nurture_day_seconds)
     partitions = stage.topics.qualified.partitions
-    states = stage.app.Table(
-        "nurture-leads", partitions=partitions, key_type=bytes, value_type=bytes
+    states: TypedTable[NurtureState] = stage.table(
+        "nurture-leads", NurtureState, partitions, stored="bytes"
     )
     timers = DueTimers(
         stage,
@@ -61,10 +60,6 @@ def register(stage: Stage, _services: Services) -> None:
         stage.settings.nurture_scan_seconds,
         lambda key, when, tag, now: due_step(uuid.UUID(key), when, tag, now),
     )
-
-    def load(lead_id: uuid.UUID) -> NurtureState:
-        stored = states.get(str(lead_id).encode())
-        return NurtureState.model_validate_json(stored) if stored else NurtureState()
 
     def agent(
         source: TopicSpec,
@@ -76,12 +71,12 @@ def register(stage: Stage, _services: Services) -> None:
 
         def handle(message: In) -> Output | None:
             lead_id = message.lead_id
-            before = load(lead_id)
+            before = states.get(str(lead_id)) or NurtureState()
             state, event = once(
                 before, input_id(message), lambda s: step(message, s, policy, utcnow(), day)
             )
             if state != before:
-                states[str(lead_id).encode()] = state.model_dump_json().encode()
+                states[str(lead_id)] = state
                 pending = state.next_due
                 if pending is None:
                     timers.set(str(lead_id), None)
@@ -89,9 +84,9 @@ def register(stage: Stage, _services: Services) -> None:
                     timers.set(str(lead_id), pending.due_at, pending.key)
             return event
 
-        stage.decoding_agent(source, name, handle, rejects)
+        stage.agent(source, name, handle, rejects)
 
-    stage.decoding_agent(  # beside qualify, which rejects what cannot be read
+    stage.agent(  # beside qualify, which rejects what cannot be read
         stage.topics.enriched,
         "fulfill",
         lambda lead: fulfill_inquiry(lead, policy, utcnow()),
@@ -104,14 +99,8 @@ def register(stage: Stage, _services: Services) -> None:
     agent(stage.topics.outcomes, "nurture-feedback", on_outcome)
     agent(stage.topics.nurture_steps, "nurture-step", run_step, rejects=True)
 
-    @stage.page("/v1/leads/{lead_id}/nurture", needs_tables=True)
-    class Status(View):
-        """A lead's segments, programs, next step and history (the partitions this worker
-        owns)."""
-
-        async def get(self, request: Request, lead_id: str) -> Response:
-            stored = states.get(lead_id.encode())
-            if not stored:
-                return self.json({"error": "lead not held by this worker"}, status=404)
-            status = nurture_status(NurtureState.model_validate_json(stored), policy)
-            return self.bytes(status.model_dump_json().encode(), content_type="application/json")
+    stage.lead_page(  # segments, programs, next step and history
+        "/v1/leads/{lead_id}/nurture",
+        states,
+        lambda state: nurture_status(state, policy).model_dump_json().encode(),
+    )

@@ -12,23 +12,19 @@ deleting its own command (it names the person). See docs/privacy.md.
 
 from __future__ import annotations
 
-from typing import Any
-
-import faust
 import orjson
 import structlog
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
-from pipeline.adapters.kafka.erasure import KafkaEraser, read_partition
+from pipeline.adapters.kafka.erasure import KafkaEraser
 from pipeline.adapters.warehouse.erasure import erase_in_warehouse, export_person, resolve_person
-from pipeline.domain.messages import Position, decode
-from pipeline.domain.privacy.person import Person, forget_entry, person_for
+from pipeline.domain.privacy.person import Person, person_for
 from pipeline.worker.services import Services
-from pipeline.worker.stage import Stage
+from pipeline.worker.stage import Received, Stage
+from pipeline.worker.table_eraser import erase_tables
 from schemas.envelope import derive_id, utcnow
 from schemas.privacy import EraseLead, LeadErased
-from schemas.rejected import MessageRejected
 
 log = structlog.get_logger("leadflow.privacy")
 STORES_TIMEOUT_S = 300.0
@@ -48,40 +44,6 @@ def register(stage: Stage, services: Services) -> None:
     bootstrap = stage.settings.kafka_bootstrap
     sink = services.warehouse
 
-    async def erase_tables(person: Person, partition: int) -> int:
-        """Remove the person from this partition's slice of every table."""
-        changed = 0
-        actives = stage.app.assignor.assigned_actives()
-        async with KafkaEraser(bootstrap) as kafka:
-            for table in stage.app.tables.values():
-                if partition >= table.partitions:
-                    continue
-                tp = TopicPartition(table.changelog_topic.get_topic_name(), partition)
-                scan, end = await read_partition(bootstrap, tp, person)
-                personal = scan.personal(person)
-                if not scan.mentions_person:  # nothing of the person, live or old
-                    continue
-                if tp not in actives:
-                    raise RuntimeError(f"{tp.topic}/{partition} is not active on this worker")
-                for raw in personal:
-                    changed += 1
-                    key = table.data._decode_key(raw)
-                    kept = forget_entry(raw, table.get(key), person)
-                    if kept is not None:
-                        table[key] = kept
-                    elif key in table:
-                        del table[key]
-                for raw in scan.live.keys() - set(personal):
-                    key = table.data._decode_key(raw)
-                    value = table.get(key)
-                    if value is not None:  # rewritten after `end`: the head holds no state
-                        table[key] = value
-                await stage.app.producer.flush()
-                await kafka.make_deletable(tp.topic)
-                await kafka.delete_before(tp, end)
-                _compact_local(table, partition)
-        return changed
-
     async def erase_stores(person: Person) -> tuple[int, int, bool]:
         topics = [s.name for s in stage.topics.all() if s != stage.topics.erasure]
         async with KafkaEraser(bootstrap) as kafka:
@@ -100,7 +62,7 @@ def register(stage: Stage, services: Services) -> None:
         complete = True
         try:
             if command.phase == "tables":
-                tables = await erase_tables(person, partition)
+                tables = await erase_tables(stage.app, bootstrap, person, partition)
             else:
                 topics, rows, complete = await erase_stores(person)
         except Exception:
@@ -121,30 +83,21 @@ def register(stage: Stage, services: Services) -> None:
             complete=complete,
         )
 
-    async def run(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
-            message = event.message
-            at = Position(message.topic, message.partition, message.offset)
-            command = decode(EraseLead, event.value, at, "erase")
-            if isinstance(command, MessageRejected):
-                await stage.emit(command)
-                continue
-            done = await handle(command, message.partition)
-            async with KafkaEraser(bootstrap) as kafka:  # the command names the person
-                await kafka.delete_before(
-                    TopicPartition(message.topic, message.partition), message.offset + 1
-                )
-            await stage.emit(done)
-            log.info(
-                "privacy.erased",
-                erasure_id=str(command.event_id),
-                phase=command.phase,
-                partition=message.partition,
-                complete=done.complete,
-            )
+    async def erase(command: EraseLead, received: Received) -> LeadErased:
+        at = received.at
+        done = await handle(command, at.partition)
+        async with KafkaEraser(bootstrap) as kafka:  # the command names the person
+            await kafka.delete_before(TopicPartition(at.topic, at.partition), at.offset + 1)
+        log.info(
+            "privacy.erased",
+            erasure_id=str(command.event_id),
+            phase=command.phase,
+            partition=at.partition,
+            complete=done.complete,
+        )
+        return done
 
-    run.__name__ = "erase"
-    stage.app.agent(stage.channel(stage.topics.erasure), name="erase")(run)
+    stage.agent(stage.topics.erasure, "erase", erase, message=True)
 
     if sink is None:  # another process owns the warehouse and answers these
         return
@@ -178,11 +131,3 @@ def register(stage: Stage, services: Services) -> None:
             person = await subject_of(request)
             found = await warehouse.call(lambda w: export_person(w, person))
             return self.bytes(orjson.dumps(found), content_type="application/json")
-
-
-def _compact_local(table: Any, partition: int) -> None:
-    """RocksDB keeps deleted values in its files until a compaction: run one now."""
-    db = getattr(table.data, "_dbs", {}).get(partition)
-    if db is not None:
-        db.flush()
-        db.compact_range(None, None)

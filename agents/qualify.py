@@ -17,7 +17,6 @@ from __future__ import annotations
 import uuid
 
 import structlog
-from faust.web import Request, Response, View
 
 from pipeline.domain.enrich.enrichment import CompanyRecord
 from pipeline.domain.qualify.predictive import WinCounts
@@ -35,6 +34,7 @@ from pipeline.domain.qualify.scoring import lead_features
 from pipeline.worker.services import Services
 from pipeline.worker.shared_state import ShardedTable
 from pipeline.worker.stage import Stage
+from pipeline.worker.tables import TypedTable
 from pipeline.worker.timers import DueTimers
 from schemas.envelope import utcnow
 from schemas.lead import (
@@ -51,11 +51,8 @@ log = structlog.get_logger("leadflow.qualify")
 
 def register(stage: Stage, services: Services) -> None:
     """Qualify, and re-qualify on activities, outcomes and the interval timer."""
-    states = stage.app.Table(
-        "qualify-leads",
-        partitions=stage.topics.enriched.partitions,
-        key_type=bytes,
-        value_type=bytes,
+    states: TypedTable[LeadState] = stage.table(
+        "qualify-leads", LeadState, stage.topics.enriched.partitions, stored="bytes"
     )
     timers = DueTimers(  # small index the timer scans, apart from the big states
         stage,
@@ -64,21 +61,19 @@ def register(stage: Stage, services: Services) -> None:
         stage.settings.requalify_scan_seconds,
         lambda key, when, _tag, now: due(uuid.UUID(key), when, now),
     )
-    wins = ShardedTable(stage, "qualify-win-counts", stage.topics.enriched.partitions)
+    wins = ShardedTable(stage, "qualify-win-counts", stage.topics.enriched.partitions, WinCounts)
     model = stage.rules.scoring
 
     def counts() -> WinCounts:
-        return WinCounts.total(WinCounts.model_validate_json(raw) for raw in wins.shards("model"))
+        return WinCounts.total(wins.shards("model"))
 
     def predict(profile: LeadProfile) -> float | None:
         return counts().win_probability(lead_features(profile, model), model.predictive)
 
     def run(lead_id: uuid.UUID, change: Change) -> LeadQualified | None:
-        key = str(lead_id).encode()
-        stored = states.get(key)
-        before = LeadState.model_validate_json(stored) if stored else LeadState()
+        before = states.get(str(lead_id)) or LeadState()
         state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
-        states[key] = state.model_dump_json().encode()
+        states[str(lead_id)] = state
         if state.due_at != before.due_at:
             timers.set(str(lead_id), state.due_at)
         if before.outcome is None and state.outcome is not None and state.profile is not None:
@@ -91,11 +86,8 @@ def register(stage: Stage, services: Services) -> None:
         return event
 
     def learn(profile: LeadProfile, won: bool) -> None:
-        raw = wins.mine("model")
-        mine = WinCounts.model_validate_json(raw) if raw else WinCounts()
-        wins.write(
-            "model", mine.learn(lead_features(profile, model), won).model_dump_json().encode()
-        )
+        mine = wins.mine("model") or WinCounts()
+        wins.write("model", mine.learn(lead_features(profile, model), won))
 
     def enriched(lead: LeadEnriched) -> LeadQualified | None:
         return run(lead.lead_id, from_enriched(lead))
@@ -107,24 +99,16 @@ def register(stage: Stage, services: Services) -> None:
         applied = recorded.payload
         return run(recorded.lead_id, from_outcome(applied.outcome, applied.cycle))
 
-    @stage.page("/v1/leads/{lead_id}/qualification", needs_tables=True)
-    class Explain(View):
-        """The lead's latest qualification as this worker holds it (its partitions only)."""
-
-        async def get(self, request: Request, lead_id: str) -> Response:
-            stored = states.get(lead_id.encode())
-            if not stored:
-                return self.json({"error": "lead not held by this worker"}, status=404)
-            state = LeadState.model_validate_json(stored)
-            return self.bytes(
-                state.model_dump_json(include={"last", "iteration", "outcome"}).encode(),
-                content_type="application/json",
-            )
+    stage.lead_page(  # the latest qualification, as this worker holds it
+        "/v1/leads/{lead_id}/qualification",
+        states,
+        lambda state: state.model_dump_json(include={"last", "iteration", "outcome"}).encode(),
+    )
 
     def timer(fired: RequalificationDue) -> LeadQualified | None:
         return run(fired.lead_id, from_timer(fired))
 
-    stage.decoding_agent(stage.topics.requalify, "requalify-interval", timer)
-    stage.decoding_agent(stage.topics.enriched, "qualify", enriched)
-    stage.decoding_agent(stage.topics.lead_activity, "requalify-activity", activity)
-    stage.decoding_agent(stage.topics.outcomes, "requalify-feedback", outcome)
+    stage.agent(stage.topics.requalify, "requalify-interval", timer)
+    stage.agent(stage.topics.enriched, "qualify", enriched)
+    stage.agent(stage.topics.lead_activity, "requalify-activity", activity)
+    stage.agent(stage.topics.outcomes, "requalify-feedback", outcome)

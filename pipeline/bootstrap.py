@@ -11,35 +11,53 @@ from __future__ import annotations
 
 import faust
 
-from agents import capture, distribute, enrich, identify, intake, nurture, privacy, qualify, report
+from agents import (
+    capture,
+    distribute,
+    enrich,
+    identify,
+    intake,
+    nurture,
+    privacy,
+    qualify,
+    report,
+    sla,
+)
 from pipeline.config.access import ensure_local_key
 from pipeline.config.rules import Rules
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
-from pipeline.domain.enrich.enrichment import ReferenceData
+from pipeline.domain.enrich.enrichment import CompanyRecord, ReferenceData
 from pipeline.worker.faust_app import faust_app
 from pipeline.worker.services import CompanyBook, Services
 from pipeline.worker.shared_state import ShardedTable
 from pipeline.worker.sink import WarehouseSink
 from pipeline.worker.stage import Stage
 
-STAGES = (capture, identify, enrich, qualify, nurture, distribute, report, intake, privacy)
+STAGES = (capture, identify, enrich, qualify, nurture, distribute, sla, report, intake, privacy)
 """Every agent module, in stage order; each has `register(stage, services)`."""
 
 
 def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
     """The worker's Faust app with every stage agent, timer, table and endpoint."""
+    return build(settings, topics, rules).app
+
+
+def build(settings: Settings, topics: Topics, rules: Rules) -> Stage:
+    """The stage every agent registered on (its `steps` are the app's agents)."""
     app = faust_app(settings, topics.routing.partitions)
     ensure_local_key(settings)
     reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
     services = Services(
-        companies=CompanyBook(ShardedTable(stage, "company-history", topics.captured.partitions)),
+        companies=CompanyBook(
+            ShardedTable(stage, "company-history", topics.captured.partitions, CompanyRecord)
+        ),
         warehouse=warehouse_sink(app, settings, topics),
     )
     for module in STAGES:
         module.register(stage, services)
-    return app
+    return stage
 
 
 def warehouse_sink(app: faust.App, settings: Settings, topics: Topics) -> WarehouseSink | None:

@@ -18,20 +18,18 @@ class CompanyBook:
 
     INQUIRY, CUSTOMER = "i", "c"
 
-    def __init__(self, table: ShardedTable) -> None:
+    def __init__(self, table: ShardedTable[CompanyRecord]) -> None:
         self.table = table
 
     def record(self, kind: str, domain: str, update: CompanyRecord) -> None:
         """Merge `update` into this partition's shard of the company's record (in an agent)."""
-        raw = self.table.mine(f"{kind}|{domain}")
-        mine = CompanyRecord.model_validate_json(raw) if raw else CompanyRecord()
+        mine = self.table.mine(f"{kind}|{domain}") or CompanyRecord()
         merged = CompanyRecord.merge([mine, update])
         if merged != mine:
-            self.table.write(f"{kind}|{domain}", merged.model_dump_json().encode())
+            self.table.write(f"{kind}|{domain}", merged)
 
     def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
-        shards = [*self.table.shards(f"i|{domain}"), *self.table.shards(f"c|{domain}")]
-        records = [CompanyRecord.model_validate_json(raw) for raw in shards]
+        records = [*self.table.shards(f"i|{domain}"), *self.table.shards(f"c|{domain}")]
         return CompanyRecord.merge(records).before(inquiry_id) if records else None
 
 

@@ -14,7 +14,7 @@ through Kafka.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,38 +22,41 @@ from aiokafka.errors import KafkaError
 from faust import current_event
 from faust.types import TableT
 from mode import Service
+from pydantic import BaseModel
 
 from pipeline.worker.stage import Stage
 
 log = structlog.get_logger("leadflow.shared_state")
+M = TypeVar("M", bound=BaseModel)
 
 
-class ShardedTable:
-    """Write: this partition's shard of a key. Read: every shard, from the mirror."""
+class ShardedTable(Generic[M]):
+    """Write: this partition's shard of a key. Read: every shard, from the mirror.
+    Values are models of one type, stored as JSON bytes."""
 
-    def __init__(self, stage: Stage, name: str, partitions: int) -> None:
-        self.partitions = partitions
+    def __init__(self, stage: Stage, name: str, partitions: int, model: type[M]) -> None:
+        self.partitions, self.model = partitions, model
         self.table: TableT = stage.app.Table(
             name, partitions=partitions, key_type=bytes, value_type=bytes
         )
         self.mirror = ChangelogMirror(stage.settings.kafka_bootstrap, self.table, partitions)
         stage.app.service(self.mirror)  # type: ignore[arg-type]
 
-    def write(self, key: str, value: bytes) -> None:
+    def write(self, key: str, value: M) -> None:
         """Set this partition's shard of `key` (inside an agent, for the current message)."""
         partition = current_event().message.partition  # type: ignore[union-attr]
-        self.table[f"p{partition}|{key}".encode()] = value
+        self.table[f"p{partition}|{key}".encode()] = value.model_dump_json().encode()
 
-    def mine(self, key: str) -> bytes | None:
+    def mine(self, key: str) -> M | None:
         """This partition's shard, as written here (no round trip)."""
         partition = current_event().message.partition  # type: ignore[union-attr]
         found: bytes | None = self.table.get(f"p{partition}|{key}".encode())
-        return found
+        return self.model.model_validate_json(found) if found else None
 
-    def shards(self, key: str) -> list[bytes]:
+    def shards(self, key: str) -> list[M]:
         """Every partition's shard of `key` the mirror has seen."""
         found = (self.mirror.values.get(f"p{p}|{key}".encode()) for p in range(self.partitions))
-        return [value for value in found if value]
+        return [self.model.model_validate_json(value) for value in found if value]
 
 
 class ChangelogMirror(Service):

@@ -6,15 +6,16 @@ rule file stops the worker at start with a clear message, not mid-stream.
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import faust
 import structlog
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from faust.web import View
+from faust.web import Request, Response, View
 from pydantic import BaseModel
 
 from pipeline.config.access import (
@@ -28,15 +29,14 @@ from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.domain.messages import Position, best_effort_source, decode, reject
 from pipeline.errors import EventTooLarge
 from pipeline.worker.http import Keys, guard
+from pipeline.worker.tables import JSON_SCHEMA, Stored, TypedTable
 from schemas.envelope import EventBase
 from schemas.rejected import MessageRejected, Reason
 
 log = structlog.get_logger("leadflow.agent")
 EXIT_EMIT_FAILED = 70
 M = TypeVar("M", bound=BaseModel)
-Emitted = EventBase | Sequence[EventBase] | None
-Handler = Callable[[bytes | None, Position], Emitted]
-"""A stage's domain step: the raw message and its position in, the events it causes out."""
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,25 @@ class Outgoing:
     spec: TopicSpec
     key: bytes | None
     value: bytes
+
+
+Emitted = EventBase | Outgoing | Sequence[EventBase | Outgoing] | None
+"""What a step causes: events (each to the topic of its type) or ready messages."""
+Result = Emitted | Awaitable[Emitted]
+"""A step may await (a claim's answer, an erasure's stores); the loop awaits it."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """The Kafka side of a consumed message: its key, bytes and position."""
+
+    key: bytes | None
+    raw: bytes | None
+    at: Position
+
+
+RawStep = Callable[[Received], Result]
+"""A step that reads the message's bytes itself."""
 
 
 @dataclass
@@ -60,6 +79,10 @@ class Stage:
     _channels: dict[str, faust.TopicT] = field(default_factory=dict)
     _by_model: dict[type, TopicSpec] = field(default_factory=dict)
     _limiter: RateLimiter = field(init=False)
+    steps: dict[str, RawStep] = field(default_factory=dict)
+    """Every agent's step by agent name: each runs through `process`, the one loop."""
+    stop: Callable[[int], None] = field(default=lambda code: os._exit(code))
+    """How a failed send ends the worker (before Faust commits past the message)."""
 
     def __post_init__(self) -> None:
         for spec in self.topics.all():
@@ -76,6 +99,28 @@ class Stage:
         """Serve a view on the worker's web server behind the door every endpoint
         shares (`pipeline.worker.http.guard`)."""
         return guard(self.app, self.settings, self._limiter, path, keys, needs_tables)
+
+    def table(self, name: str, type_: Any, partitions: int, stored: Stored = "json") -> Any:
+        """A typed table of `type_` (see `pipeline.worker.tables` for `stored`)."""
+        if stored == "bytes":
+            table = self.app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)
+        else:
+            table = self.app.Table(name, partitions=partitions, schema=JSON_SCHEMA)
+        return TypedTable(table, type_, stored)
+
+    def lead_page(self, path: str, table: TypedTable[T], answer: Callable[[T], bytes]) -> None:
+        """`GET path` (with `{lead_id}`): `answer` of the lead's entry in `table`, or 404
+        "lead not held by this worker" (another worker's partitions hold it, or none)."""
+
+        class LeadView(View):
+            async def get(self, request: Request, lead_id: str) -> Response:
+                found = table.get(lead_id)
+                if found is None:
+                    return self.json({"error": "lead not held by this worker"}, status=404)
+                return self.bytes(answer(found), content_type="application/json")
+
+        LeadView.__name__ = "Lead" + "".join(p.title() for p in path.split("/")[-1:])
+        self.page(path, needs_tables=True)(LeadView)
 
     def channel(self, spec: TopicSpec) -> faust.TopicT:
         if spec.name not in self._channels:
@@ -110,16 +155,17 @@ class Stage:
 
     def outgoing(
         self, result: Emitted, raw: bytes | None, at: Position, name: str
-    ) -> list[tuple[EventBase, Outgoing]]:
+    ) -> list[tuple[EventBase | Outgoing, Outgoing]]:
         """What a step's result sends: every event measured before any is sent, so an
         event the broker would refuse makes the step's input a rejection (the input is
         what cannot be processed) instead of a failed send that stops the worker and
-        meets the same message again after every restart."""
-        events = [result] if isinstance(result, EventBase) else list(result or [])
+        meets the same message again after every restart. A ready `Outgoing` (a
+        message forwarded as it came) goes as it is."""
+        items = [result] if isinstance(result, EventBase | Outgoing) else list(result or [])
         try:
-            return [(event, self.encode(event)) for event in events]
+            return [(i, i if isinstance(i, Outgoing) else self.encode(i)) for i in items]
         except EventTooLarge as exc:
-            log.warning("stage.output_too_large", stage=name, at=at.ref, error=str(exc))
+            log.warning("stage.output_too_large", error=str(exc))
             reason = Reason(code="output_too_large", message=str(exc))
             rejection = reject(raw or b"", at, name, [reason], best_effort_source(raw))
             return [(rejection, self.encode(rejection))]
@@ -133,65 +179,99 @@ class Stage:
         limit, oldest = self.settings.input_limit(source), self.settings.oldest_input(source)
         return decode(model, raw, at, name, limit, oldest)
 
-    def agent(self, source: TopicSpec, name: str, handle: Handler) -> None:
-        """Consume `source`, call the domain step, emit what it returns.
+    def raw_agent(self, source: TopicSpec, name: str, step: RawStep) -> None:
+        """An agent whose step reads the message's bytes itself (capture decodes an
+        inquiry its own way, keeping what it can of a bad one)."""
+        self._register(source, name, step)
 
-        A step that raises is a bug, but it must not lose the message: the
-        message goes to `leads.rejected` with the error, and the stage goes on.
+    def agent(
+        self,
+        source: TopicSpec,
+        name: str,
+        step: Callable[..., Result],
+        rejects: bool = True,
+        message: bool = False,
+    ) -> None:
+        """An agent whose step takes the source topic's value model, decoded at the
+        edge (and, with `message`, the `Received` message too).
+
+        What cannot be decoded is a rejection; a second agent on a topic passes
+        `rejects=False`: the topic's main consumer already puts bad bytes in
+        `leads.rejected`, once.
         """
+        model = source.model
+
+        def handle(received: Received) -> Result:
+            decoded = self.decode(model, source, received.raw, received.at, name)
+            if isinstance(decoded, MessageRejected):
+                if rejects:
+                    return decoded
+                log.info("stage.skipped_undecodable")
+                return None
+            lead_id = getattr(decoded, "lead_id", None)
+            if lead_id is not None:
+                structlog.contextvars.bind_contextvars(lead_id=str(lead_id))
+            return step(decoded, received) if message else step(decoded)
+
+        self._register(source, name, handle)
+
+    def _register(self, source: TopicSpec, name: str, handle: RawStep) -> None:
+        """The one loop every agent runs: each message of `source` through `process`."""
+        if name in self.steps:
+            raise ValueError(f"two agents are named {name!r}")
+        self.steps[name] = handle
 
         async def run(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 message = event.message
                 at = Position(message.topic, message.partition, message.offset)
-                try:
-                    result = handle(event.value, at)
-                except Exception as exc:
-                    log.exception("stage.error", stage=name, at=at.ref)
-                    reason = Reason(code="stage_error", message=f"{type(exc).__name__}: {exc}")
-                    result = reject(event.value or b"", at, name, [reason])
-                # None: the step recorded the message in its state only
-                for emitted, outgoing in self.outgoing(result, event.value, at, name):
-                    try:
-                        await self.send(outgoing)
-                    except Exception:
-                        # Faust would ack this message anyway and commit past it. Dying
-                        # before the next commit means it is read again after a restart.
-                        log.critical("stage.emit_failed", stage=name, at=at.ref, exc_info=True)
-                        os._exit(EXIT_EMIT_FAILED)
-                    log_decision(name, emitted)
+                await self.process(name, Received(message.key, event.value, at))
 
         run.__name__ = name
         self.app.agent(self.channel(source), name=name)(run)
 
-    def decoding_agent(
-        self,
-        source: TopicSpec,
-        name: str,
-        step: Callable[[Any], Emitted],
-        rejects: bool = True,
-    ) -> None:
-        """An agent whose step takes the source topic's value model, decoded.
+    async def process(self, name: str, received: Received) -> None:
+        """One message through agent `name`'s step, under the one failure policy.
 
-        A second agent on a topic passes `rejects=False`: the topic's main
-        consumer already puts bad bytes in `leads.rejected`, once.
+        Decode at the edge, the pure domain step, emit 0..n events. A step that
+        raises is a bug, but it must not lose the message: the message goes to
+        `leads.rejected` once, with the stage and the error, and the stage goes on.
+        A send that fails ends the worker before its next commit: Faust would ack
+        the message anyway and commit past it, so it is read again after a restart.
+        The log context (stage, position, lead id) is bound here, once.
         """
-        model = source.model
+        with structlog.contextvars.bound_contextvars(stage=name, at=received.at.ref):
+            try:
+                await self._process(name, received)
+            finally:
+                structlog.contextvars.unbind_contextvars("lead_id")  # bound by `agent`
 
-        def handle(raw: bytes | None, at: Position) -> Emitted:
-            decoded = self.decode(model, source, raw, at, name)
-            if not isinstance(decoded, MessageRejected):
-                return step(decoded)
-            if rejects:
-                return decoded
-            log.info("stage.skipped_undecodable", stage=name, at=at.ref)
-            return None
+    async def _process(self, name: str, received: Received) -> None:
+        raw, at = received.raw, received.at
+        try:
+            result = self.steps[name](received)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception as exc:
+            log.exception("stage.error")
+            reason = Reason(code="stage_error", message=f"{type(exc).__name__}: {exc}")
+            result = reject(raw or b"", at, name, [reason])
+        # None: the step recorded the message in its state only
+        for emitted, outgoing in self.outgoing(result, raw, at, name):
+            try:
+                await self.send(outgoing)
+            except Exception:
+                log.critical("stage.emit_failed", exc_info=True)
+                self.stop(EXIT_EMIT_FAILED)
+                return
+            log_decision(name, emitted)
 
-        self.agent(source, name, handle)
 
-
-def log_decision(stage: str, event: EventBase) -> None:
+def log_decision(stage: str, event: EventBase | Outgoing) -> None:
     """One canonical line per decision."""
+    if isinstance(event, Outgoing):
+        log.info("stage.forwarded", stage=stage, topic=event.spec.name)
+        return
     fields: dict[str, Any] = {"stage": stage, "event_type": event.event_type}
     lead_id = getattr(event, "lead_id", None)
     if lead_id is not None:

@@ -208,12 +208,14 @@ def run_agent(
     async def messages() -> AsyncIterator[SimpleNamespace]:
         for offset in (0, 1):
             yield SimpleNamespace(
-                message=SimpleNamespace(topic="leads.activity", partition=0, offset=offset),
+                message=SimpleNamespace(
+                    topic="leads.activity", partition=0, offset=offset, key=None
+                ),
                 value=b'{"n": %d}' % offset,
             )
 
     stage.send = send  # type: ignore[method-assign]
-    stage.agent(TOPICS.activity, "loop", handle)
+    stage.raw_agent(TOPICS.activity, "loop", lambda received: handle(received.raw, received.at))
     with capture_logs() as logs:
         try:
             asyncio.run(stage.app.agents["loop"].fun(SimpleNamespace(events=messages)))

@@ -549,3 +549,19 @@ def queue_report(
             for r in queue.reps
         ]
     return report
+
+
+def decision_scope(event: LeadRouted | LeadAssigned) -> str:
+    """What a routing decision is kept under: lead and queue, and the sales cycle after
+    the first (a returning lead is decided afresh; within a cycle it keeps its owner)."""
+    if isinstance(event, LeadRouted):
+        queue, cycle = event.payload.queue, event.payload.handoff.qualification.cycle
+    else:
+        queue, cycle = event.payload.queue, event.payload.qualification.cycle
+    return per_cycle(f"{event.lead_id}:{queue}", cycle)
+
+
+def per_cycle(key: str, cycle: int) -> str:
+    """A lead's state key for one sales cycle: the first keeps the key it always had
+    (state written before cycles existed still applies), later ones are their own."""
+    return key if cycle == 1 else f"{key}:c{cycle}"

@@ -249,6 +249,10 @@ class HeldOutcome(BaseModel):
     def at(self) -> Position:
         return Position(self.topic, self.partition, self.offset)
 
+    @property
+    def outcome(self) -> CrmOutcome:
+        return CrmOutcome.model_validate_json(self.raw)
+
 
 def held(stored: dict[str, Any] | str, now: datetime, wait: timedelta) -> HeldOutcome:
     """A held outcome as stored. One stored by a version before the bounded wait (the bare

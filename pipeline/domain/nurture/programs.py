@@ -28,6 +28,7 @@ from pipeline.domain.nurture.policy import (
     Trigger,
     recipient,
 )
+from pipeline.domain.once import apply_once
 from schemas.envelope import AwareDatetime, Source, derive_id
 from schemas.lead import (
     ActivityRecorded,
@@ -47,7 +48,6 @@ from schemas.lead import (
 )
 
 V = TypeVar("V", bound=str)
-MAX_SEEN = 200
 MAX_SENT = 4
 MAX_HISTORY = 100
 MAX_TOUCH_TIMES = 50
@@ -169,15 +169,19 @@ def once(
     step: Callable[[NurtureState], tuple[NurtureState, Output | None]],
 ) -> tuple[NurtureState, Output | None]:
     """Apply an input once; a repeat of a recent input that caused an event sends it again."""
-    if input_id in state.seen:
-        replay = state.sent.get(input_id)
-        return state, OUTPUT.validate_json(replay) if replay is not None else None
-    state, event = step(state)
-    update: dict[str, object] = {"seen": [*state.seen, input_id][-MAX_SEEN:]}
-    if event is not None:
+
+    def replay(state: NurtureState) -> Output | None:
+        sent = state.sent.get(input_id)
+        return OUTPUT.validate_json(sent) if sent is not None else None
+
+    def apply(state: NurtureState) -> tuple[NurtureState, Output | None]:
+        state, event = step(state)
+        if event is None:
+            return state, None
         recent = [*state.sent.items(), (input_id, event.model_dump_json())][-MAX_SENT:]
-        update["sent"] = dict(recent)
-    return state.model_copy(update=update), event
+        return state.model_copy(update={"sent": dict(recent)}), event
+
+    return apply_once(state, input_id, apply, replay)
 
 
 # --- segments and conditions -------------------------------------------------

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.domain.once import apply_once
 from pipeline.domain.qualify.scoring import ScoringModel, Signals, qualify
 from schemas.envelope import AwareDatetime, Source, derive_id
 from schemas.inputs import CrmOutcome, Outcome
@@ -32,7 +33,6 @@ from schemas.lead import (
 )
 
 MAX_ACTIVITIES = 500
-MAX_SEEN = 200
 CLOSED: set[Outcome] = {"won", "lost"}
 
 
@@ -180,12 +180,26 @@ def requalify(
     (won/lost) lead is not qualified again until a new inquiry starts its next
     cycle; a retired one only by a new inquiry or a purchase-intent signal.
     """
-    if change.input_id in state.seen:
+
+    def replay(state: LeadState) -> LeadQualified | None:
         # The input whose event may have been lost in a crash is sent again, same id.
-        replay = change.input_id == state.emitted_for and state.last is not None
-        return state, _event(lead_id, state, change.input_id, now) if replay else None
-    state = change.apply(state)
-    state = state.model_copy(update={"seen": [*state.seen, change.input_id][-MAX_SEEN:]})
+        again = change.input_id == state.emitted_for and state.last is not None
+        return _event(lead_id, state, change.input_id, now) if again else None
+
+    def apply(state: LeadState) -> tuple[LeadState, LeadQualified | None]:
+        return _requalify(lead_id, change.apply(state), change, model, now, predict)
+
+    return apply_once(state, change.input_id, apply, replay)
+
+
+def _requalify(
+    lead_id: uuid.UUID,
+    state: LeadState,
+    change: Change,
+    model: ScoringModel,
+    now: datetime,
+    predict: Callable[[LeadProfile], float | None] | None,
+) -> tuple[LeadState, LeadQualified | None]:
     if (
         state.profile is None
         or state.outcome is not None
