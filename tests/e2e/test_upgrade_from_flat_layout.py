@@ -2,15 +2,17 @@
 layout writes state, the worker of the layered layout starts on it and finds it.
 
 Faust names a table's changelog topic and its local store after the app id and
-the table's name, and a consumer group's offsets after the agents' topics, so a
-renamed table would start empty and a renamed agent would read its topic again.
-The old worker is the code of commit `FLAT_LAYOUT` (the last one before the move
-into subpackages), taken from git history with `git archive` and run from its
-own tree with this virtualenv. It qualifies, nurtures and assigns three people,
-then stops cleanly. The new worker starts twice on the same settings: once with
-the old worker's local table store, once with none (a new host, changelogs only).
-Both times it must answer with the old worker's state, and a second inquiry of
-each person must land on that person's lead and owner.
+the table's name, so a renamed table would start empty (tests/unit/test_names_stay.py
+pins the names; this test shows that the state behind them is found). The old
+worker is the code of commit `FLAT_LAYOUT` (the last one before the move into
+subpackages), taken from git history with `git archive` and run from its own
+tree with this virtualenv. It qualifies, nurtures and assigns three people, then
+stops cleanly, its inputs all committed. The new worker starts twice on the same
+settings: once with the old worker's local table store, once with none (a new
+host: the changelogs alone). Both times it must answer with the old worker's
+state, and a second inquiry of two of the people must land on that person's
+lead, and for the one in sales with the same owner and no second open lead.
+The warehouse keeps every row the old worker stored.
 
 The people bite: two namesakes at one company (different e-mails: two people),
 and a third person whose message names the first.
@@ -245,7 +247,8 @@ def test_the_new_worker_finds_the_state_the_flat_layout_wrote(kafka: str, tmp_pa
         asyncio.run(wait_until_stored(settings))
         stored_before = get_json(settings, "/v1/warehouse/events")
     finally:
-        assert old.stop() == 0, f"see {old.log_file}"
+        stopped = old.stop()
+    assert stopped == 0, f"the flat-layout worker's stop: see {old.log_file}"
 
     hot = by_person["hot"]
     assert isinstance(hot, LeadAssigned)
