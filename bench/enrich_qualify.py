@@ -11,7 +11,7 @@ import argparse
 import time
 
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import NAME_MATCH, PROJECT_ROOT
 from pipeline.dev.traffic import demo_inquiries
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.capture.plausibility import Plausibility, PostalTable
@@ -21,7 +21,7 @@ from pipeline.domain.enrich.enrichment import (
     ReferenceData,
     enrich_lead,
 )
-from pipeline.domain.identify.identity import NAME_MATCH, IdentityBook
+from pipeline.domain.identify.identity import IdentityBook
 from pipeline.domain.messages import Position
 from pipeline.domain.qualify.requalify import LeadState, from_enriched, requalify
 from schemas.envelope import EventBase, utcnow

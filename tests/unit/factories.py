@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from pipeline.config.rules import DEFAULT_ENRICHMENT
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import NAME_MATCH, PROJECT_ROOT
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.capture.exclusion import ExclusionPolicy
 from pipeline.domain.capture.inquiry import capture_inquiry
@@ -20,7 +20,7 @@ from pipeline.domain.enrich.enrichment import (
     enrich_lead,
     load_directory,
 )
-from pipeline.domain.identify.identity import NAME_MATCH, IdentityBook
+from pipeline.domain.identify.identity import IdentityBook
 from pipeline.domain.messages import Position
 from schemas.envelope import EventBase, derive_id
 from schemas.inputs import CrmOutcome
