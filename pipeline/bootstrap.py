@@ -13,10 +13,10 @@ import faust
 
 from agents import capture, distribute, enrich, identify, intake, nurture, privacy, qualify, report
 from pipeline.config.access import ensure_local_key
+from pipeline.config.reference import reference_data
 from pipeline.config.rules import Rules
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
-from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.worker.faust_app import faust_app
 from pipeline.worker.services import CompanyBook, Services
 from pipeline.worker.shared_state import ShardedTable
@@ -31,7 +31,7 @@ def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
     """The worker's Faust app with every stage agent, timer, table and endpoint."""
     app = faust_app(settings, topics.routing.partitions)
     ensure_local_key(settings)
-    reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
+    reference = reference_data(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
     services = Services(
         companies=CompanyBook(ShardedTable(stage, "company-history", topics.captured.partitions)),

@@ -110,7 +110,7 @@ class WarehouseSink(Service):
         await self.call(lambda w: w.close())
         self._executor.shutdown(wait=True)
 
-    async def lag(self) -> dict[str, int]:
+    async def lag(self) -> dict[str, int | str | None]:
         """Messages on the subscribed topics not yet stored: unread plus buffered
         (-1 while the sink has no partitions yet), and why it halted (None while it
         stores)."""

@@ -23,10 +23,10 @@ from pydantic import SecretStr
 from agents.report import serve_reports
 from pipeline.bootstrap import create_app
 from pipeline.config.access import read_local_key
+from pipeline.config.reference import reference_data
 from pipeline.config.rules import load_rules
 from pipeline.config.settings import Settings, load_settings
 from pipeline.config.topics import load_topics
-from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.worker.http import caller
 from pipeline.worker.sink import WarehouseSink
 from pipeline.worker.stage import Stage
@@ -180,7 +180,7 @@ def test_an_error_is_a_bare_500_without_trace_or_personal_data(tmp_path: Path) -
     app = faust.App("http-access-test", autodiscover=False)
     topics = load_topics(settings.topics_file, settings.topic_prefix)
     rules = load_rules(settings.rules_dir)
-    stage = Stage(app, settings, topics, rules, ReferenceData.shipped(None))
+    stage = Stage(app, settings, topics, rules, reference_data(None))
 
     @stage.page("/v1/boom")
     class Boom(View):
@@ -274,9 +274,7 @@ def sql_view(settings: Settings) -> tuple[faust.App, WarehouseSink]:
     the embedded warehouse after: a process opens one chdb directory at a time)."""
     app = faust.App("http-sql-test", autodiscover=False)
     topics = load_topics(settings.topics_file, settings.topic_prefix)
-    stage = Stage(
-        app, settings, topics, load_rules(settings.rules_dir), ReferenceData.shipped(None)
-    )
+    stage = Stage(app, settings, topics, load_rules(settings.rules_dir), reference_data(None))
     sink = WarehouseSink(settings, topics)
     serve_reports(stage, sink)
     return app, sink
