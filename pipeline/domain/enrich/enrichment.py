@@ -22,6 +22,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.domain.enrich.profile import LeadDefinition
+from pipeline.errors import ConfigError
 from schemas.lead import Enrichment, LeadCaptured, LeadEnriched, LeadProfile
 
 log = structlog.get_logger("leadflow.enrich")
@@ -393,7 +394,10 @@ class EnrichmentChain:
         ]
         for spec, provider in zip(rules.providers, providers, strict=True):
             if not isinstance(provider, Provider):
-                raise TypeError(f"{spec.use} did not make a provider (needs name and enrich())")
+                raise ConfigError(
+                    f"enrichment.yaml: {spec.use} did not make a provider; its factory must "
+                    "return an object with a name and enrich(profile)"
+                )
         return cls(providers, rules.lead_definition)
 
     def run(self, profile: LeadProfile) -> LeadProfile:
