@@ -10,16 +10,18 @@ table engine.
 
 A batch the warehouse refuses (`WarehouseRejected`: a row the table does not
 take, a violated constraint, a schema that no longer fits) would get the same
-answer on every retry, so the sink does not loop on it. Nothing lost means never
-committing past it, and there is no place to park a batch that is as durable as
-the topic it came from, so the sink *halts*: it logs `warehouse.batch_rejected`
-once (as an error, with the ClickHouse code, the first and last offset of each
+answer on every retry, so the sink does not loop on it; skipping it would lose
+its events, and there is no place to park it as durable as the topic it came
+from (a dead-letter topic would be stored by this same sink). Nothing lost means
+never committing past it, so the sink *halts*: it logs `warehouse.batch_rejected`
+once (an error with the ClickHouse code, the first and last offset of each
 partition in the batch and what to do; not the rows, which hold personal data),
-reads no further and says so in `lag()` (`halted`, also in `leadflow report
-sink`). The routing stages go on; the warehouse only falls behind. After the
-operator fixed the cause (a migration, a dropped constraint), a restart of the
-worker reads the batch again from the last commit. A bad row cannot get in
-through `event_row`, which stores any message, even undecodable, as a row.
+reads no further and says so in `lag()` (`halted`, served at
+`GET /v1/warehouse/lag`). The routing stages go on; only the warehouse falls
+behind. Once the operator fixed the cause (a migration, a dropped constraint), a
+restart of the worker reads the batch again from the last commit. `event_row`
+makes a row of any message, even an undecodable one, so a refusal points at the
+warehouse's schema more often than at a row.
 
 It is also the only way into the warehouse: its one thread owns the
 connection, and the read side's endpoints and the erasure go through `call`.
