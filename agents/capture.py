@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pipeline.config.reference import postal_table
 from pipeline.domain.capture.inquiry import capture_inquiry
-from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+from pipeline.domain.capture.plausibility import Plausibility
 from pipeline.worker.services import Services
 from pipeline.worker.stage import Emitted, Received, Stage
 from schemas.envelope import utcnow
@@ -17,7 +18,7 @@ def register(stage: Stage, _services: Services) -> None:
     settings = stage.settings
     policy = Plausibility(
         settings.default_region,
-        PostalTable.shipped(),
+        postal_table(),
         max_age=timedelta(days=settings.input_max_age_days),
         max_ahead=timedelta(minutes=settings.inquiry_max_ahead_minutes),
     )

@@ -9,9 +9,9 @@ for customers), and a read merges the shards.
 
 from __future__ import annotations
 
+from pipeline.config.reference import customer_list
 from pipeline.domain.enrich.enrichment import (
     CompanyRecord,
-    CustomerList,
     EnrichmentChain,
     Histories,
     HistoryLookup,
@@ -28,7 +28,7 @@ def register(stage: Stage, services: Services) -> None:
     companies = services.companies
     history: HistoryLookup = companies
     if rules.customers_file:
-        history = Histories([history, CustomerList.from_csv(rules.customers_file)])
+        history = Histories([history, customer_list(rules.customers_file)])
     chain = EnrichmentChain.build(rules, stage.reference, history)
 
     def enrich(lead: LeadCaptured) -> LeadEnriched:

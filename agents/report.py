@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 from pipeline.adapters.warehouse.clickhouse import (
     analyst_query,
 )
-from pipeline.errors import BadRequest
+from pipeline.errors import BadRequest, WarehouseUnavailable
 from pipeline.reporting.dashboard import dashboard_data, render_dashboard
 from pipeline.reporting.events import event_counts
 from pipeline.reporting.reports import REPORTS, parse_params, report_inputs, run_report
@@ -69,6 +69,13 @@ def _lead_id(text: str) -> uuid.UUID:
         raise HTTPBadRequest(text=body, content_type="application/json") from None
 
 
+def _refused(view: View, exc: BadRequest | WarehouseUnavailable) -> Response:
+    """400 for a request that cannot run as asked (a bad parameter, a bad query), 503
+    while the warehouse is unavailable; anything else is ours (the door's 500)."""
+    status = 503 if isinstance(exc, WarehouseUnavailable) else 400
+    return view.json({"error": str(exc)}, status=status)
+
+
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     inputs = report_inputs(stage.rules, stage.settings.rules_dir, stage.topics.inquiries.name)
 
@@ -85,20 +92,21 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
             try:
                 params = parse_params(dict(request.query))
                 rows = await sink.call(lambda w: run_report(w, name, params, inputs))
-            except BadRequest as exc:
-                return self.json({"error": str(exc)}, status=400)
+            except (BadRequest, WarehouseUnavailable) as exc:
+                return _refused(self, exc)
             return self.json({"report": name, "rows": rows})
 
     @stage.page("/v1/sql")
     class Sql(View):
-        """Read-only SQL for analysts: the body is one query; rows come back as JSON."""
+        """Read-only SQL for analysts: the body is one query; rows come back as JSON.
+        400 only for the query's fault (`BadQuery`), 503 while the warehouse is out."""
 
         async def post(self, request: Request) -> Response:
             body = (await request.read()).decode("utf-8", errors="replace")
             try:
                 rows = await sink.call(lambda w: analyst_query(w, body))
-            except BadRequest as exc:
-                return self.json({"error": str(exc)}, status=400)
+            except (BadRequest, WarehouseUnavailable) as exc:
+                return _refused(self, exc)
             return self.json({"rows": rows})
 
     @stage.page("/dashboard")
@@ -107,8 +115,8 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
             try:
                 params = parse_params(dict(request.query))
                 data = await sink.call(lambda w: dashboard_data(w, params, inputs))
-            except BadRequest as exc:
-                return self.json({"error": str(exc)}, status=400)
+            except (BadRequest, WarehouseUnavailable) as exc:
+                return _refused(self, exc)
             return self.html(render_dashboard(data, utcnow()))
 
     @stage.page("/v1/leads/{lead_id}/timeline")

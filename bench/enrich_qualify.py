@@ -10,18 +10,18 @@ from __future__ import annotations
 import argparse
 import time
 
+from pipeline.config.reference import postal_table, reference_data
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import NAME_MATCH, PROJECT_ROOT
 from pipeline.dev.traffic import demo_inquiries
 from pipeline.domain.capture.inquiry import capture_inquiry
-from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+from pipeline.domain.capture.plausibility import Plausibility
 from pipeline.domain.enrich.enrichment import (
     CustomerList,
     EnrichmentChain,
-    ReferenceData,
     enrich_lead,
 )
-from pipeline.domain.identify.identity import NAME_MATCH, IdentityBook
+from pipeline.domain.identify.identity import IdentityBook
 from pipeline.domain.messages import Position
 from pipeline.domain.qualify.requalify import LeadState, from_enriched, requalify
 from schemas.envelope import EventBase, utcnow
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=5000)
     args = parser.parse_args()
     started = time.perf_counter()
-    reference = ReferenceData.shipped()
+    reference = reference_data()
     rules = load_rules(PROJECT_ROOT / "deploy" / "rules")
     chain = EnrichmentChain.build(rules.enrichment, reference, CustomerList())
     print(
@@ -53,7 +53,7 @@ def main() -> None:
         f"({len(reference.directory)} companies)"
     )
     now = utcnow()
-    policy = Plausibility("DE", PostalTable.shipped())
+    policy = Plausibility("DE", postal_table())
     inquiries = [
         (m.value, Position("bench", 0, n))
         for n, m in enumerate(

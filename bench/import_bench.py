@@ -19,8 +19,9 @@ from bench.common import bench_settings, loadavg
 from pipeline.adapters.bulk_import import csv_table, file_id, read_rows, summarise
 from pipeline.adapters.kafka.admin import apply_topics
 from pipeline.adapters.kafka.client import publish
+from pipeline.config.reference import postal_table
 from pipeline.config.topics import load_topics
-from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+from pipeline.domain.capture.plausibility import Plausibility
 
 
 def fair_list(rows: int) -> bytes:
@@ -41,7 +42,7 @@ def run(rows: int = 100_000) -> dict[str, float | int | str]:
         topics = load_topics(settings.topics_file, settings.topic_prefix)
         asyncio.run(apply_topics(settings.kafka_bootstrap, [topics.inquiries]))
         data = fair_list(rows)
-        policy = Plausibility(settings.default_region, PostalTable.shipped())
+        policy = Plausibility(settings.default_region, postal_table())
         load = loadavg()
         started = time.perf_counter()
         parsed = list(read_rows(csv_table(data), file_id(data), "trade_fair", "bench", {}, policy))

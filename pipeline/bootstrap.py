@@ -24,10 +24,11 @@ from agents import (
     sla,
 )
 from pipeline.config.access import ensure_local_key
+from pipeline.config.reference import reference_data
 from pipeline.config.rules import Rules
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
-from pipeline.domain.enrich.enrichment import CompanyRecord, ReferenceData
+from pipeline.domain.enrich.enrichment import CompanyRecord
 from pipeline.worker.faust_app import faust_app
 from pipeline.worker.services import CompanyBook, Services
 from pipeline.worker.shared_state import ShardedTable
@@ -47,7 +48,7 @@ def build(settings: Settings, topics: Topics, rules: Rules) -> Stage:
     """The stage every agent registered on (its `steps` are the app's agents)."""
     app = faust_app(settings, topics.routing.partitions)
     ensure_local_key(settings)
-    reference = ReferenceData.shipped(rules.enrichment.company_directory_file)
+    reference = reference_data(rules.enrichment.company_directory_file)
     stage = Stage(app, settings, topics, rules, reference)
     services = Services(
         companies=CompanyBook(

@@ -16,9 +16,38 @@ class KafkaUnavailable(LeadflowError):
 
 
 class WarehouseUnavailable(LeadflowError):
-    """ClickHouse did not take a write; retryable."""
+    """The warehouse gave no answer, or said "not now": no connection, a timeout, the
+    embedded directory held by another process, a server that is overloaded or whose
+    table is detached. Raised by the warehouse adapters
+    (`pipeline.adapters.warehouse.clickhouse`). Retryable: the same statement may
+    succeed later. The sink retries its insert with back-off and holds its offsets;
+    the read side answers 503; the user waits, or starts the warehouse / the worker
+    that owns the embedded directory."""
 
     retryable = True
+
+
+class WarehouseRejected(LeadflowError):
+    """The warehouse answered and refused the statement itself: a syntax error, an
+    unknown column or function, a type mismatch, a row whose value the column does
+    not take, a violated constraint, a read-only session. Raised by the warehouse
+    adapters with ClickHouse's error `code`. Not retryable: the same statement gets
+    the same answer. The sink stops storing (it never commits past the refused
+    batch; see `pipeline.worker.sink`); the user fixes the schema or the statement
+    that the message names, then restarts the worker."""
+
+    retryable = False
+
+    def __init__(self, message: str, code: int, name: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+
+    @property
+    def reason(self) -> str:
+        """The code and its name, e.g. "ClickHouse code 469 VIOLATED_CONSTRAINT": what
+        was refused without the message, which may quote a row's values."""
+        return f"ClickHouse code {self.code} {self.name or ''}".strip()
 
 
 class WorkerRecovering(LeadflowError):
@@ -35,6 +64,14 @@ class WorkerRecovering(LeadflowError):
 class BadRequest(LeadflowError):
     """A caller's request that cannot be run as asked (unknown report, bad
     parameter, SQL that is not one read-only query): HTTP 400, CLI exit 1."""
+
+
+class BadQuery(BadRequest):
+    """An analyst's SQL (`POST /v1/sql`, `leadflow sql`) that the warehouse refused:
+    syntax, an unknown table or column, a type mismatch, a write in the read-only
+    session, a limit (30 s, 10,000 rows) exceeded. Raised by `analyst_query` from the
+    engine's `WarehouseRejected`; HTTP 400 with ClickHouse's message, CLI exit 1. The
+    analyst corrects the query (docs/warehouse.md lists tables and columns)."""
 
 
 class EventTooLarge(LeadflowError):

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.domain.identify.identity import NAME_MATCH
-from pipeline.domain.messages import DEFAULT_INPUT_MAX_BYTES
 from pipeline.errors import ConfigError
 from schemas.envelope import utcnow
 
@@ -18,6 +16,18 @@ if TYPE_CHECKING:
     from pipeline.config.topics import TopicSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+NAME_MATCH = 100.0
+"""How alike (rapidfuzz ratio, 0-100) the last names of two people at one company
+must be to be one person, by default (`LEADFLOW_IDENTITY_NAME_MATCH`; identity
+resolution takes the value as `IdentityBook.name_match`): the same (folded) name.
+Every other part of the name (the first name above all) must always be the same:
+"Lea Koch" and "Lena Koch" are two people. Hofmann and Hoffmann are two common
+names, so a lower value (90 accepts one missing letter in a name of five or more)
+is the operator's choice, not the default."""
+DEFAULT_INPUT_MAX_BYTES = 256 * 1024
+"""Far above any real form, mail, tracked activity or CRM update; a larger message
+from outside is junk or an attack (`LEADFLOW_INPUT_MAX_BYTES`; the stages pass it to
+`decode` as `max_bytes`)."""
 
 
 class Settings(BaseSettings):

@@ -18,9 +18,6 @@ M = TypeVar("M", bound=BaseModel)
 MAX_ORIGINAL_BYTES = 256 * 1024
 """A rejection copies at most this much of the original, so it always fits in a
 Kafka message (1 MB by default) and a poison message cannot block a stage."""
-DEFAULT_INPUT_MAX_BYTES = 256 * 1024
-"""Far above any real form, mail, tracked activity or CRM update; a larger message
-from outside is junk or an attack (`LEADFLOW_INPUT_MAX_BYTES`)."""
 
 
 @dataclass(frozen=True)

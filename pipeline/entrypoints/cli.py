@@ -278,12 +278,13 @@ def import_file(
     from pipeline.adapters.bulk_import import placed, placement_line, rows_from_file, summarise
     from pipeline.adapters.kafka.client import CaptureWatcher
     from pipeline.adapters.worker_api import worker_answers
-    from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+    from pipeline.config.reference import postal_table
+    from pipeline.domain.capture.plausibility import Plausibility
     from pipeline.errors import ConfigError
 
     settings = _settings()
     overrides = dict(item.split("=", 1) for item in map_ or [] if "=" in item)
-    policy = Plausibility(settings.default_region, PostalTable.shipped())
+    policy = Plausibility(settings.default_region, postal_table())
     try:
         rows = list(
             track(

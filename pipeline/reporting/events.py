@@ -13,6 +13,7 @@ from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, Warehouse
 from pipeline.config.topics import TopicSpec
 from pipeline.domain.capture.inquiry import inquiry_key, lead_id_for
 from pipeline.domain.messages import Position, best_effort_source
+from pipeline.errors import ConfigError
 from schemas.envelope import EventBase, Source, derive_id, utcnow
 from schemas.inputs import Activity, CrmOutcome
 from schemas.inquiry import Inquiry
@@ -156,7 +157,10 @@ def funnel_by_channel(
     nurture gate kept.
     """
     if not inquiries_topic.replace(".", "").replace("-", "").replace("_", "").isalnum():
-        raise ValueError(f"unexpected topic name {inquiries_topic!r}")
+        raise ConfigError(
+            f"topic name {inquiries_topic!r} goes into SQL: write it (and LEADFLOW_TOPIC_PREFIX) "
+            "with letters, digits, '.', '-' and '_' only"
+        )
     purpose = "JSONExtractString(payload, 'payload', 'purpose')"
     # Only qualifications and touches need their JSON: they are read in queries of
     # their own, which the table's order (event_type first) confines to their rows.

@@ -2,9 +2,27 @@
 
 The sink is its own consumer group with manual commits, in the order the
 quix-streams sinks use: collect a batch (size or time), insert it, and only
-after the insert succeeded commit the offsets. A failed insert is retried with
-back-off and the offsets stay where they are, so nothing is skipped; repeats
-after a crash carry the same `event_id` and are folded by the table engine.
+after the insert succeeded commit the offsets. An insert the warehouse could not
+take (`WarehouseUnavailable`: no connection, the table detached, overloaded) is
+retried with back-off and the offsets stay where they are, so nothing is
+skipped; repeats after a crash carry the same `event_id` and are folded by the
+table engine.
+
+A batch the warehouse refuses (`WarehouseRejected`: a row the table does not
+take, a violated constraint, a schema that no longer fits) would get the same
+answer on every retry, so the sink does not loop on it; skipping it would lose
+its events, and there is no place to park it as durable as the topic it came
+from (a dead-letter topic would be stored by this same sink). Nothing lost means
+never committing past it, so the sink *halts*: it logs `warehouse.batch_rejected`
+once (an error with the ClickHouse code, the first and last offset of each
+partition in the batch and what to do; not the rows, which hold personal data),
+reads no further and says so in `lag()` (`halted`, served at
+`GET /v1/warehouse/lag`). The routing stages go on; only the warehouse falls
+behind. Once the operator fixed the cause (a migration, a dropped constraint), a
+restart of the worker reads the batch again from the last commit. `event_row`
+makes a row of any message, even an undecodable one, so a refusal points at the
+warehouse's schema more often than at a row.
+
 It is also the only way into the warehouse: its one thread owns the
 connection, and the read side's endpoints and the erasure go through `call`.
 """
@@ -30,7 +48,7 @@ from pipeline.adapters.warehouse.clickhouse import (
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
 from pipeline.domain.messages import Position
-from pipeline.errors import WarehouseUnavailable
+from pipeline.errors import WarehouseRejected, WarehouseUnavailable
 from pipeline.reporting.events import event_row
 
 log = structlog.get_logger("leadflow.sink")
@@ -55,6 +73,8 @@ class WarehouseSink(Service):
         self._batch_started = 0.0
         self._flush_lock = asyncio.Lock()
         self.inserted = 0
+        self.halted: str | None = None
+        """Why the sink stopped storing (a refused batch), None while it stores."""
 
     async def call(self, fn: Callable[[Warehouse], T]) -> T:
         """Run a warehouse call on the one thread that owns the warehouse."""
@@ -92,19 +112,21 @@ class WarehouseSink(Service):
         await self.call(lambda w: w.close())
         self._executor.shutdown(wait=True)
 
-    async def lag(self) -> dict[str, int]:
+    async def lag(self) -> dict[str, int | str | None]:
         """Messages on the subscribed topics not yet stored: unread plus buffered
-        (-1 while the sink has no partitions yet)."""
+        (-1 while the sink has no partitions yet), and why it halted (None while it
+        stores)."""
         assert self._consumer is not None
         assigned = list(self._consumer.assignment())
         if not assigned:
-            return {"lag": -1, "unread": -1, "buffered": len(self._rows)}
+            return {"lag": -1, "unread": -1, "buffered": len(self._rows), "halted": self.halted}
         ends = await self._consumer.end_offsets(assigned)
         unread = sum([ends[tp] - await self._consumer.position(tp) for tp in assigned])
-        return {"lag": unread + len(self._rows), "unread": unread, "buffered": len(self._rows)}
+        lag = unread + len(self._rows)
+        return {"lag": lag, "unread": unread, "buffered": len(self._rows), "halted": self.halted}
 
     async def _run(self) -> None:
-        while not self._stopping:
+        while not self._stopping and self.halted is None:
             try:
                 await self._poll()
             except Exception:
@@ -134,13 +156,17 @@ class WarehouseSink(Service):
                 await self.flush()
 
     async def flush(self, attempts: int | None = None) -> bool:
-        """Insert the batch, then commit its offsets; retry (forever by default)."""
+        """Insert the batch, then commit its offsets; retry an outage (forever by
+        default). False when the batch is not stored: attempts used up, the sink
+        stopping, or the warehouse refused the batch (then the sink halts)."""
         async with self._flush_lock:
             return await self._flush(attempts)
 
     async def _flush(self, attempts: int | None) -> bool:
         if not self._rows:
             return True
+        if self.halted is not None:
+            return False  # refused once, refused again: wait for the restart
         rows, offsets = self._rows, dict(self._offsets)
         delay, attempt = 0.5, 0
         while True:
@@ -148,6 +174,9 @@ class WarehouseSink(Service):
             try:
                 await self.call(lambda w: w.insert(EVENTS_TABLE, rows))
                 break
+            except WarehouseRejected as exc:
+                self._halt(exc, rows)
+                return False  # offsets not committed: the batch is read again after a restart
             except WarehouseUnavailable as exc:
                 log.warning(
                     "warehouse.insert_failed", rows=len(rows), attempt=attempt, error=str(exc)
@@ -164,6 +193,26 @@ class WarehouseSink(Service):
         log.info("warehouse.flushed", rows=len(rows))
         self._rows, self._offsets = [], {}
         return True
+
+    def _halt(self, exc: WarehouseRejected, rows: list[dict[str, Any]]) -> None:
+        """Stop storing, once, with what the operator needs to find and fix the cause."""
+        offsets: dict[str, list[int]] = {}
+        for row in rows:
+            offsets.setdefault(f"{row['topic']}/{row['partition']}", []).append(row["offset"])
+        batch = {part: f"{min(found)}-{max(found)}" for part, found in offsets.items()}
+        self.halted = (
+            f"the warehouse refused a batch of {len(rows)} events ({exc.reason}); the sink "
+            "stores nothing until the cause is fixed and the worker restarted"
+        )
+        log.error(
+            "warehouse.batch_rejected",
+            rows=len(rows),
+            reason=exc.reason,
+            batch=batch,
+            action="nothing is committed past this batch; fix the warehouse (the code says "
+            "what it refused: a migration, a constraint), then restart the worker, which "
+            "reads the batch again",
+        )
 
     def forget(self) -> None:
         """Drop the unflushed batch; the partitions' next owner reads it again."""

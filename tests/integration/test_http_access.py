@@ -20,13 +20,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
+from agents.report import serve_reports
 from pipeline.bootstrap import create_app
 from pipeline.config.access import read_local_key
+from pipeline.config.reference import reference_data
 from pipeline.config.rules import load_rules
 from pipeline.config.settings import Settings, load_settings
 from pipeline.config.topics import load_topics
-from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.worker.http import caller
+from pipeline.worker.sink import WarehouseSink
 from pipeline.worker.stage import Stage
 from tests.conftest import free_port, leadflow
 
@@ -178,7 +180,7 @@ def test_an_error_is_a_bare_500_without_trace_or_personal_data(tmp_path: Path) -
     app = faust.App("http-access-test", autodiscover=False)
     topics = load_topics(settings.topics_file, settings.topic_prefix)
     rules = load_rules(settings.rules_dir)
-    stage = Stage(app, settings, topics, rules, ReferenceData.shipped(None))
+    stage = Stage(app, settings, topics, rules, reference_data(None))
 
     @stage.page("/v1/boom")
     class Boom(View):
@@ -265,3 +267,65 @@ def test_a_body_larger_than_an_inquiry_may_be_is_refused(tmp_path: Path) -> None
         assert (await response.json())["error"] == "body over 4096 bytes as an inquiry"
 
     serve(worker_app(settings), call)
+
+
+def sql_view(settings: Settings) -> tuple[faust.App, WarehouseSink]:
+    """The report views on a stage of their own, with a sink this test holds (to close
+    the embedded warehouse after: a process opens one chdb directory at a time)."""
+    app = faust.App("http-sql-test", autodiscover=False)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    stage = Stage(app, settings, topics, load_rules(settings.rules_dir), reference_data(None))
+    sink = WarehouseSink(settings, topics)
+    serve_reports(stage, sink)
+    return app, sink
+
+
+def test_sql_answers_400_only_for_a_bad_query_and_503_for_an_outage(tmp_path: Path) -> None:
+    ops = {"X-Api-Key": "k-ops"}
+    keys = {"operator_keys": {"revops": SecretStr("k-ops")}}
+
+    embedded, sink = sql_view(worker_settings(tmp_path / "embedded", **keys))
+
+    async def on_the_embedded_warehouse(http: TestClient) -> None:
+        try:
+            good = await http.post(
+                "/v1/sql", headers=ops, data=b"SELECT count() AS n FROM leadflow.leads"
+            )
+            assert (good.status, await good.json()) == (200, {"rows": [{"n": 0}]})
+            for sql, name in (
+                (b"SELEC 1", "SYNTAX_ERROR"),
+                (b"SELECT nope FROM leadflow.leads", "UNKNOWN_IDENTIFIER"),
+                (b"DROP TABLE leadflow.leads", "READONLY"),
+            ):
+                bad = await http.post("/v1/sql", headers=ops, data=sql)
+                assert bad.status == 400, sql
+                assert name in (await bad.json())["error"]
+            report = await http.get("/v1/reports/funnel", headers=ops, params={"grain": "hour"})
+            assert report.status == 400
+        finally:
+            await sink.call(lambda w: w.close())
+
+    serve(embedded, on_the_embedded_warehouse)
+
+    nobody = f"http://default:@127.0.0.1:{free_port()}/default"
+    away, _ = sql_view(worker_settings(tmp_path / "away", clickhouse_url=nobody, **keys))
+
+    async def on_a_server_nobody_listens_on(http: TestClient) -> None:
+        for answer in (
+            await http.post("/v1/sql", headers=ops, data=b"SELECT 1"),
+            await http.get("/v1/reports/funnel", headers=ops),
+            await http.get("/dashboard", headers=ops),
+        ):
+            assert answer.status == 503
+            assert "unavailable, try again later" in (await answer.json())["error"]
+
+    serve(away, on_a_server_nobody_listens_on)
+
+    wrong, _ = sql_view(worker_settings(tmp_path / "wrong", clickhouse_url="ftp://x", **keys))
+
+    async def on_a_warehouse_url_that_is_no_url(http: TestClient) -> None:
+        """Neither the query's fault nor an outage: ours, a bare 500."""
+        answer = await http.post("/v1/sql", headers=ops, data=b"SELECT 1")
+        assert (answer.status, await answer.json()) == (500, {"error": "internal error"})
+
+    serve(wrong, on_a_warehouse_url_that_is_no_url)

@@ -94,3 +94,61 @@ def test_sink_stores_each_event_once_and_commits_only_after_the_insert(
 
 async def _eq(value, expected: int) -> bool:  # type: ignore[no-untyped-def]
     return await value == expected
+
+
+def test_a_batch_the_warehouse_refuses_halts_the_sink_and_is_stored_after_the_fix(
+    kafka: str, tmp_path: Path
+) -> None:
+    """One event among good ones that the table refuses (a constraint added by hand):
+    no retry loop, no commit past the batch, the sink says why it halted; fixed and
+    restarted, it stores every event once."""
+    settings = isolated_settings(kafka, tmp_path)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    leads = [captured(inquiry_id=f"refused-{n}") for n in range(8)]
+    refused = leads[5]
+    values = [lead.model_dump_json().encode() for lead in leads]
+    check = f"event_id != toUUID('{refused.event_id}')"
+
+    async def stored(sink: WarehouseSink) -> list[str]:
+        rows = await sink.call(lambda w: w.query(f"SELECT event_id FROM {EVENTS_TABLE} FINAL"))
+        return sorted(r["event_id"] for r in rows)
+
+    async def scenario() -> None:
+        await apply_topics(kafka, topics.all())
+        sink = WarehouseSink(settings, topics)
+        await sink.start()
+        try:
+            await sink.call(
+                lambda w: w.execute(f"ALTER TABLE {EVENTS_TABLE} ADD CONSTRAINT no_x CHECK {check}")
+            )
+            await publish(kafka, topics.captured.name, values)
+
+            async def halted() -> bool:
+                return (await sink.lag())["halted"] is not None
+
+            await until(halted, "the sink halts on the refused batch")
+            assert "VIOLATED_CONSTRAINT" in (await sink.lag())["halted"]
+            inserted, held = sink.inserted, await committed(settings, topics)
+            assert str(refused.event_id) not in await stored(sink)
+            assert held < len(values)  # never past the refused batch
+            # It reads no further and does not retry: more messages stay unread.
+            await publish(kafka, topics.captured.name, values[:2])
+            await asyncio.sleep(3 * settings.sink_flush_seconds + 1.0)
+            assert (sink.inserted, await committed(settings, topics)) == (inserted, held)
+            assert (await sink.lag())["unread"] >= 2
+
+            # The operator drops the constraint and restarts.
+            await sink.call(lambda w: w.execute(f"ALTER TABLE {EVENTS_TABLE} DROP CONSTRAINT no_x"))
+        finally:
+            await sink.stop()
+        again = WarehouseSink(settings, topics)
+        await again.start()
+        try:
+            total = len(values) + 2
+            await until(lambda: _eq(committed(settings, topics), total), "all offsets committed")
+            assert (await again.lag())["halted"] is None
+            assert await stored(again) == sorted(str(lead.event_id) for lead in leads)
+        finally:
+            await again.stop()
+
+    asyncio.run(scenario())

@@ -7,12 +7,13 @@ from typing import Any
 
 import orjson
 
+from pipeline.config.reference import postal_table, reference_data
 from pipeline.config.rules import DEFAULT_ENRICHMENT
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import NAME_MATCH, PROJECT_ROOT
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.capture.exclusion import ExclusionPolicy
 from pipeline.domain.capture.inquiry import capture_inquiry
-from pipeline.domain.capture.plausibility import Plausibility, PostalTable
+from pipeline.domain.capture.plausibility import Plausibility
 from pipeline.domain.enrich.enrichment import (
     CustomerList,
     EnrichmentChain,
@@ -20,7 +21,7 @@ from pipeline.domain.enrich.enrichment import (
     enrich_lead,
     load_directory,
 )
-from pipeline.domain.identify.identity import NAME_MATCH, IdentityBook
+from pipeline.domain.identify.identity import IdentityBook
 from pipeline.domain.messages import Position
 from schemas.envelope import EventBase, derive_id
 from schemas.inputs import CrmOutcome
@@ -37,7 +38,7 @@ from schemas.lead import (
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
-POLICY = Plausibility("DE", PostalTable.shipped())
+POLICY = Plausibility("DE", postal_table())
 EXCLUSIONS = load_yaml_model(PROJECT_ROOT / "deploy/rules/exclusions.yaml", ExclusionPolicy)
 DIRECTORY = """domain,name,industry,size_band,employees,country,postal_code,city
 acme-werke.de,ACME Werke GmbH,Manufacturing,250-999,420,DE,80331,München
@@ -46,7 +47,7 @@ REFERENCE = ReferenceData(
     free_mail_domains=frozenset({"gmail.com", "web.de"}),
     disposable_domains=frozenset({"mailinator.com"}),
     directory=load_directory(DIRECTORY),
-    postal_regions=ReferenceData.shipped().postal_regions,
+    postal_regions=reference_data().postal_regions,
 )
 CHAIN = EnrichmentChain.build(DEFAULT_ENRICHMENT, REFERENCE, CustomerList())
 

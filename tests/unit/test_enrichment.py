@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from pipeline.config.reference import reference_data
 from pipeline.config.rules import DEFAULT_ENRICHMENT, load_enrichment
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.yaml_model import load_yaml_model
@@ -18,13 +19,12 @@ from pipeline.domain.enrich.enrichment import (
     Histories,
     InternalHistoryProvider,
     PostalRegionProvider,
-    ReferenceData,
 )
 from pipeline.errors import ConfigError
 from schemas.lead import Enrichment, LeadProfile
 from tests.unit.factories import REFERENCE, captured, enriched
 
-SHIPPED = ReferenceData.shipped()
+SHIPPED = reference_data()
 
 
 def test_a_company_address_gives_the_company_domain() -> None:
@@ -250,7 +250,7 @@ def test_a_missing_directory_file_stops_the_start(tmp_path: Path) -> None:
     )
     rules = load_enrichment(tmp_path)
     with pytest.raises(ConfigError, match=r"companies\.csv"):
-        ReferenceData.shipped(rules.company_directory_file)
+        reference_data(rules.company_directory_file)
 
 
 def test_the_shipped_reference_data() -> None:

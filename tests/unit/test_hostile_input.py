@@ -7,10 +7,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import DEFAULT_INPUT_MAX_BYTES, PROJECT_ROOT
 from pipeline.config.topics import load_topics
 from pipeline.domain.capture.inquiry import capture_inquiry
-from pipeline.domain.messages import DEFAULT_INPUT_MAX_BYTES
 from pipeline.reporting.events import event_row
 from schemas.lead import InquiryAccepted, TouchScheduled
 from schemas.rejected import MessageRejected
@@ -78,7 +77,9 @@ def test_injection_strings_are_data_not_code() -> None:
 
 def test_an_oversized_inquiry_is_rejected_with_its_channel() -> None:
     body = inquiry(message="x" * (DEFAULT_INPUT_MAX_BYTES + 1))
-    result = capture_inquiry(orjson.dumps(body), AT, NOW, POLICY, EXCLUSIONS)
+    result = capture_inquiry(
+        orjson.dumps(body), AT, NOW, POLICY, EXCLUSIONS, DEFAULT_INPUT_MAX_BYTES
+    )
     assert isinstance(result, MessageRejected)
     assert [r.code for r in result.payload.reasons] == ["too_large"]
     assert result.source is not None and result.source.channel == "web_form"

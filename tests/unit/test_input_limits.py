@@ -21,13 +21,13 @@ import structlog
 from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
+from pipeline.config.reference import reference_data
 from pipeline.config.rules import load_rules
 from pipeline.config.settings import PROJECT_ROOT, load_settings
 from pipeline.config.topics import load_topics
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.capture.intake import Accepted, parse_submission
 from pipeline.domain.capture.plausibility import check_received
-from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.domain.identify.identity import route_activity
 from pipeline.domain.messages import MAX_ORIGINAL_BYTES, Position, decode
 from pipeline.errors import ConfigError
@@ -140,7 +140,7 @@ def stage(tmp_path: Path) -> Stage:
     settings = load_settings(state_dir=tmp_path, max_message_bytes=600_000)
     app: faust.App = faust_app(settings, 6)
     rules = load_rules(settings.rules_dir)
-    return Stage(app, settings, TOPICS, rules, ReferenceData.shipped(None))
+    return Stage(app, settings, TOPICS, rules, reference_data(None))
 
 
 def recorded(blob_bytes: int) -> ActivityRecorded:

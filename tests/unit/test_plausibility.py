@@ -7,10 +7,10 @@ import phonenumbers
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.config.reference import postal_table
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.capture.plausibility import (
     Plausibility,
-    PostalTable,
     check_contact,
     normalise_phone,
 )
@@ -80,7 +80,7 @@ def test_postal_code_and_city_must_fit_where_the_table_knows_the_city() -> None:
 
 
 def test_the_shipped_table_covers_the_big_cities() -> None:
-    table = PostalTable.shipped()
+    table = postal_table()
     assert table.fits("10115", "Berlin") is True
     assert table.fits("04109", "Leipzig") is True
     assert table.fits("20095", "Köln") is False

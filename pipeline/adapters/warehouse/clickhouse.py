@@ -4,6 +4,13 @@ Both run the same DDL (the numbered migrations in `deploy/clickhouse/`, applied
 in order and recorded in `leadflow.schema_migrations`) and the same SQL. The
 embedded directory can be opened by one process at a time, so the worker that
 runs the sink owns it; other readers ask the worker over HTTP.
+
+Every engine exception leaves an adapter as one of two project errors, chosen by
+ClickHouse's error code: `WarehouseUnavailable` when the engine gave no answer or
+said "not now" (`OUTAGE_CODES`: retry), `WarehouseRejected` when it answered and
+refused the statement (syntax, unknown identifier, type mismatch, a value the
+column does not take …: the same statement gets the same answer). `analyst_query`
+turns a refusal into `BadQuery`, the analyst's to fix.
 """
 
 from __future__ import annotations
@@ -18,7 +25,13 @@ from typing import Any, Protocol
 import orjson
 
 from pipeline.config.settings import PROJECT_ROOT, Settings
-from pipeline.errors import BadRequest, ConfigError, WarehouseUnavailable
+from pipeline.errors import (
+    BadQuery,
+    BadRequest,
+    ConfigError,
+    WarehouseRejected,
+    WarehouseUnavailable,
+)
 
 MIGRATIONS_DIR = PROJECT_ROOT / "deploy" / "clickhouse"
 MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -53,6 +66,68 @@ EVENT_COLUMNS = (
 )
 
 
+OUTAGE_CODES = frozenset(
+    {
+        3,  # UNEXPECTED_END_OF_FILE: the connection broke off
+        32,  # ATTEMPT_TO_READ_AFTER_EOF
+        198,  # DNS_ERROR
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        203,  # NO_FREE_CONNECTION
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED: the server is short of memory now
+        242,  # TABLE_IS_READ_ONLY: a replica lost its coordination
+        243,  # NOT_ENOUGH_SPACE
+        252,  # TOO_MANY_PARTS: inserts faster than the merges, slow down
+        279,  # ALL_CONNECTION_TRIES_FAILED
+        285,  # TOO_FEW_LIVE_REPLICAS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        394,  # QUERY_WAS_CANCELLED: the server shuts down
+        425,  # SYSTEM_ERROR
+        516,  # AUTHENTICATION_FAILED: the warehouse is not usable until its credentials are fixed
+        999,  # KEEPER_EXCEPTION
+    }
+)
+"""ClickHouse error codes that mean "not now" whatever the statement: the
+warehouse is away, overloaded or not usable, and the same statement may succeed
+later (`WarehouseUnavailable`). Every other code is the statement's own
+(`WarehouseRejected`); an engine error without a code (no connection, a reset)
+is an outage."""
+STORE_OUTAGE_CODES = OUTAGE_CODES | {
+    60,  # UNKNOWN_TABLE: the sink's table is detached or dropped …
+    81,  # UNKNOWN_DATABASE: … or its database
+    159,  # TIMEOUT_EXCEEDED: a server-side limit on a slow moment
+}
+"""What is an outage for the worker's own inserts into the tables the migrations
+made: a missing table is the warehouse not being whole (an operator detached it,
+a disk broke), not the batch's fault, so the sink waits for it to come back. For
+an analyst's query the same codes are their mistake or their query's cost."""
+ERROR_CODE = re.compile(r"\bCode: (\d+)")
+ERROR_NAME = re.compile(r"\(([A-Z][A-Z0-9_]+)\)")
+
+
+def engine_error(
+    exc: Exception, engine: str, outage: frozenset[int] = OUTAGE_CODES
+) -> WarehouseUnavailable | WarehouseRejected:
+    """The project error for an exception of chdb or clickhouse-connect.
+
+    clickhouse-connect puts the server's code on `exc.code` (None when no answer
+    came: connection refused, reset, timeout); chdb raises a `RuntimeError`
+    whose text starts "Code: 62. DB::Exception: …"."""
+    text = str(exc)
+    code: int | None = getattr(exc, "code", None)
+    if not isinstance(code, int):
+        found = ERROR_CODE.search(text)
+        code = int(found.group(1)) if found else None
+    if code is None or code in outage:
+        return WarehouseUnavailable(f"{engine} is unavailable, try again later: {text}")
+    name = ERROR_NAME.search(text)
+    return WarehouseRejected(
+        f"{engine} refused the statement: {text}", code, name.group(1) if name else None
+    )
+
+
 class Warehouse(Protocol):
     def execute(self, sql: str) -> None: ...
     def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None: ...
@@ -82,7 +157,7 @@ class EmbeddedWarehouse:
     def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             body = b"\n".join(orjson.dumps(row) for row in rows).decode()
-            self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{body}")
+            self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{body}", outage=STORE_OUTAGE_CODES)
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         result = self._run(sql, "JSONEachRow")
@@ -92,11 +167,11 @@ class EmbeddedWarehouse:
     def close(self) -> None:
         self._session.close()
 
-    def _run(self, sql: str, fmt: str = "CSV") -> Any:
+    def _run(self, sql: str, fmt: str = "CSV", outage: frozenset[int] = OUTAGE_CODES) -> Any:
         try:
             return self._session.query(sql, fmt)
-        except Exception as exc:
-            raise WarehouseUnavailable(f"embedded ClickHouse failed: {exc}") from exc
+        except Exception as exc:  # chdb raises ChdbError (a RuntimeError) with the code
+            raise engine_error(exc, "the embedded ClickHouse", outage) from exc
 
 
 class ServerWarehouse:
@@ -108,7 +183,7 @@ class ServerWarehouse:
         try:
             self._client = clickhouse_connect.get_client(dsn=url, settings={JSON_NUMBERS: 0})
         except Exception as exc:
-            raise WarehouseUnavailable(f"ClickHouse server not reachable: {exc}") from exc
+            raise engine_error(exc, "the ClickHouse server") from exc
 
     def execute(self, sql: str) -> None:
         self._call(self._client.command, sql)
@@ -116,7 +191,13 @@ class ServerWarehouse:
     def insert(self, table: str, rows: Sequence[dict[str, Any]]) -> None:
         if rows:
             body = b"\n".join(orjson.dumps(row) for row in rows)
-            self._call(self._client.raw_insert, table, insert_block=body, fmt="JSONEachRow")
+            self._call(
+                self._client.raw_insert,
+                table,
+                insert_block=body,
+                fmt="JSONEachRow",
+                outage=STORE_OUTAGE_CODES,
+            )
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         raw = self._call(self._client.raw_query, sql, fmt="JSONEachRow")
@@ -125,11 +206,13 @@ class ServerWarehouse:
     def close(self) -> None:
         self._client.close()
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _call(
+        self, fn: Any, *args: Any, outage: frozenset[int] = OUTAGE_CODES, **kwargs: Any
+    ) -> Any:
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:
-            raise WarehouseUnavailable(f"ClickHouse server failed: {exc}") from exc
+        except Exception as exc:  # clickhouse-connect's errors carry the server's code
+            raise engine_error(exc, "the ClickHouse server", outage) from exc
 
 
 @dataclass(frozen=True)
@@ -241,7 +324,11 @@ def load_costs(warehouse: Warehouse, path: Path) -> int:
 
 
 def analyst_query(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
-    """Run one read-only query for an analyst (`POST /v1/sql`)."""
+    """Run one read-only query for an analyst (`POST /v1/sql`).
+
+    `BadRequest` (HTTP 400) only for the query's own fault: not one query, or
+    `BadQuery` when ClickHouse refused it. An outage stays `WarehouseUnavailable`
+    (503, try again); anything else is a fault of ours (500)."""
     text = sql.strip().rstrip(";").strip()
     if not text:
         raise BadRequest("send one SQL query, e.g. SELECT count() FROM leadflow.leads")
@@ -254,5 +341,5 @@ def analyst_query(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
         )
     try:
         return warehouse.query(f"{text}\nSETTINGS {ANALYST_SETTINGS}")
-    except WarehouseUnavailable as exc:
-        raise BadRequest(str(exc)) from exc
+    except WarehouseRejected as exc:
+        raise BadQuery(str(exc)) from exc

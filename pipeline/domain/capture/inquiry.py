@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pipeline.domain.capture.exclusion import EXCLUDED, ExclusionPolicy, exclusion_for
 from pipeline.domain.capture.plausibility import Plausibility, check_contact, check_received
 from pipeline.domain.identify.identity import identity_keys
-from pipeline.domain.messages import DEFAULT_INPUT_MAX_BYTES, Position, decode, reject
+from pipeline.domain.messages import Position, decode, reject
 from pipeline.domain.nurture.policy import recipient
 from schemas.envelope import derive_id
 from schemas.inquiry import Inquiry
@@ -40,10 +40,11 @@ def capture_inquiry(
     now: datetime,
     policy: Plausibility,
     exclusions: ExclusionPolicy,
-    max_bytes: int | None = DEFAULT_INPUT_MAX_BYTES,
+    max_bytes: int | None = None,
 ) -> InquiryAccepted | TouchScheduled | MessageRejected:
     """A plausible inquiry goes on to identity resolution; an excluded one only gets
-    its answer."""
+    its answer. `max_bytes` is the operator's limit (`LEADFLOW_INPUT_MAX_BYTES`, which
+    the capture agent passes); None takes a message of any size."""
     inquiry = decode(Inquiry, raw, at, STAGE, max_bytes)
     if isinstance(inquiry, MessageRejected):
         return inquiry

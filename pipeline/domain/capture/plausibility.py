@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from importlib import resources
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -31,8 +30,9 @@ class PostalTable:
     ranges: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
     @classmethod
-    def shipped(cls) -> PostalTable:
-        text = resources.files("pipeline").joinpath("reference/de_postal_codes.csv").read_text()
+    def parse(cls, text: str) -> PostalTable:
+        """The table from a CSV's text (city,first,last; # comments), as
+        `pipeline.config.reference` reads the shipped one."""
         found: dict[str, list[tuple[int, int]]] = {}
         lines = (line for line in text.splitlines() if line and not line.startswith("#"))
         for row in csv.DictReader(lines):

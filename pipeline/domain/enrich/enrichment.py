@@ -15,7 +15,6 @@ import csv
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,17 +27,6 @@ from schemas.lead import Enrichment, LeadCaptured, LeadEnriched, LeadProfile
 
 log = structlog.get_logger("leadflow.enrich")
 RULE = ConfigDict(frozen=True, extra="forbid")
-
-
-def _reference_text(name: str) -> str:
-    return resources.files("pipeline").joinpath(f"reference/{name}").read_text(encoding="utf-8")
-
-
-def _read_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the file ({exc.strerror}).") from exc
 
 
 def _domain_list(text: str) -> frozenset[str]:
@@ -71,7 +59,8 @@ class Region:
 
 @dataclass(frozen=True)
 class ReferenceData:
-    """The shipped reference tables (pipeline/reference/), loaded once at start."""
+    """The reference tables, loaded once at start (`pipeline.config.reference` reads
+    the shipped files in pipeline/reference/ or the operator's directory file)."""
 
     free_mail_domains: frozenset[str]
     disposable_domains: frozenset[str] = frozenset()
@@ -79,16 +68,19 @@ class ReferenceData:
     postal_regions: Mapping[str, Region] = field(default_factory=dict)
 
     @classmethod
-    def shipped(cls, directory: Path | None = None) -> ReferenceData:
+    def parse(
+        cls, free_mail_domains: str, disposable_domains: str, directory: str, postal_regions: str
+    ) -> ReferenceData:
+        """The tables from their files' text: two domain lists (one a line, # comments),
+        the company directory CSV (`load_directory`) and postal regions CSV
+        (prefix,state,region,territory)."""
         return cls(
-            free_mail_domains=_domain_list(_reference_text("free_mail_domains.txt")),
-            disposable_domains=_domain_list(_reference_text("disposable_domains.txt")),
-            directory=load_directory(
-                _read_file(directory) if directory else _reference_text("company_directory.csv")
-            ),
+            free_mail_domains=_domain_list(free_mail_domains),
+            disposable_domains=_domain_list(disposable_domains),
+            directory=load_directory(directory),
             postal_regions={
                 row["prefix"]: Region(row["state"], row["region"], row["territory"])
-                for row in _csv_rows(_reference_text("de_postal_regions.csv"))
+                for row in _csv_rows(postal_regions)
             },
         )
 
@@ -290,8 +282,9 @@ class CustomerList:
     customers: frozenset[str] = frozenset()
 
     @classmethod
-    def from_csv(cls, path: Path) -> CustomerList:
-        rows = _csv_rows(_read_file(path))
+    def parse(cls, text: str) -> CustomerList:
+        """The customers of a CRM export's text (`pipeline.config.reference` reads it)."""
+        rows = _csv_rows(text)
         return cls(frozenset(row["domain"].strip().lower() for row in rows if row.get("domain")))
 
     def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
@@ -401,7 +394,10 @@ class EnrichmentChain:
         ]
         for spec, provider in zip(rules.providers, providers, strict=True):
             if not isinstance(provider, Provider):
-                raise TypeError(f"{spec.use} did not make a provider (needs name and enrich())")
+                raise ConfigError(
+                    f"enrichment.yaml: {spec.use} did not make a provider; its factory must "
+                    "return an object with a name and enrich(profile)"
+                )
         return cls(providers, rules.lead_definition)
 
     def run(self, profile: LeadProfile) -> LeadProfile:

@@ -42,13 +42,6 @@ from schemas.lead import (
 from schemas.rejected import MessageRejected, Reason
 
 COMPANY = "company:"
-NAME_MATCH = 100.0
-"""How alike (rapidfuzz ratio, 0-100) the last names of two people at one company
-must be to be one person, by default: the same (folded) name. Every other part of
-the name (the first name above all) must always be the same: "Lea Koch" and
-"Lena Koch" are two people. Hofmann and Hoffmann are two common names, so a
-lower value (90 accepts one missing letter in a name of five or more) is the
-operator's choice, not the default."""
 LEGAL_FORMS = re.compile(
     r"\b(gmbh|mbh|ag|kg|kgaa|ohg|gbr|ug|se|ev|e v|co|ltd|limited|inc|llc|plc|sa|sarl|bv|nv"
     r"|und|and)\b"

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.errors import ConfigError
 from schemas.envelope import ChannelName, derive_id
 from schemas.inputs import ActivityType
 from schemas.inquiry import Contact
@@ -177,7 +178,10 @@ class ContactPolicy(BaseModel):
             local += timedelta(minutes=15)
             if not self._closed(local):
                 return local.astimezone(UTC)
-        raise ValueError("quiet hours and weekends leave no time to contact anyone")
+        raise ConfigError(
+            "nurture.yaml contact_policy: quiet hours and weekends leave no time to contact "
+            "anyone; shorten quiet_hours or set weekends: true"
+        )
 
     def _closed(self, local: datetime) -> bool:
         weekend = not self.weekends and local.weekday() >= 5
