@@ -23,11 +23,11 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.domain.enrich.profile import LeadDefinition
+from pipeline.domain.rules import RULE
 from pipeline.errors import ConfigError
 from schemas.lead import Enrichment, LeadCaptured, LeadEnriched, LeadProfile
 
 log = structlog.get_logger("leadflow.enrich")
-RULE = ConfigDict(frozen=True, extra="forbid")
 
 
 def _reference_text(name: str) -> str:
@@ -63,7 +63,10 @@ class DirectoryEntry:
 
 
 @dataclass(frozen=True)
-class Region:
+class PostalRegion:
+    """Where a postal code lies (reference data `de_postal_regions.csv`): state,
+    region and sales territory. Not `RoutingRegion`, a region a routing rule names."""
+
     state: str
     region: str
     territory: str
@@ -76,7 +79,7 @@ class ReferenceData:
     free_mail_domains: frozenset[str]
     disposable_domains: frozenset[str] = frozenset()
     directory: Mapping[str, DirectoryEntry] = field(default_factory=dict)
-    postal_regions: Mapping[str, Region] = field(default_factory=dict)
+    postal_regions: Mapping[str, PostalRegion] = field(default_factory=dict)
 
     @classmethod
     def shipped(cls, directory: Path | None = None) -> ReferenceData:
@@ -87,7 +90,7 @@ class ReferenceData:
                 _read_file(directory) if directory else _reference_text("company_directory.csv")
             ),
             postal_regions={
-                row["prefix"]: Region(row["state"], row["region"], row["territory"])
+                row["prefix"]: PostalRegion(row["state"], row["region"], row["territory"])
                 for row in _csv_rows(_reference_text("de_postal_regions.csv"))
             },
         )
@@ -210,7 +213,7 @@ class PostalRegionProvider:
                 ]
         return []
 
-    def _lookup(self, code: str | None, country: str | None) -> Region | None:
+    def _lookup(self, code: str | None, country: str | None) -> PostalRegion | None:
         if code is None or country not in (None, "DE"):
             return None
         digits = code.strip().removeprefix("D-")
