@@ -6,6 +6,7 @@ import base64
 import io
 import logging
 import uuid
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -23,6 +24,7 @@ from pipeline.domain.privacy.person import (
     redact_person,
     scrub_text,
 )
+from schemas.privacy import EraseLead
 
 ANNA = Person(emails=frozenset({"anna.schmidt@firma.de"}), phones=frozenset({"+49301234567"}))
 
@@ -320,3 +322,33 @@ def test_masking_a_huge_string_finishes(text: str) -> None:
     pytest-timeout stops a hang.)"""
     masked = mask_contacts(text + " anna@firma.de")
     assert masked.endswith(" ***@firma.de")
+
+
+def test_a_person_survives_json_and_an_erase_command_unchanged() -> None:
+    """The worker answers a person as JSON, the CLI reads it back and sends it in an
+    EraseLead that the worker turns into a Person again: every key arrives, namesakes
+    at one company stay two people."""
+    anna = Person(
+        frozenset({uuid.UUID(int=2), uuid.UUID(int=1)}),
+        frozenset({"anna.schmidt@firma.de", "a.schmidt@firma.de"}),
+        frozenset({"+49301234567"}),
+        frozenset({"anna", "schmidt"}),
+    )
+    namesake = Person(emails=frozenset({"anna.schmidt2@firma.de"}), names=anna.names)
+    answer = orjson.loads(orjson.dumps(anna.as_json()))
+    assert answer["lead_ids"] == [str(uuid.UUID(int=1)), str(uuid.UUID(int=2))]  # sorted
+    assert Person.from_json(answer) == anna
+    assert Person.from_json(namesake.as_json()) == namesake != anna
+    assert Person.from_json({"emails": ["x@y.de"]}) == Person(emails=frozenset({"x@y.de"}))
+    now = datetime.now(UTC)
+    command = EraseLead(
+        event_id=uuid.uuid4(),
+        occurred_at=now,
+        emitted_at=now,
+        subject="anna.schmidt@firma.de",
+        phase="tables",
+        **anna.command_fields(),
+    )
+    wire = EraseLead.model_validate_json(command.model_dump_json())
+    assert Person.from_command(wire) == anna
+    assert wire.lead_ids == [uuid.UUID(int=1), uuid.UUID(int=2)]
