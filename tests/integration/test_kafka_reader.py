@@ -11,13 +11,15 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from pipeline.adapters.kafka.admin import apply_topics
-from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.kafka.client import last_event_of, publish
 from pipeline.adapters.kafka.reader import Isolation, KafkaReader, partitions_of, read_to_end
 from pipeline.config.topics import TopicSpec, load_topics
 from tests.conftest import isolated_settings
 
 
-async def transaction(bootstrap: str, topic: str, values: list[bytes], commit: bool) -> None:
+async def transaction(
+    bootstrap: str, topic: str, values: list[bytes], commit: bool, key: bytes | None = None
+) -> None:
     """Write `values` to partition 0 in one transaction, then commit or abort it."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, transactional_id=f"{topic}-{commit}-{time.monotonic_ns()}"
@@ -26,7 +28,7 @@ async def transaction(bootstrap: str, topic: str, values: list[bytes], commit: b
     try:
         await producer.begin_transaction()
         for value in values:
-            await producer.send_and_wait(topic, value, partition=0)
+            await producer.send_and_wait(topic, value, key=key, partition=0)
         if commit:
             await producer.commit_transaction()
         else:
@@ -95,3 +97,21 @@ def test_a_scan_of_nothing_reads_nothing_and_an_empty_topic_ends(
         return empty, nothing
 
     assert asyncio.run(scenario()) == ([], 0)
+
+
+def test_the_clis_last_event_of_a_lead_is_its_newest_committed_one(
+    kafka: str, tmp_path: Path
+) -> None:
+    """`rules explain` / `routing explain` read the topic when no worker answers: a
+    qualification the worker wrote in a transaction it then aborted never happened."""
+    settings = isolated_settings(kafka, tmp_path)
+    spec = load_topics(settings.topics_file, settings.topic_prefix).qualified
+
+    async def scenario() -> bytes | None:
+        await apply_topics(kafka, [spec])
+        await transaction(kafka, spec.name, [b"anna-1", b"anna-2"], commit=True, key=b"anna")
+        await transaction(kafka, spec.name, [b"ben-1"], commit=True, key=b"ben")  # a namesake's
+        await transaction(kafka, spec.name, [b"anna-aborted"], commit=False, key=b"anna")
+        return await last_event_of(kafka, spec, "anna")
+
+    assert asyncio.run(scenario()) == b"anna-2"
