@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -27,7 +27,6 @@ from aiokafka.errors import PolicyViolationError
 from pipeline.adapters.kafka.reader import (
     Isolation,
     KafkaReader,
-    Record,
     partitions_of,
     read_to_end,
 )
@@ -55,10 +54,8 @@ async def read_partition(
     scan = TableScan(person)
     async with KafkaReader(bootstrap, [tp], "read_uncommitted", from_beginning=True) as reader:
         end = (await reader.end_offsets())[tp]
-        while await reader.before({tp: end}):
-            for _, r in await reader.poll(timeout_ms=500):
-                if r.offset < end:
-                    scan.apply(r.key, r.value)
+        async for _, r in reader.until({tp: end}):
+            scan.apply(r.key, r.value)
     return scan, end
 
 
@@ -73,16 +70,6 @@ async def topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> list
     ]
 
 
-async def read_records(
-    bootstrap: str, parts: list[TopicPartition], isolation: Isolation = "read_uncommitted"
-) -> AsyncIterator[tuple[TopicPartition, Record]]:
-    """Every record on these partitions, from their start up to their end as the
-    read began. Uncommitted by default: an aborted transaction's records are
-    still on disk, and erasure must find the person in them too."""
-    async for tp, r in read_to_end(bootstrap, parts, isolation):
-        yield tp, r
-
-
 async def find_in_topics(
     bootstrap: str,
     parts: list[TopicPartition],
@@ -91,9 +78,10 @@ async def find_in_topics(
 ) -> dict[TopicPartition, int]:
     """The last offset per partition whose message is the person's (its key names
     their lead or key, its value is their record) or mentions one of their keys
-    (also inside the original a rejection carries)."""
+    (also inside the original a rejection carries). Uncommitted by default: an
+    aborted transaction's records are still on disk, and hold the person too."""
     hits: dict[TopicPartition, int] = {}
-    async for tp, r in read_records(bootstrap, parts, isolation):
+    async for tp, r in read_to_end(bootstrap, parts, isolation):
         if person.owns_key(r.key) or person.found_in(r.value):
             hits[tp] = max(hits.get(tp, -1), r.offset)
     return hits

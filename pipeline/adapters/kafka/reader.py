@@ -90,9 +90,14 @@ class KafkaReader:
         ends = await self._consumer.end_offsets(self.partitions)
         return {tp: int(offset) for tp, offset in ends.items()}
 
-    async def before(self, ends: dict[TopicPartition, int]) -> bool:
-        """Is any partition still short of its end in `ends`?"""
-        return any([await self._consumer.position(tp) < ends[tp] for tp in self.partitions])
+    async def until(
+        self, ends: dict[TopicPartition, int]
+    ) -> AsyncIterator[tuple[TopicPartition, Record]]:
+        """Every record from the current positions up to `ends` (exclusive)."""
+        while any([await self._consumer.position(tp) < ends[tp] for tp in self.partitions]):
+            for tp, record in await self.poll(timeout_ms=500):
+                if record.offset < ends[tp]:
+                    yield tp, record
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -113,8 +118,5 @@ async def read_to_end(
     if not partitions:
         return
     async with KafkaReader(bootstrap, partitions, isolation, from_beginning=True) as reader:
-        ends = await reader.end_offsets()
-        while await reader.before(ends):
-            for tp, record in await reader.poll(timeout_ms=500):
-                if record.offset < ends[tp]:
-                    yield tp, record
+        async for tp, record in reader.until(await reader.end_offsets()):
+            yield tp, record
