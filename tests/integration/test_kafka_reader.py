@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 from aiokafka import AIOKafkaProducer
+from faust.types import TableT
 
 from pipeline.adapters.kafka.admin import apply_topics
 from pipeline.adapters.kafka.client import last_event_of, publish
 from pipeline.adapters.kafka.reader import Isolation, KafkaReader, partitions_of, read_to_end
 from pipeline.config.topics import TopicSpec, load_topics
+from pipeline.worker.shared_state import ChangelogMirror
 from tests.conftest import isolated_settings
 
 
@@ -115,3 +119,32 @@ def test_the_clis_last_event_of_a_lead_is_its_newest_committed_one(
         return await last_event_of(kafka, spec, "anna")
 
     assert asyncio.run(scenario()) == b"anna-2"
+
+
+def test_the_shared_state_mirror_holds_committed_values_only(kafka: str, tmp_path: Path) -> None:
+    """Under exactly_once Faust writes a changelog in the stage's transaction: a
+    shard value of an aborted one (the stage redid the message) must not reach
+    other workers through the mirror; the committed value after it does."""
+    settings = isolated_settings(kafka, tmp_path)
+    spec = load_topics(settings.topics_file, settings.topic_prefix).captured  # any topic
+    table = cast(
+        TableT, SimpleNamespace(changelog_topic=SimpleNamespace(get_topic_name=lambda: spec.name))
+    )
+
+    async def scenario() -> dict[bytes, bytes]:
+        await apply_topics(kafka, [spec])
+        await transaction(kafka, spec.name, [b"0.20"], commit=True, key=b"p0|win-model")
+        await transaction(kafka, spec.name, [b"0.99"], commit=False, key=b"p0|win-model")
+        await transaction(kafka, spec.name, [b"3"], commit=False, key=b"p0|gut.de")
+        await transaction(kafka, spec.name, [b"0.25"], commit=True, key=b"p0|win-model")
+        mirror = ChangelogMirror(kafka, table, spec.partitions)
+        await mirror.start()
+        try:
+            deadline = time.monotonic() + 30
+            while mirror.values.get(b"p0|win-model") != b"0.25" and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            return dict(mirror.values)
+        finally:
+            await mirror.stop()
+
+    assert asyncio.run(scenario()) == {b"p0|win-model": b"0.25"}
