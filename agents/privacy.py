@@ -30,15 +30,6 @@ log = structlog.get_logger("leadflow.privacy")
 STORES_TIMEOUT_S = 300.0
 
 
-def person_of(command: EraseLead) -> Person:
-    return Person(
-        frozenset(command.lead_ids),
-        frozenset(command.emails),
-        frozenset(command.phones),
-        frozenset(command.names),
-    )
-
-
 def register(stage: Stage, services: Services) -> None:
     """`erase` on privacy.erasure; the person and export endpoints where the warehouse is."""
     bootstrap = stage.settings.kafka_bootstrap
@@ -57,7 +48,7 @@ def register(stage: Stage, services: Services) -> None:
         return truncated, rows, not pending
 
     async def handle(command: EraseLead, partition: int) -> LeadErased:
-        person = person_of(command)
+        person = Person.from_command(command)
         tables = topics = rows = 0
         complete = True
         try:
@@ -114,14 +105,7 @@ def register(stage: Stage, services: Services) -> None:
 
         async def post(self, request: Request) -> Response:
             person = await subject_of(request)
-            return self.json(
-                {
-                    "lead_ids": sorted(str(i) for i in person.lead_ids),
-                    "emails": sorted(person.emails),
-                    "phones": sorted(person.phones),
-                    "names": sorted(person.names),
-                }
-            )
+            return self.json(person.as_json())
 
     @stage.page("/v1/privacy/export")
     class Export(View):

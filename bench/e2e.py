@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
 from bench.common import bench_settings, cpu_seconds, fmt_latency, loadavg, percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, Load, Message, build_load, produce
@@ -44,7 +43,7 @@ from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
 from pipeline.adapters.worker_api import wait_until_stored
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics, load_topics
-from pipeline.dev.harness import OutcomeWatcher, WorkerProcess, watch_outcomes
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess, outcome_reader
 from pipeline.domain.capture.exclusion import EXCLUDED
 from pipeline.entrypoints.demo import answer_as_crm
 
@@ -72,25 +71,15 @@ class Watcher:
     """When anything last arrived: a busy worker still answers, rejects or decides."""
 
     async def run(self, started: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            fetch_max_wait_ms=20,
-        )
-        await consumer.start()
-        try:
-            await watch_outcomes(consumer, self.topics)
+        async with outcome_reader(self.bootstrap, self.topics, fetch_max_wait_ms=20) as reader:
             started.set()
             while True:
-                batches = await consumer.getmany(timeout_ms=50)
+                arrived = await reader.poll(timeout_ms=50)
                 now = time.time()
-                for tp, records in batches.items():
+                if arrived:
                     self.last_arrival = now
-                    for record in records:
-                        self._record(tp.topic, record.value or b"{}", now)
-        finally:
-            await consumer.stop()
+                for tp, record in arrived:
+                    self._record(tp.topic, record.value or b"{}", now)
 
     def _record(self, topic: str, value: bytes, now: float) -> None:
         event = orjson.loads(value)

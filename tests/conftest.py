@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.adapters.kafka.admin import remove_tenants
+from pipeline.adapters.kafka.reader import partitions_of, read_to_end
 from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.config.topics import Topics, TopicSpec, load_topics
 from pipeline.dev.harness import WorkerProcess, settings_env
@@ -124,20 +124,9 @@ def started_worker(bootstrap: str, state: Path) -> Iterator[tuple[Settings, Topi
 
 
 async def read_topic(bootstrap: str, spec: TopicSpec) -> list[tuple[Position, bytes | None]]:
-    """Everything on a topic now, from the beginning, with each message's position."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        found: list[tuple[Position, bytes | None]] = []
-        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                found += [(Position(tp.topic, tp.partition, r.offset), r.value) for r in records]
-        return found
-    finally:
-        await consumer.stop()
+    """Everything on a topic now, from the beginning, with each message's position
+    (committed records: what the worker's transactions published)."""
+    return [
+        (Position(tp.topic, tp.partition, r.offset), r.value)
+        async for tp, r in read_to_end(bootstrap, partitions_of([spec]), "read_committed")
+    ]

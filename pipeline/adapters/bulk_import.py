@@ -74,15 +74,6 @@ def detect_mapping(headers: list[str], overrides: dict[str, str]) -> dict[int, s
     return mapping
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula (OWASP CSV
-    injection): a leading =, +, -, @, tab or CR gets a quote in front."""
-    return f"'{value}" if value.startswith(FORMULA_START) else value
-
-
 @dataclass(frozen=True)
 class Row:
     number: int

@@ -92,7 +92,9 @@ def webhook_request(
 
 
 @dataclass(frozen=True)
-class Answer:
+class CrmResponse:
+    """How the CRM answered one delivery."""
+
     status: int | None
     """HTTP status, or None when no answer came (the error says why)."""
     retry_after: float | None = None
@@ -145,20 +147,22 @@ class CrmBridge:
         self.tally = Tally()
         self._opener = urllib.request.build_opener(_NoRedirect)
 
-    def _post(self, event: LeadAssigned) -> Answer:
+    def _post(self, event: LeadAssigned) -> CrmResponse:
         """One attempt (blocking: runs in a thread)."""
         request = webhook_request(self.url, event, self.token)
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
-                return Answer(int(response.status))
+                return CrmResponse(int(response.status))
         except urllib.error.HTTPError as error:
             try:
-                return Answer(error.code, retry_after_seconds(error.headers.get("Retry-After")))
+                return CrmResponse(
+                    error.code, retry_after_seconds(error.headers.get("Retry-After"))
+                )
             finally:
                 error.close()
         except (OSError, http.client.HTTPException) as error:  # refused, reset, timeout, garbage
             cause = getattr(error, "reason", None)  # URLError wraps the socket's error
-            return Answer(
+            return CrmResponse(
                 None, error=type(cause if isinstance(cause, Exception) else error).__name__
             )
 

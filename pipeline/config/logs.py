@@ -33,14 +33,16 @@ PHONE = re.compile(
 )
 
 
-def redact_text(text: str) -> str:
+def mask_contacts(text: str) -> str:
+    """Any log text with e-mail addresses and phone numbers masked (anyone's: a log
+    line never carries contact data). Not `redact_person`, which erases one person."""
     text = EMAIL.sub(lambda m: "***@" + m.group(0).rsplit("@", 1)[1], text)
     return PHONE.sub("***phone***", text)
 
 
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        return redact_text(value)
+        return mask_contacts(value)
     if isinstance(value, dict):
         return {k: _redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -65,12 +67,12 @@ def _redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a broken format string: keep the template, drop the args
         message = str(record.msg)
-    record.msg, record.args = redact_text(message), ()
+    record.msg, record.args = mask_contacts(message), ()
     if record.exc_info and record.exc_info[1] is not None:
         rendered = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-        record.exc_text = redact_text(rendered)
+        record.exc_text = mask_contacts(rendered)
     if record.stack_info:
-        record.stack_info = redact_text(record.stack_info)
+        record.stack_info = mask_contacts(record.stack_info)
     return record
 
 

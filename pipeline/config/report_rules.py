@@ -7,11 +7,10 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from pipeline.config.yaml_model import load_yaml_model
-
-RULE = ConfigDict(frozen=True, extra="forbid")
+from pipeline.domain.rules import RULE
 
 
 def _month(value: str) -> str:

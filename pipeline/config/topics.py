@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from pipeline.config.yaml_model import load_yaml_model
+from pipeline.domain.rules import RULE
 
 DAY_MS = 24 * 3600 * 1000
 
 
 class TopicSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = RULE
 
     name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")
     description: str
@@ -88,7 +89,7 @@ def import_model(ref: str) -> type[BaseModel]:
 class Topics(BaseModel):
     """Every topic by its role; code asks `topics.captured`, never spells a name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = RULE
 
     inquiries: TopicSpec
     activity: TopicSpec
@@ -130,7 +131,7 @@ class Topics(BaseModel):
 
 
 class _TopicsFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = RULE
     topics: Topics
 
 

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
-from pipeline.adapters.kafka.client import assign
+from pipeline.adapters.kafka.reader import KafkaReader, partitions_of
 from pipeline.adapters.worker_api import get_json
 from pipeline.config.settings import PROJECT_ROOT, Settings
 from pipeline.config.topics import Topics
@@ -148,36 +147,37 @@ class Outcomes:
         return trace in self.traces and trace in self.answered
 
 
-async def watch_outcomes(
-    consumer: AIOKafkaConsumer, topics: Topics, from_beginning: bool = False
-) -> None:
-    """Point a started consumer at the terminal topics (sales-ready, nurture, touches,
-    rejected), from their current end on or from the beginning."""
+def outcome_reader(
+    bootstrap: str, topics: Topics, from_beginning: bool = False, **options: Any
+) -> KafkaReader:
+    """A reader of the terminal topics (sales-ready, nurture, touches, rejected),
+    from their current end on or from the beginning. Committed records only: the
+    worker writes them in transactions, and an aborted one's output never happened."""
     terminal = (topics.sales_ready, topics.touches, topics.nurture, topics.rejected)
-    await assign(consumer, terminal, from_beginning)
+    return KafkaReader(
+        bootstrap,
+        partitions_of(terminal),
+        "read_committed",
+        from_beginning=from_beginning,
+        **options,
+    )
 
 
 class OutcomeWatcher:
-    """Reads the terminal topics (read_committed) from their current end on, or
+    """Reads the terminal topics (`outcome_reader`) from their current end on, or
     from the beginning."""
 
     def __init__(self, bootstrap: str, topics: Topics, from_beginning: bool = False) -> None:
         self.topics = topics
-        self.from_beginning = from_beginning
         self.outcomes = Outcomes()
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-        )
+        self._reader = outcome_reader(bootstrap, topics, from_beginning)
 
     async def start(self) -> None:
-        await self._consumer.start()
-        await watch_outcomes(self._consumer, self.topics, self.from_beginning)
+        await self._reader.start()
 
     async def poll(self, timeout_ms: int = 200) -> None:
-        batches = await self._consumer.getmany(timeout_ms=timeout_ms)
-        for tp, records in batches.items():
-            for record in records:
-                self._record(tp.topic, record.value or b"")
+        for tp, record in await self._reader.poll(timeout_ms=timeout_ms):
+            self._record(tp.topic, record.value or b"")
 
     def _record(self, topic: str, value: bytes) -> None:
         event: LeadAssigned | TouchScheduled | LeadNurtured | MessageRejected
@@ -205,4 +205,4 @@ class OutcomeWatcher:
         self.outcomes.deliveries[str(event.event_id)] += 1
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        await self._reader.stop()

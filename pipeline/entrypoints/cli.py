@@ -344,7 +344,7 @@ def import_file(
 def _write_import_errors(path: Path, errors: list[tuple[int, list[Any]]]) -> None:
     import csv
 
-    from pipeline.adapters.bulk_import import spreadsheet_safe
+    from pipeline.domain.spreadsheet import spreadsheet_safe
 
     with open(path, "w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out)
@@ -372,7 +372,8 @@ def _report_command(name: str, title: str, dimensions: tuple[str, ...]) -> None:
     ) -> None:
         import json
 
-        from pipeline.reporting.client import ask_worker, through_worker_or_direct
+        from pipeline.adapters.worker_api import ask_worker
+        from pipeline.reporting.client import through_worker_or_direct
         from pipeline.reporting.reports import parse_params, run_report
 
         settings = _settings()
@@ -431,7 +432,8 @@ def report_dashboard(
     since: Annotated[str | None, typer.Option(help="Only from this date on.")] = None,
 ) -> None:
     """Write the dashboard as one self-contained HTML file (works offline)."""
-    from pipeline.reporting.client import ask_worker, through_worker_or_direct
+    from pipeline.adapters.worker_api import ask_worker
+    from pipeline.reporting.client import through_worker_or_direct
     from pipeline.reporting.dashboard import dashboard_data, render_dashboard
     from pipeline.reporting.reports import parse_params
     from schemas.envelope import utcnow
@@ -460,7 +462,8 @@ def report_sql(
     import json
 
     from pipeline.adapters.warehouse.clickhouse import analyst_query
-    from pipeline.reporting.client import ask_worker, through_worker_or_direct
+    from pipeline.adapters.worker_api import ask_worker
+    from pipeline.reporting.client import through_worker_or_direct
 
     settings = _settings()
     rows = through_worker_or_direct(
@@ -479,7 +482,7 @@ def report_sink() -> None:
     """How far the warehouse sink is behind: messages not yet stored (from the worker)."""
     import json
 
-    from pipeline.reporting.client import ask_worker
+    from pipeline.adapters.worker_api import ask_worker
 
     settings = _settings()
     answer = ask_worker(settings, "/v1/warehouse/lag")
@@ -512,7 +515,8 @@ def lead_show(lead_id: LeadId) -> None:
 
     from rich.table import Table
 
-    from pipeline.reporting.client import ask_worker, through_worker_or_direct
+    from pipeline.adapters.worker_api import ask_worker
+    from pipeline.reporting.client import through_worker_or_direct
     from pipeline.reporting.timeline import lead_timeline
 
     lead = _lead_uuid(lead_id)
@@ -539,8 +543,8 @@ def _captures(settings: Settings, lead: Any) -> list[Any]:
     (a correction needs the running worker: its identify stage applies it)."""
     from pydantic import TypeAdapter
 
-    from pipeline.adapters.worker_api import wait_until_stored, worker_answers
-    from pipeline.reporting.client import ask_worker, through_worker_or_direct
+    from pipeline.adapters.worker_api import ask_worker, wait_until_stored, worker_answers
+    from pipeline.reporting.client import through_worker_or_direct
     from pipeline.reporting.timeline import lead_captures
     from schemas.lead import LeadCaptured
 

@@ -1,65 +1,23 @@
 """Reports for the CLI. In embedded mode one process owns the chdb directory:
 the running worker, asked over HTTP; with no worker running, the CLI opens the
-warehouse itself. With a ClickHouse server the CLI queries it directly."""
+warehouse itself. With a ClickHouse server the CLI queries it directly. The
+worker is asked through `pipeline.adapters.worker_api.ask_worker`."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from urllib.parse import urlencode
 
 from pipeline.adapters.warehouse.clickhouse import Warehouse, open_warehouse
-from pipeline.config.access import operator_key
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
-from pipeline.errors import LeadflowError
+from pipeline.domain.spreadsheet import spreadsheet_safe
 from pipeline.reporting.reports import ReportInputs, Rows, report_inputs
 
 T = TypeVar("T")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-"""A spreadsheet runs a cell starting with one of these as a formula."""
-
-
-def ask_worker(
-    settings: Settings,
-    path: str,
-    query: dict[str, str] | None = None,
-    body: bytes | None = None,
-    timeout: float = 120.0,
-) -> bytes | None:
-    """The worker's answer, or None when no worker listens (an HTTP error is raised)."""
-    url = settings.web_url + path + (f"?{urlencode(query)}" if query else "")
-    headers = {"Content-Type": "text/plain; charset=utf-8"}
-    key = operator_key(settings)
-    if key is not None:
-        headers["X-Api-Key"] = key
-    request = urllib.request.Request(url, data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        raise LeadflowError(_refusal(settings, exc)) from None
-    except OSError:  # nothing listens: no worker runs
-        return None
-
-
-def _refusal(settings: Settings, exc: urllib.error.HTTPError) -> str:
-    try:
-        reason = json.loads(exc.read()).get("error", exc.reason)
-    except (ValueError, AttributeError):
-        reason = exc.reason
-    if exc.code == 401:
-        return (
-            f"the worker at {settings.web_url} wants an operator key: set the same "
-            'LEADFLOW_OPERATOR_KEYS=\'{"analyst": "…"}\' for the worker and the CLI'
-        )
-    return f"the worker at {settings.web_url} answered {exc.code}: {reason}"
 
 
 @contextmanager
@@ -106,6 +64,6 @@ def csv_text(rows: Rows) -> str:
 
 
 def _safe_cell(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
+    if isinstance(value, str):
+        return spreadsheet_safe(value)
     return "" if value is None else value

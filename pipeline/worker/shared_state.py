@@ -17,13 +17,14 @@ import asyncio
 from typing import Any, Generic, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust import current_event
 from faust.types import TableT
 from mode import Service
 from pydantic import BaseModel
 
+from pipeline.adapters.kafka.reader import KafkaReader
 from pipeline.worker.stage import Stage
 
 log = structlog.get_logger("leadflow.shared_state")
@@ -60,43 +61,43 @@ class ShardedTable(Generic[M]):
 
 
 class ChangelogMirror(Service):
-    """All partitions of a table's changelog, kept in memory, latest value per key."""
+    """All partitions of a table's changelog, kept in memory, latest value per key.
+
+    Reads committed records only: under exactly_once Faust writes a changelog in
+    the same transaction as the stage's output and offsets, so an uncommitted
+    value may still be rolled back (the table itself never shows it after a
+    restart); the mirror shows what the table will hold, a commit later."""
 
     def __init__(self, bootstrap: str, table: TableT, partitions: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bootstrap, self.table, self.partitions = bootstrap, table, partitions
         self.values: dict[bytes, bytes] = {}
-        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: KafkaReader | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
-        )
-        await self._consumer.start()
         topic = self.table.changelog_topic.get_topic_name()
         parts = [TopicPartition(topic, p) for p in range(self.partitions)]
-        self._consumer.assign(parts)
-        await self._consumer.seek_to_beginning(*parts)
+        self._reader = KafkaReader(self.bootstrap, parts, "read_committed", from_beginning=True)
+        await self._reader.start()
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        assert self._reader is not None
         while True:
             try:
-                batches = await self._consumer.getmany(timeout_ms=500)
+                arrived = await self._reader.poll(timeout_ms=500)
             except KafkaError:  # the changelog topic may not exist yet at start
                 log.warning("mirror.fetch_failed", exc_info=True)
                 await asyncio.sleep(1.0)
                 continue
-            for records in batches.values():
-                for record in records:
-                    if record.key is not None:
-                        self.values[record.key] = record.value or b""
+            for _, record in arrived:
+                if record.key is not None:
+                    self.values[record.key] = record.value or b""
 
     async def on_stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._reader is not None:
+            await self._reader.stop()

@@ -39,7 +39,8 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.adapters.kafka.client import publish
-from pipeline.adapters.kafka.erasure import find_in_topics, read_records, topic_partitions
+from pipeline.adapters.kafka.erasure import find_in_topics, topic_partitions
+from pipeline.adapters.kafka.reader import read_to_end
 from pipeline.adapters.warehouse.clickhouse import open_warehouse
 from pipeline.adapters.worker_api import get_bytes, get_json, wait_until_stored
 from pipeline.config.access import operator_key
@@ -319,7 +320,7 @@ async def _records(
     parts = await _tenant_partitions(settings)
     return {
         (tp.topic, tp.partition, r.offset): (r.key, r.value)
-        async for tp, r in read_records(settings.kafka_bootstrap, parts)
+        async for tp, r in read_to_end(settings.kafka_bootstrap, parts, "read_uncommitted")
     }
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
+from pipeline.adapters.kafka.reader import read_to_end
 from pipeline.adapters.worker_api import get_json, wait_until_stored
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
@@ -132,20 +133,10 @@ def activity(pipeline: Pipeline, n: str, **who: Any) -> dict[str, Any]:
 
 async def _waiting_keys(bootstrap: str, topic: str, partitions: int) -> set[bytes]:
     """Keys in the changelog of the table that keeps activities of unknown people."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        keys: set[bytes] = set()
-        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                keys |= {r.key for r in records if r.key and r.value}
-        return keys
-    finally:
-        await consumer.stop()
+    parts = [TopicPartition(topic, p) for p in range(partitions)]
+    return {
+        r.key async for _, r in read_to_end(bootstrap, parts, "read_committed") if r.key and r.value
+    }
 
 
 def test_an_anonymous_visitor_gets_their_history_when_they_fill_a_form(pipeline: Pipeline) -> None:

@@ -19,9 +19,9 @@ from pipeline.adapters.bulk_import import (
     placement_line,
     read_rows,
     rows_from_file,
-    spreadsheet_safe,
     summarise,
 )
+from pipeline.domain.spreadsheet import spreadsheet_safe
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadCaptured
 from tests.unit.factories import POLICY

@@ -6,14 +6,14 @@ import base64
 import io
 import logging
 import uuid
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 import structlog
 from mode.utils.logging import ExtensionFormatter
 
-from pipeline.config.logs import configure_logging
-from pipeline.config.logs import redact_text as redact_text_for_logs
+from pipeline.config.logs import configure_logging, mask_contacts
 from pipeline.domain.privacy.person import (
     ERASED,
     Person,
@@ -21,9 +21,10 @@ from pipeline.domain.privacy.person import (
     contacts_in,
     forget_entry,
     person_for,
-    redact_text,
+    redact_person,
     scrub_text,
 )
+from schemas.privacy import EraseLead
 
 ANNA = Person(emails=frozenset({"anna.schmidt@firma.de"}), phones=frozenset({"+49301234567"}))
 
@@ -206,7 +207,7 @@ def test_redaction_keeps_ids_times_channel_and_outcome_but_no_personal_field() -
             "notes": "Anna.Schmidt@firma.de asked twice",
         },
     }
-    text = redact_text(orjson.dumps(event).decode(), ANNA)
+    text = redact_person(orjson.dumps(event).decode(), ANNA)
     stripped = orjson.loads(text)
     assert "schmidt" not in text.casefold() and "1234567" not in text
     assert stripped["lead_id"] == lead and stripped["event_id"] == event["event_id"]
@@ -217,15 +218,15 @@ def test_redaction_keeps_ids_times_channel_and_outcome_but_no_personal_field() -
 
 def test_a_rejections_original_bytes_are_dropped() -> None:
     original = base64.b64encode(b"anna.schmidt@firma.de").decode()
-    text = redact_text(
+    text = redact_person(
         orjson.dumps({"payload": {"original_b64": original, "offset": 4}}).decode(), ANNA
     )
     assert orjson.loads(text) == {"payload": {"original_b64": "", "offset": 4}}
 
 
 def test_plain_text_that_mentions_the_person_is_erased_other_text_kept() -> None:
-    assert redact_text("mail anna.schmidt@firma.de", ANNA) == ERASED
-    assert redact_text("web_form", ANNA) == "web_form"
+    assert redact_person("mail anna.schmidt@firma.de", ANNA) == ERASED
+    assert redact_person("web_form", ANNA) == "web_form"
 
 
 def test_a_table_scan_keeps_the_latest_value_and_finds_the_persons_keys() -> None:
@@ -275,21 +276,21 @@ def test_exceptions_and_standard_library_records_are_masked(
 
 
 def test_hosts_and_dates_survive_masking_phone_numbers_do_not() -> None:
-    assert redact_text_for_logs("Connection at 127.0.0.1:9092 closed") == (
+    assert mask_contacts("Connection at 127.0.0.1:9092 closed") == (
         "Connection at 127.0.0.1:9092 closed"
     )
-    assert redact_text_for_logs("due 2026-11-23T10:00:00Z") == "due 2026-11-23T10:00:00Z"
-    masked = redact_text_for_logs("Tel:+49 30 1234567, (030) 7654321, 0301234567")
+    assert mask_contacts("due 2026-11-23T10:00:00Z") == "due 2026-11-23T10:00:00Z"
+    masked = mask_contacts("Tel:+49 30 1234567, (030) 7654321, 0301234567")
     assert not any(ch.isdigit() for ch in masked.replace("30)", ""))
-    assert "***phone***" in redact_text_for_logs("appel 01.23.45.67.89")
-    assert redact_text_for_logs("Tel. 030.1234567") == "Tel. ***phone***"
+    assert "***phone***" in mask_contacts("appel 01.23.45.67.89")
+    assert mask_contacts("Tel. 030.1234567") == "Tel. ***phone***"
 
 
 def test_lead_ids_and_decimals_survive_masking() -> None:
     lead = "12345678-1234-5678-9abc-def012345678"
-    assert redact_text_for_logs(f"lead_id={lead}") == f"lead_id={lead}"
+    assert mask_contacts(f"lead_id={lead}") == f"lead_id={lead}"
     line = "Timer commit is overlapping (interval=1.0 runtime=1.2345678)"
-    assert redact_text_for_logs(line) == line
+    assert mask_contacts(line) == line
 
 
 def test_a_record_whose_message_is_already_formatted_logs_cleanly(
@@ -319,5 +320,35 @@ def test_masking_a_huge_string_finishes(text: str) -> None:
     """The old patterns retried from every character: 20 kB of letters took
     15 s, a hostile 300 kB address hung the worker. (No time is asserted;
     pytest-timeout stops a hang.)"""
-    masked = redact_text_for_logs(text + " anna@firma.de")
+    masked = mask_contacts(text + " anna@firma.de")
     assert masked.endswith(" ***@firma.de")
+
+
+def test_a_person_survives_json_and_an_erase_command_unchanged() -> None:
+    """The worker answers a person as JSON, the CLI reads it back and sends it in an
+    EraseLead that the worker turns into a Person again: every key arrives, namesakes
+    at one company stay two people."""
+    anna = Person(
+        frozenset({uuid.UUID(int=2), uuid.UUID(int=1)}),
+        frozenset({"anna.schmidt@firma.de", "a.schmidt@firma.de"}),
+        frozenset({"+49301234567"}),
+        frozenset({"anna", "schmidt"}),
+    )
+    namesake = Person(emails=frozenset({"anna.schmidt2@firma.de"}), names=anna.names)
+    answer = orjson.loads(orjson.dumps(anna.as_json()))
+    assert answer["lead_ids"] == [str(uuid.UUID(int=1)), str(uuid.UUID(int=2))]  # sorted
+    assert Person.from_json(answer) == anna
+    assert Person.from_json(namesake.as_json()) == namesake != anna
+    assert Person.from_json({"emails": ["x@y.de"]}) == Person(emails=frozenset({"x@y.de"}))
+    now = datetime.now(UTC)
+    command = EraseLead(
+        event_id=uuid.uuid4(),
+        occurred_at=now,
+        emitted_at=now,
+        subject="anna.schmidt@firma.de",
+        phase="tables",
+        **anna.command_fields(),
+    )
+    wire = EraseLead.model_validate_json(command.model_dump_json())
+    assert Person.from_command(wire) == anna
+    assert wire.lead_ids == [uuid.UUID(int=1), uuid.UUID(int=2)]

@@ -1,7 +1,7 @@
 import orjson
 import structlog
 
-from pipeline.config.logs import redact_pii, redact_text
+from pipeline.config.logs import mask_contacts, redact_pii
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.topics import load_topics
 from pipeline.dev.traffic import demo_inquiries
@@ -50,7 +50,7 @@ def test_an_invalid_inquiry_row_still_counts_for_its_channel() -> None:
 
 
 def test_email_and_phone_are_masked_in_log_lines() -> None:
-    text = redact_text("from anna.schmidt@firma.de, call +49 30 1234567 or 030/1234567")
+    text = mask_contacts("from anna.schmidt@firma.de, call +49 30 1234567 or 030/1234567")
     assert "anna.schmidt" not in text and "1234567" not in text
     assert "***@firma.de" in text
 

@@ -4,8 +4,9 @@ import asyncio
 import time
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
+from pipeline.adapters.kafka.reader import KafkaReader, partitions_of, read_to_end
 from pipeline.config.topics import Topics, TopicSpec
 from pipeline.domain.capture.exclusion import EXCLUDED
 from pipeline.domain.messages import Position
@@ -39,21 +40,6 @@ async def publish_keyed(
     return [Position(r.topic, r.partition, r.offset) for r in records]
 
 
-async def assign(
-    consumer: AIOKafkaConsumer, specs: Iterable[TopicSpec], from_beginning: bool = False
-) -> None:
-    """Point a started consumer at every partition of `specs`, from their current end
-    on (resolved now, before anything is published) or from the beginning."""
-    partitions = [TopicPartition(spec.name, p) for spec in specs for p in range(spec.partitions)]
-    consumer.assign(partitions)
-    if from_beginning:
-        await consumer.seek_to_beginning(*partitions)
-    else:
-        await consumer.seek_to_end(*partitions)
-    for tp in partitions:
-        await consumer.position(tp)
-
-
 class CaptureWatcher:
     """How identity resolution placed inquiries: reads `leads.captured` (and, for
     excluded inquiries, their answer on `leads.touches`) from the current end on.
@@ -63,21 +49,19 @@ class CaptureWatcher:
         self.topics = topics
         self.placed: dict[str, LeadCaptured | None] = {}
         """trace id → its LeadCaptured, or None: excluded, answered without a lead."""
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+        self._reader = KafkaReader(
+            bootstrap, partitions_of((topics.captured, topics.touches)), "read_committed"
         )
 
     async def start(self) -> None:
-        await self._consumer.start()
-        await assign(self._consumer, (self.topics.captured, self.topics.touches))
+        await self._reader.start()
 
     async def wait(self, traces: set[str], timeout: float) -> dict[str, LeadCaptured | None]:
         """The placements of `traces` that arrived within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while not traces <= self.placed.keys() and time.monotonic() < deadline:
-            for tp, records in (await self._consumer.getmany(timeout_ms=300)).items():
-                for record in records:
-                    self._record(tp.topic, record.value or b"")
+            for tp, record in await self._reader.poll(timeout_ms=300):
+                self._record(tp.topic, record.value or b"")
         return {t: self.placed[t] for t in traces if t in self.placed}
 
     def _record(self, topic: str, value: bytes) -> None:
@@ -90,19 +74,15 @@ class CaptureWatcher:
             self.placed.setdefault(str(touch.trace_id), None)
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        await self._reader.stop()
 
 
 async def correct_and_wait(
     bootstrap: str, topics: Topics, command: CorrectIdentity, timeout: float
 ) -> list[IdentityCorrected]:
     """Send an operator's correction and wait for what it did to both leads."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
-    await consumer.start()
-    try:
-        await assign(consumer, [topics.identity_corrected])  # its end before the command
+    reader = KafkaReader(bootstrap, partitions_of([topics.identity_corrected]), "read_committed")
+    async with reader:  # its end before the command
         value = command.model_dump_json().encode()
         await publish(bootstrap, topics.identity_corrections.name, [value], key=command.key())
         done: dict[str, IdentityCorrected] = {}
@@ -113,31 +93,19 @@ async def correct_and_wait(
                     f"the correction {command.event_id} was not done within {timeout:.0f} s; "
                     "is the worker running? (it is done once a worker reads it)"
                 )
-            for records in (await consumer.getmany(timeout_ms=300)).values():
-                for record in records:
-                    fact = IdentityCorrected.model_validate_json(record.value or b"")
-                    if fact.command_id == command.event_id:
-                        done[str(fact.lead_id)] = fact
+            for _, record in await reader.poll(timeout_ms=300):
+                fact = IdentityCorrected.model_validate_json(record.value or b"")
+                if fact.command_id == command.event_id:
+                    done[str(fact.lead_id)] = fact
         return list(done.values())
-    finally:
-        await consumer.stop()
 
 
 async def last_event_of(bootstrap: str, spec: TopicSpec, lead_id: str) -> bytes | None:
-    """The newest message keyed by this lead on a topic (a full scan: for the CLI)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        newest: tuple[int, bytes] | None = None
-        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    if r.key == lead_id.encode() and (newest is None or r.timestamp >= newest[0]):
-                        newest = (r.timestamp, r.value or b"")
-        return newest[1] if newest else None
-    finally:
-        await consumer.stop()
+    """The newest message keyed by this lead on a topic (a full scan: for the CLI).
+    Committed records only: the worker writes its topics in transactions, and an
+    aborted one's record never happened."""
+    newest: tuple[int, bytes] | None = None
+    async for _, r in read_to_end(bootstrap, partitions_of([spec]), "read_committed"):
+        if r.key == lead_id.encode() and (newest is None or r.timestamp >= newest[0]):
+            newest = (r.timestamp, r.value or b"")
+    return newest[1] if newest else None

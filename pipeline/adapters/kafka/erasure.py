@@ -14,15 +14,22 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Literal
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import PolicyViolationError
 
+from pipeline.adapters.kafka.reader import (
+    Isolation,
+    KafkaReader,
+    partitions_of,
+    read_to_end,
+)
 from pipeline.config.topics import Topics
 from pipeline.domain.privacy.person import (
     Person,
@@ -41,24 +48,15 @@ async def read_partition(
 ) -> tuple[TableScan, int]:
     """The latest value per key of one (changelog) partition, and its end offset;
     the scan also notes whether any record, superseded or deleted ones too,
-    mentions the person (a compacted changelog keeps them until compaction)."""
+    mentions the person (a compacted changelog keeps them until compaction).
+    Uncommitted: an aborted transaction's records are still on disk, so the
+    person's data in them is found too, and the end is the partition's last offset."""
     scan = TableScan(person)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_uncommitted"
-    )
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]
-        while await consumer.position(tp) < end:
-            for records in (await consumer.getmany(tp, timeout_ms=500)).values():
-                for r in records:
-                    if r.offset < end:
-                        scan.apply(r.key, r.value)
-        return scan, end
-    finally:
-        await consumer.stop()
+    async with KafkaReader(bootstrap, [tp], "read_uncommitted", from_beginning=True) as reader:
+        end = (await reader.end_offsets())[tp]
+        async for _, r in reader.until({tp: end}):
+            scan.apply(r.key, r.value)
+    return scan, end
 
 
 async def topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> list[TopicPartition]:
@@ -72,42 +70,18 @@ async def topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> list
     ]
 
 
-async def read_records(
-    bootstrap: str, parts: list[TopicPartition], isolation: str = "read_uncommitted"
-) -> AsyncIterator[tuple[TopicPartition, ConsumerRecord[bytes, bytes]]]:
-    """Every record on these partitions, from their start up to their end as the
-    read began. Uncommitted by default: an aborted transaction's records are
-    still on disk."""
-    if not parts:
-        return
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level=isolation
-    )
-    await consumer.start()
-    try:
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                for r in records:
-                    if r.offset < ends[tp]:
-                        yield tp, r
-    finally:
-        await consumer.stop()
-
-
 async def find_in_topics(
     bootstrap: str,
     parts: list[TopicPartition],
     person: Person,
-    isolation: str = "read_uncommitted",
+    isolation: Isolation = "read_uncommitted",
 ) -> dict[TopicPartition, int]:
     """The last offset per partition whose message is the person's (its key names
     their lead or key, its value is their record) or mentions one of their keys
-    (also inside the original a rejection carries)."""
+    (also inside the original a rejection carries). Uncommitted by default: an
+    aborted transaction's records are still on disk, and hold the person too."""
     hits: dict[TopicPartition, int] = {}
-    async for tp, r in read_records(bootstrap, parts, isolation):
+    async for tp, r in read_to_end(bootstrap, parts, isolation):
         if person.owns_key(r.key) or person.found_in(r.value):
             hits[tp] = max(hits.get(tp, -1), r.offset)
     return hits
@@ -193,12 +167,11 @@ class KafkaEraser:
             )
 
     async def end_offset(self, tp: TopicPartition) -> int:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            return int((await consumer.end_offsets([tp]))[tp])
-        finally:
-            await consumer.stop()
+        """The partition's last offset + 1, open transactions included (uncommitted:
+        what is dropped before it is what is on disk)."""
+        reader = KafkaReader(self.bootstrap, [tp], "read_uncommitted", from_beginning=True)
+        async with reader:
+            return (await reader.end_offsets())[tp]
 
     async def delete_before(self, tp: TopicPartition, offset: int) -> None:
         """Drop the partition's records before `offset`. Right after `make_deletable`
@@ -225,19 +198,16 @@ async def request_erasure(
     record about the person has been processed, so the second round's tables
     phase removes entries that records still in flight wrote after the first,
     and its stores phase anything emitted from those entries meanwhile."""
-    watcher = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    # Committed shares only: the worker answers inside its transaction, and a share
+    # of an aborted one was redone (a share counts once the worker committed it).
+    watcher = KafkaReader(bootstrap, partitions_of([topics.erased]), "read_committed")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await watcher.start()
     await producer.start()
     try:
-        audit = [TopicPartition(topics.erased.name, p) for p in range(topics.erased.partitions)]
-        watcher.assign(audit)
-        await watcher.seek_to_end(*audit)
-        for tp in audit:
-            await watcher.position(tp)
         done: list[LeadErased] = []
         deadline = time.monotonic() + timeout
-        phases: list[tuple[str, list[int]]] = [
+        phases: list[tuple[Literal["tables", "stores"], list[int]]] = [
             ("tables", list(range(topics.erasure.partitions))),
             ("stores", [0]),
         ]
@@ -248,11 +218,8 @@ async def request_erasure(
                 occurred_at=now,
                 emitted_at=now,
                 subject=subject,
-                lead_ids=sorted(person.lead_ids, key=str),
-                emails=sorted(person.emails),
-                phones=sorted(person.phones),
-                names=sorted(person.names),
-                phase=phase,  # type: ignore[arg-type]
+                phase=phase,
+                **person.command_fields(),
             )
             for p in partitions:
                 value = command.model_dump_json().encode()
@@ -264,11 +231,10 @@ async def request_erasure(
                         f"erasure {erasure_id}: {len(shares)} of {len(partitions)} shares of "
                         f"phase {phase} answered within {timeout:.0f} s; is the worker running?"
                     )
-                for records in (await watcher.getmany(timeout_ms=500)).values():
-                    for r in records:
-                        share = LeadErased.model_validate_json(r.value or b"")
-                        if share.erasure_id == erasure_id and share.phase == phase:
-                            shares.append(share)
+                for _, r in await watcher.poll(timeout_ms=500):
+                    share = LeadErased.model_validate_json(r.value or b"")
+                    if share.erasure_id == erasure_id and share.phase == phase:
+                        shares.append(share)
             done += shares
         return done
     finally:

@@ -9,7 +9,7 @@ from pipeline.domain.privacy.person import (
     Person,
     as_document,
     contacts_in,
-    redact_text,
+    redact_person,
     scrub_text,
     texts_of,
 )
@@ -160,13 +160,7 @@ def export_person(warehouse: Warehouse, person: Person) -> dict[str, Any]:
             continue
         row["data"] = as_document(row.pop("payload"))
         events.append(row)
-    return {
-        "lead_ids": sorted(str(i) for i in person.lead_ids),
-        "emails": sorted(person.emails),
-        "phones": sorted(person.phones),
-        "names": sorted(person.names),
-        "events": events,
-    }
+    return {**person.as_json(), "events": events}
 
 
 def _stripped(
@@ -175,7 +169,7 @@ def _stripped(
     """The row without the person's data: their own row loses every personal
     field and any text naming them; someone else's row that mentions them only
     loses their addresses and numbers (its own contact, message and names stay)."""
-    strip = redact_text if own else scrub_text
+    strip = redact_person if own else scrub_text
     return {
         name: strip(value, person)
         if isinstance(value, str) and "String" in columns.get(name, "")

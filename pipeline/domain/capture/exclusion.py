@@ -10,16 +10,18 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
+from pipeline.domain.rules import RULE
 from schemas.inquiry import Inquiry
 
-RULE = ConfigDict(frozen=True, extra="forbid")
 EXCLUDED = "excluded: "
 """How the answer to an excluded inquiry's reason begins: it is all that inquiry gets."""
 
 
-class Answer(BaseModel):
+class ExclusionAnswer(BaseModel):
+    """The one reply an excluded inquiry gets (`answer:` of an exclusion rule)."""
+
     model_config = RULE
 
     channel: Literal["email", "call_task", "sms"] = "email"
@@ -68,7 +70,7 @@ class CustomRule(BaseModel):
 class ExclusionPolicy(BaseModel):
     model_config = RULE
 
-    answer: Answer
+    answer: ExclusionAnswer
     competitor_domains: list[str] = Field(default_factory=list)
     students: Students = Field(default_factory=Students)
     territory: Territory = Field(default_factory=Territory)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from pipeline.domain.rules import RULE
 from schemas.envelope import derive_id
 from schemas.lead import (
     Assignment,
@@ -25,7 +26,6 @@ from schemas.lead import (
     Routed,
 )
 
-RULE = ConfigDict(frozen=True, extra="forbid")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Strategy = Literal["round_robin", "weighted", "least_loaded"]
@@ -207,7 +207,7 @@ def add_business_time(
 PostalRange = tuple[str, str]
 
 
-class Condition(BaseModel):
+class RouteCondition(BaseModel):
     """All given keys must match (values within one key: any of them)."""
 
     model_config = RULE
@@ -225,7 +225,7 @@ class Condition(BaseModel):
     min_volume_eur: float | None = Field(default=None, ge=0)
     max_volume_eur: float | None = Field(default=None, ge=0)
 
-    def matches(self, handoff: LeadHandedOff, regions: dict[str, Region]) -> bool:
+    def matches(self, handoff: LeadHandedOff, regions: dict[str, RoutingRegion]) -> bool:
         q = handoff.payload.qualification
         profile = q.profile
         contact = profile.contact
@@ -258,7 +258,7 @@ class Condition(BaseModel):
         return low <= volume and (self.max_volume_eur is None or volume <= self.max_volume_eur)
 
 
-class Region(BaseModel):
+class RoutingRegion(BaseModel):
     """A named territory: countries, optionally narrowed to postal code ranges."""
 
     model_config = RULE
@@ -297,7 +297,7 @@ class RoutingRule(BaseModel):
 
     name: str = Field(min_length=1)
     queue: str
-    when: Condition
+    when: RouteCondition
 
 
 class RoutingRules(BaseModel):
@@ -309,7 +309,7 @@ class RoutingRules(BaseModel):
     )
     default_queue: str
     queues: dict[str, RoutingQueue] = Field(min_length=1)
-    regions: dict[str, Region] = Field(default_factory=dict)
+    regions: dict[str, RoutingRegion] = Field(default_factory=dict)
     accounts: dict[str, str] = Field(
         default_factory=dict, description="Company domain → rep id of the account owner."
     )

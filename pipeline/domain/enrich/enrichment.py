@@ -22,11 +22,11 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pipeline.domain.enrich.profile import LeadDefinition
+from pipeline.domain.rules import RULE
 from pipeline.errors import ConfigError
 from schemas.lead import Enrichment, LeadCaptured, LeadEnriched, LeadProfile
 
 log = structlog.get_logger("leadflow.enrich")
-RULE = ConfigDict(frozen=True, extra="forbid")
 
 
 def _domain_list(text: str) -> frozenset[str]:
@@ -51,7 +51,10 @@ class DirectoryEntry:
 
 
 @dataclass(frozen=True)
-class Region:
+class PostalRegion:
+    """Where a postal code lies (reference data `de_postal_regions.csv`): state,
+    region and sales territory. Not `RoutingRegion`, a region a routing rule names."""
+
     state: str
     region: str
     territory: str
@@ -65,7 +68,7 @@ class ReferenceData:
     free_mail_domains: frozenset[str]
     disposable_domains: frozenset[str] = frozenset()
     directory: Mapping[str, DirectoryEntry] = field(default_factory=dict)
-    postal_regions: Mapping[str, Region] = field(default_factory=dict)
+    postal_regions: Mapping[str, PostalRegion] = field(default_factory=dict)
 
     @classmethod
     def parse(
@@ -79,7 +82,7 @@ class ReferenceData:
             disposable_domains=_domain_list(disposable_domains),
             directory=load_directory(directory),
             postal_regions={
-                row["prefix"]: Region(row["state"], row["region"], row["territory"])
+                row["prefix"]: PostalRegion(row["state"], row["region"], row["territory"])
                 for row in _csv_rows(postal_regions)
             },
         )
@@ -202,7 +205,7 @@ class PostalRegionProvider:
                 ]
         return []
 
-    def _lookup(self, code: str | None, country: str | None) -> Region | None:
+    def _lookup(self, code: str | None, country: str | None) -> PostalRegion | None:
         if code is None or country not in (None, "DE"):
             return None
         digits = code.strip().removeprefix("D-")

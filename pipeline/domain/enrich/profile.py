@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from pipeline.domain.rules import RULE
 from schemas.lead import Company, LeadProfile, ProfileGaps, Territory
 
 Value = float | str | bool | list[str] | None
@@ -76,7 +77,7 @@ FieldName = Annotated[str, AfterValidator(known_field)]
 class LeadDefinition(BaseModel):
     """The customer profile matrix of seed 002 §6.1.3: must, should and can criteria."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = RULE
 
     must: list[FieldName] = Field(default_factory=list)
     should: list[FieldName] = Field(default_factory=list)

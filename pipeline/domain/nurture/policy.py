@@ -15,15 +15,15 @@ from importlib.resources import files
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from pipeline.domain.rules import RULE
 from pipeline.errors import ConfigError
 from schemas.envelope import ChannelName, derive_id
 from schemas.inputs import ActivityType
 from schemas.inquiry import Contact
 from schemas.lead import LeadClass, LeadEnriched, Touch, TouchScheduled
 
-RULE = ConfigDict(frozen=True, extra="forbid")
 TouchChannel = Literal["email", "call_task", "sms"]
 Trigger = Literal["nurture", "returned", "lost", "churned"]
 """Why a lead enters a program: it is being nurtured, sales returned it, its deal

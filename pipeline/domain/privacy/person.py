@@ -24,7 +24,7 @@ import base64
 import binascii
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -33,6 +33,7 @@ import orjson
 import phonenumbers
 
 from pipeline.domain.capture.plausibility import normalise_phone
+from schemas.privacy import EraseLead
 
 ERASED = "[erased]"
 PERSONAL_FIELDS = frozenset(
@@ -162,6 +163,46 @@ class Person:
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
         return (self._leads is not None and self._leads.search(text) is not None) or self.mentions(
             text
+        )
+
+    def as_json(self) -> dict[str, list[str]]:
+        """The keys as JSON, each list sorted (a stable answer): what the worker's
+        `/v1/privacy/person` answers and an export starts with; `from_json` reads it back."""
+        return {
+            "lead_ids": sorted(str(i) for i in self.lead_ids),
+            "emails": sorted(self.emails),
+            "phones": sorted(self.phones),
+            "names": sorted(self.names),
+        }
+
+    @classmethod
+    def from_json(cls, found: Mapping[str, Any]) -> Person:
+        """The person `as_json` wrote (a missing key: none of that kind)."""
+        return cls(
+            frozenset(uuid.UUID(str(i)) for i in found.get("lead_ids", ())),
+            frozenset(found.get("emails", ())),
+            frozenset(found.get("phones", ())),
+            frozenset(found.get("names", ())),
+        )
+
+    def command_fields(self) -> dict[str, Any]:
+        """The keys as an `EraseLead` command carries them (`EraseLead(**fields, …)`),
+        sorted so every partition's copy of a command reads the same."""
+        return {
+            "lead_ids": sorted(self.lead_ids, key=str),
+            "emails": sorted(self.emails),
+            "phones": sorted(self.phones),
+            "names": sorted(self.names),
+        }
+
+    @classmethod
+    def from_command(cls, command: EraseLead) -> Person:
+        """The person an `EraseLead` command names."""
+        return cls(
+            frozenset(command.lead_ids),
+            frozenset(command.emails),
+            frozenset(command.phones),
+            frozenset(command.names),
         )
 
     def merge(self, other: Person) -> Person:
@@ -313,7 +354,7 @@ def redact_document(document: Any, person: Person) -> Any:
     return document
 
 
-def redact_text(text: str, person: Person) -> str:
+def redact_person(text: str, person: Person) -> str:
     """A stored string of the person's own record (JSON or not) without their data."""
     parsed = as_document(text)
     if not isinstance(parsed, dict | list):

@@ -16,9 +16,8 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.domain.enrich.profile import field_value
+from pipeline.domain.rules import RULE
 from schemas.lead import LeadProfile
-
-RULE = ConfigDict(frozen=True, extra="forbid")
 
 
 class Predictive(BaseModel):

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from pipeline.domain.enrich.profile import FieldName, Value, field_value
 from pipeline.domain.qualify.predictive import Predictive, features
+from pipeline.domain.rules import RULE
 from schemas.inputs import ActivityType
 from schemas.lead import (
     ActivityPoints,
@@ -31,8 +32,6 @@ from schemas.lead import (
     LifecycleStatus,
     Qualification,
 )
-
-RULE = ConfigDict(frozen=True, extra="forbid")
 
 
 class Band(BaseModel):
@@ -272,7 +271,7 @@ class Grade(BaseModel):
         )
 
 
-class Condition(Band):
+class Disqualifier(Band):
     """A knock-out: a lead whose field matches is disqualified (with the reason)."""
 
     field: FieldName
@@ -303,7 +302,7 @@ class ScoringModel(BaseModel):
     behaviour: Behaviour = Field(default_factory=Behaviour)
     fast_lane: FastLane = Field(default_factory=FastLane)
     grade: Grade | None = None
-    disqualify: list[Condition] = Field(default_factory=list)
+    disqualify: list[Disqualifier] = Field(default_factory=list)
     retire: Retirement = Field(default_factory=Retirement)
     predictive: Predictive = Field(default_factory=Predictive)
 
@@ -406,7 +405,7 @@ def lead_features(profile: LeadProfile, model: ScoringModel) -> dict[str, str]:
     return features(profile, [(c.id, c.field, c.rate(profile).rating) for c in model.matrix])
 
 
-def _matches(condition: Condition, profile: LeadProfile) -> bool:
+def _matches(condition: Disqualifier, profile: LeadProfile) -> bool:
     value = field_value(profile, condition.field)
     return value is not None and condition.matches(value)
 
