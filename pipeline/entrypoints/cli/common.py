@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 console = Console(width=None if sys.stdout.isatty() else 120)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+LeadId = Annotated[str, typer.Argument(help="The lead's id.")]
+"""The argument of every command about one lead."""
 
 
 def friendly(fn: F) -> F:

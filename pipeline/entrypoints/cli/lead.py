@@ -9,15 +9,20 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.config.settings import Settings
-from pipeline.entrypoints.cli.common import cli_settings, console, first_found, friendly, topics_of
+from pipeline.entrypoints.cli.common import (
+    LeadId,
+    cli_settings,
+    console,
+    first_found,
+    friendly,
+    topics_of,
+)
 from pipeline.errors import LeadflowError
 
 app = typer.Typer(
     help="One lead: its timeline; split or merge what identity resolution got wrong.",
     no_args_is_help=True,
 )
-
-LeadId = Annotated[str, typer.Argument(help="The lead's id.")]
 
 
 def _lead_uuid(text: str) -> Any:

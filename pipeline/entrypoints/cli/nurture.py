@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
 from pipeline.entrypoints.cli.common import (
+    LeadId,
     cli_settings,
     first_found,
     friendly,
@@ -19,7 +20,7 @@ app = typer.Typer(help="Nurture programs per lead.", no_args_is_help=True)
 
 @app.command("status")
 @friendly
-def nurture_status(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+def nurture_status(lead_id: LeadId) -> None:
     """Print the lead's segments, contact permissions, programs, next steps and history.
 
     Asks the worker that owns the lead's partition (GET /v1/leads/{id}/nurture, with the

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from pipeline.entrypoints.cli.common import (
+    LeadId,
     cli_settings,
     first_found,
     friendly,
@@ -20,7 +19,7 @@ app = typer.Typer(help="Who gets which lead, and why.", no_args_is_help=True)
 
 @app.command("explain")
 @friendly
-def routing_explain(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+def routing_explain(lead_id: LeadId) -> None:
     """Print the lead's queue, the rule that chose it, its owner and how (leads.sales-ready)."""
     from pipeline.domain.distribute.routing import explain_assignment
     from schemas.lead import LeadAssigned

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.entrypoints.cli.common import (
+    LeadId,
     cli_settings,
     console,
     first_found,
@@ -37,7 +38,7 @@ def rules_check(
 
 @app.command("explain")
 @friendly
-def rules_explain(lead_id: Annotated[str, typer.Argument(help="The lead's id.")]) -> None:
+def rules_explain(lead_id: LeadId) -> None:
     """Print how the lead's current score came about (asks the worker, else reads the topic)."""
     import json
 
