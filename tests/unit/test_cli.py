@@ -1,14 +1,67 @@
 """Configuration mistakes stop a command with a message a RevOps person reads."""
 
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.entrypoints.cli import app
 
 runner = CliRunner()
+
+
+@contextmanager
+def logging_restored() -> Iterator[None]:
+    """Run CLI commands in this process without leaving their logging set up: a
+    command configures structlog to write to the runner's stderr, which is closed
+    once the command returns, so any later log line in the test process would fail
+    (whichever test happened to run next)."""
+    record_factory = logging.getLogRecordFactory()
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        logging.setLogRecordFactory(record_factory)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    with logging_restored():
+        yield
+
+
+def test_the_process_logs_again_after_a_command_ran_in_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with logging_restored():
+        assert runner.invoke(app, ["topics", "list"]).exit_code == 0
+    structlog.get_logger().info("after the command")  # not onto the runner's closed stderr
+    assert "after the command" in capsys.readouterr().out
+
+
+def test_the_cli_starts_without_the_worker_runtime_kafka_or_the_warehouse() -> None:
+    """`leadflow --help` stays fast: each command imports what it runs."""
+    probe = (
+        "import sys\n"
+        "from pipeline.entrypoints.cli import app\n"
+        "try:\n"
+        "    app(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'faust', 'mode', 'aiokafka', 'aiohttp', 'chdb', 'clickhouse_connect'}\n"
+        "print('loaded:', sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert "Commands" in started.stdout and "loaded: []" in started.stdout
 
 
 def test_a_bad_rule_file_stops_the_worker_with_file_and_key(

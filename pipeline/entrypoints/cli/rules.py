@@ -1,0 +1,61 @@
+"""`leadflow rules …`: check the rule files RevOps edits, explain a lead's score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipeline.entrypoints.cli.common import (
+    LeadId,
+    cli_settings,
+    console,
+    first_found,
+    friendly,
+    from_topic,
+    from_worker,
+    print_lines,
+    topics_of,
+)
+
+app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is_help=True)
+
+
+@app.command("check")
+@friendly
+def rules_check(
+    file: Annotated[Path, typer.Argument(help="A rule file, e.g. deploy/rules/scoring.yaml.")],
+    kind: Annotated[
+        str | None, typer.Option(help="scoring, enrichment, nurture or routing (default: name)")
+    ] = None,
+) -> None:
+    """Validate one rule file; name the key and the problem if it is wrong."""
+    from pipeline.config.rules import check_rule_file
+
+    console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}")
+
+
+@app.command("explain")
+@friendly
+def rules_explain(lead_id: LeadId) -> None:
+    """Print how the lead's current score came about (asks the worker, else reads the topic)."""
+    import json
+
+    from pipeline.domain.qualify.scoring import explain
+    from schemas.lead import LeadQualified, Qualification
+
+    def held(state: dict[str, Any]) -> Qualification | None:
+        last = state.get("last")
+        return None if last is None else Qualification.model_validate_json(json.dumps(last))
+
+    settings = cli_settings()
+    topic = topics_of(settings).qualified
+    qualification = first_found(
+        f"no qualification of lead {lead_id} on {topic.name}",
+        from_worker(settings, f"/v1/leads/{lead_id}/qualification", held),
+        from_topic(
+            settings, topic, lead_id, lambda raw: LeadQualified.model_validate_json(raw).payload
+        ),
+    )
+    print_lines(explain(qualification))
