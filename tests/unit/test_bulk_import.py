@@ -24,8 +24,8 @@ from pipeline.adapters.bulk_import import (
 )
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadCaptured
-from tests.unit.factories import POLICY
-from tests.unit.factories import captured as captured_lead
+from tests.support.factories import POLICY
+from tests.support.factories import captured as captured_lead
 
 
 def captured(trace_id: uuid.UUID) -> LeadCaptured:

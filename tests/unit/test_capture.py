@@ -6,7 +6,7 @@ from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.messages import Position
 from schemas.lead import InquiryAccepted
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
+from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
 
 def reasons(result: object) -> list[str]:

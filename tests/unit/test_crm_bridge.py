@@ -18,7 +18,7 @@ from pipeline.adapters.crm_bridge import (
 from pipeline.domain.distribute.routing import QueueState, distribute_lead, route_lead
 from pipeline.domain.messages import Position
 from schemas.lead import LeadAssigned
-from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
+from tests.support.routing import MONDAY_NOON, ROUTING, handoff
 
 
 def assigned() -> LeadAssigned:

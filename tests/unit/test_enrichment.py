@@ -22,7 +22,7 @@ from pipeline.domain.enrich.enrichment import (
 )
 from pipeline.errors import ConfigError
 from schemas.lead import Enrichment, LeadProfile
-from tests.unit.factories import REFERENCE, captured, enriched
+from tests.support.factories import REFERENCE, captured, enriched
 
 SHIPPED = ReferenceData.shipped()
 

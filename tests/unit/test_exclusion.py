@@ -13,7 +13,7 @@ from pipeline.domain.capture.inquiry import capture_inquiry, inquiry_key, lead_i
 from pipeline.errors import ConfigError
 from schemas.inquiry import Inquiry
 from schemas.lead import InquiryAccepted, TouchScheduled
-from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
+from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
 
 
 def excluded(policy: ExclusionPolicy = EXCLUSIONS, **overrides: object) -> str | None:

@@ -14,7 +14,7 @@ from pipeline.domain.messages import DEFAULT_INPUT_MAX_BYTES
 from pipeline.reporting.events import event_row
 from schemas.lead import InquiryAccepted, TouchScheduled
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
+from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 

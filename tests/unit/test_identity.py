@@ -40,7 +40,7 @@ from schemas.lead import (
     LeadCaptured,
 )
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, NOW, accepted, captured, identify, new_book
+from tests.support.factories import AT, NOW, accepted, captured, identify, new_book
 
 ANNA = {"first_name": "Anna", "last_name": "Schmidt", "company": "Firma GmbH"}
 

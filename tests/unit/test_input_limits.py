@@ -37,7 +37,7 @@ from pipeline.worker.stage import EXIT_EMIT_FAILED, Emitted, Outgoing, Stage
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import ActivityRecorded, InquiryAccepted
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, identify, inquiry, new_book
+from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, identify, inquiry, new_book
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 

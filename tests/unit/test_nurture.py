@@ -40,8 +40,8 @@ from schemas.lead import (
     ProfileGaps,
     TouchScheduled,
 )
-from tests.unit.factories import NOW, enriched, recorded
-from tests.unit.test_routing import DAY, NURTURE, SCORING
+from tests.support.factories import NOW, enriched, recorded
+from tests.support.routing import DAY, NURTURE, SCORING
 
 MONDAY = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # 11:00 in Berlin
 CONSENT = {"marketing_email": True, "phone_contact": True}

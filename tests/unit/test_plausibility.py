@@ -17,7 +17,7 @@ from pipeline.domain.capture.plausibility import (
 from schemas.inquiry import Contact
 from schemas.lead import LeadCaptured
 from schemas.rejected import MessageRejected
-from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
+from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
 
 def codes(contact: Contact, policy: Plausibility = POLICY) -> tuple[list[str], list[str]]:

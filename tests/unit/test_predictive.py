@@ -9,7 +9,7 @@ from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.qualify.predictive import Predictive, WinCounts
 from pipeline.domain.qualify.scoring import ScoringModel, Signals, lead_features, qualify
-from tests.unit.factories import NOW, enriched
+from tests.support.factories import NOW, enriched
 
 MODEL = load_yaml_model(PROJECT_ROOT / "deploy" / "rules" / "scoring.yaml", ScoringModel)
 IT = enriched(answers={"industry": "IT", "purchase_timeframe_months": 12}).payload

@@ -10,7 +10,7 @@ from pipeline.domain.messages import Position
 from pipeline.reporting.events import event_row
 from schemas.envelope import derive_id
 from schemas.lead import InquiryAccepted
-from tests.unit.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
+from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 
@@ -79,7 +79,7 @@ def test_the_simulated_crm_answers_after_routing_and_closes_each_lead_once() -> 
 
     from pipeline.dev.traffic import crm_outcomes
     from schemas.lead import LeadAssigned
-    from tests.integration.report_scenario import scenario
+    from tests.support.scenario import scenario
 
     assigned = [
         e

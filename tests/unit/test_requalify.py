@@ -23,7 +23,7 @@ from pipeline.domain.qualify.scoring import ScoringModel
 from schemas.envelope import derive_id
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import ActivityRecorded, LeadQualified
-from tests.unit.factories import NOW, enriched
+from tests.support.factories import NOW, enriched
 
 MODEL = load_yaml_model(PROJECT_ROOT / "deploy" / "rules" / "scoring.yaml", ScoringModel)
 LEAD = enriched(answers={"purchase_timeframe_months": 3})  # warm, nurtured

@@ -6,8 +6,6 @@ from typing import Any
 
 import pytest
 
-from pipeline.config.settings import PROJECT_ROOT
-from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.distribute.routing import (
     QueueState,
     RoutingRules,
@@ -19,36 +17,14 @@ from pipeline.domain.distribute.routing import (
     repeat_decision,
     route_lead,
 )
-from pipeline.domain.nurture.policy import NurturePolicy
-from pipeline.domain.nurture.programs import NurtureState, gate
-from pipeline.domain.qualify.scoring import ScoringModel, qualify_lead
 from schemas.envelope import derive_id
-from schemas.lead import ClaimRequested, LeadAssigned, LeadHandedOff, LeadRouted
-from tests.unit.factories import NOW, enriched
-
-RULES = PROJECT_ROOT / "deploy" / "rules"
-SCORING = load_yaml_model(RULES / "scoring.yaml", ScoringModel)
-NURTURE = load_yaml_model(RULES / "nurture.yaml", NurturePolicy)
-ROUTING = load_yaml_model(RULES / "routing.yaml", RoutingRules)
-DAY = timedelta(days=1)
-MONDAY_NOON = datetime(2026, 11, 23, 11, 0, tzinfo=UTC)  # 12:00 in Berlin
-
-
-def handoff(**overrides: Any) -> LeadHandedOff:
-    answers = {"purchase_timeframe_months": 0, **overrides.pop("answers", {})}
-    qualified = qualify_lead(enriched(answers=answers, **overrides), SCORING)
-    _, result = gate(qualified, NurtureState(), NURTURE, NOW, DAY)
-    assert isinstance(result, LeadHandedOff)
-    return result
+from schemas.lead import ClaimRequested, LeadAssigned, LeadRouted
+from tests.support.routing import MONDAY_NOON, ROUTING, handoff, rep
 
 
 def queue_of(**overrides: Any) -> tuple[str, str]:
     routed = route_lead(handoff(**overrides), ROUTING)
     return routed.payload.queue, routed.payload.rule
-
-
-def rep(rep_id: str, **fields: Any) -> dict[str, Any]:
-    return {"id": rep_id, "name": rep_id.title(), "email": f"{rep_id}@x.example", **fields}
 
 
 def rules(**queues: dict[str, Any]) -> RoutingRules:

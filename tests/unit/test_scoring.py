@@ -6,7 +6,7 @@ from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.qualify.scoring import ScoringModel, qualify_lead, score_lead
 from pipeline.errors import ConfigError
-from tests.unit.factories import enriched
+from tests.support.factories import enriched
 
 # The classification matrix of the BITKOM guide (seed 002 §6.4.1), as RevOps would write it.
 BITKOM_MATRIX = {

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.qualify.scoring import ScoringModel, Signals, qualify, score_lead
-from tests.unit.factories import NOW, enriched
+from tests.support.factories import NOW, enriched
 
 RULES = PROJECT_ROOT / "deploy" / "rules"
 BASE: dict[str, Any] = {

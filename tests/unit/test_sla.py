@@ -31,7 +31,7 @@ from schemas.lead import (
     SlaBreached,
     SlaReminderDue,
 )
-from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
+from tests.support.routing import MONDAY_NOON, ROUTING, handoff
 
 
 def clock(**contact: Any) -> SlaClock:

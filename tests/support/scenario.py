@@ -1,5 +1,5 @@
 """A small, fixed set of real events whose report figures are worked out by hand
-in test_reports.py. Six leads, two weeks in November 2026:
+in tests/integration/test_reports.py. Six leads, two weeks in November 2026:
 
 A web_form/spring (day 0), nurtured; again via webinar/wb-scoring (day 7) and
   paid_ads/google (day 14); SQL day 7, owner lena.fischer (dach), contacted 4 min
@@ -24,11 +24,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.config.report_rules import CampaignCosts
+from pipeline.config.report_rules import CampaignCosts, Targets
+from pipeline.config.rules import load_rules
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.topics import load_topics
 from pipeline.domain.messages import Position
 from pipeline.reporting.events import event_row
+from pipeline.reporting.reports import ReportInputs
 from schemas.envelope import Source, derive_id
 from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import (
@@ -47,7 +49,7 @@ from schemas.lead import (
     Territory,
 )
 from schemas.rejected import MessageRejected, Reason, Rejection
-from tests.unit.factories import captured
+from tests.support.factories import captured
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
@@ -61,6 +63,19 @@ COSTS = CampaignCosts.model_validate(
         ]
     }
 )
+
+ROUTING = load_rules(PROJECT_ROOT / "deploy" / "rules").routing
+TARGETS = Targets.model_validate(
+    {
+        "targets": [
+            {"month": "2026-11", "leads": 10, "won": 2, "revenue_eur": 4000},
+            {"month": "2026-11", "channel": "web_form", "leads": 2},
+            {"month": "2026-10", "leads": 5},
+        ]
+    }
+)
+INPUTS = ReportInputs(routing=ROUTING, targets=TARGETS)
+"""The rules the reports read beside the events: the shipped routing and these targets."""
 
 
 def lead_id(name: str) -> uuid.UUID:
