@@ -1,10 +1,18 @@
-"""The door of the HTTP endpoints, without a web server: rate limits and the local key."""
+"""The door of the HTTP endpoints, without a web server: rate limits, the local key
+and where a caller's key is read from."""
 
+import base64
 from pathlib import Path
 
 from pydantic import SecretStr
 
-from pipeline.config.access import RateLimiter, ensure_local_key, operator_key, operator_keys
+from pipeline.config.access import (
+    RateLimiter,
+    ensure_local_key,
+    operator_key,
+    operator_keys,
+    presented_key,
+)
 from pipeline.config.settings import load_settings
 
 
@@ -52,3 +60,12 @@ def test_configured_operator_keys_replace_the_local_key(tmp_path: Path) -> None:
     assert not (tmp_path / "operator.key").exists()
     assert list(operator_keys(settings)) == ["revops"]
     assert operator_key(settings) == "k"
+
+
+def test_the_key_comes_from_the_header_or_from_basic_authentication() -> None:
+    assert presented_key({"X-Api-Key": "k1"}) == "k1"
+    basic = base64.b64encode(b"anyone:k2").decode()
+    assert presented_key({"Authorization": f"Basic {basic}"}) == "k2"
+    assert presented_key({"Authorization": "Basic !!!"}) is None
+    assert presented_key({"Authorization": "Bearer k3"}) is None
+    assert presented_key({}) is None
