@@ -40,6 +40,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy pipeline agents schemas bench
+	$(BIN)/lint-imports
 
 kafka-up: install
 	$(BIN)/leadflow kafka up

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.reports [--copies 5000]
 
-The test scenario's six leads (tests/integration/report_scenario.py, ~45
+The test scenario's six leads (tests/support/scenario.py, ~45
 events) are stored `--copies` times under new ids, a minute apart, in batches
 the way the sink inserts them; then every report runs once. Prints figures;
 asserts nothing (timings depend on the machine).
@@ -27,7 +27,7 @@ from pipeline.config.rules import load_rules
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.reporting.reports import REPORTS, ReportInputs, ReportParams, run_report
 from schemas.envelope import derive_id
-from tests.integration.report_scenario import scenario
+from tests.support.scenario import scenario
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 BATCH = 20_000

@@ -18,7 +18,8 @@ from pipeline.config.topics import load_topics
 from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
 from schemas.lead import LeadCaptured, TouchScheduled
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings, read_topic
+from tests.support.broker import read_topic
+from tests.support.settings import isolated_settings
 
 TIMEOUT_S = 120.0
 SOURCE = {"channel": "web_form", "campaign": "e2e"}

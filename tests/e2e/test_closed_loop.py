@@ -30,7 +30,7 @@ from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
 from pipeline.dev.traffic import demo_inquiries
 from schemas.inputs import CrmOutcome
 from schemas.lead import LeadAssigned
-from tests.conftest import leadflow, started_worker
+from tests.support.processes import leadflow, started_worker
 
 INQUIRIES = 60
 TIMEOUT_S = 180.0

@@ -19,8 +19,9 @@ from pipeline.adapters.warehouse.clickhouse import (
     migrate,
 )
 from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
-from tests.conftest import free_port, leadflow
-from tests.integration.report_scenario import scenario
+from tests.support.processes import leadflow
+from tests.support.scenario import scenario
+from tests.support.settings import free_port
 
 CHARTS = ("funnel", "volume", "speed", "roi", "attribution", "load")
 SCREENSHOT_COPY = PROJECT_ROOT / "build" / "test-artifacts" / "dashboard.png"

@@ -24,7 +24,8 @@ from pipeline.dev.harness import WorkerProcess
 from schemas.inquiry import Inquiry
 from schemas.lead import LeadCaptured
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings, read_topic
+from tests.support.broker import read_topic
+from tests.support.settings import isolated_settings
 
 KEY = "test-key-web-form-0815"
 

@@ -24,7 +24,8 @@ from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.messages import Position
 from pipeline.reporting.events import event_row, funnel_by_channel
 from schemas.rejected import MessageRejected
-from tests.conftest import read_topic, started_worker
+from tests.support.broker import read_topic
+from tests.support.processes import started_worker
 
 INQUIRIES = 150
 TIMEOUT_S = 180.0

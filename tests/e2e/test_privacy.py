@@ -50,7 +50,8 @@ from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
 from pipeline.dev.traffic import demo_inquiries
 from pipeline.domain.messages import Position
 from pipeline.domain.privacy.person import Person
-from tests.conftest import isolated_settings, leadflow
+from tests.support.processes import leadflow
+from tests.support.settings import isolated_settings
 
 TIMEOUT_S = 240.0
 EMAIL = re.compile(rb"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

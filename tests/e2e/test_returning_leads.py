@@ -32,8 +32,8 @@ from schemas.lead import (
     LeadQualified,
     OutcomeRecorded,
 )
-from tests.conftest import started_worker
-from tests.unit.factories import inquiry
+from tests.support.factories import inquiry
+from tests.support.processes import started_worker
 
 M = TypeVar("M", bound=BaseModel)
 TIMEOUT_S = 120.0

@@ -45,7 +45,8 @@ from pipeline.domain.capture.inquiry import trace_id_for
 from pipeline.errors import LeadflowError, WorkerRecovering
 from schemas.envelope import utcnow
 from schemas.lead import LeadAssigned, LeadNurtured
-from tests.conftest import isolated_settings, read_topic
+from tests.support.broker import read_topic
+from tests.support.settings import isolated_settings
 
 FLAT_LAYOUT = "f604e56"
 """The last commit of the flat layout (`pipeline/app.py`, `agents/timers.py`)."""

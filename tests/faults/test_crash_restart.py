@@ -29,7 +29,7 @@ from pipeline.dev.harness import Outcomes, OutcomeWatcher, WorkerProcess
 from pipeline.dev.local_kafka import LocalKafka
 from pipeline.dev.traffic import demo_inquiries
 from pipeline.domain.messages import Position
-from tests.conftest import isolated_settings
+from tests.support.settings import isolated_settings
 
 CHUNKS = 4
 PER_CHUNK = 200

@@ -31,8 +31,8 @@ from pipeline.dev.local_kafka import LocalKafka
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.worker.faust_app import table_changelogs
 from schemas.lead import LeadAssigned, LeadHandedOff, SlaReminderDue
-from tests.conftest import isolated_settings
-from tests.integration.test_distribute import ROUTING, SLA_MINUTE_S, Env, at_end, handoff
+from tests.support.distribute import ROUTING, SLA_MINUTE_S, Env, at_end, handoff
+from tests.support.settings import isolated_settings
 
 FRESH_STARTS = 5  # as the issue asked: five fresh starts in a row on a new broker
 

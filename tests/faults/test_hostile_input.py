@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -23,19 +20,19 @@ from pipeline.adapters.kafka.admin import apply_topics
 from pipeline.adapters.kafka.client import publish
 from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
 from pipeline.adapters.worker_api import wait_until_stored
-from pipeline.config.settings import Settings
-from pipeline.config.topics import Topics, load_topics
+from pipeline.config.topics import load_topics
 from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
 from pipeline.domain.capture.intake import intake_position
 from pipeline.domain.messages import Position
 from schemas.inputs import Activity, CrmOutcome
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings, read_topic
-from tests.hostile_payloads import PERSON, hostile_activities, hostile_inquiries, hostile_outcomes
-from tests.unit.factories import inquiry
+from tests.support.broker import read_topic
+from tests.support.factories import inquiry
+from tests.support.intake import KEY, Running, post
+from tests.support.payloads import PERSON, hostile_activities, hostile_inquiries, hostile_outcomes
+from tests.support.settings import isolated_settings
 
 TIMEOUT_S = 120.0
-KEY = "hostile-test-key"
 SNEAKY = "'); DROP TABLE leadflow.lead_events; -- <script>alert(1)</script> =cmd|'/c calc'!A1"
 
 BROKEN = [
@@ -103,13 +100,6 @@ def test_hostile_messages_are_rejected_and_the_stream_goes_on(kafka: str, tmp_pa
     finally:
         warehouse.close()
     assert [row["message"] for row in rows if row["message"]] == [SNEAKY]
-
-
-@dataclass
-class Running:
-    settings: Settings
-    topics: Topics
-    worker: WorkerProcess
 
 
 @pytest.fixture(scope="module")
@@ -180,20 +170,6 @@ def test_generated_hostile_messages_are_each_rejected_with_a_reason(
     }
     assert asyncio.run(all_accounted(running, sent)) == []
     assert running.worker.process is not None and running.worker.process.poll() is None
-
-
-def post(run: Running, body: bytes, content_type: str) -> tuple[int, str]:
-    request = urllib.request.Request(
-        run.settings.web_url + "/v1/inquiries",
-        data=body,
-        headers={"X-Api-Key": KEY, "Content-Type": content_type},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 @settings(

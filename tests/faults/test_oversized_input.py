@@ -25,9 +25,10 @@ from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
 from pipeline.domain.messages import Position
 from schemas.envelope import utcnow
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings, read_topic
-from tests.faults.test_hostile_input import KEY, Running, post
-from tests.unit.factories import inquiry
+from tests.support.broker import read_topic
+from tests.support.factories import inquiry
+from tests.support.intake import KEY, Running, post
+from tests.support.settings import isolated_settings
 
 TIMEOUT_S = 120.0
 LIMIT = 1_000_000

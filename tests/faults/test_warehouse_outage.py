@@ -24,7 +24,7 @@ from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
 from pipeline.dev.traffic import demo_inquiries
 from pipeline.domain.messages import Position
 from pipeline.worker.sink import WarehouseSink
-from tests.conftest import isolated_settings
+from tests.support.settings import isolated_settings
 
 PER_PHASE = 60
 TIMEOUT_S = 240.0

@@ -12,8 +12,9 @@ from pipeline.config.topics import ChangelogSpec, load_topics
 from pipeline.dev.local_kafka import LocalKafka
 from pipeline.worker.faust_app import table_changelogs
 from schemas.lead import LeadCaptured
-from tests.conftest import isolated_settings, leadflow
-from tests.unit.factories import captured
+from tests.support.factories import captured
+from tests.support.processes import leadflow
+from tests.support.settings import isolated_settings
 
 
 def test_up_is_idempotent_and_keeps_data_in_the_state_dir(kafka: str) -> None:

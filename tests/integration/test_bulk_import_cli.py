@@ -13,7 +13,8 @@ from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import settings_env
 from schemas.inquiry import Inquiry
-from tests.conftest import isolated_settings, read_topic
+from tests.support.broker import read_topic
+from tests.support.settings import isolated_settings
 
 LIST = (
     "First Name,Last Name,Email,Company,Zip,City,Country\n"

@@ -31,8 +31,9 @@ from pipeline.dev.harness import settings_env
 from pipeline.domain.distribute.routing import QueueState, distribute_lead, route_lead
 from schemas.lead import LeadAssigned
 from schemas.rejected import MessageRejected, Rejection
-from tests.conftest import free_port, isolated_settings, read_topic
-from tests.unit.test_routing import MONDAY_NOON, ROUTING, handoff
+from tests.support.broker import read_topic
+from tests.support.routing import MONDAY_NOON, ROUTING, handoff
+from tests.support.settings import free_port, isolated_settings
 
 pytestmark = pytest.mark.integration
 

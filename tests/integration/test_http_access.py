@@ -30,7 +30,8 @@ from pipeline.config.topics import load_topics
 from pipeline.worker.http import caller
 from pipeline.worker.sink import WarehouseSink
 from pipeline.worker.stage import Stage
-from tests.conftest import free_port, leadflow
+from tests.support.processes import leadflow
+from tests.support.settings import free_port
 
 PUBLIC = {"/v1/health", "/v1/ready", "/"}  # ours, and Faust's index ({"status": "OK"}): "up"
 TABLE_VIEWS = ("/v1/queues", "/v1/leads/x/qualification", "/v1/leads/x/nurture")

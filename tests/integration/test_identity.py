@@ -24,8 +24,10 @@ from pipeline.domain.identify.identity import pseudonym
 from schemas.envelope import utcnow
 from schemas.lead import ActivityRecorded, LeadCaptured
 from schemas.rejected import MessageRejected
-from tests.conftest import isolated_settings, leadflow, read_topic
-from tests.integration.test_enrich_and_qualify import TIMEOUT_S, Pipeline
+from tests.support.broker import read_topic
+from tests.support.pipeline import TIMEOUT_S, Pipeline
+from tests.support.processes import leadflow
+from tests.support.settings import isolated_settings
 
 pytestmark = pytest.mark.integration
 

@@ -31,9 +31,8 @@ from pipeline.reporting.reports import parse_params, run_report
 from schemas.inputs import CrmOutcome
 from schemas.inquiry import Inquiry
 from schemas.lead import InquiryAccepted
-from tests.integration.report_scenario import TOPICS, day, lead_id, scenario
-from tests.integration.test_reports import INPUTS
-from tests.unit.factories import CHAIN, EXCLUSIONS, POLICY, inquiry
+from tests.support.factories import CHAIN, EXCLUSIONS, POLICY, inquiry
+from tests.support.scenario import INPUTS, TOPICS, day, lead_id, scenario
 
 pytestmark = pytest.mark.integration
 NURTURE = load_rules(PROJECT_ROOT / "deploy" / "rules").nurture

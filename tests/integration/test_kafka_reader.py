@@ -18,7 +18,7 @@ from pipeline.adapters.kafka.client import last_event_of, publish
 from pipeline.adapters.kafka.reader import Isolation, KafkaReader, partitions_of, read_to_end
 from pipeline.config.topics import TopicSpec, load_topics
 from pipeline.worker.shared_state import ChangelogMirror
-from tests.conftest import isolated_settings
+from tests.support.settings import isolated_settings
 
 
 async def transaction(

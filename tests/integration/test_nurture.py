@@ -25,8 +25,9 @@ from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
 from schemas.envelope import utcnow
 from schemas.lead import LeadHandedOff, LeadNurtured, TouchScheduled
-from tests.conftest import isolated_settings, leadflow
-from tests.integration.test_enrich_and_qualify import Pipeline, crm_outcome
+from tests.support.pipeline import Pipeline, crm_outcome
+from tests.support.processes import leadflow
+from tests.support.settings import isolated_settings
 
 pytestmark = pytest.mark.integration
 COLD = {"purchase_timeframe_months": 12, "decision_maker": True}

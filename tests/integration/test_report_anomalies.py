@@ -12,7 +12,7 @@ from pipeline.adapters.warehouse.clickhouse import (
     migrate,
 )
 from pipeline.reporting.reports import ReportInputs, parse_params, run_report
-from tests.integration.report_scenario import Scenario, day
+from tests.support.scenario import Scenario, day
 
 
 def test_anomalies_flag_a_day_outside_the_channel_band(tmp_path: Path) -> None:

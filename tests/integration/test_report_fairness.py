@@ -17,9 +17,9 @@ from pipeline.adapters.warehouse.clickhouse import (
 )
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.reporting.reports import ReportInputs, parse_params, run_report
-from tests.integration.report_scenario import Scenario
-from tests.unit.test_fairness import MONDAY, TEAM, configured_distribution
-from tests.unit.test_routing import rep
+from tests.support.fairness import MONDAY, TEAM, configured_distribution
+from tests.support.routing import rep
+from tests.support.scenario import Scenario
 
 ROUTING = RoutingRules.model_validate(
     {

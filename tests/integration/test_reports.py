@@ -1,5 +1,5 @@
 """Every report against figures worked out by hand on the fixed scenario
-(report_scenario.py), on the real embedded ClickHouse engine and, where
+(tests/support/scenario.py), on the real embedded ClickHouse engine and, where
 LEADFLOW_TEST_CLICKHOUSE_URL names a throwaway ClickHouse server (its database
 `leadflow` is dropped), on that server through clickhouse-connect."""
 
@@ -21,26 +21,11 @@ from pipeline.adapters.warehouse.clickhouse import (
     load_migrations,
     migrate,
 )
-from pipeline.config.report_rules import Targets
-from pipeline.config.rules import load_rules
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.domain.report.attribution import MODELS
 from pipeline.errors import BadRequest
-from pipeline.reporting.reports import ReportInputs, ReportParams, parse_params, run_report
-from tests.integration.report_scenario import COSTS, lead_id, scenario
-
-ROUTING = load_rules(PROJECT_ROOT / "deploy" / "rules").routing
-TARGETS = Targets.model_validate(
-    {
-        "targets": [
-            {"month": "2026-11", "leads": 10, "won": 2, "revenue_eur": 4000},
-            {"month": "2026-11", "channel": "web_form", "leads": 2},
-            {"month": "2026-10", "leads": 5},
-        ]
-    }
-)
-INPUTS = ReportInputs(routing=ROUTING, targets=TARGETS)
-
+from pipeline.reporting.reports import ReportParams, parse_params, run_report
+from tests.support.scenario import COSTS, INPUTS, lead_id, scenario
 
 SERVER_URL = os.environ.get("LEADFLOW_TEST_CLICKHOUSE_URL")
 

@@ -11,8 +11,8 @@ import pytest
 from pipeline.config.settings import PROJECT_ROOT
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
-from tests.conftest import isolated_settings
-from tests.integration.test_enrich_and_qualify import Pipeline
+from tests.support.pipeline import Pipeline
+from tests.support.settings import isolated_settings
 
 pytestmark = pytest.mark.integration
 MAX_ITERATIONS = 4

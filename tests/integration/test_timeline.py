@@ -22,7 +22,7 @@ from pipeline.reporting.timeline import lead_timeline
 from schemas.envelope import EventBase
 from schemas.inputs import Activity
 from schemas.lead import ActivityRecorded, LeadCaptured
-from tests.unit.factories import (
+from tests.support.factories import (
     AT,
     CHAIN,
     EXCLUSIONS,

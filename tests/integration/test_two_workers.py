@@ -13,8 +13,8 @@ from pipeline.config.settings import load_settings
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
 from schemas.envelope import utcnow
-from tests.conftest import free_port, tenant
-from tests.integration.test_enrich_and_qualify import TIMEOUT_S, Pipeline
+from tests.support.pipeline import TIMEOUT_S, Pipeline
+from tests.support.settings import free_port, tenant
 
 pytestmark = pytest.mark.integration
 

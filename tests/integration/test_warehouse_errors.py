@@ -22,7 +22,7 @@ from pipeline.adapters.warehouse.clickhouse import (
     migrate,
 )
 from pipeline.errors import BadQuery, BadRequest, WarehouseRejected, WarehouseUnavailable
-from tests.conftest import free_port
+from tests.support.settings import free_port
 
 TABLE = "leadflow.refusing"
 

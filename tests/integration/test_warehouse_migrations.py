@@ -18,7 +18,7 @@ from pipeline.adapters.warehouse.clickhouse import (
 )
 from pipeline.config.settings import PROJECT_ROOT, load_settings
 from pipeline.errors import ConfigError
-from tests.integration.report_scenario import scenario
+from tests.support.scenario import scenario
 
 
 def test_migrations_apply_once_in_order_and_are_recorded(tmp_path: Path) -> None:

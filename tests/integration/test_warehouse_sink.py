@@ -12,8 +12,8 @@ from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, load_migrations
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics, load_topics
 from pipeline.worker.sink import WarehouseSink
-from tests.conftest import isolated_settings
-from tests.unit.factories import captured
+from tests.support.factories import captured
+from tests.support.settings import isolated_settings
 
 WAIT_S = 60.0
 

@@ -17,7 +17,7 @@ import pytest
 from pipeline.adapters.worker_api import ask_worker, get_json, post_json
 from pipeline.config.settings import Settings, load_settings
 from pipeline.errors import LeadflowError, WorkerRecovering
-from tests.conftest import free_port
+from tests.support.settings import free_port
 
 
 class FakeWorkerDoor(BaseHTTPRequestHandler):
