@@ -18,7 +18,7 @@ from faust.web import Request, Response, View
 from pipeline.adapters.warehouse.clickhouse import (
     analyst_query,
 )
-from pipeline.errors import BadRequest, WarehouseUnavailable
+from pipeline.errors import BadRequest
 from pipeline.reporting.dashboard import dashboard_data, render_dashboard
 from pipeline.reporting.events import event_counts
 from pipeline.reporting.reports import REPORTS, parse_params, report_inputs, run_report
@@ -69,13 +69,6 @@ def _lead_id(text: str) -> uuid.UUID:
         raise HTTPBadRequest(text=body, content_type="application/json") from None
 
 
-def _refused(view: View, exc: BadRequest | WarehouseUnavailable) -> Response:
-    """400 for a request that cannot run as asked (a bad parameter, a bad query), 503
-    while the warehouse is unavailable; anything else is ours (the door's 500)."""
-    status = 503 if isinstance(exc, WarehouseUnavailable) else 400
-    return view.json({"error": str(exc)}, status=status)
-
-
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     inputs = report_inputs(stage.rules, stage.settings.rules_dir, stage.topics.inquiries.name)
 
@@ -92,8 +85,8 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
             try:
                 params = parse_params(dict(request.query))
                 rows = await sink.call(lambda w: run_report(w, name, params, inputs))
-            except (BadRequest, WarehouseUnavailable) as exc:
-                return _refused(self, exc)
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
             return self.json({"report": name, "rows": rows})
 
     @stage.page("/v1/sql")
@@ -105,8 +98,8 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
             body = (await request.read()).decode("utf-8", errors="replace")
             try:
                 rows = await sink.call(lambda w: analyst_query(w, body))
-            except (BadRequest, WarehouseUnavailable) as exc:
-                return _refused(self, exc)
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
             return self.json({"rows": rows})
 
     @stage.page("/dashboard")
@@ -115,8 +108,8 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
             try:
                 params = parse_params(dict(request.query))
                 data = await sink.call(lambda w: dashboard_data(w, params, inputs))
-            except (BadRequest, WarehouseUnavailable) as exc:
-                return _refused(self, exc)
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=400)
             return self.html(render_dashboard(data, utcnow()))
 
     @stage.page("/v1/leads/{lead_id}/timeline")

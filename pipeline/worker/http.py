@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from pipeline.config.access import RateLimiter, authenticate, presented_key
 from pipeline.config.settings import Settings
+from pipeline.errors import WarehouseUnavailable
 from pipeline.worker.faust_app import tables_ready
 
 log = structlog.get_logger("leadflow.http")
@@ -37,10 +38,10 @@ def guard(
 
     A request needs a key of `keys` (`None`: public, for health and readiness), stays
     within its key's rate and the body limit, and never sees a stack trace:
-    an error is logged and answered with a bare 500. The view reads who
-    called with `caller(request)`. A view that reads worker tables
-    (`needs_tables`) answers 503 `{"status": "recovering"}` with Retry-After
-    until they are recovered: an empty table then is not yet the truth.
+    an error is logged and answered with a bare 500, a warehouse outage with 503
+    (what to retry). The view reads who called with `caller(request)`. A view that
+    reads worker tables (`needs_tables`) answers 503 `{"status": "recovering"}` with
+    Retry-After until they are recovered: an empty table then is not yet the truth.
     """
 
     def decorate(view: type[View]) -> type[View]:
@@ -80,6 +81,9 @@ def guard(
                     return await super().dispatch(request)
                 except aiohttp_web.HTTPException:
                     raise  # aiohttp's own answers (e.g. 413 from its reader): no trace
+                except WarehouseUnavailable as exc:  # any view that reads the warehouse
+                    log.warning("http.warehouse_unavailable", path=path, error=str(exc))
+                    return self.json({"error": str(exc)}, status=503)
                 except Exception:
                     log.exception("http.error", path=path)
                     return self.json({"error": "internal error"}, status=500)

@@ -27,7 +27,7 @@ from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics, TopicSpec
 from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.domain.messages import Position, best_effort_source, decode, reject
-from pipeline.errors import EventTooLarge
+from pipeline.errors import ConfigError, EventTooLarge, LeadflowError
 from pipeline.worker.http import Keys, guard
 from pipeline.worker.tables import JSON_SCHEMA, Stored, TypedTable
 from schemas.envelope import EventBase
@@ -87,7 +87,10 @@ class Stage:
     def __post_init__(self) -> None:
         for spec in self.topics.all():
             if spec.model in self._by_model:
-                raise ValueError(f"{spec.value} is the value of two topics in topics.yaml")
+                raise ConfigError(
+                    f"topics.yaml: {spec.value} is the value of two topics; each event type "
+                    "goes to one topic (the stage sends an event by its type)"
+                )
             self._by_model[spec.model] = spec
         self._limiter = RateLimiter(
             self.settings.http_requests_per_minute, self.settings.http_burst
@@ -218,7 +221,7 @@ class Stage:
     def _register(self, source: TopicSpec, name: str, handle: RawStep) -> None:
         """The one loop every agent runs: each message of `source` through `process`."""
         if name in self.steps:
-            raise ValueError(f"two agents are named {name!r}")
+            raise LeadflowError(f"two agents are named {name!r}: each name is its own consumer")
         self.steps[name] = handle
 
         async def run(stream: faust.StreamT[bytes]) -> None:

@@ -13,14 +13,11 @@ import csv
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from pipeline.domain.contact import COUNTRIES, normalise_phone
 from schemas.inquiry import Contact
 from schemas.rejected import Reason
-
-COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
-"""ISO 3166-1 alpha-2 codes with a telephone numbering plan (every inhabited country)."""
 
 
 @dataclass(frozen=True)
@@ -136,17 +133,6 @@ def _email(email: str | None, blocking: list[Reason]) -> str | None:
     except EmailNotValidError as exc:
         blocking.append(Reason(code="email_invalid", message=str(exc), field="contact.email"))
         return None
-
-
-def normalise_phone(phone: str, region: str) -> str | None:
-    """E.164 (`+4930123456`), or None if it cannot be a real number."""
-    try:
-        number = phonenumbers.parse(phone, region if region in COUNTRIES else None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _phone(phone: str | None, region: str, findings: list[Reason]) -> str | None:

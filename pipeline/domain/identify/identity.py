@@ -24,7 +24,7 @@ from typing import Literal, NotRequired, TypedDict, cast
 import orjson
 from rapidfuzz import fuzz
 
-from pipeline.domain.capture.plausibility import normalise_phone
+from pipeline.domain.contact import normalise_phone
 from pipeline.domain.messages import Position, reject
 from schemas.envelope import EventBase, derive_id
 from schemas.inputs import Activity

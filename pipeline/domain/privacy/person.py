@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 import phonenumbers
 
-from pipeline.domain.capture.plausibility import normalise_phone
+from pipeline.domain.contact import normalise_phone
 from schemas.privacy import EraseLead
 
 ERASED = "[erased]"
