@@ -11,16 +11,12 @@ agent's Faust function fed messages directly and its sends recorded.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import structlog
-from structlog.testing import capture_logs
 
 from pipeline.bootstrap import build
 from pipeline.config.rules import load_rules
@@ -28,6 +24,7 @@ from pipeline.config.settings import load_settings
 from pipeline.config.topics import load_topics
 from pipeline.worker.stage import EXIT_EMIT_FAILED, Outgoing, Received, Stage
 from schemas.rejected import MessageRejected
+from tests.support.loop import LAST_LOGS, run_agent, source_of
 
 UNREADABLE = b"\x00 not an event {"
 """Bytes no agent can decode, on any topic."""
@@ -47,44 +44,16 @@ def stage(tmp_path: Path) -> Iterator[Stage]:
     yield build(settings, topics, load_rules(settings.rules_dir))
 
 
-def source_of(stage: Stage, name: str) -> str:
-    (topic,) = stage.app.agents[name].channel.topics
-    return str(topic)
-
-
 def run(
     stage: Stage, name: str, values: list[bytes], fail: Exception | None = None
 ) -> list[Outgoing]:
-    """`values` through agent `name`'s Faust function; what it sent, in order."""
-    sent: list[Outgoing] = []
-
-    async def send(message: Outgoing) -> None:
-        if fail is not None:
-            raise fail
-        sent.append(message)
+    """`values` through agent `name`, a failed send raising `Stopped`; what it sent."""
 
     def stop(code: int) -> None:
         raise Stopped(code)
 
-    topic = source_of(stage, name)
-
-    async def events() -> AsyncIterator[SimpleNamespace]:
-        for offset, value in enumerate(values):
-            message = SimpleNamespace(topic=topic, partition=0, offset=offset, key=b"k")
-            yield SimpleNamespace(message=message, value=value)
-
-    stage.send = send  # type: ignore[method-assign]
     stage.stop = stop
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:
-        try:
-            asyncio.run(stage.app.agents[name].fun(SimpleNamespace(events=events)))
-        finally:
-            LOGGED[:] = logs
-    return sent
-
-
-LOGGED: list[Any] = []
-"""The log lines of the last `run`."""
+    return run_agent(stage, name, values, fail)[0]
 
 
 def rejections(stage: Stage, sent: list[Outgoing]) -> list[MessageRejected]:
@@ -120,7 +89,7 @@ def test_an_exception_in_any_agent_is_one_rejection_and_the_agent_goes_on(
         assert "KeyError" in rejection.payload.reasons[0].message
         assert rejection.payload.offset == 0
         assert rejection.payload.topic == source_of(stage, name)
-        errors = [e for e in LOGGED if e["event"] == "stage.error"]
+        errors = [e for e in LAST_LOGS if e["event"] == "stage.error"]
         assert [(e["stage"], e["at"]) for e in errors] == [(name, f"{rejection.payload.topic}/0/0")]
 
 
@@ -139,7 +108,9 @@ def test_a_failed_send_in_any_agent_stops_the_worker_before_the_next_message(
             run(stage, name, [b"{}", b"{}"], fail=ConnectionError("broker down"))
         assert stopped.value.args == (EXIT_EMIT_FAILED,), name
         assert calls == [0], name  # nothing after the message whose send failed
-        assert [e["event"] for e in LOGGED if e["log_level"] == "critical"] == ["stage.emit_failed"]
+        assert [e["event"] for e in LAST_LOGS if e["log_level"] == "critical"] == [
+            "stage.emit_failed"
+        ]
 
 
 def test_unreadable_bytes_are_rejected_once_per_topic_by_the_real_steps(stage: Stage) -> None:

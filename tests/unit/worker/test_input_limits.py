@@ -5,14 +5,12 @@ never a silent change."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import faust
 import orjson
@@ -38,6 +36,7 @@ from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import ActivityRecorded, InquiryAccepted
 from schemas.rejected import MessageRejected
 from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, identify, inquiry, new_book
+from tests.support.loop import LAST_LOGS, run_agent
 
 TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
 
@@ -194,46 +193,25 @@ class Exited(Exception):
     pass
 
 
-def run_agent(
+def run_loop(
     stage: Stage, handle: Callable[[bytes | None, Position], Emitted], fail: Exception | None
 ) -> list[Outgoing]:
     """Two messages through a stage's loop, with a send that records or fails."""
-    sent: list[Outgoing] = []
-
-    async def send(message: Outgoing) -> None:
-        if fail is not None:
-            raise fail
-        sent.append(message)
-
-    async def messages() -> AsyncIterator[SimpleNamespace]:
-        for offset in (0, 1):
-            yield SimpleNamespace(
-                message=SimpleNamespace(
-                    topic="leads.activity", partition=0, offset=offset, key=None
-                ),
-                value=b'{"n": %d}' % offset,
-            )
-
-    stage.send = send  # type: ignore[method-assign]
     stage.raw_agent(TOPICS.activity, "loop", lambda received: handle(received.raw, received.at))
-    with capture_logs() as logs:
-        try:
-            asyncio.run(stage.app.agents["loop"].fun(SimpleNamespace(events=messages)))
-        finally:
-            LOGGED[:] = [(e["event"], e["log_level"]) for e in logs]
-    return sent
+    return run_agent(stage, "loop", [b'{"n": 0}', b'{"n": 1}'], fail)[0]
 
 
-LOGGED: list[tuple[str, str]] = []
-"""The log lines of the last `run_agent`."""
+def logged() -> list[tuple[str, str]]:
+    """The log lines of the last `run_loop`."""
+    return [(e["event"], e["log_level"]) for e in LAST_LOGS]
 
 
 def test_the_stage_goes_on_after_an_event_too_large(stage: Stage) -> None:
     big, small = recorded(600_000), recorded(10)
-    sent = run_agent(stage, lambda raw, at: big if at.offset == 0 else small, fail=None)
+    sent = run_loop(stage, lambda raw, at: big if at.offset == 0 else small, fail=None)
     assert [m.spec for m in sent] == [TOPICS.rejected, TOPICS.lead_activity]
     assert b"output_too_large" in sent[0].value
-    assert ("stage.output_too_large", "warning") in LOGGED
+    assert ("stage.output_too_large", "warning") in logged()
 
 
 def test_a_send_that_fails_otherwise_still_stops_the_worker(
@@ -248,9 +226,9 @@ def test_a_send_that_fails_otherwise_still_stops_the_worker(
 
     monkeypatch.setattr(os, "_exit", exit_)
     with pytest.raises(Exited):
-        run_agent(stage, lambda raw, at: recorded(10), fail=KafkaConnectionError())
+        run_loop(stage, lambda raw, at: recorded(10), fail=KafkaConnectionError())
     assert exits == [EXIT_EMIT_FAILED]
-    assert LOGGED == [("stage.emit_failed", "critical")]
+    assert logged() == [("stage.emit_failed", "critical")]
 
 
 # --- non-finite numbers ---------------------------------------------------------------
