@@ -29,7 +29,10 @@ class CompanyBook:
             self.table.write(f"{kind}|{domain}", merged)
 
     def company(self, domain: str, inquiry_id: str) -> CompanyHistory | None:
-        records = [*self.table.shards(f"i|{domain}"), *self.table.shards(f"c|{domain}")]
+        records = [
+            *self.table.shards(f"{self.INQUIRY}|{domain}"),
+            *self.table.shards(f"{self.CUSTOMER}|{domain}"),
+        ]
         return CompanyRecord.merge(records).before(inquiry_id) if records else None
 
 

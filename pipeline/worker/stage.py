@@ -122,7 +122,7 @@ class Stage:
                     return self.json({"error": "lead not held by this worker"}, status=404)
                 return self.bytes(answer(found), content_type="application/json")
 
-        LeadView.__name__ = "Lead" + "".join(p.title() for p in path.split("/")[-1:])
+        LeadView.__name__ = "Lead" + path.rsplit("/", 1)[-1].title()  # a page's unique name
         self.page(path, needs_tables=True)(LeadView)
 
     def channel(self, spec: TopicSpec) -> faust.TopicT:

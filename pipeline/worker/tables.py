@@ -27,9 +27,7 @@ def json_text(type_: Any, empty: bool = False) -> Any:
     SLA tables always stored their models); with `empty`, "" is stored for None."""
     adapter: TypeAdapter[Any] = TypeAdapter(type_)
 
-    def load(value: Any) -> Any:
-        if not isinstance(value, str | bytes):
-            return adapter.validate_python(value)  # already loaded (a typed value)
+    def load(value: str) -> Any:
         return None if empty and value == "" else adapter.validate_json(value)
 
     def dump(value: Any) -> str:
@@ -83,13 +81,6 @@ class TypedTable(Generic[T]):
 
     def __delitem__(self, key: str) -> None:
         del self.table[self._key(key)]
-
-    def pop(self, key: str) -> T | None:
-        """Remove and return the value under `key` (None if there was none)."""
-        found = self.get(key) if key in self else None
-        if key in self:
-            del self[key]
-        return found
 
     def items(self) -> Iterator[tuple[str, T]]:
         """Every key and value this worker holds (its partitions): for views only."""

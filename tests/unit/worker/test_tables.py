@@ -55,4 +55,6 @@ def test_a_bytes_table_keys_and_values_are_bytes() -> None:
     table: TypedTable[Routed] = TypedTable(raw, Routed, "bytes")
     table["lead"] = Routed(queue="x")
     assert raw == {b"lead": b'{"event_type":"routed","queue":"x"}'}
-    assert table.pop("lead") == Routed(queue="x") and raw == {}
+    assert table["lead"] == Routed(queue="x")
+    del table["lead"]
+    assert raw == {} and "lead" not in table
