@@ -59,6 +59,7 @@ AGENTS = {
     "requalify-interval",
     "route",
     "sla-breached",
+    "sla-reminded",
     "sla-start",
 }
 TABLES = {  # name: partitions (a changelog's partition count must not change either)
@@ -66,8 +67,10 @@ TABLES = {  # name: partitions (a changelog's partition count must not change ei
     "identity-lead": 6,
     "identity-waiting-activities": 6,
     "nurture-due": 6,
+    "nurture-due-index": 6,
     "nurture-leads": 6,
     "qualify-due": 6,
+    "qualify-due-index": 6,
     "qualify-leads": 6,
     "qualify-win-counts": 6,
     "routing-decision": 6,
@@ -76,7 +79,9 @@ TABLES = {  # name: partitions (a changelog's partition count must not change ei
     "routing-waiting": 6,
     "sla-clock": 6,
     "sla-due": 6,
+    "sla-due-index": 6,
     "sla-early-due": 6,
+    "sla-early-due-index": 6,
     "sla-early-outcomes": 6,
     "sla-known-leads": 6,
 }
