@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from aiokafka import TopicPartition
+from faust.web import Request, Response, View
 
 from pipeline.worker.stage import Stage
 from schemas.envelope import EventBase, utcnow
@@ -39,6 +41,7 @@ from schemas.envelope import EventBase, utcnow
 Fire = Callable[[str, datetime, str, datetime], EventBase | None]
 """(key, due time, tag, now) → the event that says the key is due, None if not yet."""
 
+log = structlog.get_logger("leadflow.timers")
 STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 """Fixed width, UTC: byte order is time order."""
 
@@ -147,7 +150,11 @@ class Scanner:
     ) -> None:
         """Entries of an older release (key → `when|tag`, no index entry), once per partition."""
         for raw, value in entries:
-            when, tag = parse(value)
+            try:
+                when, tag = parse(value)
+            except ValueError:  # not a due time: nothing to fire, nothing to stop for
+                log.warning("timers.unreadable_entry", table_key=raw[:60])
+                continue
             key = raw.decode()
             if when is not None and not indexed(index_key(when, key)):
                 heapq.heappush(self.legacy, (stamp(when), key, tag))
@@ -177,6 +184,7 @@ class DueTimers:
         self.scanner = Scanner()
         self.app, self.partitions = stage.app, partitions
         self._read_legacy: set[int] = set()
+        self.last_scan: dict[str, int] = {}
 
         async def scan() -> None:
             now = utcnow()
@@ -188,6 +196,16 @@ class DueTimers:
 
         scan.__name__ = scan.__qualname__ = f"{name}-scan"
         stage.app.timer(interval=interval, name=f"{name}-scan")(scan)
+        timers = self
+
+        class TimerView(View):
+            """What the last scan read (operators, and the test that counts reads)."""
+
+            async def get(self, request: Request) -> Response:
+                return self.json(timers.report())
+
+        TimerView.__name__ = f"Timer_{name.replace('-', '_')}"  # a page's unique name
+        stage.page(f"/v1/timers/{name}")(TimerView)
 
     def set(self, key: str, when: datetime | None, tag: str = "") -> None:
         """Due at `when` (None: not due); `tag` goes back to `fire`. Inside an agent only."""
@@ -200,6 +218,7 @@ class DueTimers:
     def due_now(self, now: datetime) -> list[Due]:
         """Every active partition's due entries not yet fired by this process."""
         found: list[Due] = []
+        reads = self.scanner.reads
         partitions = self._active_partitions()
         for part, entries in _in_order(self.table, partitions):
             if part not in self._read_legacy:
@@ -209,7 +228,22 @@ class DueTimers:
             found.extend(self.scanner.due(entries, now))
         found.extend(self.scanner.due_legacy(now, lambda key: self.table.get(key.encode())))
         self.scanner.keep_in_flight(lambda entry: self.index_table.get(entry) is not None)
+        self.last_scan = {"partitions": len(partitions), "read": self.scanner.reads - reads}
+        self.last_scan["fired"] = len(found)
         return found
+
+    def report(self) -> dict[str, Any]:
+        """The last scan's reads and fires, what is in flight, and how many entries this
+        worker holds (RocksDB's estimate: counting them would be the scan we avoid)."""
+        held = 0
+        for db in (getattr(self.index_table.data, "_dbs", None) or {}).values():
+            held += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+        return {
+            "last_scan": self.last_scan,
+            "in_flight": len(self.scanner.in_flight),
+            "legacy": len(self.scanner.legacy),
+            "held_estimate": held,
+        }
 
     def _active_partitions(self) -> list[int]:
         topic = self.index_table.changelog_topic.get_topic_name()
@@ -220,9 +254,12 @@ class DueTimers:
 def _in_order(table: Any, partitions: list[int]) -> list[tuple[int, Iterator[tuple[bytes, bytes]]]]:
     """The active partitions of a table, each in key order, straight from its store
     (read lazily: a scan that stops early reads no further). RocksDB keeps one
-    ordered database per partition; the memory store (tests, `memory://`) keeps one
-    dict for all, sorted here as one part (-1)."""
-    dbs = getattr(table.data, "_dbs", None)
+    ordered database per partition, with Faust's own offset record in it; the
+    memory store (tests, `memory://`) keeps one dict for all, sorted here as one
+    part (-1)."""
+    store = table.data
+    dbs = getattr(store, "_dbs", None)
     if dbs is None:
-        return [(-1, iter(sorted(table.data.data.items())))] if partitions else []
-    return [(p, iter(dbs[p].items())) for p in partitions if p in dbs]
+        return [(-1, iter(sorted(store.data.items())))] if partitions else []
+    own = store.offset_key
+    return [(p, ((k, v) for k, v in dbs[p].items() if k != own)) for p in partitions if p in dbs]

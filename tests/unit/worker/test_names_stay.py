@@ -75,6 +75,8 @@ TABLES = {  # name: partitions (a changelog's partition count must not change ei
     "qualify-win-counts": 6,
     "routing-decision": 6,
     "routing-lead-queue": 6,
+    "routing-pull-line": 6,
+    "routing-pull-parked": 6,
     "routing-queue-state": 6,
     "routing-waiting": 6,
     "sla-clock": 6,
