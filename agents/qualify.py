@@ -73,7 +73,8 @@ def register(stage: Stage, services: Services) -> None:
     def run(lead_id: uuid.UUID, change: Change, fired: bool = False) -> LeadQualified | None:
         before = states.get(str(lead_id)) or LeadState()
         state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
-        states[str(lead_id)] = state
+        if state != before:  # a changelog record only for a change
+            states[str(lead_id)] = state
         if fired or state.due_at != before.due_at:
             timers.set(str(lead_id), state.due_at)
         if before.outcome is None and state.outcome is not None and state.profile is not None:
