@@ -90,8 +90,8 @@ class DueIndex:
         raw = key.encode()
         old = self.due.get(raw)
         new = None if when is None else f"{when.astimezone(UTC).isoformat()}|{tag}".encode()
-        if old == new or (not old and new is None):
-            return
+        if old == new or (old is None and new is None):
+            return  # (an empty value of an older release is deleted now)
         self._drop_entry(key, old)
         if when is None:
             if raw in self.due:
