@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in one go, figures into bench/RESULTS.md.
 
     .venv/bin/python -m bench.suite [--out bench/RESULTS.md] [--events 10000000] [--seconds 20]
+                                    [--scale-leads 50000] [--scale-minutes 90]
 
 Starts a Kafka broker of its own on free ports (`--shared-broker`: use the
 one at LEADFLOW_KAFKA_BOOTSTRAP instead; everything under its own topic
@@ -8,7 +9,8 @@ prefix, consumer groups, state directory and web port, deleted afterwards) and
 runs: the
 transport's limit (raw aiokafka, the pass-through chain), the end-to-end
 pipeline (saturation, then 10 / 50 / 90 % of it), the warehouse (sink rate,
-every report over `--events` rows) and the 100,000-row import. A part that
+every report over `--events` rows), the 100,000-row import and the scale run
+(`bench/scale.py`: one worker fed up to `--scale-leads` leads held). A part that
 fails is written down with its error and the rest still runs. Prints and
 writes figures; asserts nothing.
 """
@@ -31,7 +33,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, import_bench, transport, warehouse
+from bench import e2e, import_bench, scale, transport, warehouse
 from bench.common import fmt_latency, loadavg, machine, own_broker
 from pipeline.config.settings import PROJECT_ROOT
 
@@ -144,6 +146,22 @@ def markdown(r: dict[str, Any], command: str) -> str:
         else:
             out.append(f"- **{key}**: {value}")
     out += ["", "## Bulk import", "", f"- {r.get('import', {})}", ""]
+    out += ["## Leads held (one worker, chunks of 1,000 with activities)", ""]
+    sc = r.get("scale", {})
+    if "error" in sc:
+        out.append(f"failed: {sc['error']}")
+    out += [
+        "| leads held | CPU per lead, ms | idle, % of a core | resident MiB | state MiB "
+        "| leads/s | load |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in sc.get("rows", []):
+        out.append(
+            f"| {row['leads_held']:,} | {row['worker_cpu_ms_per_lead']} | {row['idle_core_pct']} "
+            f"| {row['resident_mib']} | {row['state_mib']} | {row['chunk_leads_per_s']} "
+            f"| {row['loadavg']} |"
+        )
+    out.append("")
     out += ["## Seconds per part", "", f"{r.get('seconds', {})}", ""]
     out += [
         "## Definitions",
@@ -193,6 +211,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each rate run")
     parser.add_argument("--messages", type=int, default=10_000, help="pass-through messages")
     parser.add_argument(
+        "--scale-leads",
+        type=int,
+        default=50_000,
+        help="leads the scale run feeds one worker up to (0: no scale run; ~15 leads/s here)",
+    )
+    parser.add_argument(
+        "--scale-minutes", type=float, default=90.0, help="the scale run stops after this"
+    )
+    parser.add_argument(
         "--shared-broker",
         action="store_true",
         help="use LEADFLOW_KAFKA_BOOTSTRAP instead of starting a broker of our own",
@@ -228,6 +255,14 @@ def run(args: argparse.Namespace) -> None:
             lambda: warehouse.run(args.events, events if events.exists() else None),
         )
         section(results, "import", lambda: import_bench.run(100_000))
+        if args.scale_leads:
+            section(
+                results,
+                "scale",
+                lambda: scale.run(
+                    chunk=1000, max_leads=args.scale_leads, minutes=args.scale_minutes
+                ),
+            )
     results["loadavg_end"] = loadavg()
     results["total_seconds"] = round(time.perf_counter() - started)
     args.out.write_text(markdown(results, command))

@@ -81,6 +81,8 @@ class Stage:
     _limiter: RateLimiter = field(init=False)
     steps: dict[str, RawStep] = field(default_factory=dict)
     """Every agent's step by agent name: each runs through `process`, the one loop."""
+    timer_reports: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    """Each durable timer's report by name (`GET /v1/timers/{name}`, `worker/timers.py`)."""
     stop: Callable[[int], None] = field(default=lambda code: os._exit(code))
     """How a failed send ends the worker (before Faust commits past the message)."""
 

@@ -196,16 +196,9 @@ class DueTimers:
 
         scan.__name__ = scan.__qualname__ = f"{name}-scan"
         stage.app.timer(interval=interval, name=f"{name}-scan")(scan)
-        timers = self
-
-        class TimerView(View):
-            """What the last scan read (operators, and the test that counts reads)."""
-
-            async def get(self, request: Request) -> Response:
-                return self.json(timers.report())
-
-        TimerView.__name__ = f"Timer_{name.replace('-', '_')}"  # a page's unique name
-        stage.page(f"/v1/timers/{name}")(TimerView)
+        if not stage.timer_reports:  # one page for every timer of the stage
+            _timer_page(stage)
+        stage.timer_reports[name] = self.report
 
     def set(self, key: str, when: datetime | None, tag: str = "") -> None:
         """Due at `when` (None: not due); `tag` goes back to `fire`. Inside an agent only."""
@@ -249,6 +242,21 @@ class DueTimers:
         topic = self.index_table.changelog_topic.get_topic_name()
         actives = self.app.assignor.assigned_actives()
         return [p for p in range(self.partitions) if TopicPartition(topic, p) in actives]
+
+
+def _timer_page(stage: Stage) -> None:
+    reports = stage.timer_reports
+
+    @stage.page("/v1/timers/{name}")
+    class Timer(View):
+        """What a timer's last scan read (operators, and the test that counts reads)."""
+
+        async def get(self, request: Request, name: str) -> Response:
+            if name not in reports:
+                return self.json(
+                    {"error": f"no timer {name!r}", "timers": sorted(reports)}, status=404
+                )
+            return self.json(reports[name]())
 
 
 def _in_order(table: Any, partitions: list[int]) -> list[tuple[int, Iterator[tuple[bytes, bytes]]]]:

@@ -98,6 +98,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/v1/ready"),
         ("GET", "/v1/reports"),
         ("GET", "/v1/reports/{name}"),
+        ("GET", "/v1/timers/{name}"),
         ("GET", "/v1/warehouse/events"),
         ("GET", "/v1/warehouse/lag"),
         ("POST", "/v1/inquiries"),
