@@ -52,18 +52,19 @@ def env(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         yield started
 
 
+async def send_handoff(env: Env, lead: LeadHandedOff) -> None:
+    """Keyed by its lead, as nurture sends them."""
+    value = lead.model_dump_json().encode()
+    key = str(lead.lead_id).encode()
+    await publish(env.settings.kafka_bootstrap, env.topics.handoff.name, [value], key=key)
+
+
 async def sales_ready(env: Env, leads: list[LeadHandedOff], expect: int) -> list[LeadAssigned]:
     """Publish the hand-offs, then read `expect` assignments for them."""
     consumer = await at_end(env, env.topics.sales_ready)
     wanted = {h.lead_id for h in leads}
-    for h in leads:  # keyed by lead, as nurture sends them
-        key = str(h.lead_id).encode()
-        await publish(
-            env.settings.kafka_bootstrap,
-            env.topics.handoff.name,
-            [h.model_dump_json().encode()],
-            key=key,
-        )
+    for h in leads:
+        await send_handoff(env, h)
     found: list[LeadAssigned] = []
     deadline = time.monotonic() + 120  # a fresh broker is slow to coordinate groups
     try:
@@ -437,16 +438,10 @@ def times_parked(env: Env, lead: LeadHandedOff) -> int:
 
 
 async def hand_off(env: Env, *leads: LeadHandedOff) -> None:
-    """Each hand-off keyed by its lead (as nurture sends them); parked before the next."""
+    """Each hand-off parked before the next."""
     for lead in leads:
         parked = times_parked(env, lead)
-        key = str(lead.lead_id).encode()
-        await publish(
-            env.settings.kafka_bootstrap,
-            env.topics.handoff.name,
-            [lead.model_dump_json().encode()],
-            key=key,
-        )
+        await send_handoff(env, lead)
         deadline = time.monotonic() + 60
         while times_parked(env, lead) == parked and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
