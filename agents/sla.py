@@ -172,7 +172,8 @@ def register(stage: Stage, _services: Services) -> None:
     def qualified(event: LeadQualified) -> Emitted:
         """A lead is known from its qualification on: outcomes held for it are recorded."""
         lead, cycle = str(event.lead_id), event.payload.cycle
-        known[lead] = cycle
+        if known.get(lead) != cycle:  # a changelog record only for a change
+            known[lead] = cycle
         entries = held_entries(lead)
         if not entries:
             return None

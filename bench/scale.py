@@ -12,7 +12,9 @@ chunk has been processed it waits `--idle` seconds with no input and prints:
 - leads held (inquiries fully processed so far),
 - worker CPU per lead of that chunk (ms),
 - idle worker CPU (% of one core, over the idle wait: timers and the rest),
-- resident memory (MiB) and the state directory's size (MiB).
+- resident memory (MiB) and the state directory's size (MiB),
+- Kafka messages written per lead of that chunk (every topic of the run, the
+  tables' changelogs too).
 
 A cost that grows with what the worker holds shows as CPU per lead or idle CPU
 rising from chunk to chunk. Prints figures; asserts nothing.
@@ -27,10 +29,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiokafka.admin import AIOKafkaAdminClient
+
 from bench.common import bench_settings, cpu_seconds, loadavg
 from bench.e2e import WORKER_READY_S, run_phase
 from bench.loadgen import ACTIVITIES_PER_LEAD
 from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.erasure import topic_partitions
+from pipeline.adapters.kafka.reader import KafkaReader
+from pipeline.config.settings import Settings
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
 
@@ -44,6 +51,22 @@ def resident_mib(pid: int) -> float:
 
 def size_mib(directory: Path) -> float:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 2**20
+
+
+async def messages_written(settings: Settings) -> int:
+    """Every message the run's topics (its own prefix, its changelogs) have held."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        names = [
+            n for n in await admin.list_topics()
+            if n.startswith((settings.topic_prefix, settings.app_id))
+        ]  # fmt: skip
+        parts = await topic_partitions(admin, names)
+    finally:
+        await admin.close()
+    async with KafkaReader(settings.kafka_bootstrap, parts, "read_uncommitted") as reader:
+        return sum((await reader.end_offsets()).values())
 
 
 def idle_share(pid: int, seconds: float) -> float:
@@ -64,7 +87,7 @@ def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES
         with WorkerProcess(settings, state / "worker.log") as worker:
             assert worker.process is not None
             pid = worker.process.pid
-            held, seed = 0, 100
+            held, seed, written = 0, 100, 0
             while held < max_leads and time.monotonic() < deadline:
                 seed += 1
                 phase = run_phase(
@@ -73,6 +96,9 @@ def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES
                 )  # fmt: skip
                 r = asyncio.run(phase)
                 held += r["completed"]
+                now_written = asyncio.run(messages_written(settings))
+                per_lead = (now_written - written) / max(1, r["completed"])
+                written = now_written
                 row = {
                     "leads_held": held,
                     "chunk_completed": r["completed"],
@@ -81,6 +107,7 @@ def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES
                     "idle_core_pct": round(100 * idle_share(pid, idle), 2),
                     "resident_mib": round(resident_mib(pid), 1),
                     "state_mib": round(size_mib(state), 1),
+                    "messages_per_lead": round(per_lead, 1),
                     "loadavg": loadavg(),
                 }
                 rows.append(row)
@@ -94,7 +121,8 @@ def describe(row: dict[str, Any]) -> str:
     return (
         f"{row['leads_held']:>7,} leads held: {row['worker_cpu_ms_per_lead']:6.1f} ms CPU/lead, "
         f"idle {row['idle_core_pct']:5.2f} % of a core, {row['resident_mib']:7.1f} MiB resident, "
-        f"state {row['state_mib']:7.1f} MiB, {row['chunk_leads_per_s']:5.1f} leads/s "
+        f"state {row['state_mib']:7.1f} MiB, {row['messages_per_lead']:5.1f} messages/lead, "
+        f"{row['chunk_leads_per_s']:5.1f} leads/s "
         f"[load {row['loadavg']}]"
     )
 

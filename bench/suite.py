@@ -152,14 +152,14 @@ def markdown(r: dict[str, Any], command: str) -> str:
         out.append(f"failed: {sc['error']}")
     out += [
         "| leads held | CPU per lead, ms | idle, % of a core | resident MiB | state MiB "
-        "| leads/s | load |",
-        "|---|---|---|---|---|---|---|",
+        "| messages per lead | leads/s | load |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in sc.get("rows", []):
         out.append(
             f"| {row['leads_held']:,} | {row['worker_cpu_ms_per_lead']} | {row['idle_core_pct']} "
-            f"| {row['resident_mib']} | {row['state_mib']} | {row['chunk_leads_per_s']} "
-            f"| {row['loadavg']} |"
+            f"| {row['resident_mib']} | {row['state_mib']} | {row.get('messages_per_lead', '–')} "
+            f"| {row['chunk_leads_per_s']} | {row['loadavg']} |"
         )
     out.append("")
     out += ["## Seconds per part", "", f"{r.get('seconds', {})}", ""]
