@@ -3,6 +3,7 @@ time fires once, and moved, fired or cleared entries leave both tables."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from rocksdict import Options, Rdict
 
 from pipeline.worker.timers import DueIndex, Scanner, index_key, parse_index
+from schemas.lead import RequalificationDue
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -125,3 +127,17 @@ def test_on_rocksdb_a_scan_of_fifty_thousand_held_reads_the_due_ones(tmp_path: P
         assert scanner.reads == 11
     finally:
         db.close()
+
+
+def test_a_due_time_read_back_from_the_index_gives_the_same_event_id() -> None:
+    """A fired entry not yet handled fires again after a restart: with the same id, so
+    receivers drop the repeat (the id is derived from the key and the due time)."""
+    lead = uuid.UUID("5f0c9f5e-0000-4000-8000-000000000001")
+    index: dict[bytes, bytes] = {}
+    for when in (T0, T0.replace(microsecond=123456), T0.astimezone(ZoneInfo("Europe/Berlin"))):
+        index.clear()
+        DueIndex({}, index).set(str(lead), when)
+        (found,) = Scanner().due(ordered(index), when + timedelta(seconds=1))
+        again = RequalificationDue.fired(lead, found.when, T0 + timedelta(days=1))
+        first = RequalificationDue.fired(lead, when.astimezone(UTC), when)
+        assert again is not None and first is not None and again.event_id == first.event_id
