@@ -29,7 +29,7 @@ from mode import Service
 from pydantic import BaseModel
 from rocksdict import Options, Rdict
 
-from pipeline.adapters.kafka.reader import KafkaReader
+from pipeline.adapters.kafka.reader import QUIET_FETCH_WAIT_MS, KafkaReader
 from pipeline.worker.stage import Stage
 
 log = structlog.get_logger("leadflow.shared_state")
@@ -92,7 +92,13 @@ class ChangelogMirror(Service):
         self.values = _fresh_db(self.directory)
         topic = self.table.changelog_topic.get_topic_name()
         parts = [TopicPartition(topic, p) for p in range(self.partitions)]
-        self._reader = KafkaReader(self.bootstrap, parts, "read_committed", from_beginning=True)
+        self._reader = KafkaReader(
+            self.bootstrap,
+            parts,
+            "read_committed",
+            from_beginning=True,
+            fetch_max_wait_ms=QUIET_FETCH_WAIT_MS,
+        )
         await self._reader.start()
         self._task = asyncio.create_task(self._run())
 

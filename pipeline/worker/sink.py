@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
+from pipeline.adapters.kafka.reader import QUIET_FETCH_WAIT_MS
 from pipeline.adapters.warehouse.clickhouse import (
     EVENTS_TABLE,
     Warehouse,
@@ -95,6 +96,7 @@ class WarehouseSink(Service):
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=self.settings.sink_batch_size,
+            fetch_max_wait_ms=QUIET_FETCH_WAIT_MS,
         )
         # Erasure commands name the person: they are not events to keep.
         stored = [spec.name for spec in self.topics.all() if spec != self.topics.erasure]

@@ -39,6 +39,13 @@ def partitions_of(specs: Iterable[TopicSpec]) -> list[TopicPartition]:
     return [TopicPartition(spec.name, p) for spec in specs for p in range(spec.partitions)]
 
 
+QUIET_FETCH_WAIT_MS = 1500
+"""How long the broker may hold a fetch that finds nothing (Faust's own consumer
+uses the same): data is answered at once either way, but an idle worker's
+long-lived readers (the warehouse sink, the shared-state mirrors) then send one
+fetch per 1.5 s instead of two per second, each naming every partition they read."""
+
+
 class KafkaReader:
     """A consumer without a group (it commits nothing) assigned to `partitions`,
     from their beginning or from their end.
