@@ -10,8 +10,6 @@ changes no table here directly: it becomes claims, applied at each key's partiti
 
 from __future__ import annotations
 
-import faust
-
 from pipeline.domain.identify.identity import IdentityBook, correct_identity, route_activity
 from pipeline.worker.services import Services
 from pipeline.worker.stage import Emitted, Received, Stage
@@ -25,11 +23,10 @@ CHANGELOG_RESERVE = 4096
 
 def register(stage: Stage, _services: Services) -> None:
     """Identity resolution of inquiries and activities, claims and operator corrections."""
-    json: faust.Schema = faust.Schema(key_serializer="json", value_serializer="json")
     partitions = stage.topics.identify.partitions
     book = IdentityBook(
-        leads=stage.app.Table("identity-lead", partitions=partitions, schema=json),
-        waiting=stage.app.Table("identity-waiting-activities", partitions=partitions, schema=json),
+        leads=stage.faust_table("identity-lead", partitions, "json"),
+        waiting=stage.faust_table("identity-waiting-activities", partitions, "json"),
         name_match=stage.settings.identity_name_match,
         waiting_max_bytes=stage.settings.max_message_bytes - CHANGELOG_RESERVE,
     )

@@ -42,9 +42,7 @@ class ShardedTable(Generic[M]):
 
     def __init__(self, stage: Stage, name: str, partitions: int, model: type[M]) -> None:
         self.partitions, self.model = partitions, model
-        self.table: TableT = stage.app.Table(
-            name, partitions=partitions, key_type=bytes, value_type=bytes
-        )
+        self.table: TableT = stage.faust_table(name, partitions, "bytes")
         self.mirror = ChangelogMirror(
             stage.settings.kafka_bootstrap,
             self.table,

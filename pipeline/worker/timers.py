@@ -176,10 +176,8 @@ class DueTimers:
     def __init__(
         self, stage: Stage, name: str, partitions: int, interval: float, fire: Fire
     ) -> None:
-        self.table = stage.app.Table(name, partitions=partitions, key_type=bytes, value_type=bytes)
-        self.index_table = stage.app.Table(
-            f"{name}-index", partitions=partitions, key_type=bytes, value_type=bytes
-        )
+        self.table = stage.faust_table(name, partitions, "bytes")
+        self.index_table = stage.faust_table(f"{name}-index", partitions, "bytes")
         self.writes = DueIndex(self.table, self.index_table)
         self.scanner = Scanner()
         self.app, self.partitions = stage.app, partitions
