@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -16,6 +17,18 @@ if TYPE_CHECKING:
     from pipeline.config.topics import TopicSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The source checkout, for what only a checkout has (git, bench/, docs/); an
+installed package finds its own files under `SHIPPED_DIR`, never here."""
+SHIPPED_DIR = Path(str(resources.files("pipeline").joinpath("defaults")))
+"""The files the package ships (wheel package data, found where the package is
+installed): the topic registry, the default rules, the ClickHouse migrations and
+the local broker's Maven pom. pip unpacks a wheel, so this is a directory on disk."""
+SHIPPED_TOPICS = SHIPPED_DIR / "topics.yaml"
+SHIPPED_RULES = SHIPPED_DIR / "rules"
+STATE_DIR_NAME = ".leadflow"
+"""The state directory by default: `.leadflow` in the directory the command starts
+in (a checkout's root for `make`), made absolute at start so every process the
+command starts uses the same one. Services set LEADFLOW_STATE_DIR."""
 NAME_MATCH = 100.0
 """How alike (rapidfuzz ratio, 0-100) the last names of two people at one company
 must be to be one person, by default (`LEADFLOW_IDENTITY_NAME_MATCH`; identity
@@ -37,16 +50,21 @@ class Settings(BaseSettings):
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
     )
     state_dir: Path = Field(
-        default=PROJECT_ROOT / ".leadflow",
-        description="Local broker data, table state and the embedded warehouse.",
+        default_factory=lambda: Path.cwd() / STATE_DIR_NAME,
+        description="Local broker data, table state and the embedded warehouse "
+        "(default: .leadflow in the working directory; a relative path is taken from it).",
     )
-    topics_file: Path = PROJECT_ROOT / "topics.yaml"
+    topics_file: Path = Field(
+        default=SHIPPED_TOPICS,
+        description="The topic registry: the shipped topics.yaml, or an operator's own copy.",
+    )
     topic_prefix: str = Field(
         default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix for every topic name."
     )
     rules_dir: Path = Field(
-        default=PROJECT_ROOT / "deploy" / "rules",
-        description="Business rules RevOps edits: scoring, nurture, routing.",
+        default=SHIPPED_RULES,
+        description="Business rules RevOps edits: scoring, nurture, routing, … (default: the "
+        "shipped examples; `leadflow rules copy DIR` makes an editable copy).",
     )
     topic_replication_factor: int = Field(default=1, ge=1)
     default_region: str = Field(
@@ -196,6 +214,13 @@ class Settings(BaseSettings):
     faust_log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
     )
+
+    @field_validator("state_dir", "topics_file", "rules_dir", "warehouse_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Relative to the working directory at start, then fixed: a child process
+        (the demo's worker) started elsewhere finds the same files."""
+        return None if value is None else value.expanduser().absolute()
 
     @field_validator("input_max_bytes")
     @classmethod

@@ -1,9 +1,9 @@
 """A real single-node Apache Kafka (KRaft) for development, tests and the demo.
 
-The broker's jars come from Maven Central through `deploy/kafka/pom.xml`; data,
-logs and the pid file live under the state directory. Every command is
-idempotent: `up` on a running broker returns at once, `down` on a stopped one
-does nothing.
+The broker's jars come from Maven Central through the shipped
+`pipeline/defaults/kafka/pom.xml`; data, logs and the pid file live under the
+state directory. Every command is idempotent: `up` on a running broker returns
+at once, `down` on a stopped one does nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.config.settings import SHIPPED_DIR, Settings, load_settings
 from pipeline.errors import KafkaUnavailable
 
-DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
+KAFKA_FILES = SHIPPED_DIR / "kafka"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
@@ -147,13 +147,13 @@ class LocalKafka:
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.logs}",
-            f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'log4j2.xml'}",
+            f"-Dlog4j2.configurationFile={KAFKA_FILES / 'log4j2.xml'}",
             "-cp",
             f"{self.jars}/*",
         ]
 
     def _fetch_jars(self, log: Log) -> None:
-        pom = DEPLOY_DIR / "pom.xml"
+        pom = KAFKA_FILES / "pom.xml"
         stamp = self.jars / ".pom-sha256"
         digest = hashlib.sha256(pom.read_bytes()).hexdigest()
         if stamp.exists() and stamp.read_text() == digest:
@@ -192,7 +192,7 @@ class LocalKafka:
             "controller.quorum.voters": f"1@{controller}",
         }
         lines = []
-        for line in (DEPLOY_DIR / "server.properties").read_text().splitlines():
+        for line in (KAFKA_FILES / "server.properties").read_text().splitlines():
             key = line.split("=", 1)[0].strip()
             if key not in overrides:
                 lines.append(line)
