@@ -7,9 +7,17 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.config.kafka import KafkaConnection, SaslMechanism, SecurityProtocol
 from pipeline.errors import ConfigError
 from schemas.envelope import utcnow
 
@@ -48,6 +56,35 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How clients talk to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (user and password over TLS: Confluent Cloud, MSK, Aiven).",
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="PLAIN",
+        description="SASL mechanism for SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates (default: "
+        "the system's trusted CAs).",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate (mutual TLS), with its key file."
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted client key."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to.",
     )
     state_dir: Path = Field(
         default_factory=lambda: Path.cwd() / STATE_DIR_NAME,
@@ -215,7 +252,15 @@ class Settings(BaseSettings):
         default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
     )
 
-    @field_validator("state_dir", "topics_file", "rules_dir", "warehouse_dir")
+    @field_validator(
+        "state_dir",
+        "topics_file",
+        "rules_dir",
+        "warehouse_dir",
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+    )
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         """Relative to the working directory at start, then fixed: a child process
@@ -231,6 +276,29 @@ class Settings(BaseSettings):
                 f"{value} is more than LEADFLOW_MAX_MESSAGE_BYTES ({largest}); e.g. 262144"
             )
         return value
+
+    @model_validator(mode="after")
+    def _kafka_security_fits(self) -> Settings:
+        problems = self.kafka.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The brokers and how to reach them, for every Kafka client the project makes."""
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_file=self.kafka_ssl_ca_file,
+            ssl_cert_file=self.kafka_ssl_cert_file,
+            ssl_key_file=self.kafka_ssl_key_file,
+            ssl_key_password=self.kafka_ssl_key_password,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
 
     def input_limit(self, spec: TopicSpec) -> int | None:
         """The size limit of messages on `spec`: only outside producers' topics have one
@@ -258,6 +326,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = [
             f"  LEADFLOW_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else f"  {err['msg'].removeprefix('Value error, ')}"  # settings that do not fit
             for err in exc.errors()
         ]
         raise ConfigError("Invalid settings (environment or .env):\n" + "\n".join(lines)) from exc

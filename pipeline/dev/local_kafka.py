@@ -38,8 +38,39 @@ class BrokerStatus:
     managed: bool  # started by us (pid file) rather than found listening
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second listener of the local broker as a secured cluster has it (SASL_SSL):
+    TLS with the PEM private key and certificate chain in `keystore`, users by
+    SCRAM (`users`: name → password), written into the cluster's metadata by the
+    broker's own storage tool when the storage is formatted. The broker's own
+    traffic stays on its PLAINTEXT listener."""
+
+    port: int
+    keystore: Path
+    users: dict[str, str]
+    mechanism: str = "SCRAM-SHA-512"
+
+    def properties(self) -> dict[str, str]:
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": self.mechanism,
+            f"listener.name.sasl_ssl.{self.mechanism.lower()}.sasl.jaas.config": jaas,
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(self.keystore),
+        }
+
+    def scram_arguments(self) -> list[str]:
+        return [
+            arg
+            for name, password in self.users.items()
+            for arg in ("--add-scram", f"{self.mechanism}=[name={name},password={password}]")
+        ]
+
+
 class LocalKafka:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, secured: SaslSslListener | None = None) -> None:
+        self.secured = secured
         self.home = settings.state_dir / "kafka"
         self.jars = self.home / "jars"
         self.data = self.home / "data"
@@ -52,17 +83,20 @@ class LocalKafka:
         self.port = int(port)
 
     @classmethod
-    def private(cls, state_dir: Path) -> LocalKafka:
+    def private(cls, state_dir: Path, secured: SaslSslListener | None = None) -> LocalKafka:
         """A broker of its own in `state_dir`, on free ports (the controller listens on
         the next one), for work that must not share the local broker: restarting it,
-        benchmarks. It uses the local broker's jars, fetched there once."""
+        benchmarks, a secured listener. It uses the local broker's jars, fetched there
+        once."""
         shared = LocalKafka(load_settings())
         shared._fetch_jars(print)  # a no-op when the jars are there
         while True:
             port = _free_port()
             if port < 65535 and _port_is_free(port + 1):
                 break
-        broker = cls(load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"))
+        broker = cls(
+            load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"), secured
+        )
         broker.jars.parent.mkdir(parents=True, exist_ok=True)
         broker.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
         return broker
@@ -191,6 +225,14 @@ class LocalKafka:
             "advertised.listeners": f"PLAINTEXT://{broker}",
             "controller.quorum.voters": f"1@{controller}",
         }
+        if self.secured is not None:
+            secured = f"SASL_SSL://{self.host}:{self.secured.port}"
+            overrides["listeners"] += f",{secured}"
+            overrides["advertised.listeners"] += f",{secured}"
+            overrides["listener.security.protocol.map"] = (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            )
+            overrides |= self.secured.properties()
         lines = []
         for line in (KAFKA_FILES / "server.properties").read_text().splitlines():
             key = line.split("=", 1)[0].strip()
@@ -223,6 +265,7 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(self.properties),
+                *(self.secured.scram_arguments() if self.secured else []),
             ],
             capture_output=True,
             text=True,

@@ -25,6 +25,7 @@ from mode import Service
 from pydantic import BaseModel
 
 from pipeline.adapters.kafka.reader import KafkaReader
+from pipeline.adapters.kafka.security import Broker
 from pipeline.worker.stage import Stage
 
 log = structlog.get_logger("leadflow.shared_state")
@@ -40,7 +41,7 @@ class ShardedTable(Generic[M]):
         self.table: TableT = stage.app.Table(
             name, partitions=partitions, key_type=bytes, value_type=bytes
         )
-        self.mirror = ChangelogMirror(stage.settings.kafka_bootstrap, self.table, partitions)
+        self.mirror = ChangelogMirror(stage.settings.kafka, self.table, partitions)
         stage.app.service(self.mirror)  # type: ignore[arg-type]
 
     def write(self, key: str, value: M) -> None:
@@ -68,7 +69,7 @@ class ChangelogMirror(Service):
     value may still be rolled back (the table itself never shows it after a
     restart); the mirror shows what the table will hold, a commit later."""
 
-    def __init__(self, bootstrap: str, table: TableT, partitions: int, **kwargs: Any) -> None:
+    def __init__(self, bootstrap: Broker, table: TableT, partitions: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.bootstrap, self.table, self.partitions = bootstrap, table, partitions
         self.values: dict[bytes, bytes] = {}

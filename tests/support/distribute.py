@@ -11,6 +11,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
+from pipeline.adapters.kafka.security import client_options
 from pipeline.config.settings import SHIPPED_RULES, Settings
 from pipeline.config.topics import Topics, TopicSpec, load_topics
 from pipeline.domain.distribute.routing import RoutingRules
@@ -103,7 +104,7 @@ def handoff(n: int, postal_code: str | None = None, country: str = "DE") -> Lead
 
 async def at_end(env: Env, spec: TopicSpec) -> AIOKafkaConsumer:
     """A started consumer on every partition of `spec`, positioned at its end now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=env.settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(**client_options(env.settings.kafka))
     await consumer.start()
     parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
     consumer.assign(parts)

@@ -11,6 +11,12 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
+from pipeline.adapters.kafka.security import (
+    Broker,
+    client_options,
+    connect_error,
+    starting_quietly,
+)
 from pipeline.config.topics import Declared
 from pipeline.errors import KafkaUnavailable
 
@@ -23,17 +29,18 @@ class ApplyReport:
 
 
 async def apply_topics(
-    bootstrap: str, specs: Sequence[Declared], replication_factor: int = 1
+    bootstrap: Broker, specs: Sequence[Declared], replication_factor: int = 1
 ) -> ApplyReport:
-    """Create what is missing; never alter a live topic, only report how it differs."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    """Create what is missing; never alter a live topic, only report how it differs.
+    The worker's first call to Kafka at start: a broker that cannot be reached or
+    refuses the credentials is one line that says why (`connect_error`)."""
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=15000)
     try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        raise KafkaUnavailable(
-            f"Kafka at {bootstrap} is not reachable. Start the local broker with "
-            "`leadflow kafka up` or set LEADFLOW_KAFKA_BOOTSTRAP."
-        ) from exc
+        with starting_quietly():
+            await admin.start()
+    except KafkaConnectionError:
+        await admin.close()
+        raise await connect_error(bootstrap) from None
     report = ApplyReport()
     try:
         existing = set(await admin.list_topics())
@@ -118,7 +125,7 @@ GROUP_NOT_EMPTY = 68
 
 
 async def remove_tenants(
-    bootstrap: str, prefixes: Sequence[str], group_wait: float = 30.0
+    bootstrap: Broker, prefixes: Sequence[str], group_wait: float = 30.0
 ) -> Removed:
     """Delete every topic and consumer group whose name starts with one of `prefixes`
     (a tenant's topic prefix and app id: its topics, table changelogs and groups).
@@ -129,7 +136,7 @@ async def remove_tenants(
     """
     if not prefixes:
         return Removed()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=30000)
     await admin.start()
     try:
         ours = tuple(prefixes)
