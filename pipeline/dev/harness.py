@@ -205,5 +205,15 @@ class OutcomeWatcher:
             )
         self.outcomes.deliveries[str(event.event_id)] += 1
 
+    async def unaccounted(self, sent: list[tuple[bytes, Position]], timeout: float) -> list[str]:
+        """Poll until every inquiry `sent` (value, position) is accounted for, at most
+        `timeout` seconds; the refs of those that are not."""
+        pending = sent
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            await self.poll()
+            pending = [(v, at) for v, at in pending if not self.outcomes.accounted(v, at)]
+        return [at.ref for _, at in pending]
+
     async def stop(self) -> None:
         await self._reader.stop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -108,14 +107,9 @@ def test_inquiries_run_end_to_end_through_a_sasl_ssl_listener(
         await watcher.start()
         try:
             positions = await publish(settings.kafka, topics.inquiries.name, values)
-            pending = list(zip(values, positions, strict=True))
-            deadline = time.monotonic() + TIMEOUT_S
-            while pending and time.monotonic() < deadline:
-                await watcher.poll()
-                pending = [(v, at) for v, at in pending if not watcher.outcomes.accounted(v, at)]
+            return await watcher.unaccounted(list(zip(values, positions, strict=True)), TIMEOUT_S)
         finally:
             await watcher.stop()
-        return [at.ref for _, at in pending]
 
     with WorkerProcess(settings, tmp_path / "worker.log"):
         missing = asyncio.run(scenario())
