@@ -103,7 +103,19 @@ class Settings(BaseSettings):
         description="Business rules RevOps edits: scoring, nurture, routing, … (default: the "
         "shipped examples; `leadflow rules copy DIR` makes an editable copy).",
     )
-    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas of each topic `topics apply` creates (3 on a production "
+        "cluster); a live topic with another count is reported as drift.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of each topic `topics apply` creates (2 with 3 "
+        "replicas: a write is acknowledged by two brokers); unset: the broker's default. "
+        "A live topic with another value is reported as drift.",
+    )
     default_region: str = Field(
         default="DE",
         pattern=r"^[A-Z]{2}$",
@@ -278,8 +290,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _kafka_security_fits(self) -> Settings:
+    def _kafka_settings_fit(self) -> Settings:
         problems = self.kafka.problems()
+        isr = self.topic_min_insync_replicas
+        if isr is not None and isr > self.topic_replication_factor:
+            problems.append(
+                f"LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS ({isr}) is more than "
+                f"LEADFLOW_TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write "
+                "could ever be acknowledged; e.g. 3 replicas, 2 in sync"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
