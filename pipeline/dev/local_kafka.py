@@ -8,6 +8,7 @@ at once, `down` on a stopped one does nothing.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import resource
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,9 +70,42 @@ class SaslSslListener:
         ]
 
 
+@dataclass(frozen=True)
+class ClusterMember:
+    """A broker's place in a local cluster of several (`LocalCluster`): its node id,
+    the controller quorum (every node is also a controller), the cluster's id, and
+    the cluster's size, which every topic's replication factor follows; a write
+    counts once two replicas have it, so the cluster survives the loss of one."""
+
+    node_id: int
+    voters: str
+    cluster_id: str
+    size: int
+
+    def properties(self) -> dict[str, str]:
+        replicas, in_sync = str(self.size), str(min(2, self.size))
+        return {
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": in_sync,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": in_sync,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": in_sync,
+        }
+
+
 class LocalKafka:
-    def __init__(self, settings: Settings, secured: SaslSslListener | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        secured: SaslSslListener | None = None,
+        member: ClusterMember | None = None,
+    ) -> None:
         self.secured = secured
+        self.member = member
         self.home = settings.state_dir / "kafka"
         self.jars = self.home / "jars"
         self.data = self.home / "data"
@@ -88,18 +123,19 @@ class LocalKafka:
         the next one), for work that must not share the local broker: restarting it,
         benchmarks, a secured listener. It uses the local broker's jars, fetched there
         once."""
-        shared = LocalKafka(load_settings())
-        shared._fetch_jars(print)  # a no-op when the jars are there
-        while True:
-            port = _free_port()
-            if port < 65535 and _port_is_free(port + 1):
-                break
+        (port,) = _free_port_pairs(1)
         broker = cls(
             load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"), secured
         )
-        broker.jars.parent.mkdir(parents=True, exist_ok=True)
-        broker.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
+        broker.share_jars()
         return broker
+
+    def share_jars(self) -> None:
+        """Use the local broker's jars (fetched there once) instead of fetching our own."""
+        shared = LocalKafka(load_settings())
+        shared._fetch_jars(print)  # a no-op when the jars are there
+        self.jars.parent.mkdir(parents=True, exist_ok=True)
+        self.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
 
     @property
     def bootstrap(self) -> str:
@@ -111,9 +147,15 @@ class LocalKafka:
         return BrokerStatus(listening, pid, self.bootstrap, managed=pid is not None)
 
     def up(self, log: Log = print) -> BrokerStatus:
-        current = self.status()
-        if current.running:
-            return current
+        process = self.start(log)
+        return self.status() if process is None else self.wait(process)
+
+    def start(self, log: Log = print) -> subprocess.Popen[bytes] | None:
+        """Start the broker's process and return it without waiting (None: it runs
+        already); the nodes of a cluster start together, as none serves before a
+        majority of the controllers is up."""
+        if self.status().running:
+            return None
         self._fetch_jars(log)
         self._write_properties()
         self._format_storage(log)
@@ -129,6 +171,10 @@ class LocalKafka:
                 preexec_fn=_more_open_files,
             )
         self.pid_file.write_text(str(process.pid))
+        return process
+
+    def wait(self, process: subprocess.Popen[bytes]) -> BrokerStatus:
+        """Until the started broker accepts connections."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -165,6 +211,15 @@ class LocalKafka:
             # Faust would refuse to start on it (ConsistencyError)
             shutil.rmtree(self.tables, ignore_errors=True)
         return stopped
+
+    def kill(self) -> None:
+        """Crash the broker (SIGKILL): no clean shutdown, as a power cut would."""
+        pid = self._pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+            self.pid_file.unlink(missing_ok=True)
 
     def _pid(self) -> int | None:
         try:
@@ -225,6 +280,8 @@ class LocalKafka:
             "advertised.listeners": f"PLAINTEXT://{broker}",
             "controller.quorum.voters": f"1@{controller}",
         }
+        if self.member is not None:
+            overrides |= self.member.properties()
         if self.secured is not None:
             secured = f"SASL_SSL://{self.host}:{self.secured.port}"
             overrides["listeners"] += f",{secured}"
@@ -246,16 +303,7 @@ class LocalKafka:
         if (self.data / "meta.properties").exists():
             return
         log(f"formatting new broker storage in {self.data}")
-        cluster_id = (
-            subprocess.run(
-                [*self._java(), "kafka.tools.StorageTool", "random-uuid"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
+        cluster_id = self.member.cluster_id if self.member else new_cluster_id()
         result = subprocess.run(
             [
                 *self._java(),
@@ -274,6 +322,63 @@ class LocalKafka:
             raise KafkaUnavailable(
                 f"formatting broker storage failed:\n{result.stdout}{result.stderr}"
             )
+
+
+class LocalCluster:
+    """Several local brokers in one KRaft cluster, each also a controller, on free
+    ports, in `state_dir/node-N`: replication factor the cluster's size for the
+    internal topics and by default, `min.insync.replicas` 2, so the cluster goes
+    on when one broker dies. For fault tests; the nodes use the local broker's jars."""
+
+    def __init__(self, state_dir: Path, size: int = 3) -> None:
+        ports = _free_port_pairs(size)
+        voters = ",".join(f"{n}@127.0.0.1:{port + 1}" for n, port in enumerate(ports, 1))
+        cluster_id = new_cluster_id()
+        self.nodes = [
+            LocalKafka(
+                load_settings(
+                    state_dir=state_dir / f"node-{n}", kafka_bootstrap=f"127.0.0.1:{port}"
+                ),
+                member=ClusterMember(n, voters, cluster_id, size),
+            )
+            for n, port in enumerate(ports, 1)
+        ]
+        for node in self.nodes:
+            node.share_jars()
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> LocalKafka:
+        return self.nodes[node_id - 1]
+
+    def up(self, log: Log = print) -> None:
+        started = [(node, node.start(log)) for node in self.nodes]
+        for node, process in started:
+            if process is not None:
+                node.wait(process)
+
+    def down(self) -> None:
+        for node in self.nodes:
+            node.down()
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID, base64url without padding, as Kafka's
+    storage tool makes one."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _free_port_pairs(count: int) -> list[int]:
+    """`count` free ports whose next port is free too (a broker's and its controller's)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = _free_port()
+        taken = {p + d for p in ports for d in (-1, 0, 1)}
+        if port < 65535 and port not in taken and _port_is_free(port + 1):
+            ports.append(port)
+    return ports
 
 
 def _alive(pid: int) -> bool:
