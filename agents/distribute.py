@@ -7,8 +7,11 @@ queue's state (fairness credit, load, daily counts: a table, durable through
 its changelog). The decision per lead and queue is kept too, so a redelivered
 hand-off re-emits the same decision instead of assigning a second owner. Pull
 queues park their leads until a rep claims one (`POST /v1/queues/{queue}/claim`
-→ leads.claims → `claim`); `release` (leads.releases, keyed by queue) frees the
-owner's load in the queue's own partition.
+→ leads.claims → `claim`): a queue's line is a pair of counters and one entry
+per waiting lead, so parking or claiming writes one lead's entry, however long
+the line (the one list per queue of older releases is claimed from first);
+`release` (leads.releases, keyed by queue) frees the owner's load in the
+queue's own partition.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pydantic import Field, SecretStr
 
 from pipeline.config.settings import Settings
 from pipeline.domain.distribute.routing import (
+    PullLine,
     QueueState,
     claim_lead,
     decision_scope,
@@ -56,8 +60,12 @@ def register(stage: Stage, _services: Services) -> None:
     decided: TypedTable[LeadAssigned | LeadRouted | None] = stage.table(
         "routing-decision", Kept, partitions
     )
-    waiting: TypedTable[list[LeadRouted]] = stage.table(  # pull queues: queue → leads
+    legacy: TypedTable[list[LeadRouted]] = stage.table(  # older releases: queue → leads
         "routing-waiting", json_texts(LeadRouted), partitions
+    )
+    lines: TypedTable[PullLine] = stage.table("routing-pull-line", PullLine, partitions)
+    parked: TypedTable[str] = stage.table(  # `queue|position` → the lead's scope key
+        "routing-pull-parked", str, partitions
     )
 
     def queue_state(name: str) -> QueueState:
@@ -73,15 +81,42 @@ def register(stage: Stage, _services: Services) -> None:
             return repeat_decision(earlier, routed, latest)
         name = routed.payload.queue
         if rules.queues[name].mode == "pull" and routed.payload.reassign_from is None:
-            parked = waiting.get(name) or []
-            if all(w.lead_id != routed.lead_id for w in parked):
-                waiting[name] = [*parked, routed]
+            park(name, routed)
             log.info("routing.waiting", queue=name)
             return None  # until a rep claims it
         result, after = distribute_lead(routed, rules, queue_state(name), utcnow(), minute)
         queues[name] = after
         keep(key, result)
         return result
+
+    def park(name: str, routed: LeadRouted) -> None:
+        """At the end of the queue's line, once (a redelivery finds it parked)."""
+        waits = f"waiting:{name}:{routed.lead_id}"
+        if waits in decided or any(w.lead_id == routed.lead_id for w in legacy.get(name) or []):
+            return
+        line = lines.get(name) or PullLine()
+        decided[waits] = routed
+        parked[f"{name}|{line.tail}"] = waits
+        lines[name] = line.model_copy(update={"tail": line.tail + 1})
+
+    def oldest(name: str) -> tuple[LeadRouted | None, PullLine]:
+        """The line's first lead still waiting (an erased one leaves a gap), and the
+        line with the gaps before it skipped."""
+        line = lines.get(name) or PullLine()
+        while line.head < line.tail:
+            waits = parked.get(f"{name}|{line.head}")
+            routed = decided.get(waits) if waits else None
+            if isinstance(routed, LeadRouted):
+                return routed, line
+            if waits is not None:
+                del parked[f"{name}|{line.head}"]
+            line = line.model_copy(update={"head": line.head + 1})
+        return None, line
+
+    def take(name: str, line: PullLine, routed: LeadRouted) -> None:
+        del parked[f"{name}|{line.head}"]
+        del decided[f"waiting:{name}:{routed.lead_id}"]
+        lines[name] = line.model_copy(update={"head": line.head + 1})
 
     def keep(key: str, decision: LeadAssigned | LeadRouted) -> None:
         """The decision, and (for an owner) the lead's current owner in this queue."""
@@ -96,15 +131,20 @@ def register(stage: Stage, _services: Services) -> None:
             answer = decided.get(done)
             return answer if isinstance(answer, LeadAssigned) else None
         name = request.queue
-        parked = waiting.get(name) or []
-        result, rest, after = claim_lead(
-            request, parked, rules, queue_state(name), utcnow(), minute
+        older = legacy.get(name) or []
+        first, line = (older[0], None) if older else oldest(name)
+        result, _, after = claim_lead(
+            request, [first] if first else [], rules, queue_state(name), utcnow(), minute
         )
         if isinstance(result, str):
             log.info("routing.claim_unfilled", queue=name, rep_id=request.rep_id, why=result)
             decided[done] = None
             return None
-        waiting[name] = rest
+        assert first is not None  # a lead was assigned
+        if line is None:
+            legacy[name] = older[1:]
+        else:
+            take(name, line, first)
         queues[name] = after
         decided[done] = result
         keep(f"{decision_scope(result)}:0", result)

@@ -75,8 +75,12 @@ def register(stage: Stage, _services: Services) -> None:
             state, event = once(
                 before, input_id(message), lambda s: step(message, s, policy, utcnow(), day)
             )
+            fired = isinstance(message, NurtureStepDue)
+            if isinstance(message, NurtureStepDue):
+                timers.fired(str(lead_id), message.due_at)  # then the next step, if any
             if state != before:
                 states[str(lead_id)] = state
+            if fired or state != before:
                 pending = state.next_due
                 if pending is None:
                     timers.set(str(lead_id), None)

@@ -70,11 +70,12 @@ def register(stage: Stage, services: Services) -> None:
     def predict(profile: LeadProfile) -> float | None:
         return counts().win_probability(lead_features(profile, model), model.predictive)
 
-    def run(lead_id: uuid.UUID, change: Change) -> LeadQualified | None:
+    def run(lead_id: uuid.UUID, change: Change, fired: bool = False) -> LeadQualified | None:
         before = states.get(str(lead_id)) or LeadState()
         state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
-        states[str(lead_id)] = state
-        if state.due_at != before.due_at:
+        if state != before:  # a changelog record only for a change
+            states[str(lead_id)] = state
+        if fired or state.due_at != before.due_at:
             timers.set(str(lead_id), state.due_at)
         if before.outcome is None and state.outcome is not None and state.profile is not None:
             learn(state.profile, won=state.outcome == "won")
@@ -106,7 +107,8 @@ def register(stage: Stage, services: Services) -> None:
     )
 
     def timer(fired: RequalificationDue) -> LeadQualified | None:
-        return run(fired.lead_id, from_timer(fired))
+        timers.fired(str(fired.lead_id), fired.due_at)  # then the next interval, if any
+        return run(fired.lead_id, from_timer(fired), fired=True)
 
     stage.agent(stage.topics.requalify, "requalify-interval", timer)
     stage.agent(stage.topics.enriched, "qualify", enriched)

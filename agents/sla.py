@@ -9,8 +9,9 @@ share the clock table and the time each clock next asks for an alarm
 (`sla-due`, `pipeline/worker/timers.py`); a timer scans those times, reads a
 clock only once it is due, reminds owners before the deadline
 (`leads.reminders`) and escalates overdue leads to the queue's manager
-(`leads.escalations`); after the second breach `sla-breached` sends the lead
-back to its queue for another rep. Closing outcomes go on re-keyed by queue
+(`leads.escalations`); `sla-reminded` and `sla-breached` record both on the
+clock, which moves its alarm on; after the second breach `sla-breached` sends
+the lead back to its queue for another rep. Closing outcomes go on re-keyed by queue
 (`leads.releases`) to `agents.distribute`. `crm-feedback` is the one reader of
 crm.feedback: an outcome that overtook its lead's assignment is held for a
 while (`sla-early-outcomes`, `sla-early-due`), recorded once the lead is known
@@ -52,6 +53,7 @@ from schemas.lead import (
     LeadRouted,
     OutcomeWaitExpired,
     SlaBreached,
+    SlaReminderDue,
 )
 
 log = structlog.get_logger("leadflow.agent")
@@ -76,7 +78,6 @@ def register(stage: Stage, _services: Services) -> None:
     known: TypedTable[int] = stage.table(  # lead → its sales cycle
         "sla-known-leads", int, topics.qualified.partitions
     )
-    sent: set[str] = set()
     outcome_wait = timedelta(seconds=stage.settings.outcome_wait_seconds)
     waits = DueTimers(  # when the first held outcome of a lead has waited long enough
         stage,
@@ -87,18 +88,14 @@ def register(stage: Stage, _services: Services) -> None:
     )
 
     def sla_alarm(lead: str, _when: datetime, _tag: str, now: datetime) -> EventBase | None:
-        """The reminder or breach a due clock asks for; this process sends each once.
+        """The reminder or breach a due clock asks for (the timer fires each due time once).
 
         A repeat after a crash has the same event_id, so consumers can drop it;
-        `sla-breached` records a breach from the escalations topic (a timer may
-        not write to a table).
+        `sla-reminded` and `sla-breached` record them on the clock from their
+        topics (a timer may not write to a table), which moves the alarm on.
         """
         clock = clocks.get(lead)
-        event = alarm(clock, now, rules, minute) if clock else None
-        if event is None or str(event.event_id) in sent:
-            return None
-        sent.add(str(event.event_id))
-        return event
+        return alarm(clock, now, rules, minute) if clock else None
 
     alarms = DueTimers(stage, "sla-due", topics.sales_ready.partitions, SCAN_SECONDS, sla_alarm)
 
@@ -185,6 +182,7 @@ def register(stage: Stage, _services: Services) -> None:
     def wait_over(expired: OutcomeWaitExpired) -> Emitted:
         """Held outcomes whose wait ran out: rejected if their lead never became known."""
         lead = str(expired.lead_id)
+        waits.fired(lead, expired.due_at)
         kept, rejections = expire(held_entries(lead), expired.due_at, "crm-feedback")
         if kept:
             keep_held(lead, kept)
@@ -195,10 +193,20 @@ def register(stage: Stage, _services: Services) -> None:
             log.info("sla.feedback_unknown_lead", offset=rejection.payload.offset)
         return rejections
 
+    def reminded(event: SlaReminderDue) -> None:
+        """A reminder went out: the clock's next alarm is its deadline."""
+        lead = str(event.lead_id)
+        clock = clocks.get(lead)
+        if clock is None:
+            alarms.set(lead, None)
+            return
+        set_clock(lead, clock.reminded(event.payload.sla_due_at))
+
     def breached(event: SlaBreached) -> Emitted:
         lead = str(event.lead_id)
         clock = clocks.get(lead)
         if clock is None:
+            alarms.set(lead, None)
             return None
         clock, reassignment = record_breach(clock, event, rules, minute)
         set_clock(lead, clock)
@@ -213,3 +221,4 @@ def register(stage: Stage, _services: Services) -> None:
     # nurture rejects what cannot be read of leads.qualified
     stage.agent(topics.qualified, "known-lead", qualified, rejects=False)
     stage.agent(topics.escalations, "sla-breached", breached)
+    stage.agent(topics.reminders, "sla-reminded", reminded)

@@ -202,11 +202,12 @@ class Settings(BaseSettings):
         "sent): longer means fewer commits, more messages read again after a crash.",
     )
     producer_linger_ms: int = Field(
-        default=0,
+        default=5,
         ge=0,
         le=1000,
         description="How long the worker's producer waits to fill a batch: fewer, larger "
-        "requests for a little latency per hop.",
+        "requests for a little latency per hop (5 ms: a quarter less CPU per message in the "
+        "pass-through benchmark than 0, at most 35 ms more over the seven hops).",
     )
     session_timeout_seconds: float = Field(
         default=30.0,

@@ -8,12 +8,16 @@ the win probability never appeared). So the writers use an ordinary table with
 one key per partition shard (`p<partition>|…`), and every worker mirrors that
 table's changelog with its own group-less consumer, all partitions from the
 start. Reads are eventually consistent: a write shows up after its round trip
-through Kafka.
+through Kafka. The mirror keeps its copy in a RocksDB database of its own under
+the state directory (made anew at each start), not in memory: a company
+history grows with every company ever seen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -23,6 +27,7 @@ from faust import current_event
 from faust.types import TableT
 from mode import Service
 from pydantic import BaseModel
+from rocksdict import Options, Rdict
 
 from pipeline.adapters.kafka.reader import KafkaReader
 from pipeline.adapters.kafka.security import Broker
@@ -41,7 +46,12 @@ class ShardedTable(Generic[M]):
         self.table: TableT = stage.app.Table(
             name, partitions=partitions, key_type=bytes, value_type=bytes
         )
-        self.mirror = ChangelogMirror(stage.settings.kafka, self.table, partitions)
+        self.mirror = ChangelogMirror(
+            stage.settings.kafka,
+            self.table,
+            partitions,
+            stage.settings.state_dir / "worker" / "mirrors" / name,
+        )
         stage.app.service(self.mirror)  # type: ignore[arg-type]
 
     def write(self, key: str, value: M) -> None:
@@ -62,21 +72,25 @@ class ShardedTable(Generic[M]):
 
 
 class ChangelogMirror(Service):
-    """All partitions of a table's changelog, kept in memory, latest value per key.
+    """All partitions of a table's changelog, latest value per key, in `directory`.
 
     Reads committed records only: under exactly_once Faust writes a changelog in
     the same transaction as the stage's output and offsets, so an uncommitted
     value may still be rolled back (the table itself never shows it after a
     restart); the mirror shows what the table will hold, a commit later."""
 
-    def __init__(self, bootstrap: Broker, table: TableT, partitions: int, **kwargs: Any) -> None:
+    def __init__(
+        self, bootstrap: Broker, table: TableT, partitions: int, directory: Path, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.bootstrap, self.table, self.partitions = bootstrap, table, partitions
-        self.values: dict[bytes, bytes] = {}
+        self.directory = directory
+        self.values: dict[bytes, bytes] | Rdict = {}  # the database, from the start on
         self._reader: KafkaReader | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def on_start(self) -> None:
+        self.values = _fresh_db(self.directory)
         topic = self.table.changelog_topic.get_topic_name()
         parts = [TopicPartition(topic, p) for p in range(self.partitions)]
         self._reader = KafkaReader(self.bootstrap, parts, "read_committed", from_beginning=True)
@@ -102,3 +116,12 @@ class ChangelogMirror(Service):
             await asyncio.gather(self._task, return_exceptions=True)
         if self._reader is not None:
             await self._reader.stop()
+        if isinstance(self.values, Rdict):
+            self.values.close()
+
+
+def _fresh_db(directory: Path) -> Rdict:
+    """An empty database (what an earlier run left is read again from the changelog)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    return Rdict(str(directory), Options(raw_mode=True))

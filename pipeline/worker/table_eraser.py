@@ -25,14 +25,16 @@ async def erase_tables(app: faust.App, bootstrap: Broker, person: Person, partit
     partition of its command."""
     changed = 0
     actives = app.assignor.assigned_actives()
+    await app.producer.flush()  # every local write is in its changelog before the read
     async with KafkaEraser(bootstrap) as kafka:
         for table in app.tables.values():
             if partition >= table.partitions:
                 continue
             tp = TopicPartition(table.changelog_topic.get_topic_name(), partition)
             scan, end = await read_partition(bootstrap, tp, person)
-            personal = scan.personal(person)
-            if not scan.mentions_person:  # nothing of the person, live or old
+            local = _local_personal(table, partition, person)
+            personal = sorted(set(scan.personal(person)) | local)
+            if not scan.mentions_person and not local:  # nothing of the person, live or old
                 continue
             if tp not in actives:
                 raise LeadflowError(f"{tp.topic}/{partition} is not active on this worker")
@@ -54,6 +56,17 @@ async def erase_tables(app: faust.App, bootstrap: Broker, person: Person, partit
             await kafka.delete_before(tp, end)
             _compact_local(table, partition)
     return changed
+
+
+def _local_personal(table: Any, partition: int, person: Person) -> set[bytes]:
+    """Keys of this partition's local store that are or mention the person: the
+    store is what the worker's files hold, so it is searched as well as the
+    changelog (a write whose changelog record was still on its way would be
+    missed by the log alone)."""
+    db = getattr(table.data, "_dbs", {}).get(partition)
+    if db is None:
+        return set()
+    return {k for k, v in db.items() if person.owns_key(k) or person.found_in(v)}
 
 
 def _compact_local(table: Any, partition: int) -> None:

@@ -176,6 +176,7 @@ async def uncommitted(bootstrap: str, group: str, spec: TopicSpec) -> int:
         await consumer.stop()
 
 
+@pytest.mark.timeout(600)  # a broker restart, worker restarts and 300 inquiries on 2 cores
 def test_broker_restart_mid_stream_loses_nothing(kafka: str, tmp_path: Path) -> None:
     """The broker goes down while inquiries flow and comes back.
 

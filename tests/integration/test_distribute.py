@@ -428,25 +428,55 @@ def claim(env: Env, queue: str, key: str) -> tuple[int, dict[str, str]]:
         return error.code, json.loads(error.read())
 
 
+def times_parked(env: Env, lead: LeadHandedOff) -> int:
+    """How often the worker said it parked the lead (its log: a pull queue emits nothing)."""
+    log = (env.settings.state_dir / "worker.log").read_text(errors="replace")
+    return sum(
+        '"routing.waiting"' in line and str(lead.lead_id) in line for line in log.splitlines()
+    )
+
+
+async def hand_off(env: Env, *leads: LeadHandedOff) -> None:
+    """Each hand-off keyed by its lead (as nurture sends them); parked before the next."""
+    for lead in leads:
+        parked = times_parked(env, lead)
+        key = str(lead.lead_id).encode()
+        await publish(
+            env.settings.kafka_bootstrap,
+            env.topics.handoff.name,
+            [lead.model_dump_json().encode()],
+            key=key,
+        )
+        deadline = time.monotonic() + 60
+        while times_parked(env, lead) == parked and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+
+
 def test_a_pull_queue_lead_waits_until_a_rep_claims_it(env: Env) -> None:
-    lead = handoff(60, country="LU")
+    """Leads wait in line, oldest first; a redelivered hand-off waits once."""
+    first, second = handoff(60, country="LU"), handoff(61, country="LU")
+    ours = {first.lead_id, second.lead_id}
 
     async def scenario() -> tuple[list[LeadAssigned], list[LeadAssigned]]:
         before = asyncio.create_task(read_new(env, env.topics.sales_ready, LeadAssigned, 4))
         await asyncio.sleep(0.5)
-        await publish(
-            env.settings.kafka_bootstrap, env.topics.handoff.name, [lead.model_dump_json().encode()]
-        )
+        await hand_off(env, first, second, first)
         unclaimed = await before
-        after = asyncio.create_task(read_new(env, env.topics.sales_ready, LeadAssigned, 8))
+        after = asyncio.create_task(read_new(env, env.topics.sales_ready, LeadAssigned, 10))
         await asyncio.sleep(0.5)
-        assert claim(env, "pool", "key-p2")[0] == 202
+        for rep in ("key-p2", "key-p1", "key-p2"):  # the third finds no lead waiting
+            assert claim(env, "pool", rep)[0] == 202
         return unclaimed, await after
 
     unclaimed, claimed = asyncio.run(scenario())
-    assert lead.lead_id not in {a.lead_id for a in unclaimed}  # nobody pushed it
-    (got,) = [a for a in claimed if a.lead_id == lead.lead_id]
-    assert (got.payload.owner.rep_id, got.payload.assigned_by) == ("p2", "claimed")
+    assert (times_parked(env, first), times_parked(env, second)) == (2, 1)  # the repeat too
+    assert not ours & {a.lead_id for a in unclaimed}  # nobody pushed them
+    got = [
+        (a.lead_id, a.payload.owner.rep_id, a.payload.assigned_by)
+        for a in claimed
+        if a.lead_id in ours or a.payload.assigned_by == "claimed"
+    ]
+    assert got == [(first.lead_id, "p2", "claimed"), (second.lead_id, "p1", "claimed")]
     assert claim(env, "pool", "wrong")[0] == 401
     assert claim(env, "nowhere", "key-p1")[0] == 404
     assert claim(env, "everyone", "key-p1")[0] == 409

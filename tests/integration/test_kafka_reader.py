@@ -137,13 +137,13 @@ def test_the_shared_state_mirror_holds_committed_values_only(kafka: str, tmp_pat
         await transaction(kafka, spec.name, [b"0.99"], commit=False, key=b"p0|win-model")
         await transaction(kafka, spec.name, [b"3"], commit=False, key=b"p0|gut.de")
         await transaction(kafka, spec.name, [b"0.25"], commit=True, key=b"p0|win-model")
-        mirror = ChangelogMirror(kafka, table, spec.partitions)
+        mirror = ChangelogMirror(kafka, table, spec.partitions, tmp_path / "mirror")
         await mirror.start()
         try:
             deadline = time.monotonic() + 30
             while mirror.values.get(b"p0|win-model") != b"0.25" and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            return dict(mirror.values)
+            return dict(mirror.values.items())
         finally:
             await mirror.stop()
 

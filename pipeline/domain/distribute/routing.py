@@ -443,6 +443,17 @@ def distribute_lead(
     return assigned(rep.owner(), "nobody_available"), state
 
 
+class PullLine(BaseModel):
+    """A pull queue's line: positions `head` … `tail - 1` hold its waiting leads,
+    oldest first (each a table entry of its own, so the line costs one write per
+    lead however long it is)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    head: int = 0
+    tail: int = 0
+
+
 def claim_lead(
     claim: ClaimRequested,
     waiting: list[LeadRouted],

@@ -62,6 +62,8 @@ class SlaClock(BaseModel):
     closed: bool = False
     outcome: str | None = None
     """The closing outcome (won, lost, returned) once closed."""
+    reminded_for: AwareDatetime | None = None
+    """The deadline the owner was reminded of: one reminder per deadline."""
 
     @property
     def cycle(self) -> int:
@@ -94,6 +96,12 @@ class SlaClock(BaseModel):
     def due(self, now: datetime) -> bool:
         return self.running and self.due_at <= now
 
+    def reminded(self, deadline: datetime) -> SlaClock:
+        """The reminder for `deadline` went out (a reminder for an older one changes nothing)."""
+        if deadline != self.due_at:
+            return self
+        return self.model_copy(update={"reminded_for": deadline})
+
     def after_breach(self, breach: int, next_deadline: datetime) -> SlaClock:
         """Record breach number `breach` (once) and open the next window."""
         if breach <= self.breaches:
@@ -124,7 +132,7 @@ def next_alarm(clock: SlaClock, rules: RoutingRules, minute: timedelta) -> datet
     if not clock.running:
         return None
     before = rules.sla_reminder_minutes
-    if clock.breaches == 0 and before:
+    if clock.breaches == 0 and before and clock.reminded_for != clock.due_at:
         return clock.due_at - before * minute
     return clock.due_at
 

@@ -62,7 +62,7 @@ def rejections(stage: Stage, sent: list[Outgoing]) -> list[MessageRejected]:
 
 
 def test_every_agent_of_the_app_runs_the_one_loop(stage: Stage) -> None:
-    assert len(stage.app.agents) == 26  # README, "Architecture": the agents by stage
+    assert len(stage.app.agents) == 27  # README, "Architecture": the agents by stage
     assert set(stage.app.agents) == set(stage.steps)
     for name, agent in stage.app.agents.items():
         assert agent.fun.__qualname__ == "Stage._register.<locals>.run", name

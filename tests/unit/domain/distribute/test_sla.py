@@ -72,6 +72,13 @@ def test_the_owner_is_reminded_shortly_before_the_deadline_once() -> None:
     again = alarm(c, due - timedelta(minutes=1), ROUTING, minute)
     assert again is not None and again.event_id == reminder.event_id  # the timer may repeat
     assert isinstance(alarm(c, due, ROUTING, minute), SlaBreached)
+    reminded = c.reminded(reminder.payload.sla_due_at)
+    assert next_alarm(reminded, ROUTING, minute) == due  # the next alarm is the deadline
+    assert alarm(reminded, due - timedelta(minutes=1), ROUTING, minute) is None
+    assert isinstance(alarm(reminded, due, ROUTING, minute), SlaBreached)
+    assert c.reminded(due - timedelta(hours=1)) == c  # a reminder of another deadline
+    later = reminded.after_breach(1, due + timedelta(minutes=5))
+    assert next_alarm(later, ROUTING, minute) == due + timedelta(minutes=5)  # no reminder after
 
 
 def test_the_timer_index_holds_the_first_moment_the_clock_asks_for_an_alarm() -> None:
