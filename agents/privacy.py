@@ -32,7 +32,7 @@ STORES_TIMEOUT_S = 300.0
 
 def register(stage: Stage, services: Services) -> None:
     """`erase` on privacy.erasure; the person and export endpoints where the warehouse is."""
-    bootstrap = stage.settings.kafka_bootstrap
+    bootstrap = stage.settings.kafka
     sink = services.warehouse
 
     async def erase_stores(person: Person) -> tuple[int, int, bool]:

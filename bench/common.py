@@ -22,6 +22,7 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.settings import Settings, load_settings
 from pipeline.dev.local_kafka import LocalKafka
 
@@ -78,12 +79,12 @@ def bench_settings(name: str, **overrides: object) -> Iterator[Settings]:
         try:
             yield settings
         finally:
-            asyncio.run(delete_topics(settings.kafka_bootstrap, settings))
+            asyncio.run(delete_topics(settings.kafka, settings))
 
 
-async def delete_topics(bootstrap: str, settings: Settings) -> None:
+async def delete_topics(bootstrap: Broker, settings: Settings) -> None:
     """Delete the run's topics (its prefix) and the worker's changelog topics (its app id)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=30000)
     await admin.start()
     try:
         mine = [

@@ -39,6 +39,7 @@ import orjson
 from bench.common import bench_settings, cpu_seconds, fmt_latency, loadavg, percentiles
 from bench.loadgen import ACTIVITIES_PER_LEAD, Load, Message, build_load, produce
 from pipeline.adapters.kafka.admin import apply_topics
+from pipeline.adapters.kafka.security import Broker
 from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, open_warehouse
 from pipeline.adapters.worker_api import wait_until_stored
 from pipeline.config.settings import Settings
@@ -61,7 +62,7 @@ class Watcher:
     2-core machine as little as possible.
     """
 
-    bootstrap: str
+    bootstrap: Broker
     topics: Topics
     answered: dict[str, float] = field(default_factory=dict)
     decided: dict[str, float] = field(default_factory=dict)
@@ -115,7 +116,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
     and nothing arrived on the terminal topics (the worker is stuck, not busy).
     """
     load: Load = build_load(topics, leads, activities, seed=seed)
-    watcher = Watcher(settings.kafka_bootstrap, topics)
+    watcher = Watcher(settings.kafka, topics)
     listening = asyncio.Event()
     watching = asyncio.create_task(watcher.run(listening))
     await listening.wait()
@@ -150,7 +151,7 @@ async def run_phase(settings: Settings, topics: Topics, leads: int, rate: float,
     load_avg = loadavg()
     cpu = cpu_seconds(worker)
     first_send = time.time()
-    send_seconds = await produce(settings.kafka_bootstrap, load, rate, sent)
+    send_seconds = await produce(settings.kafka, load, rate, sent)
     sampler.cancel()
     lag_at_end = lag()
     pending, progress_at = lag_at_end, time.time()
@@ -236,7 +237,7 @@ async def measure(settings: Settings, seconds: float, activities: int,
 async def close_the_loop(settings: Settings, topics: Topics) -> int:
     """A simulated CRM answers for every sales-ready lead (contacts, wins, losses), as in
     `make demo`, so the warehouse benchmark's attribution and money reports have deals."""
-    watcher = OutcomeWatcher(settings.kafka_bootstrap, topics, from_beginning=True)
+    watcher = OutcomeWatcher(settings.kafka, topics, from_beginning=True)
     await watcher.start()
     try:
         seen, quiet = -1, 0
@@ -246,7 +247,7 @@ async def close_the_loop(settings: Settings, topics: Topics) -> int:
             quiet, seen = (quiet + 1, seen) if now_seen == seen else (0, now_seen)
     finally:
         await watcher.stop()
-    return await answer_as_crm(settings.kafka_bootstrap, topics, watcher.outcomes)
+    return await answer_as_crm(settings.kafka, topics, watcher.outcomes)
 
 
 def export_events(settings: Settings, path: Path) -> None:
@@ -264,7 +265,7 @@ def run(seconds: float = 20.0, activities: int = ACTIVITIES_PER_LEAD, max_leads:
     """All phases on one worker; `keep_events` gets its warehouse's rows (Native format)."""
     with bench_settings("e2e") as settings:
         topics = load_topics(settings.topics_file, settings.topic_prefix)
-        asyncio.run(apply_topics(settings.kafka_bootstrap, topics.all()))
+        asyncio.run(apply_topics(settings.kafka, topics.all()))
         log = Path(settings.state_dir) / "worker.log"
         with WorkerProcess(settings, log) as worker:
             assert worker.process is not None

@@ -12,7 +12,7 @@ import time
 
 from pipeline.config.reference import postal_table, reference_data
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import NAME_MATCH, PROJECT_ROOT
+from pipeline.config.settings import NAME_MATCH, SHIPPED_RULES
 from pipeline.dev.traffic import demo_inquiries
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.capture.plausibility import Plausibility
@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     reference = reference_data()
-    rules = load_rules(PROJECT_ROOT / "deploy" / "rules")
+    rules = load_rules(SHIPPED_RULES)
     chain = EnrichmentChain.build(rules.enrichment, reference, CustomerList())
     print(
         f"reference data loaded in {time.perf_counter() - started:.3f} s "

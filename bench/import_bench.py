@@ -40,7 +40,7 @@ def run(rows: int = 100_000) -> dict[str, float | int | str]:
     """Read + validate a `rows`-line fair list, then publish it (acks=all) to a fresh topic."""
     with bench_settings("import") as settings:
         topics = load_topics(settings.topics_file, settings.topic_prefix)
-        asyncio.run(apply_topics(settings.kafka_bootstrap, [topics.inquiries]))
+        asyncio.run(apply_topics(settings.kafka, [topics.inquiries]))
         data = fair_list(rows)
         policy = Plausibility(settings.default_region, postal_table())
         load = loadavg()
@@ -48,7 +48,7 @@ def run(rows: int = 100_000) -> dict[str, float | int | str]:
         parsed = list(read_rows(csv_table(data), file_id(data), "trade_fair", "bench", {}, policy))
         checked = time.perf_counter()
         values = [r.value for r in parsed]
-        asyncio.run(publish(settings.kafka_bootstrap, topics.inquiries.name, values))
+        asyncio.run(publish(settings.kafka, topics.inquiries.name, values))
         published = time.perf_counter()
     summary = summarise(parsed)
     return {

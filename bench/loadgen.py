@@ -26,6 +26,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.topics import Topics
 from pipeline.dev.traffic import demo_inquiries
 from pipeline.domain.capture.inquiry import inquiry_key, lead_id_for
@@ -134,7 +135,7 @@ def _activities(
 
 
 async def produce(
-    bootstrap: str,
+    bootstrap: Broker,
     load: Load,
     rate: float,
     sent: Callable[[Message, float], None] = lambda m, t: None,
@@ -145,7 +146,7 @@ async def produce(
     Returns the seconds it took until the broker acknowledged the last one.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        **client_options(bootstrap), acks="all", linger_ms=5, max_batch_size=256 * 1024
     )
     await producer.start()
     try:
@@ -183,9 +184,9 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings(topic_prefix=args.prefix) if args.prefix else load_settings()
     topics = load_topics(settings.topics_file, settings.topic_prefix)
-    asyncio.run(apply_topics(settings.kafka_bootstrap, [topics.inquiries, topics.activity]))
+    asyncio.run(apply_topics(settings.kafka, [topics.inquiries, topics.activity]))
     load = build_load(topics, args.leads, args.activities)
-    seconds = asyncio.run(produce(settings.kafka_bootstrap, load, args.rate))
+    seconds = asyncio.run(produce(settings.kafka, load, args.rate))
     print(
         f"sent {load.inquiries} inquiries ({len(load.valid)} distinct valid, "
         f"{load.duplicates} duplicates, {load.invalid} invalid) and {load.activities} "

@@ -54,7 +54,7 @@ def profile(rate: float, seconds: float, idle: bool, out: Path) -> str:
     raw = out / "worker.collapsed"
     with bench_settings("profile") as settings:
         topics = load_topics(settings.topics_file, settings.topic_prefix)
-        asyncio.run(apply_topics(settings.kafka_bootstrap, topics.all()))
+        asyncio.run(apply_topics(settings.kafka, topics.all()))
         with WorkerProcess(settings, out / "worker.log") as worker:
             assert worker.process is not None
             warm = asyncio.run(
@@ -68,7 +68,7 @@ def profile(rate: float, seconds: float, idle: bool, out: Path) -> str:
             spying = subprocess.Popen(record, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             try:
                 load = build_load(topics, int(rate * seconds))
-                asyncio.run(produce(settings.kafka_bootstrap, load, rate))
+                asyncio.run(produce(settings.kafka, load, rate))
             finally:
                 spying.wait()
     return f"py-spy at {rate:.0f} inquiries/s for {seconds:.0f} s [load {loadavg()}]\n" + (

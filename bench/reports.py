@@ -24,7 +24,7 @@ from pipeline.adapters.warehouse.clickhouse import (
     migrate,
 )
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.reporting.reports import REPORTS, ReportInputs, ReportParams, run_report
 from schemas.envelope import derive_id
 from tests.support.scenario import scenario
@@ -65,7 +65,7 @@ def main() -> None:
         f"inserted {len(rows):,} events of {args.copies * 6:,} leads in batches of {BATCH:,}: "
         f"{seconds:.1f} s ({len(rows) / seconds:,.0f} events/s, lead_state view included)"
     )
-    inputs = ReportInputs(routing=load_rules(PROJECT_ROOT / "deploy" / "rules").routing)
+    inputs = ReportInputs(routing=load_rules(SHIPPED_RULES).routing)
     for name in REPORTS:
         started = time.perf_counter()
         result = run_report(warehouse, name, ReportParams(), inputs)

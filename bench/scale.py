@@ -82,7 +82,7 @@ def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES
     deadline = time.monotonic() + minutes * 60 if minutes else float("inf")
     with bench_settings("scale") as settings:
         topics = load_topics(settings.topics_file, settings.topic_prefix)
-        asyncio.run(apply_topics(settings.kafka_bootstrap, topics.all()))
+        asyncio.run(apply_topics(settings.kafka, topics.all()))
         state = Path(settings.state_dir)
         with WorkerProcess(settings, state / "worker.log") as worker:
             assert worker.process is not None

@@ -35,7 +35,7 @@ from typing import Any
 
 from bench import e2e, import_bench, scale, transport, warehouse
 from bench.common import fmt_latency, loadavg, machine, own_broker
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import PROJECT_ROOT, SHIPPED_DIR
 
 TARGETS = {
     "leads_per_s": 2000,
@@ -58,9 +58,9 @@ def section(results: dict[str, Any], name: str, fn: Callable[[], Any]) -> None:
 
 
 def kafka_version() -> str:
-    pom = (PROJECT_ROOT / "deploy" / "kafka" / "pom.xml").read_text()
+    pom = (SHIPPED_DIR / "kafka" / "pom.xml").read_text()
     marker = "<kafka.version>"
-    return pom.split(marker, 1)[1].split("<", 1)[0] if marker in pom else "see deploy/kafka/pom.xml"
+    return pom.split(marker, 1)[1].split("<", 1)[0] if marker in pom else "see the shipped pom.xml"
 
 
 def git_commit() -> str:

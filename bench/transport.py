@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.common import bench_settings, cpu_seconds, loadavg
 from bench.loadgen import build_load
+from pipeline.adapters.kafka.security import client_options
 from pipeline.adapters.worker_api import get_json
 from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
 from pipeline.config.topics import TopicSpec, load_topics
@@ -65,9 +66,9 @@ async def raw_rates(settings: Settings, values: list[bytes]) -> dict[str, Any]:
     from pipeline.adapters.kafka.admin import apply_topics
 
     topic = hop_topics(settings)[0].model_copy(update={"name": f"{settings.topic_prefix}raw"})
-    await apply_topics(settings.kafka_bootstrap, [topic])
+    await apply_topics(settings.kafka, [topic])
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+        **client_options(settings.kafka), acks="all", linger_ms=5,
         max_batch_size=256 * 1024,
     )  # fmt: skip
     await producer.start()
@@ -79,7 +80,7 @@ async def raw_rates(settings: Settings, values: list[bytes]) -> dict[str, Any]:
     produced = time.perf_counter() - started
     await producer.stop()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+        **client_options(settings.kafka), enable_auto_commit=False,
         isolation_level="read_committed", max_poll_records=5000,
     )  # fmt: skip
     await consumer.start()
@@ -138,7 +139,7 @@ async def chain_rate(settings: Settings, values: list[bytes], worker: int) -> di
     """Flood hop 0; count arrivals on the last hop (read_committed); the worker's CPU."""
     specs = hop_topics(settings)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+        **client_options(settings.kafka), enable_auto_commit=False,
         isolation_level="read_committed", fetch_max_wait_ms=20,
     )  # fmt: skip
     await consumer.start()
@@ -147,7 +148,7 @@ async def chain_rate(settings: Settings, values: list[bytes], worker: int) -> di
     await consumer.seek_to_end(*parts)
     for tp in parts:
         await consumer.position(tp)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+    producer = AIOKafkaProducer(**client_options(settings.kafka), acks="all",
                                 linger_ms=5, max_batch_size=256 * 1024)  # fmt: skip
     await producer.start()
     load = loadavg()
@@ -184,7 +185,7 @@ def run(messages: int = 20_000) -> dict[str, Any]:
         values = sample_values(settings, messages)
         results: dict[str, Any] = {"raw_aiokafka": asyncio.run(raw_rates(settings, values))}
         print(f"raw aiokafka: {results['raw_aiokafka']}", flush=True)
-        asyncio.run(apply_topics(settings.kafka_bootstrap, hop_topics(settings)))
+        asyncio.run(apply_topics(settings.kafka, hop_topics(settings)))
         log = settings.state_dir / "passthrough.log"
         with open(log, "ab") as out:
             child = subprocess.Popen(

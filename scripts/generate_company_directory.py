@@ -6,7 +6,7 @@ employees, country, postal code and city. It is synthetic (invented names on
 on every run; the demo companies of `pipeline.dev.traffic` are included so demo
 leads find their company. Replace it with a real directory by writing a CSV
 with the same header (see README, "Enrichment") and pointing
-`company_directory` in deploy/rules/enrichment.yaml at it.
+`company_directory` in pipeline/defaults/rules/enrichment.yaml at it.
 
     python scripts/generate_company_directory.py [--count 3000] [--seed 2026]
 """

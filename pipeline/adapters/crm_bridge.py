@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pydantic import SecretStr
 
+from pipeline.adapters.kafka.security import client_options, connect_error, starting_quietly
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
 from pipeline.domain.messages import Position, decode, reject
@@ -199,25 +200,23 @@ class CrmBridge:
         """Deliver until `stop` is set or `max_messages` were handled."""
         stop = stop or asyncio.Event()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings.kafka),
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**client_options(self.settings.kafka), acks="all")
         try:
-            await consumer.start()
-            await producer.start()
+            with starting_quietly():
+                await consumer.start()
+                await producer.start()
             missing = {self.topics.sales_ready.name, self.topics.rejected.name}
             missing -= await consumer.topics()
         except KafkaError as exc:
             await producer.stop()
             await consumer.stop()
-            raise KafkaUnavailable(
-                f"cannot reach Kafka at {self.settings.kafka_bootstrap} ({exc}); "
-                "is it running? (leadflow kafka status)"
-            ) from exc
+            raise await connect_error(self.settings.kafka) from exc
         if missing:
             await producer.stop()
             await consumer.stop()

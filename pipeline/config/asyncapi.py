@@ -29,7 +29,7 @@ CONSUMER_NOTES = {
     "to payload.recipient with payload.content_id; purpose fulfillment is the answer to an "
     "inquiry, purpose nurture a program step (payload.program, payload.step), sent only where "
     "the lead consented and within the frequency cap, quiet hours and weekends of "
-    "deploy/rules/nurture.yaml. The sender reports each result on leads.activity as an "
+    "nurture.yaml in the rules directory. The sender reports each result on leads.activity as an "
     "Activity with the lead_id, activity_type email_sent, email_opened, email_clicked, "
     "replied, sms_reply, email_bounced or unsubscribed (details.channel: email, call or sms), "
     "and details.touch_id = the touch's event_id; results feed re-qualification (behaviour "

@@ -1,5 +1,5 @@
 """What the reports compare against, kept by marketing and management in YAML:
-campaign costs (`deploy/rules/costs.yaml`) and targets (`deploy/rules/targets.yaml`)."""
+campaign costs (`costs.yaml`) and targets (`targets.yaml`) in the rules directory."""
 
 from __future__ import annotations
 

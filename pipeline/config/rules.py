@@ -52,6 +52,23 @@ def load_enrichment(rules_dir: Path) -> EnrichmentRules:
     )
 
 
+CHECKED_KINDS = ("scoring", "enrichment", "nurture", "routing")
+"""The rule files `check_rule_file` summarises, in the order `check_rules_dir` shows them."""
+
+
+def check_rules_dir(rules_dir: Path) -> list[tuple[Path, str]]:
+    """Every rule file of a rules directory, summarised; then the whole set loaded
+    as the worker loads it, so a missing file fails here and not at start."""
+    checked = []
+    for kind in CHECKED_KINDS:
+        path = rules_dir / f"{kind}.yaml"
+        if kind == "enrichment" and not path.exists():
+            continue  # optional: the built-in providers
+        checked.append((path, check_rule_file(path, kind)))
+    load_rules(rules_dir)
+    return checked
+
+
 def check_rule_file(path: Path, kind: str | None = None) -> str:
     """Validate one rule file (kind from its name unless given); a one-line summary."""
     kind = kind or path.stem

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.config.kafka import KafkaConnection, SaslMechanism, SecurityProtocol
 from pipeline.errors import ConfigError
 from schemas.envelope import utcnow
 
@@ -16,6 +25,18 @@ if TYPE_CHECKING:
     from pipeline.config.topics import TopicSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The source checkout, for what only a checkout has (git, bench/, docs/); an
+installed package finds its own files under `SHIPPED_DIR`, never here."""
+SHIPPED_DIR = Path(str(resources.files("pipeline").joinpath("defaults")))
+"""The files the package ships (wheel package data, found where the package is
+installed): the topic registry, the default rules, the ClickHouse migrations and
+the local broker's Maven pom. pip unpacks a wheel, so this is a directory on disk."""
+SHIPPED_TOPICS = SHIPPED_DIR / "topics.yaml"
+SHIPPED_RULES = SHIPPED_DIR / "rules"
+STATE_DIR_NAME = ".leadflow"
+"""The state directory by default: `.leadflow` in the directory the command starts
+in (a checkout's root for `make`), made absolute at start so every process the
+command starts uses the same one. Services set LEADFLOW_STATE_DIR."""
 NAME_MATCH = 100.0
 """How alike (rapidfuzz ratio, 0-100) the last names of two people at one company
 must be to be one person, by default (`LEADFLOW_IDENTITY_NAME_MATCH`; identity
@@ -36,19 +57,65 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
     )
-    state_dir: Path = Field(
-        default=PROJECT_ROOT / ".leadflow",
-        description="Local broker data, table state and the embedded warehouse.",
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How clients talk to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (user and password over TLS: Confluent Cloud, MSK, Aiven).",
     )
-    topics_file: Path = PROJECT_ROOT / "topics.yaml"
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        default="PLAIN",
+        description="SASL mechanism for SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates (default: "
+        "the system's trusted CAs).",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate (mutual TLS), with its key file."
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted client key."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Check that a broker's certificate names the host connected to.",
+    )
+    state_dir: Path = Field(
+        default_factory=lambda: Path.cwd() / STATE_DIR_NAME,
+        description="Local broker data, table state and the embedded warehouse "
+        "(default: .leadflow in the working directory; a relative path is taken from it).",
+    )
+    topics_file: Path = Field(
+        default=SHIPPED_TOPICS,
+        description="The topic registry: the shipped topics.yaml, or an operator's own copy.",
+    )
     topic_prefix: str = Field(
         default="", pattern=r"^[A-Za-z0-9._-]*$", description="Prefix for every topic name."
     )
     rules_dir: Path = Field(
-        default=PROJECT_ROOT / "deploy" / "rules",
-        description="Business rules RevOps edits: scoring, nurture, routing.",
+        default=SHIPPED_RULES,
+        description="Business rules RevOps edits: scoring, nurture, routing, … (default: the "
+        "shipped examples; `leadflow rules copy DIR` makes an editable copy).",
     )
-    topic_replication_factor: int = Field(default=1, ge=1)
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas of each topic `topics apply` creates (3 on a production "
+        "cluster); a live topic with another count is reported as drift.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="min.insync.replicas of each topic `topics apply` creates (2 with 3 "
+        "replicas: a write is acknowledged by two brokers); unset: the broker's default. "
+        "A live topic with another value is reported as drift.",
+    )
     default_region: str = Field(
         default="DE",
         pattern=r"^[A-Z]{2}$",
@@ -198,6 +265,21 @@ class Settings(BaseSettings):
         default="warning", description="Faust's own log (recovery, rebalances): info to debug it."
     )
 
+    @field_validator(
+        "state_dir",
+        "topics_file",
+        "rules_dir",
+        "warehouse_dir",
+        "kafka_ssl_ca_file",
+        "kafka_ssl_cert_file",
+        "kafka_ssl_key_file",
+    )
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        """Relative to the working directory at start, then fixed: a child process
+        (the demo's worker) started elsewhere finds the same files."""
+        return None if value is None else value.expanduser().absolute()
+
     @field_validator("input_max_bytes")
     @classmethod
     def _inputs_fit_in_a_message(cls, value: int, info: ValidationInfo) -> int:
@@ -207,6 +289,36 @@ class Settings(BaseSettings):
                 f"{value} is more than LEADFLOW_MAX_MESSAGE_BYTES ({largest}); e.g. 262144"
             )
         return value
+
+    @model_validator(mode="after")
+    def _kafka_settings_fit(self) -> Settings:
+        problems = self.kafka.problems()
+        isr = self.topic_min_insync_replicas
+        if isr is not None and isr > self.topic_replication_factor:
+            problems.append(
+                f"LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS ({isr}) is more than "
+                f"LEADFLOW_TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write "
+                "could ever be acknowledged; e.g. 3 replicas, 2 in sync"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The brokers and how to reach them, for every Kafka client the project makes."""
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_file=self.kafka_ssl_ca_file,
+            ssl_cert_file=self.kafka_ssl_cert_file,
+            ssl_key_file=self.kafka_ssl_key_file,
+            ssl_key_password=self.kafka_ssl_key_password,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
 
     def input_limit(self, spec: TopicSpec) -> int | None:
         """The size limit of messages on `spec`: only outside producers' topics have one
@@ -234,6 +346,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = [
             f"  LEADFLOW_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else f"  {err['msg'].removeprefix('Value error, ')}"  # settings that do not fit
             for err in exc.errors()
         ]
         raise ConfigError("Invalid settings (environment or .env):\n" + "\n".join(lines)) from exc

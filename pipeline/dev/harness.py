@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pipeline.adapters.kafka.reader import KafkaReader, partitions_of
+from pipeline.adapters.kafka.security import Broker
 from pipeline.adapters.worker_api import get_json
 from pipeline.config.settings import PROJECT_ROOT, Settings
 from pipeline.config.topics import Topics
@@ -148,7 +149,7 @@ class Outcomes:
 
 
 def outcome_reader(
-    bootstrap: str, topics: Topics, from_beginning: bool = False, **options: Any
+    bootstrap: Broker, topics: Topics, from_beginning: bool = False, **options: Any
 ) -> KafkaReader:
     """A reader of the terminal topics (sales-ready, nurture, touches, rejected),
     from their current end on or from the beginning. Committed records only: the
@@ -167,7 +168,7 @@ class OutcomeWatcher:
     """Reads the terminal topics (`outcome_reader`) from their current end on, or
     from the beginning."""
 
-    def __init__(self, bootstrap: str, topics: Topics, from_beginning: bool = False) -> None:
+    def __init__(self, bootstrap: Broker, topics: Topics, from_beginning: bool = False) -> None:
         self.topics = topics
         self.outcomes = Outcomes()
         self._reader = outcome_reader(bootstrap, topics, from_beginning)
@@ -203,6 +204,16 @@ class OutcomeWatcher:
                 Position(rejection.topic, rejection.partition, rejection.offset).ref
             )
         self.outcomes.deliveries[str(event.event_id)] += 1
+
+    async def unaccounted(self, sent: list[tuple[bytes, Position]], timeout: float) -> list[str]:
+        """Poll until every inquiry `sent` (value, position) is accounted for, at most
+        `timeout` seconds; the refs of those that are not."""
+        pending = sent
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            await self.poll()
+            pending = [(v, at) for v, at in pending if not self.outcomes.accounted(v, at)]
+        return [at.ref for _, at in pending]
 
     async def stop(self) -> None:
         await self._reader.stop()

@@ -1,13 +1,14 @@
 """A real single-node Apache Kafka (KRaft) for development, tests and the demo.
 
-The broker's jars come from Maven Central through `deploy/kafka/pom.xml`; data,
-logs and the pid file live under the state directory. Every command is
-idempotent: `up` on a running broker returns at once, `down` on a stopped one
-does nothing.
+The broker's jars come from Maven Central through the shipped
+`pipeline/defaults/kafka/pom.xml`; data, logs and the pid file live under the
+state directory. Every command is idempotent: `up` on a running broker returns
+at once, `down` on a stopped one does nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import resource
@@ -16,14 +17,15 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
+from pipeline.config.settings import SHIPPED_DIR, Settings, load_settings
 from pipeline.errors import KafkaUnavailable
 
-DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
+KAFKA_FILES = SHIPPED_DIR / "kafka"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 
@@ -38,8 +40,72 @@ class BrokerStatus:
     managed: bool  # started by us (pid file) rather than found listening
 
 
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A second listener of the local broker as a secured cluster has it (SASL_SSL):
+    TLS with the PEM private key and certificate chain in `keystore`, users by
+    SCRAM (`users`: name → password), written into the cluster's metadata by the
+    broker's own storage tool when the storage is formatted. The broker's own
+    traffic stays on its PLAINTEXT listener."""
+
+    port: int
+    keystore: Path
+    users: dict[str, str]
+    mechanism: str = "SCRAM-SHA-512"
+
+    def properties(self) -> dict[str, str]:
+        jaas = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return {
+            "listener.name.sasl_ssl.sasl.enabled.mechanisms": self.mechanism,
+            f"listener.name.sasl_ssl.{self.mechanism.lower()}.sasl.jaas.config": jaas,
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(self.keystore),
+        }
+
+    def scram_arguments(self) -> list[str]:
+        return [
+            arg
+            for name, password in self.users.items()
+            for arg in ("--add-scram", f"{self.mechanism}=[name={name},password={password}]")
+        ]
+
+
+@dataclass(frozen=True)
+class ClusterMember:
+    """A broker's place in a local cluster of several (`LocalCluster`): its node id,
+    the controller quorum (every node is also a controller), the cluster's id, and
+    the cluster's size, which every topic's replication factor follows; a write
+    counts once two replicas have it, so the cluster survives the loss of one."""
+
+    node_id: int
+    voters: str
+    cluster_id: str
+    size: int
+
+    def properties(self) -> dict[str, str]:
+        replicas, in_sync = str(self.size), str(min(2, self.size))
+        return {
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters,
+            "offsets.topic.replication.factor": replicas,
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": in_sync,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": in_sync,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": in_sync,
+        }
+
+
 class LocalKafka:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        secured: SaslSslListener | None = None,
+        member: ClusterMember | None = None,
+    ) -> None:
+        self.secured = secured
+        self.member = member
         self.home = settings.state_dir / "kafka"
         self.jars = self.home / "jars"
         self.data = self.home / "data"
@@ -52,20 +118,24 @@ class LocalKafka:
         self.port = int(port)
 
     @classmethod
-    def private(cls, state_dir: Path) -> LocalKafka:
+    def private(cls, state_dir: Path, secured: SaslSslListener | None = None) -> LocalKafka:
         """A broker of its own in `state_dir`, on free ports (the controller listens on
         the next one), for work that must not share the local broker: restarting it,
-        benchmarks. It uses the local broker's jars, fetched there once."""
+        benchmarks, a secured listener. It uses the local broker's jars, fetched there
+        once."""
+        (port,) = _free_port_pairs(1)
+        broker = cls(
+            load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"), secured
+        )
+        broker.share_jars()
+        return broker
+
+    def share_jars(self) -> None:
+        """Use the local broker's jars (fetched there once) instead of fetching our own."""
         shared = LocalKafka(load_settings())
         shared._fetch_jars(print)  # a no-op when the jars are there
-        while True:
-            port = _free_port()
-            if port < 65535 and _port_is_free(port + 1):
-                break
-        broker = cls(load_settings(state_dir=state_dir, kafka_bootstrap=f"127.0.0.1:{port}"))
-        broker.jars.parent.mkdir(parents=True, exist_ok=True)
-        broker.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
-        return broker
+        self.jars.parent.mkdir(parents=True, exist_ok=True)
+        self.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
 
     @property
     def bootstrap(self) -> str:
@@ -77,9 +147,15 @@ class LocalKafka:
         return BrokerStatus(listening, pid, self.bootstrap, managed=pid is not None)
 
     def up(self, log: Log = print) -> BrokerStatus:
-        current = self.status()
-        if current.running:
-            return current
+        process = self.start(log)
+        return self.status() if process is None else self.wait(process)
+
+    def start(self, log: Log = print) -> subprocess.Popen[bytes] | None:
+        """Start the broker's process and return it without waiting (None: it runs
+        already); the nodes of a cluster start together, as none serves before a
+        majority of the controllers is up."""
+        if self.status().running:
+            return None
         self._fetch_jars(log)
         self._write_properties()
         self._format_storage(log)
@@ -95,6 +171,10 @@ class LocalKafka:
                 preexec_fn=_more_open_files,
             )
         self.pid_file.write_text(str(process.pid))
+        return process
+
+    def wait(self, process: subprocess.Popen[bytes]) -> BrokerStatus:
+        """Until the started broker accepts connections."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -132,6 +212,15 @@ class LocalKafka:
             shutil.rmtree(self.tables, ignore_errors=True)
         return stopped
 
+    def kill(self) -> None:
+        """Crash the broker (SIGKILL): no clean shutdown, as a power cut would."""
+        pid = self._pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+            self.pid_file.unlink(missing_ok=True)
+
     def _pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
@@ -147,13 +236,13 @@ class LocalKafka:
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={self.logs}",
-            f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'log4j2.xml'}",
+            f"-Dlog4j2.configurationFile={KAFKA_FILES / 'log4j2.xml'}",
             "-cp",
             f"{self.jars}/*",
         ]
 
     def _fetch_jars(self, log: Log) -> None:
-        pom = DEPLOY_DIR / "pom.xml"
+        pom = KAFKA_FILES / "pom.xml"
         stamp = self.jars / ".pom-sha256"
         digest = hashlib.sha256(pom.read_bytes()).hexdigest()
         if stamp.exists() and stamp.read_text() == digest:
@@ -191,8 +280,18 @@ class LocalKafka:
             "advertised.listeners": f"PLAINTEXT://{broker}",
             "controller.quorum.voters": f"1@{controller}",
         }
+        if self.member is not None:
+            overrides |= self.member.properties()
+        if self.secured is not None:
+            secured = f"SASL_SSL://{self.host}:{self.secured.port}"
+            overrides["listeners"] += f",{secured}"
+            overrides["advertised.listeners"] += f",{secured}"
+            overrides["listener.security.protocol.map"] = (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+            )
+            overrides |= self.secured.properties()
         lines = []
-        for line in (DEPLOY_DIR / "server.properties").read_text().splitlines():
+        for line in (KAFKA_FILES / "server.properties").read_text().splitlines():
             key = line.split("=", 1)[0].strip()
             if key not in overrides:
                 lines.append(line)
@@ -204,16 +303,7 @@ class LocalKafka:
         if (self.data / "meta.properties").exists():
             return
         log(f"formatting new broker storage in {self.data}")
-        cluster_id = (
-            subprocess.run(
-                [*self._java(), "kafka.tools.StorageTool", "random-uuid"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
+        cluster_id = self.member.cluster_id if self.member else new_cluster_id()
         result = subprocess.run(
             [
                 *self._java(),
@@ -223,6 +313,7 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(self.properties),
+                *(self.secured.scram_arguments() if self.secured else []),
             ],
             capture_output=True,
             text=True,
@@ -231,6 +322,63 @@ class LocalKafka:
             raise KafkaUnavailable(
                 f"formatting broker storage failed:\n{result.stdout}{result.stderr}"
             )
+
+
+class LocalCluster:
+    """Several local brokers in one KRaft cluster, each also a controller, on free
+    ports, in `state_dir/node-N`: replication factor the cluster's size for the
+    internal topics and by default, `min.insync.replicas` 2, so the cluster goes
+    on when one broker dies. For fault tests; the nodes use the local broker's jars."""
+
+    def __init__(self, state_dir: Path, size: int = 3) -> None:
+        ports = _free_port_pairs(size)
+        voters = ",".join(f"{n}@127.0.0.1:{port + 1}" for n, port in enumerate(ports, 1))
+        cluster_id = new_cluster_id()
+        self.nodes = [
+            LocalKafka(
+                load_settings(
+                    state_dir=state_dir / f"node-{n}", kafka_bootstrap=f"127.0.0.1:{port}"
+                ),
+                member=ClusterMember(n, voters, cluster_id, size),
+            )
+            for n, port in enumerate(ports, 1)
+        ]
+        for node in self.nodes:
+            node.share_jars()
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> LocalKafka:
+        return self.nodes[node_id - 1]
+
+    def up(self, log: Log = print) -> None:
+        started = [(node, node.start(log)) for node in self.nodes]
+        for node, process in started:
+            if process is not None:
+                node.wait(process)
+
+    def down(self) -> None:
+        for node in self.nodes:
+            node.down()
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID, base64url without padding, as Kafka's
+    storage tool makes one."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _free_port_pairs(count: int) -> list[int]:
+    """`count` free ports whose next port is free too (a broker's and its controller's)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = _free_port()
+        taken = {p + d for p in ports for d in (-1, 0, 1)}
+        if port < 65535 and port not in taken and _port_is_free(port + 1):
+            ports.append(port)
+    return ports
 
 
 def _alive(pid: int) -> bool:

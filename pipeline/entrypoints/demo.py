@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline.adapters.kafka.client import publish, publish_keyed
+from pipeline.adapters.kafka.security import Broker
 from pipeline.adapters.worker_api import get_bytes, get_json, wait_until_stored
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
@@ -39,7 +40,7 @@ class DemoResult:
     dashboard: Path
 
 
-async def answer_as_crm(bootstrap: str, topics: Topics, outcomes: Outcomes) -> int:
+async def answer_as_crm(bootstrap: Broker, topics: Topics, outcomes: Outcomes) -> int:
     """The simulated CRM's answers to every sales-ready lead seen (`crm_outcomes`), on
     the feedback topic keyed by lead as a CRM keys them; how many it sent."""
     answers = crm_outcomes([events[0] for events in outcomes.sales_ready.values()])
@@ -55,12 +56,12 @@ async def run_demo(
     messages = demo_inquiries(
         count, run=f"{int(time.time())}-", start=utcnow(), spacing=timedelta()
     )
-    watcher = OutcomeWatcher(settings.kafka_bootstrap, topics)
+    watcher = OutcomeWatcher(settings.kafka, topics)
     await watcher.start()
     started = time.monotonic()
     try:
         positions = await publish(
-            settings.kafka_bootstrap, topics.inquiries.name, [m.value for m in messages]
+            settings.kafka, topics.inquiries.name, [m.value for m in messages]
         )
         console.print(f"published {len(messages)} inquiries to {topics.inquiries.name}")
         pending = list(zip((m.value for m in messages), positions, strict=True))
@@ -86,7 +87,7 @@ async def run_demo(
     finally:
         await watcher.stop()
     seconds = time.monotonic() - started
-    answers = await answer_as_crm(settings.kafka_bootstrap, topics, watcher.outcomes)
+    answers = await answer_as_crm(settings.kafka, topics, watcher.outcomes)
     console.print(f"a simulated CRM answered with {answers} outcomes on {topics.feedback.name}")
     await wait_until_stored(settings)
     dashboard = settings.state_dir / "dashboard.html"

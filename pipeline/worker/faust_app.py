@@ -10,6 +10,7 @@ import logging
 
 import faust
 
+from pipeline.adapters.kafka.security import faust_credentials
 from pipeline.config.settings import Settings
 from pipeline.config.topics import ChangelogSpec
 
@@ -30,6 +31,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        broker_credentials=faust_credentials(settings.kafka),  # TLS, SASL: as every client
         store=settings.table_store,
         datadir=str(settings.state_dir / "worker"),
         key_serializer="raw",

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from rocksdict import Options, Rdict
 
 from pipeline.adapters.kafka.reader import QUIET_FETCH_WAIT_MS, KafkaReader
+from pipeline.adapters.kafka.security import Broker
 from pipeline.worker.stage import Stage
 
 log = structlog.get_logger("leadflow.shared_state")
@@ -44,7 +45,7 @@ class ShardedTable(Generic[M]):
         self.partitions, self.model = partitions, model
         self.table: TableT = stage.faust_table(name, partitions, "bytes")
         self.mirror = ChangelogMirror(
-            stage.settings.kafka_bootstrap,
+            stage.settings.kafka,
             self.table,
             partitions,
             stage.settings.state_dir / "worker" / "mirrors" / name,
@@ -77,7 +78,7 @@ class ChangelogMirror(Service):
     restart); the mirror shows what the table will hold, a commit later."""
 
     def __init__(
-        self, bootstrap: str, table: TableT, partitions: int, directory: Path, **kwargs: Any
+        self, bootstrap: Broker, table: TableT, partitions: int, directory: Path, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.bootstrap, self.table, self.partitions = bootstrap, table, partitions

@@ -41,6 +41,7 @@ from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
 from pipeline.adapters.kafka.reader import QUIET_FETCH_WAIT_MS
+from pipeline.adapters.kafka.security import client_options
 from pipeline.adapters.warehouse.clickhouse import (
     EVENTS_TABLE,
     Warehouse,
@@ -90,7 +91,7 @@ class WarehouseSink(Service):
     async def on_start(self) -> None:
         await self.call(lambda w: None)  # open now: a bad warehouse fails the start
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_options(self.settings.kafka),
             group_id=f"{self.settings.app_id}-warehouse",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

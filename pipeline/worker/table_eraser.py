@@ -13,11 +13,12 @@ import faust
 from aiokafka import TopicPartition
 
 from pipeline.adapters.kafka.erasure import KafkaEraser, read_partition
+from pipeline.adapters.kafka.security import Broker
 from pipeline.domain.privacy.person import Person, forget_entry
 from pipeline.errors import LeadflowError
 
 
-async def erase_tables(app: faust.App, bootstrap: str, person: Person, partition: int) -> int:
+async def erase_tables(app: faust.App, bootstrap: Broker, person: Person, partition: int) -> int:
     """Remove the person from this partition's slice of every table, and rewrite that
     slice's changelog partition so its dropped head holds only superseded values;
     return how many entries changed. Runs inside the `erase` agent, for the

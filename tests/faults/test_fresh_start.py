@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from pipeline.adapters.kafka.client import publish
 from pipeline.bootstrap import create_app
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
 from pipeline.dev.local_kafka import LocalKafka
@@ -87,7 +87,7 @@ def test_a_fresh_worker_sets_sla_clocks_from_its_first_assignment(
     new_broker: str, tmp_path: Path, start: int
 ) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "deploy" / "rules", rules)
+    shutil.copytree(SHIPPED_RULES, rules)
     (rules / "routing.yaml").write_text(ROUTING)
     RoutingRules.model_validate(yaml.safe_load(ROUTING))
     settings = isolated_settings(new_broker, tmp_path).model_copy(

@@ -32,12 +32,7 @@ TIMEOUT_S = 240.0
 
 async def accounted(watcher: OutcomeWatcher, sent: list[tuple[bytes, Position]]) -> list[str]:
     """Poll until every inquiry sent is accounted for; the refs of those that are not."""
-    pending = sent
-    deadline = time.monotonic() + TIMEOUT_S
-    while pending and time.monotonic() < deadline:
-        await watcher.poll()
-        pending = [(v, at) for v, at in pending if not watcher.outcomes.accounted(v, at)]
-    return [at.ref for _, at in pending]
+    return await watcher.unaccounted(sent, TIMEOUT_S)
 
 
 async def caught_up(sink: WarehouseSink) -> None:

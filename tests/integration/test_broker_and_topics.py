@@ -1,6 +1,7 @@
 import asyncio
 from pathlib import Path
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -10,6 +11,7 @@ from pipeline.config.rules import load_rules
 from pipeline.config.settings import load_settings
 from pipeline.config.topics import ChangelogSpec, load_topics
 from pipeline.dev.local_kafka import LocalKafka
+from pipeline.errors import ConfigError
 from pipeline.worker.faust_app import table_changelogs
 from schemas.lead import LeadCaptured
 from tests.support.factories import captured
@@ -146,3 +148,41 @@ def test_removing_a_tenant_deletes_its_topics_and_groups_and_nothing_else(
     assert still <= topics and f"{kept.app_id}-warehouse" in groups
     assert not any(t.startswith((gone.topic_prefix, gone.app_id)) for t in topics)
     assert f"{gone.app_id}-warehouse" not in groups
+
+
+def test_apply_creates_topics_with_the_settings_durability_and_reports_other_live_values(
+    kafka: str, tmp_path: Path
+) -> None:
+    """Replication and min.insync.replicas come from the settings (issue 18 point 4):
+    new topics get them, a live topic that differs is drift, never altered. One
+    broker here, so one replica: the drift is shown by asking for more."""
+    settings = isolated_settings(kafka, tmp_path)
+    topics = load_topics(settings.topics_file, settings.topic_prefix)
+    specs = [topics.captured, topics.qualified]
+
+    async def scenario() -> tuple[list[str], list[str], dict[str, list[str]]]:
+        created = await apply_topics(kafka, specs[:1], 1, min_insync_replicas=1)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+        await admin.start()
+        made = specs[1]  # as topics.yaml has it, with the broker's default min ISR
+        await admin.create_topics(
+            [NewTopic(made.name, made.partitions, 1, topic_configs=made.kafka_config())]
+        )
+        await admin.close()
+        same = await apply_topics(kafka, specs, 1, min_insync_replicas=1)
+        stricter = await apply_topics(kafka, specs, 3, min_insync_replicas=2)
+        return created.created, same.unchanged, stricter.drift
+
+    created, unchanged, drift = asyncio.run(scenario())
+    assert created == [specs[0].name]
+    # the broker's default min.insync.replicas is 1 (pipeline/defaults/kafka/server.properties)
+    assert sorted(unchanged) == sorted(s.name for s in specs)
+    for spec in specs:
+        assert "replication factor: live 1, settings 3" in drift[spec.name]
+        assert "min.insync.replicas: live 1, settings 2" in drift[spec.name]
+
+
+def test_more_replicas_in_sync_than_there_are_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS"):
+        load_settings(topic_replication_factor=1, topic_min_insync_replicas=2)
+    assert load_settings(topic_replication_factor=3, topic_min_insync_replicas=2)

@@ -20,7 +20,7 @@ from pipeline.adapters.warehouse.clickhouse import (
     migrate,
 )
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.enrich.enrichment import enrich_lead
 from pipeline.domain.identify.identity import Match, captured_as
@@ -35,7 +35,7 @@ from tests.support.factories import CHAIN, EXCLUSIONS, POLICY, inquiry
 from tests.support.scenario import INPUTS, TOPICS, day, lead_id, scenario
 
 pytestmark = pytest.mark.integration
-NURTURE = load_rules(PROJECT_ROOT / "deploy" / "rules").nurture
+NURTURE = load_rules(SHIPPED_RULES).nurture
 ARRIVED = day(3)
 
 

@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.adapters.worker_api import get_json
-from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.config.settings import SHIPPED_RULES, Settings
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
 from schemas.envelope import utcnow
@@ -55,7 +55,7 @@ programs:
 
 def nurture_settings(kafka: str, state: Path) -> Settings:
     rules = state / "rules"
-    shutil.copytree(PROJECT_ROOT / "deploy" / "rules", rules)
+    shutil.copytree(SHIPPED_RULES, rules)
     shipped = (rules / "nurture.yaml").read_text()
     fulfillment = shipped[: shipped.index("contact_policy:")]
     (rules / "nurture.yaml").write_text(fulfillment + RULES)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.topics import load_topics
 from pipeline.dev.harness import WorkerProcess
 from tests.support.pipeline import Pipeline
@@ -22,7 +22,7 @@ def test_timed_re_qualification_survives_a_restart_and_retires_the_lead(
     kafka: str, tmp_path: Path
 ) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "deploy" / "rules", rules)
+    shutil.copytree(SHIPPED_RULES, rules)
     scoring = (rules / "scoring.yaml").read_text()
     scoring = scoring.replace("max_iterations: 8", f"max_iterations: {MAX_ITERATIONS}")
     scoring = scoring.replace("requalify_every_days: 7", "requalify_every_days: 0.00004")  # ~3.5 s

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, Warehouse, open_warehouse
-from pipeline.config.settings import PROJECT_ROOT, load_settings
+from pipeline.config.settings import SHIPPED_TOPICS, load_settings
 from pipeline.config.topics import load_topics
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.enrich.enrichment import enrich_lead
@@ -34,7 +34,7 @@ from tests.support.factories import (
     new_book,
 )
 
-TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
+TOPICS = load_topics(SHIPPED_TOPICS)
 pytestmark = pytest.mark.integration
 FAIR_AT = NOW + timedelta(days=2)
 

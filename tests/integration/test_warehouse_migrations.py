@@ -16,7 +16,7 @@ from pipeline.adapters.warehouse.clickhouse import (
     migrate,
     open_warehouse,
 )
-from pipeline.config.settings import PROJECT_ROOT, load_settings
+from pipeline.config.settings import SHIPPED_RULES, load_settings
 from pipeline.errors import ConfigError
 from tests.support.scenario import scenario
 
@@ -71,7 +71,7 @@ def test_events_stored_before_the_lead_state_existed_are_folded_in(tmp_path: Pat
 
 def test_costs_come_from_the_rules_directory_and_replace_the_table(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(PROJECT_ROOT / "deploy" / "rules", rules)
+    shutil.copytree(SHIPPED_RULES, rules)
     settings = load_settings(state_dir=tmp_path / "state", rules_dir=rules)
     (rules / "costs.yaml").write_text(
         "costs:\n  - {channel: webinar, campaign: w1, month: 2026-10, amount_eur: 250}\n"

@@ -11,7 +11,8 @@ import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.adapters.kafka.security import client_options
+from pipeline.config.settings import SHIPPED_RULES, Settings
 from pipeline.config.topics import Topics, TopicSpec, load_topics
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.nurture.programs import NurtureState, gate
@@ -75,7 +76,7 @@ class Env:
 def distribute_env(kafka: str, state: Path) -> Env:
     """A fresh tenant whose worker routes by ROUTING."""
     rules = state / "rules"
-    shutil.copytree(PROJECT_ROOT / "deploy" / "rules", rules)
+    shutil.copytree(SHIPPED_RULES, rules)
     (rules / "routing.yaml").write_text(ROUTING)
     RoutingRules.model_validate(yaml.safe_load(ROUTING))  # a typo here fails fast
     settings = isolated_settings(kafka, state).model_copy(
@@ -103,7 +104,7 @@ def handoff(n: int, postal_code: str | None = None, country: str = "DE") -> Lead
 
 async def at_end(env: Env, spec: TopicSpec) -> AIOKafkaConsumer:
     """A started consumer on every partition of `spec`, positioned at its end now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=env.settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(**client_options(env.settings.kafka))
     await consumer.start()
     parts = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
     consumer.assign(parts)

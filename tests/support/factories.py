@@ -9,7 +9,7 @@ import orjson
 
 from pipeline.config.reference import postal_table, reference_data
 from pipeline.config.rules import DEFAULT_ENRICHMENT
-from pipeline.config.settings import NAME_MATCH, PROJECT_ROOT
+from pipeline.config.settings import NAME_MATCH, SHIPPED_RULES
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.capture.exclusion import ExclusionPolicy
 from pipeline.domain.capture.inquiry import capture_inquiry
@@ -39,7 +39,7 @@ from schemas.lead import (
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 AT = Position("leads.inquiries", 2, 41)
 POLICY = Plausibility("DE", postal_table())
-EXCLUSIONS = load_yaml_model(PROJECT_ROOT / "deploy/rules/exclusions.yaml", ExclusionPolicy)
+EXCLUSIONS = load_yaml_model(SHIPPED_RULES / "exclusions.yaml", ExclusionPolicy)
 DIRECTORY = """domain,name,industry,size_band,employees,country,postal_code,city
 acme-werke.de,ACME Werke GmbH,Manufacturing,250-999,420,DE,80331,München
 """

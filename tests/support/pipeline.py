@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
 
 from pipeline.adapters.kafka.client import publish
+from pipeline.adapters.kafka.security import client_options
 from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics, TopicSpec
 from pipeline.domain.capture.inquiry import inquiry_key, lead_id_for
@@ -31,7 +32,7 @@ class Pipeline:
 
     def send(self, spec: TopicSpec, *bodies: dict[str, Any], key: bytes | None = None) -> None:
         values = [orjson.dumps(b) for b in bodies]
-        asyncio.run(publish(self.settings.kafka_bootstrap, spec.name, values, key=key))
+        asyncio.run(publish(self.settings.kafka, spec.name, values, key=key))
 
     def inquiry(self, n: str, **fields: Any) -> tuple[dict[str, Any], str]:
         body: dict[str, Any] = {
@@ -62,9 +63,7 @@ async def _read_lead(
     until: Callable[[list[Any]], bool],
     timeout: float,
 ) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**client_options(settings.kafka), enable_auto_commit=False)
     await consumer.start()
     model: type[BaseModel] = spec.model
     found: list[Any] = []

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.nurture.policy import NurturePolicy
@@ -15,7 +15,7 @@ from pipeline.domain.qualify.scoring import ScoringModel, qualify_lead
 from schemas.lead import LeadHandedOff
 from tests.support.factories import NOW, enriched
 
-RULES = PROJECT_ROOT / "deploy" / "rules"
+RULES = SHIPPED_RULES
 SCORING = load_yaml_model(RULES / "scoring.yaml", ScoringModel)
 NURTURE = load_yaml_model(RULES / "nurture.yaml", NurturePolicy)
 ROUTING = load_yaml_model(RULES / "routing.yaml", RoutingRules)

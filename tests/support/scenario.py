@@ -26,7 +26,7 @@ from typing import Any
 
 from pipeline.config.report_rules import CampaignCosts, Targets
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES, SHIPPED_TOPICS
 from pipeline.config.topics import load_topics
 from pipeline.domain.messages import Position
 from pipeline.reporting.events import event_row
@@ -52,7 +52,7 @@ from schemas.rejected import MessageRejected, Reason, Rejection
 from tests.support.factories import captured
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
+TOPICS = load_topics(SHIPPED_TOPICS)
 COSTS = CampaignCosts.model_validate(
     {
         "costs": [
@@ -64,7 +64,7 @@ COSTS = CampaignCosts.model_validate(
     }
 )
 
-ROUTING = load_rules(PROJECT_ROOT / "deploy" / "rules").routing
+ROUTING = load_rules(SHIPPED_RULES).routing
 TARGETS = Targets.model_validate(
     {
         "targets": [

@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
+from pipeline.adapters.kafka.security import (
+    Broker,
+    client_options,
+    connect_error,
+    starting_quietly,
+)
 from pipeline.config.topics import Declared
 from pipeline.errors import KafkaUnavailable
 
@@ -23,17 +30,24 @@ class ApplyReport:
 
 
 async def apply_topics(
-    bootstrap: str, specs: Sequence[Declared], replication_factor: int = 1
+    bootstrap: Broker,
+    specs: Sequence[Declared],
+    replication_factor: int = 1,
+    min_insync_replicas: int | None = None,
 ) -> ApplyReport:
-    """Create what is missing; never alter a live topic, only report how it differs."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    """Create what is missing; never alter a live topic, only report how it differs
+    from topics.yaml (partitions, retention, clean-up) and from the settings
+    (replication factor, min.insync.replicas when set).
+    The worker's first call to Kafka at start: a broker that cannot be reached or
+    refuses the credentials is one line that says why (`connect_error`)."""
+    durability = Durability(replication_factor, min_insync_replicas)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=15000)
     try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        raise KafkaUnavailable(
-            f"Kafka at {bootstrap} is not reachable. Start the local broker with "
-            "`leadflow kafka up` or set LEADFLOW_KAFKA_BOOTSTRAP."
-        ) from exc
+        with starting_quietly():
+            await admin.start()
+    except KafkaConnectionError:
+        await admin.close()
+        raise await connect_error(bootstrap) from None
     report = ApplyReport()
     try:
         existing = set(await admin.list_topics())
@@ -42,7 +56,10 @@ async def apply_topics(
             await admin.create_topics(
                 [
                     NewTopic(
-                        s.name, s.partitions, replication_factor, topic_configs=s.kafka_config()
+                        s.name,
+                        s.partitions,
+                        replication_factor,
+                        topic_configs=s.kafka_config() | durability.config(),
                     )
                     for s in missing
                 ]
@@ -51,7 +68,7 @@ async def apply_topics(
             await _await_leaders(admin, missing)
         present = [s for s in specs if s.name in existing]
         if present:
-            await _find_drift(admin, present, report)
+            await _find_drift(admin, present, durability, report)
     except TopicAlreadyExistsError:
         pass  # another process created it between list and create
     finally:
@@ -80,8 +97,35 @@ async def _await_leaders(
     raise KafkaUnavailable(f"new topics got no partition leaders within {timeout:.0f} s")
 
 
+@dataclass(frozen=True)
+class Durability:
+    """How many brokers hold each topic and must have a write before it counts
+    (LEADFLOW_TOPIC_REPLICATION_FACTOR, LEADFLOW_TOPIC_MIN_INSYNC_REPLICAS)."""
+
+    replication_factor: int
+    min_insync_replicas: int | None
+
+    def config(self) -> dict[str, str]:
+        isr = self.min_insync_replicas
+        return {} if isr is None else {"min.insync.replicas": str(isr)}
+
+    def drift(self, partitions: list[dict[str, Any]], live: dict[str, str]) -> list[str]:
+        problems = []
+        replicas = {len(p.get("replicas", [])) for p in partitions}
+        if partitions and replicas != {self.replication_factor}:
+            shown = ", ".join(str(n) for n in sorted(replicas))
+            problems.append(f"replication factor: live {shown}, settings {self.replication_factor}")
+        for key, wanted in self.config().items():
+            if live.get(key) != wanted:
+                problems.append(f"{key}: live {live.get(key)}, settings {wanted}")
+        return problems
+
+
 async def _find_drift(
-    admin: AIOKafkaAdminClient, specs: Sequence[Declared], report: ApplyReport
+    admin: AIOKafkaAdminClient,
+    specs: Sequence[Declared],
+    durability: Durability,
+    report: ApplyReport,
 ) -> None:
     described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in specs])}
     responses = await admin.describe_configs(
@@ -95,13 +139,14 @@ async def _find_drift(
             }
     for spec in specs:
         problems = []
-        partitions = len(described.get(spec.name, {}).get("partitions", []))
-        if partitions != spec.partitions:
-            problems.append(f"partitions: live {partitions}, topics.yaml {spec.partitions}")
+        partitions = described.get(spec.name, {}).get("partitions", [])
+        if len(partitions) != spec.partitions:
+            problems.append(f"partitions: live {len(partitions)}, topics.yaml {spec.partitions}")
         live = live_configs.get(spec.name, {})
         for key, wanted in spec.kafka_config().items():
             if live.get(key) != wanted:
                 problems.append(f"{key}: live {live.get(key)}, topics.yaml {wanted}")
+        problems += durability.drift(partitions, live)
         if problems:
             report.drift[spec.name] = problems
         else:
@@ -118,7 +163,7 @@ GROUP_NOT_EMPTY = 68
 
 
 async def remove_tenants(
-    bootstrap: str, prefixes: Sequence[str], group_wait: float = 30.0
+    bootstrap: Broker, prefixes: Sequence[str], group_wait: float = 30.0
 ) -> Removed:
     """Delete every topic and consumer group whose name starts with one of `prefixes`
     (a tenant's topic prefix and app id: its topics, table changelogs and groups).
@@ -129,7 +174,7 @@ async def remove_tenants(
     """
     if not prefixes:
         return Removed()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=30000)
     await admin.start()
     try:
         ours = tuple(prefixes)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 
 from pipeline.adapters.kafka.reader import KafkaReader, partitions_of, read_to_end
+from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.topics import Topics, TopicSpec
 from pipeline.domain.capture.exclusion import EXCLUDED
 from pipeline.domain.messages import Position
@@ -20,17 +21,17 @@ from schemas.lead import (
 
 
 async def publish(
-    bootstrap: str, topic: str, values: Iterable[bytes], key: bytes | None = None
+    bootstrap: Broker, topic: str, values: Iterable[bytes], key: bytes | None = None
 ) -> list[Position]:
     """Produce with acks from all in-sync replicas; return each message's position."""
     return await publish_keyed(bootstrap, topic, ((key, value) for value in values))
 
 
 async def publish_keyed(
-    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
+    bootstrap: Broker, topic: str, messages: Iterable[tuple[bytes | None, bytes]]
 ) -> list[Position]:
     """`publish` with a key per message (key, value)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all", linger_ms=5)
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in messages]
@@ -45,7 +46,7 @@ class CaptureWatcher:
     excluded inquiries, their answer on `leads.touches`) from the current end on.
     Start it before publishing, so nothing it waits for can pass unseen."""
 
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
+    def __init__(self, bootstrap: Broker, topics: Topics) -> None:
         self.topics = topics
         self.placed: dict[str, LeadCaptured | None] = {}
         """trace id → its LeadCaptured, or None: excluded, answered without a lead."""
@@ -78,7 +79,7 @@ class CaptureWatcher:
 
 
 async def correct_and_wait(
-    bootstrap: str, topics: Topics, command: CorrectIdentity, timeout: float
+    bootstrap: Broker, topics: Topics, command: CorrectIdentity, timeout: float
 ) -> list[IdentityCorrected]:
     """Send an operator's correction and wait for what it did to both leads."""
     reader = KafkaReader(bootstrap, partitions_of([topics.identity_corrected]), "read_committed")
@@ -100,7 +101,7 @@ async def correct_and_wait(
         return list(done.values())
 
 
-async def last_event_of(bootstrap: str, spec: TopicSpec, lead_id: str) -> bytes | None:
+async def last_event_of(bootstrap: Broker, spec: TopicSpec, lead_id: str) -> bytes | None:
     """The newest message keyed by this lead on a topic (a full scan: for the CLI).
     Committed records only: the worker writes its topics in transactions, and an
     aborted one's record never happened."""

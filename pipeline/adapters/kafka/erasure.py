@@ -30,6 +30,7 @@ from pipeline.adapters.kafka.reader import (
     partitions_of,
     read_to_end,
 )
+from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.topics import Topics
 from pipeline.domain.privacy.person import (
     Person,
@@ -44,7 +45,7 @@ POLICY_CHANGE_S = 30.0
 
 
 async def read_partition(
-    bootstrap: str, tp: TopicPartition, person: Person
+    bootstrap: Broker, tp: TopicPartition, person: Person
 ) -> tuple[TableScan, int]:
     """The latest value per key of one (changelog) partition, and its end offset;
     the scan also notes whether any record, superseded or deleted ones too,
@@ -71,7 +72,7 @@ async def topic_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> list
 
 
 async def find_in_topics(
-    bootstrap: str,
+    bootstrap: Broker,
     parts: list[TopicPartition],
     person: Person,
     isolation: Isolation = "read_uncommitted",
@@ -90,9 +91,9 @@ async def find_in_topics(
 class KafkaEraser:
     """Truncates partitions and rewrites changelogs through the admin API."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: Broker) -> None:
         self.bootstrap = bootstrap
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+        self.admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=30000)
 
     async def __aenter__(self) -> KafkaEraser:
         await self.admin.start()
@@ -189,7 +190,7 @@ class KafkaEraser:
 
 
 async def request_erasure(
-    bootstrap: str, topics: Topics, subject: str, person: Person, timeout: float
+    bootstrap: Broker, topics: Topics, subject: str, person: Person, timeout: float
 ) -> list[LeadErased]:
     """Send phase `tables` to every partition, wait for all shares, then phase
     `stores` once; return every share's audit record.
@@ -201,7 +202,7 @@ async def request_erasure(
     # Committed shares only: the worker answers inside its transaction, and a share
     # of an aborted one was redone (a share counts once the worker committed it).
     watcher = KafkaReader(bootstrap, partitions_of([topics.erased]), "read_committed")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await watcher.start()
     await producer.start()
     try:

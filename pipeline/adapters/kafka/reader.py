@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.topics import TopicSpec
 
 Isolation = Literal["read_committed", "read_uncommitted"]
@@ -60,7 +61,7 @@ class KafkaReader:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Broker,
         partitions: Sequence[TopicPartition],
         isolation: Isolation,
         *,
@@ -70,7 +71,7 @@ class KafkaReader:
         self.partitions = list(partitions)
         self.from_beginning = from_beginning
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **client_options(bootstrap),
             group_id=None,
             enable_auto_commit=False,
             isolation_level=isolation,
@@ -118,7 +119,7 @@ class KafkaReader:
 
 
 async def read_to_end(
-    bootstrap: str, partitions: Sequence[TopicPartition], isolation: Isolation
+    bootstrap: Broker, partitions: Sequence[TopicPartition], isolation: Isolation
 ) -> AsyncIterator[tuple[TopicPartition, Record]]:
     """Every record on these partitions, from their start up to their end as the
     read began (records published meanwhile are left for the next read)."""

@@ -1,7 +1,8 @@
 """The ClickHouse warehouse: embedded chdb by default, a server when configured.
 
-Both run the same DDL (the numbered migrations in `deploy/clickhouse/`, applied
-in order and recorded in `leadflow.schema_migrations`) and the same SQL. The
+Both run the same DDL (the numbered migrations shipped in
+`pipeline/defaults/clickhouse/`, applied in order and recorded in
+`leadflow.schema_migrations`) and the same SQL. The
 embedded directory can be opened by one process at a time, so the worker that
 runs the sink owns it; other readers ask the worker over HTTP.
 
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from pipeline.config.settings import PROJECT_ROOT, Settings
+from pipeline.config.settings import SHIPPED_DIR, Settings
 from pipeline.errors import (
     BadQuery,
     BadRequest,
@@ -33,7 +34,7 @@ from pipeline.errors import (
     WarehouseUnavailable,
 )
 
-MIGRATIONS_DIR = PROJECT_ROOT / "deploy" / "clickhouse"
+MIGRATIONS_DIR = SHIPPED_DIR / "clickhouse"
 MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 MIGRATIONS_TABLE = "leadflow.schema_migrations"
 EVENTS_TABLE = "leadflow.lead_events"

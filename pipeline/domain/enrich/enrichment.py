@@ -5,7 +5,7 @@ object that looks at the profile as enriched so far and returns the facts it
 found, each with a confidence. The chain applies a fact unless a more
 confident one is already there, and keeps every applied fact on the profile,
 so a rep can see where a value came from. RevOps picks and orders providers
-in deploy/rules/enrichment.yaml; a provider of one's own (an external API) is
+in enrichment.yaml of the rules directory; a provider of one's own (an external API) is
 named there as `package.module:Factory`.
 """
 
@@ -361,7 +361,7 @@ def _import(ref: str) -> Callable[..., Provider]:
 
 
 class EnrichmentRules(BaseModel):
-    """deploy/rules/enrichment.yaml: providers in order, and the lead definition."""
+    """enrichment.yaml (rules directory): providers in order, and the lead definition."""
 
     model_config = RULE
 

@@ -1,4 +1,4 @@
-"""Nurture rules (deploy/rules/nurture.yaml): the answer every inquiry gets,
+"""Nurture rules (pipeline/defaults/rules/nurture.yaml): the answer every inquiry gets,
 segments, programs per segment, and the contact policy that keeps them from
 being pushy (seed 000: "Balance halten").
 

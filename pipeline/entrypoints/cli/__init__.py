@@ -27,6 +27,25 @@ from pipeline.entrypoints.cli import (
 )
 
 app = typer.Typer(help="Leadflow: event-driven lead management on Kafka.", no_args_is_help=True)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from importlib.metadata import version
+
+        typer.echo(f"leadflow {version('leadflow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Leadflow: event-driven lead management on Kafka."""
+
+
 app.command()(run.queues)
 app.command()(run.worker)
 app.command()(run.demo)

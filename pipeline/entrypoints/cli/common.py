@@ -150,7 +150,7 @@ def from_topic(
 
         from pipeline.adapters.kafka.client import last_event_of
 
-        raw = asyncio.run(last_event_of(settings.kafka_bootstrap, spec, lead_id))
+        raw = asyncio.run(last_event_of(settings.kafka, spec, lead_id))
         return None if raw is None else decode(raw)
 
     return read

@@ -71,14 +71,12 @@ def import_file(
     async def publish_and_watch() -> dict[str, Any]:
         from pipeline.adapters.kafka.client import publish
 
-        watcher = CaptureWatcher(settings.kafka_bootstrap, topics)
+        watcher = CaptureWatcher(settings.kafka, topics)
         if watching:
             await watcher.start()
         try:
             with console.status(f"publishing {len(rows)} rows to {topics.inquiries.name}"):
-                await publish(
-                    settings.kafka_bootstrap, topics.inquiries.name, [r.value for r in rows]
-                )
+                await publish(settings.kafka, topics.inquiries.name, [r.value for r in rows])
             if not watching:
                 return {}
             with console.status(f"waiting for the worker to place {len(traces)} rows"):

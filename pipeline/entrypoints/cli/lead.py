@@ -108,7 +108,7 @@ def _correct(settings: Settings, **fields: Any) -> list[Any]:
 
     now = utcnow()
     command = CorrectIdentity(event_id=uuid.uuid4(), occurred_at=now, emitted_at=now, **fields)
-    bootstrap = settings.kafka_bootstrap
+    bootstrap = settings.kafka
     return asyncio.run(correct_and_wait(bootstrap, topics_of(settings), command, 120.0))
 
 

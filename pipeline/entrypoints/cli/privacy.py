@@ -75,7 +75,7 @@ def privacy_erase(
     if not person.markers:
         raise LeadflowError(f"nothing is stored about {subject!r}")
     shares = asyncio.run(
-        request_erasure(settings.kafka_bootstrap, topics_of(settings), subject, person, timeout)
+        request_erasure(settings.kafka, topics_of(settings), subject, person, timeout)
     )
     tables = sum(s.table_entries for s in shares)
     topics = sum(s.topic_partitions for s in shares)

@@ -19,21 +19,50 @@ from pipeline.entrypoints.cli.common import (
     topics_of,
 )
 
-app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is_help=True)
+app = typer.Typer(help="Business rules RevOps edits (LEADFLOW_RULES_DIR).", no_args_is_help=True)
 
 
 @app.command("check")
 @friendly
 def rules_check(
-    file: Annotated[Path, typer.Argument(help="A rule file, e.g. deploy/rules/scoring.yaml.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A rule file, e.g. rules/scoring.yaml (default: every file of LEADFLOW_RULES_DIR)."
+        ),
+    ] = None,
     kind: Annotated[
         str | None, typer.Option(help="scoring, enrichment, nurture or routing (default: name)")
     ] = None,
 ) -> None:
-    """Validate one rule file; name the key and the problem if it is wrong."""
-    from pipeline.config.rules import check_rule_file
+    """Validate one rule file, or the whole rules directory; name the key and the
+    problem if one is wrong."""
+    from pipeline.config.rules import check_rule_file, check_rules_dir
 
-    console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}")
+    if file is not None:
+        console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}")
+        return
+    for path, summary in check_rules_dir(cli_settings().rules_dir):
+        console.print(f"[green]ok[/green] {path}: {summary}")
+
+
+@app.command("copy")
+@friendly
+def rules_copy(
+    directory: Annotated[Path, typer.Argument(help="A new directory for the rules.")],
+) -> None:
+    """Copy the shipped rules into DIRECTORY, to edit them there (then set
+    LEADFLOW_RULES_DIR to it); an existing directory is never written into."""
+    import shutil
+
+    from pipeline.config.settings import SHIPPED_RULES
+    from pipeline.errors import ConfigError
+
+    if directory.exists():
+        raise ConfigError(f"{directory} exists already; name a new directory.")
+    shutil.copytree(SHIPPED_RULES, directory)
+    console.print(f"[green]copied[/green] the shipped rules into {directory}")
+    console.print(f"set LEADFLOW_RULES_DIR={directory.absolute()}")
 
 
 @app.command("explain")

@@ -47,6 +47,7 @@ def worker() -> None:
     settings = cli_settings()
     topics = topics_of(settings)
     rules = load_rules(settings.rules_dir)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)  # new on an installed first start
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = create_app(settings, topics, rules)

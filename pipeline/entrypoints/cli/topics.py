@@ -43,7 +43,12 @@ def apply(
     if worker_app is None:
         worker_app = create_app(settings, topics, load_rules(settings.rules_dir))
     declared: list[Declared] = [*topics.all(), *table_changelogs(worker_app)]
-    applying = apply_topics(settings.kafka_bootstrap, declared, settings.topic_replication_factor)
+    applying = apply_topics(
+        settings.kafka,
+        declared,
+        settings.topic_replication_factor,
+        settings.topic_min_insync_replicas,
+    )
     return asyncio.run(applying) if loop is None else loop.run_until_complete(applying)
 
 

@@ -4,11 +4,11 @@ import pytest
 import yaml
 
 from pipeline.config.asyncapi import asyncapi_document, export_schemas
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_TOPICS
 from pipeline.config.topics import Topics, load_topics
 from pipeline.errors import ConfigError
 
-TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
+TOPICS = load_topics(SHIPPED_TOPICS)
 REQUIRED = {
     "leads.inquiries", "leads.activity", "leads.captured", "leads.enriched", "leads.qualified",
     "leads.touches", "leads.handoff", "leads.sales-ready", "leads.escalations", "crm.feedback",
@@ -26,7 +26,7 @@ def test_each_value_model_belongs_to_one_topic() -> None:
 
 
 def test_a_prefix_renames_every_topic() -> None:
-    prefixed = load_topics(PROJECT_ROOT / "topics.yaml", prefix="t1.")
+    prefixed = load_topics(SHIPPED_TOPICS, prefix="t1.")
     assert all(spec.name.startswith("t1.") for spec in prefixed.all())
     assert prefixed.sales_ready.name == "t1.leads.sales-ready"
 
@@ -37,7 +37,7 @@ def test_retention_and_compaction_become_kafka_settings() -> None:
 
 
 def test_a_wrong_value_model_is_a_clear_config_error(tmp_path: Path) -> None:
-    data = yaml.safe_load((PROJECT_ROOT / "topics.yaml").read_text())
+    data = yaml.safe_load((SHIPPED_TOPICS).read_text())
     data["topics"]["captured"]["value"] = "schemas.lead:NoSuchModel"
     path = tmp_path / "topics.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -46,7 +46,7 @@ def test_a_wrong_value_model_is_a_clear_config_error(tmp_path: Path) -> None:
 
 
 def test_a_missing_topic_is_a_config_error(tmp_path: Path) -> None:
-    data = yaml.safe_load((PROJECT_ROOT / "topics.yaml").read_text())
+    data = yaml.safe_load((SHIPPED_TOPICS).read_text())
     del data["topics"]["rejected"]
     path = tmp_path / "topics.yaml"
     path.write_text(yaml.safe_dump(data))

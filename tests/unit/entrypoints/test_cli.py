@@ -11,7 +11,7 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import PROJECT_ROOT, SHIPPED_RULES
 from pipeline.entrypoints.cli import app
 
 runner = CliRunner()
@@ -68,7 +68,7 @@ def test_a_bad_rule_file_stops_the_worker_with_file_and_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("scoring.yaml", "nurture.yaml", "routing.yaml"):
-        (tmp_path / name).write_text((PROJECT_ROOT / "deploy" / "rules" / name).read_text())
+        (tmp_path / name).write_text((SHIPPED_RULES / name).read_text())
     routing = (tmp_path / "routing.yaml").read_text().replace("queue: dach", "queue: dahc")
     (tmp_path / "routing.yaml").write_text(routing)
     monkeypatch.setenv("LEADFLOW_RULES_DIR", str(tmp_path))
@@ -96,13 +96,11 @@ def test_topics_list_shows_the_registry() -> None:
 def test_rules_check_summarises_a_good_file_and_names_the_key_of_a_bad_one(
     tmp_path: Path,
 ) -> None:
-    good = runner.invoke(app, ["rules", "check", str(PROJECT_ROOT / "deploy/rules/scoring.yaml")])
+    good = runner.invoke(app, ["rules", "check", str(SHIPPED_RULES / "scoring.yaml")])
     assert good.exit_code == 0
     assert "5 criteria" in good.output and "SQL from 30" in good.output
     bad = tmp_path / "mine.yaml"
-    bad.write_text(
-        (PROJECT_ROOT / "deploy/rules/scoring.yaml").read_text().replace("weight: 4", "weight: 7")
-    )
+    bad.write_text((SHIPPED_RULES / "scoring.yaml").read_text().replace("weight: 4", "weight: 7"))
     result = runner.invoke(app, ["rules", "check", str(bad), "--kind", "scoring"])
     assert result.exit_code == 1
     assert "criteria.0.weight" in result.output and "Traceback" not in result.output

@@ -3,7 +3,7 @@ invalid message (pure, no I/O)."""
 
 import orjson
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_TOPICS
 from pipeline.config.topics import load_topics
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.messages import Position
@@ -11,7 +11,7 @@ from pipeline.reporting.events import event_row
 from schemas.lead import InquiryAccepted
 from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, captured, inquiry
 
-TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
+TOPICS = load_topics(SHIPPED_TOPICS)
 
 
 def test_an_inquiry_row_shares_the_lead_id_of_its_captured_event() -> None:

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from pipeline.config.reference import reference_data
 from pipeline.config.rules import load_rules
-from pipeline.config.settings import PROJECT_ROOT, load_settings
+from pipeline.config.settings import SHIPPED_TOPICS, load_settings
 from pipeline.config.topics import load_topics
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.domain.capture.intake import Accepted, parse_submission
@@ -38,7 +38,7 @@ from schemas.rejected import MessageRejected
 from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, identify, inquiry, new_book
 from tests.support.loop import LAST_LOGS, run_agent
 
-TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
+TOPICS = load_topics(SHIPPED_TOPICS)
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config.settings import DEFAULT_INPUT_MAX_BYTES, PROJECT_ROOT
+from pipeline.config.settings import DEFAULT_INPUT_MAX_BYTES, SHIPPED_TOPICS
 from pipeline.config.topics import load_topics
 from pipeline.domain.capture.inquiry import capture_inquiry
 from pipeline.reporting.events import event_row
@@ -15,7 +15,7 @@ from schemas.lead import InquiryAccepted, TouchScheduled
 from schemas.rejected import MessageRejected
 from tests.support.factories import AT, EXCLUSIONS, NOW, POLICY, inquiry
 
-TOPICS = load_topics(PROJECT_ROOT / "topics.yaml")
+TOPICS = load_topics(SHIPPED_TOPICS)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),

@@ -6,7 +6,7 @@ from structlog.testing import capture_logs
 
 from pipeline.config.reference import reference_data
 from pipeline.config.rules import DEFAULT_ENRICHMENT, load_enrichment
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import PROJECT_ROOT, SHIPPED_RULES
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.enrich.enrichment import (
     CompanyDirectoryProvider,
@@ -218,7 +218,7 @@ def test_an_unknown_provider_names_the_built_in_ones() -> None:
 
 
 def test_the_profile_matrix_lists_missing_must_should_can_fields() -> None:
-    rules = load_enrichment(PROJECT_ROOT / "deploy" / "rules")
+    rules = load_enrichment(SHIPPED_RULES)
     chain = EnrichmentChain.build(rules, REFERENCE, CustomerList())
     profile = chain.run(
         captured(

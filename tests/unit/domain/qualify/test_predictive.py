@@ -5,13 +5,13 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.qualify.predictive import Predictive, WinCounts
 from pipeline.domain.qualify.scoring import ScoringModel, Signals, lead_features, qualify
 from tests.support.factories import NOW, enriched
 
-MODEL = load_yaml_model(PROJECT_ROOT / "deploy" / "rules" / "scoring.yaml", ScoringModel)
+MODEL = load_yaml_model(SHIPPED_RULES / "scoring.yaml", ScoringModel)
 IT = enriched(answers={"industry": "IT", "purchase_timeframe_months": 12}).payload
 RETAIL = enriched(answers={"industry": "Retail", "purchase_timeframe_months": 12}).payload
 SETTINGS = Predictive(min_outcomes=10)

@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.qualify.requalify import (
     Change,
@@ -25,7 +25,7 @@ from schemas.inputs import Activity, CrmOutcome
 from schemas.lead import ActivityRecorded, LeadQualified
 from tests.support.factories import NOW, enriched
 
-MODEL = load_yaml_model(PROJECT_ROOT / "deploy" / "rules" / "scoring.yaml", ScoringModel)
+MODEL = load_yaml_model(SHIPPED_RULES / "scoring.yaml", ScoringModel)
 LEAD = enriched(answers={"purchase_timeframe_months": 3})  # warm, nurtured
 ID = LEAD.lead_id
 

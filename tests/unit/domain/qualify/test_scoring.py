@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.qualify.scoring import ScoringModel, qualify_lead, score_lead
 from pipeline.errors import ConfigError
@@ -40,7 +40,7 @@ BITKOM_LEAD = {"purchase_timeframe_months": 10, "order_volume_eur": 70000.0, "in
 
 
 def shipped_model() -> ScoringModel:
-    return load_yaml_model(PROJECT_ROOT / "deploy" / "rules" / "scoring.yaml", ScoringModel)
+    return load_yaml_model(SHIPPED_RULES / "scoring.yaml", ScoringModel)
 
 
 def test_the_bitkom_worked_example_scores_9() -> None:

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.config.settings import PROJECT_ROOT
+from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.qualify.scoring import ScoringModel, Signals, qualify, score_lead
 from tests.support.factories import NOW, enriched
 
-RULES = PROJECT_ROOT / "deploy" / "rules"
+RULES = SHIPPED_RULES
 BASE: dict[str, Any] = {
     "classes": {"hot_within_months": 1, "warm_within_months": 3},
     "thresholds": {"mql": 20, "sql": 36},
