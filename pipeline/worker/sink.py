@@ -138,8 +138,11 @@ class WarehouseSink(Service):
 
     async def _poll(self) -> None:
         assert self._consumer is not None
+        # while a batch fills, wake often enough to flush it on time; with nothing
+        # buffered, wait longer (records still come back the moment they arrive)
+        wait_ms = 100 if self._rows else 1000
         batches = await self._consumer.getmany(
-            timeout_ms=100, max_records=self.settings.sink_batch_size
+            timeout_ms=wait_ms, max_records=self.settings.sink_batch_size
         )
         if batches or self._rows:
             for tp, records in batches.items():
