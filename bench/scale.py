@@ -6,8 +6,11 @@
 Starts one `leadflow worker` (own topics, groups, state directory and port on
 the local broker), then feeds it chunks of `--chunk` inquiries with
 `--activities` activities each (the load generator's mix, flat out) until it
-holds `--max-leads` leads (or `--minutes` have passed, 0: no limit). After each
-chunk has been processed it waits `--idle` seconds with no input and prints:
+holds `--max-leads` leads (or `--minutes` have passed, 0: no limit). A
+simulated CRM answers each chunk's sales-ready leads (contact, then won or lost,
+as `make demo`), so SLA clocks stop as they would with sales at work. After each
+chunk has been processed and answered it waits 15 s, then measures `--idle`
+seconds with no input, and prints:
 
 - leads held (inquiries fully processed so far),
 - worker CPU per lead of that chunk (ms),
@@ -38,8 +41,9 @@ from pipeline.adapters.kafka.admin import apply_topics
 from pipeline.adapters.kafka.erasure import topic_partitions
 from pipeline.adapters.kafka.reader import KafkaReader
 from pipeline.config.settings import Settings
-from pipeline.config.topics import load_topics
-from pipeline.dev.harness import WorkerProcess
+from pipeline.config.topics import Topics, load_topics
+from pipeline.dev.harness import OutcomeWatcher, WorkerProcess
+from pipeline.entrypoints.demo import answer_as_crm
 
 
 def resident_mib(pid: int) -> float:
@@ -65,8 +69,33 @@ async def messages_written(settings: Settings) -> int:
         parts = await topic_partitions(admin, names)
     finally:
         await admin.close()
-    async with KafkaReader(settings.kafka_bootstrap, parts, "read_uncommitted") as reader:
+    async with KafkaReader(settings.kafka, parts, "read_uncommitted") as reader:
         return sum((await reader.end_offsets()).values())
+
+
+async def chunk_answered(
+    settings: Settings, topics: Topics, chunk: int, activities: int, seed: int, pid: int,
+    stall: float,
+) -> tuple[dict[str, Any], int]:  # fmt: skip
+    """One chunk flat out, then a simulated CRM's answers (`make demo`'s: contact,
+    then won or lost) to its sales-ready leads, as sales would give them. Without
+    them no clock stops: every lead would be escalated and reassigned for ever,
+    and the idle figure would measure that, not what the worker holds."""
+    watcher = OutcomeWatcher(settings.kafka, topics)  # from the end: this chunk only
+    await watcher.start()
+    try:
+        result = await run_phase(
+            settings, topics, chunk, 0, activities, seed=seed, worker=pid, stall=stall
+        )
+        quiet = 0
+        while quiet < 3:  # read to the end: three polls in a row bring nothing new
+            before = len(watcher.outcomes.sales_ready)
+            await watcher.poll(timeout_ms=500)
+            quiet = quiet + 1 if len(watcher.outcomes.sales_ready) == before else 0
+        answered = await answer_as_crm(settings.kafka, topics, watcher.outcomes)
+    finally:
+        await watcher.stop()
+    return result, answered
 
 
 def idle_share(pid: int, seconds: float) -> float:
@@ -77,7 +106,8 @@ def idle_share(pid: int, seconds: float) -> float:
 
 
 def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES_PER_LEAD,
-        idle: float = 20.0, minutes: float = 0.0) -> dict[str, Any]:  # fmt: skip
+        idle: float = 20.0, minutes: float = 0.0, settle: float = 15.0
+        ) -> dict[str, Any]:  # fmt: skip
     rows: list[dict[str, Any]] = []
     deadline = time.monotonic() + minutes * 60 if minutes else float("inf")
     with bench_settings("scale") as settings:
@@ -90,11 +120,11 @@ def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES
             held, seed, written = 0, 100, 0
             while held < max_leads and time.monotonic() < deadline:
                 seed += 1
-                phase = run_phase(
-                    settings, topics, chunk, 0, activities, seed=seed, worker=pid,
-                    stall=WORKER_READY_S if held == 0 else 90.0,
-                )  # fmt: skip
-                r = asyncio.run(phase)
+                stall = WORKER_READY_S if held == 0 else 90.0
+                r, answered = asyncio.run(
+                    chunk_answered(settings, topics, chunk, activities, seed, pid, stall)
+                )
+                time.sleep(settle)  # the CRM's answers processed before the idle wait
                 held += r["completed"]
                 now_written = asyncio.run(messages_written(settings))
                 per_lead = (now_written - written) / max(1, r["completed"])
@@ -102,6 +132,7 @@ def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES
                 row = {
                     "leads_held": held,
                     "chunk_completed": r["completed"],
+                    "crm_answers": answered,
                     "chunk_leads_per_s": r["completed_per_s_overall"],
                     "worker_cpu_ms_per_lead": r["worker_cpu_ms_per_lead"],
                     "idle_core_pct": round(100 * idle_share(pid, idle), 2),
