@@ -9,8 +9,8 @@ the local broker), then feeds it chunks of `--chunk` inquiries with
 holds `--max-leads` leads (or `--minutes` have passed, 0: no limit). A
 simulated CRM answers each chunk's sales-ready leads (contact, then won or lost,
 as `make demo`), so SLA clocks stop as they would with sales at work. After each
-chunk has been processed and answered it waits 15 s, then measures `--idle`
-seconds with no input, and prints:
+chunk has been processed and answered it waits until the worker's log has been
+quiet for 5 s, then measures `--idle` seconds with no input, and prints:
 
 - leads held (inquiries fully processed so far),
 - worker CPU per lead of that chunk (ms),
@@ -98,6 +98,20 @@ async def chunk_answered(
     return result, answered
 
 
+def wait_quiet(log: Path, quiet: float = 5.0, timeout: float = 300.0) -> None:
+    """Until the worker's log has not grown for `quiet` seconds: every stage logs each
+    event it emits, so the answers' own work (re-qualification, nurture, the clocks)
+    is done and the idle wait measures the worker at rest."""
+    size, since, deadline = -1, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = log.stat().st_size
+        if now != size:
+            size, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.5)
+
+
 def idle_share(pid: int, seconds: float) -> float:
     """The share of one core the worker used while nothing came in."""
     before, started = cpu_seconds(pid), time.monotonic()
@@ -106,8 +120,7 @@ def idle_share(pid: int, seconds: float) -> float:
 
 
 def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES_PER_LEAD,
-        idle: float = 20.0, minutes: float = 0.0, settle: float = 15.0
-        ) -> dict[str, Any]:  # fmt: skip
+        idle: float = 20.0, minutes: float = 0.0) -> dict[str, Any]:  # fmt: skip
     rows: list[dict[str, Any]] = []
     deadline = time.monotonic() + minutes * 60 if minutes else float("inf")
     with bench_settings("scale") as settings:
@@ -124,7 +137,7 @@ def run(chunk: int = 1000, max_leads: int = 50_000, activities: int = ACTIVITIES
                 r, answered = asyncio.run(
                     chunk_answered(settings, topics, chunk, activities, seed, pid, stall)
                 )
-                time.sleep(settle)  # the CRM's answers processed before the idle wait
+                wait_quiet(state / "worker.log")  # the answers processed before the idle wait
                 held += r["completed"]
                 now_written = asyncio.run(messages_written(settings))
                 per_lead = (now_written - written) / max(1, r["completed"])
