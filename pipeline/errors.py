@@ -14,6 +14,26 @@ class ConfigError(LeadflowError):
 class KafkaUnavailable(LeadflowError):
     """The broker could not be reached or started."""
 
+    @classmethod
+    def at(cls, bootstrap: str) -> KafkaUnavailable:
+        """The one line every command prints when nothing answers at `bootstrap`."""
+        return cls(
+            f"no Kafka broker answers at {bootstrap}: start it with `leadflow kafka up` "
+            "(or set LEADFLOW_KAFKA_BOOTSTRAP to where it runs)"
+        )
+
+
+class WorkerUnavailable(LeadflowError):
+    """No worker answers at the configured web address: a command that needs the
+    running worker (privacy, corrections, queues, the sink's lag) cannot go on."""
+
+    def __init__(self, url: str, needed_for: str = "") -> None:
+        why = f"; {needed_for} needs it running" if needed_for else ""
+        super().__init__(
+            f"no worker answers at {url}{why}: start it with `leadflow worker` "
+            "(or set LEADFLOW_WEB_HOST / LEADFLOW_WEB_PORT to where it runs)"
+        )
+
 
 class WarehouseUnavailable(LeadflowError):
     """The warehouse gave no answer, or said "not now": no connection, a timeout, the

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
+from pipeline.adapters.kafka.connect import start_client
 from pipeline.config.topics import Declared
 from pipeline.errors import KafkaUnavailable
 
@@ -27,13 +28,7 @@ async def apply_topics(
 ) -> ApplyReport:
     """Create what is missing; never alter a live topic, only report how it differs."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
-    try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        raise KafkaUnavailable(
-            f"Kafka at {bootstrap} is not reachable. Start the local broker with "
-            "`leadflow kafka up` or set LEADFLOW_KAFKA_BOOTSTRAP."
-        ) from exc
+    await start_client(admin, bootstrap)
     report = ApplyReport()
     try:
         existing = set(await admin.list_topics())
@@ -130,7 +125,7 @@ async def remove_tenants(
     if not prefixes:
         return Removed()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
-    await admin.start()
+    await start_client(admin, bootstrap)
     try:
         ours = tuple(prefixes)
         removed = Removed(topics=[t for t in await admin.list_topics() if t.startswith(ours)])

@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import PolicyViolationError
 
+from pipeline.adapters.kafka.connect import start_client
 from pipeline.adapters.kafka.reader import (
     Isolation,
     KafkaReader,
@@ -35,7 +36,7 @@ from pipeline.domain.privacy.person import (
     Person,
     TableScan,
 )
-from pipeline.errors import LeadflowError
+from pipeline.errors import KafkaUnavailable, LeadflowError
 from schemas.privacy import EraseLead, LeadErased
 
 log = structlog.get_logger("leadflow.privacy")
@@ -95,7 +96,7 @@ class KafkaEraser:
         self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
 
     async def __aenter__(self) -> KafkaEraser:
-        await self.admin.start()
+        await start_client(self.admin, self.bootstrap)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -203,7 +204,11 @@ async def request_erasure(
     watcher = KafkaReader(bootstrap, partitions_of([topics.erased]), "read_committed")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await watcher.start()
-    await producer.start()
+    try:
+        await start_client(producer, bootstrap)
+    except KafkaUnavailable:
+        await watcher.stop()
+        raise
     try:
         done: list[LeadErased] = []
         deadline = time.monotonic() + timeout

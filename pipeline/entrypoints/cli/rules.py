@@ -25,15 +25,29 @@ app = typer.Typer(help="Business rules RevOps edits (deploy/rules).", no_args_is
 @app.command("check")
 @friendly
 def rules_check(
-    file: Annotated[Path, typer.Argument(help="A rule file, e.g. deploy/rules/scoring.yaml.")],
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="One rule file, e.g. deploy/rules/scoring.yaml (default: all seven files "
+            "of the rules directory, LEADFLOW_RULES_DIR)."
+        ),
+    ] = None,
     kind: Annotated[
-        str | None, typer.Option(help="scoring, enrichment, nurture or routing (default: name)")
+        str | None,
+        typer.Option(
+            help="scoring, nurture, routing, exclusions, enrichment, costs or targets "
+            "(default: the file's name)"
+        ),
     ] = None,
 ) -> None:
-    """Validate one rule file; name the key and the problem if it is wrong."""
-    from pipeline.config.rules import check_rule_file
+    """Validate the rule files (or one); name every broken file, its keys and problems."""
+    from pipeline.config.rules import check_rule_file, rules_summary
 
-    console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}")
+    if file is not None:
+        console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}", soft_wrap=True)
+        return
+    for path, summary in rules_summary(cli_settings().rules_dir):
+        console.print(f"[green]ok[/green] {path}: {summary}", soft_wrap=True)
 
 
 @app.command("explain")
