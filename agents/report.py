@@ -23,7 +23,7 @@ from pipeline.reporting.dashboard import dashboard_data, render_dashboard
 from pipeline.reporting.events import event_counts
 from pipeline.reporting.reports import REPORTS, parse_params, report_inputs, run_report
 from pipeline.reporting.timeline import lead_captures, lead_timeline
-from pipeline.worker.faust_app import tables_ready
+from pipeline.worker.faust_app import partitions_assigned, tables_ready
 from pipeline.worker.services import Services
 from pipeline.worker.sink import WarehouseSink
 from pipeline.worker.stage import Stage
@@ -48,12 +48,15 @@ def register(stage: Stage, services: Services) -> None:
 
     @stage.page("/v1/ready", keys=None, needs_tables=True)
     class Ready(View):
-        """Readiness: 200 once the tables are recovered, 503 "recovering" before.
+        """Readiness: 200 once the group assigned partitions and the tables are
+        recovered; 503 "recovering" (Retry-After) or "unassigned" before.
 
         Health stays 200 meanwhile: a liveness probe that killed a worker for a
         long recovery would only make it start the recovery over."""
 
         async def get(self, request: Request) -> Response:
+            if not partitions_assigned(stage.app):
+                return self.json({"status": "unassigned"}, status=503)
             return self.json({"status": "ok"})
 
     if sink is not None:  # else another process owns the warehouse

@@ -50,6 +50,7 @@ from pipeline.config.topics import Topics
 from pipeline.domain.messages import Position
 from pipeline.errors import WarehouseRejected, WarehouseUnavailable
 from pipeline.reporting.events import event_row
+from pipeline.worker import metrics
 
 log = structlog.get_logger("leadflow.sink")
 T = TypeVar("T")
@@ -63,6 +64,7 @@ class WarehouseSink(Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.topics = topics
+        self.group_id = f"{settings.app_id}-warehouse"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
         self._warehouse: Warehouse | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -90,7 +92,7 @@ class WarehouseSink(Service):
         await self.call(lambda w: None)  # open now: a bad warehouse fails the start
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=f"{self.settings.app_id}-warehouse",
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -124,6 +126,23 @@ class WarehouseSink(Service):
         unread = sum([ends[tp] - await self._consumer.position(tp) for tp in assigned])
         lag = unread + len(self._rows)
         return {"lag": lag, "unread": unread, "buffered": len(self._rows), "halted": self.halted}
+
+    async def partition_lag(self) -> metrics.PartitionLag:
+        """Per assigned partition, messages not yet stored: unread plus buffered."""
+        if self._consumer is None:
+            return {}
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return {}
+        ends = await self._consumer.end_offsets(assigned)
+        lag = {
+            (tp.topic, tp.partition): ends[tp] - await self._consumer.position(tp)
+            for tp in assigned
+        }
+        for row in self._rows:
+            key = (row["topic"], row["partition"])
+            lag[key] = lag.get(key, 0) + 1
+        return lag
 
     async def _run(self) -> None:
         while not self._stopping and self.halted is None:
@@ -171,13 +190,17 @@ class WarehouseSink(Service):
         delay, attempt = 0.5, 0
         while True:
             attempt += 1
+            started = time.perf_counter()
             try:
                 await self.call(lambda w: w.insert(EVENTS_TABLE, rows))
+                metrics.sink_batch(len(rows), time.perf_counter() - started)
                 break
             except WarehouseRejected as exc:
+                metrics.sink_failed("rejected")
                 self._halt(exc, rows)
                 return False  # offsets not committed: the batch is read again after a restart
             except WarehouseUnavailable as exc:
+                metrics.sink_failed("outage")
                 log.warning(
                     "warehouse.insert_failed", rows=len(rows), attempt=attempt, error=str(exc)
                 )

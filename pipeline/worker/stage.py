@@ -28,6 +28,7 @@ from pipeline.config.topics import Topics, TopicSpec
 from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.domain.messages import Position, best_effort_source, decode, reject
 from pipeline.errors import ConfigError, EventTooLarge, LeadflowError
+from pipeline.worker import metrics
 from pipeline.worker.http import Keys, guard
 from pipeline.worker.tables import JSON_SCHEMA, Stored, TypedTable
 from schemas.envelope import EventBase
@@ -83,6 +84,8 @@ class Stage:
     """Every agent's step by agent name: each runs through `process`, the one loop."""
     stop: Callable[[int], None] = field(default=lambda code: os._exit(code))
     """How a failed send ends the worker (before Faust commits past the message)."""
+    lag_sources: list[metrics.LagSource] = field(default_factory=list)
+    """Consumers besides the stages' whose lag `/metrics` measures (sink, mirrors)."""
 
     def __post_init__(self) -> None:
         for spec in self.topics.all():
@@ -153,8 +156,10 @@ class Stage:
         await self.channel(message.spec).send(key=message.key, value=message.value)
 
     async def emit(self, event: EventBase) -> None:
-        """Send to the topic whose value model is the event's type."""
-        await self.send(self.encode(event))
+        """Send to the topic whose value model is the event's type (timers do)."""
+        message = self.encode(event)
+        await self.send(message)
+        count_sent("timers", event, message)
 
     def outgoing(
         self, result: Emitted, raw: bytes | None, at: Position, name: str
@@ -243,7 +248,10 @@ class Stage:
         the message anyway and commit past it, so it is read again after a restart.
         The log context (stage, position, lead id) is bound here, once.
         """
-        with structlog.contextvars.bound_contextvars(stage=name, at=received.at.ref):
+        with (
+            structlog.contextvars.bound_contextvars(stage=name, at=received.at.ref),
+            metrics.step(name),
+        ):
             try:
                 await self._process(name, received)
             finally:
@@ -268,6 +276,16 @@ class Stage:
                 self.stop(EXIT_EMIT_FAILED)
                 return
             log_decision(name, emitted)
+            count_sent(name, emitted, outgoing)
+
+
+def count_sent(stage: str, event: EventBase | Outgoing, message: Outgoing) -> None:
+    """The metrics of one sent message (`pipeline.worker.metrics.emitted`)."""
+    if isinstance(event, Outgoing):
+        metrics.emitted(stage, message.spec.name, None, [])
+        return
+    reasons = [r.code for r in event.payload.reasons] if isinstance(event, MessageRejected) else []
+    metrics.emitted(stage, message.spec.name, event.event_type, reasons)
 
 
 def log_decision(stage: str, event: EventBase | Outgoing) -> None:

@@ -95,6 +95,11 @@ class KafkaReader:
         ends = await self._consumer.end_offsets(self.partitions)
         return {tp: int(offset) for tp, offset in ends.items()}
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Per partition, the records after the reader's position up to the end now."""
+        ends = await self.end_offsets()
+        return {tp: ends[tp] - await self._consumer.position(tp) for tp in self.partitions}
+
     async def until(
         self, ends: dict[TopicPartition, int]
     ) -> AsyncIterator[tuple[TopicPartition, Record]]:
