@@ -15,9 +15,7 @@ import structlog
 from aiohttp.web import HTTPBadRequest
 from faust.web import Request, Response, View
 
-from pipeline.adapters.warehouse.clickhouse import (
-    analyst_query,
-)
+from pipeline.adapters.warehouse.clickhouse import AnalystLimits, analyst_query
 from pipeline.errors import BadRequest
 from pipeline.reporting.dashboard import dashboard_data, render_dashboard
 from pipeline.reporting.events import event_counts
@@ -74,6 +72,7 @@ def _lead_id(text: str) -> uuid.UUID:
 
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     inputs = report_inputs(stage.rules, stage.settings.rules_dir, stage.topics.inquiries.name)
+    limits = AnalystLimits.of(stage.settings)
 
     @stage.page("/v1/reports")
     class Reports(View):
@@ -95,12 +94,13 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     @stage.page("/v1/sql")
     class Sql(View):
         """Read-only SQL for analysts: the body is one query; rows come back as JSON.
-        400 only for the query's fault (`BadQuery`), 503 while the warehouse is out."""
+        400 only for the query's fault (`BadQuery`, a limit too), 503 while the
+        warehouse is out. In a session of its own (`analyst_call`): reports go on."""
 
         async def post(self, request: Request) -> Response:
             body = (await request.read()).decode("utf-8", errors="replace")
             try:
-                rows = await sink.call(lambda w: analyst_query(w, body))
+                rows = await sink.analyst_call(lambda w: analyst_query(w, body, limits))
             except BadRequest as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json({"rows": rows})

@@ -89,9 +89,10 @@ class BadRequest(LeadflowError):
 class BadQuery(BadRequest):
     """An analyst's SQL (`POST /v1/sql`, `leadflow sql`) that the warehouse refused:
     syntax, an unknown table or column, a type mismatch, a write in the read-only
-    session, a limit (30 s, 10,000 rows) exceeded. Raised by `analyst_query` from the
-    engine's `WarehouseRejected`; HTTP 400 with ClickHouse's message, CLI exit 1. The
-    analyst corrects the query (docs/warehouse.md lists tables and columns)."""
+    session, a limit exceeded (time, `LEADFLOW_SQL_TIMEOUT_SECONDS`; memory). Raised
+    by `analyst_query` from the engine's `WarehouseRejected`; HTTP 400 with
+    ClickHouse's message, CLI exit 1. The analyst corrects the query
+    (docs/warehouse.md lists tables and columns)."""
 
 
 class EventTooLarge(LeadflowError):

@@ -183,6 +183,21 @@ class Settings(BaseSettings):
     nurture_scan_seconds: float = Field(
         default=10.0, gt=0, description="How often the worker looks for due nurture steps."
     )
+    sql_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Longest an analyst's query (POST /v1/sql, leadflow report sql) may run; "
+        "it runs in a warehouse session of its own, apart from reports and the sink.",
+    )
+    sql_max_rows: int = Field(
+        default=10_000, ge=1, description="About how many rows an analyst's query returns."
+    )
+    sql_max_memory_bytes: int = Field(
+        default=1_000_000_000,
+        ge=10_000_000,
+        description="Memory one analyst query may use in the warehouse.",
+    )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
     sink_retry_max_seconds: float = Field(

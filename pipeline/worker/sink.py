@@ -43,6 +43,7 @@ from mode import Service
 from pipeline.adapters.warehouse.clickhouse import (
     EVENTS_TABLE,
     Warehouse,
+    connect,
     open_warehouse,
 )
 from pipeline.config.settings import Settings
@@ -67,6 +68,8 @@ class WarehouseSink(Service):
         self.group_id = f"{settings.app_id}-warehouse"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
         self._warehouse: Warehouse | None = None
+        self._analyst_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyst")
+        self._analyst: Warehouse | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -87,6 +90,21 @@ class WarehouseSink(Service):
         if self._warehouse is None:
             self._warehouse = open_warehouse(self.settings)
         return self._warehouse
+
+    async def analyst_call(self, fn: Callable[[Warehouse], T]) -> T:
+        """Run an analyst's query on a thread and warehouse session of their own, so a
+        query that runs to its limit (`AnalystLimits`) delays no report and no insert;
+        analysts' queries wait for each other only. The session is opened at the first
+        query, after the sink's own session has brought the schema up to date."""
+
+        def run() -> T:
+            if self._analyst is None:
+                self._analyst = connect(self.settings)
+            return fn(self._analyst)
+
+        if self._analyst is None:
+            await self.call(lambda w: None)  # the schema is up to date first
+        return await asyncio.get_running_loop().run_in_executor(self._analyst_executor, run)
 
     async def on_start(self) -> None:
         await self.call(lambda w: None)  # open now: a bad warehouse fails the start
@@ -111,6 +129,17 @@ class WarehouseSink(Service):
         if self._consumer is not None:
             await self.flush(attempts=FINAL_FLUSH_ATTEMPTS)
             await self._consumer.stop()
+        await self.close()
+
+    async def close(self) -> None:
+        """Close both warehouse sessions (the embedded directory stays locked while one
+        is open) and their threads."""
+        loop = asyncio.get_running_loop()
+        if self._analyst is not None:
+            analyst = self._analyst
+            await loop.run_in_executor(self._analyst_executor, analyst.close)
+            self._analyst = None
+        self._analyst_executor.shutdown(wait=True)
         await self.call(lambda w: w.close())
         self._executor.shutdown(wait=True)
 

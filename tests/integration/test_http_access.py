@@ -325,7 +325,7 @@ def test_sql_answers_400_only_for_a_bad_query_and_503_for_an_outage(tmp_path: Pa
             report = await http.get("/v1/reports/funnel", headers=ops, params={"grain": "hour"})
             assert report.status == 400
         finally:
-            await sink.call(lambda w: w.close())
+            await sink.close()
 
     serve(embedded, on_the_embedded_warehouse)
 

@@ -106,7 +106,7 @@ def report_sql(
     """Run one read-only SQL query on the warehouse (what POST /v1/sql runs)."""
     import json
 
-    from pipeline.adapters.warehouse.clickhouse import analyst_query
+    from pipeline.adapters.warehouse.clickhouse import AnalystLimits, analyst_query
     from pipeline.adapters.worker_api import ask_worker
     from pipeline.reporting.client import through_worker_or_direct
 
@@ -115,7 +115,7 @@ def report_sql(
         settings,
         topics_of(settings),
         lambda: ask_worker(settings, "/v1/sql", body=query.encode()),
-        lambda w, _: analyst_query(w, query),
+        lambda w, _: analyst_query(w, query, AnalystLimits.of(settings)),
         lambda answer: json.loads(answer)["rows"],
     )
     print_rows(rows, format_, "query")
