@@ -9,6 +9,7 @@ after a crash carry the same `event_id` and are folded by the table engine.
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import structlog
@@ -37,12 +38,15 @@ def register(stage: Stage, services: Services) -> None:
     @stage.page("/v1/health", keys=None)
     class Health(View):
         """Liveness: 200 while the process serves; `status` says whether its tables are
-        recovered ("ok") or still being read from their changelogs ("recovering")."""
+        recovered ("ok") or still being read from their changelogs ("recovering");
+        `pid` which process answers (the demo checks it is its own worker)."""
 
         async def get(self, request: Request) -> Response:
             stored = sink.inserted if sink is not None else None
             status = "ok" if tables_ready(stage.app) else "recovering"
-            return self.json({"status": status, "warehouse_rows_inserted": stored})
+            return self.json(
+                {"status": status, "warehouse_rows_inserted": stored, "pid": os.getpid()}
+            )
 
     @stage.page("/v1/ready", keys=None, needs_tables=True)
     class Ready(View):

@@ -71,11 +71,13 @@ def demo(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the worker on the way out
     settings = cli_settings()
     topics = topics_of(settings)
-    apply(settings)
     log_file = settings.state_dir / "logs" / "worker.log"
+    own = WorkerProcess(settings, log_file)
+    own.refuse_taken_port()  # before anything is done: the demo needs its own worker
+    apply(settings)
     console.print(f"starting the worker (log: {log_file})")
-    with WorkerProcess(settings, log_file):
-        result = asyncio.run(run_demo(settings, topics, leads, console))
+    with own:
+        result = asyncio.run(run_demo(settings, topics, leads, console, own.check))
         print_table(funnel_table(result.funnel))
         console.print(
             f"{result.published} inquiries ({result.duplicates} re-sent duplicates, "
