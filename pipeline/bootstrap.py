@@ -31,6 +31,7 @@ from pipeline.config.topics import Topics
 from pipeline.domain.enrich.enrichment import CompanyRecord
 from pipeline.worker.faust_app import faust_app
 from pipeline.worker.metrics import LagSource, faust_lag, serve_metrics
+from pipeline.worker.openapi import serve_openapi
 from pipeline.worker.services import CompanyBook, Services
 from pipeline.worker.shared_state import ShardedTable
 from pipeline.worker.sink import WarehouseSink
@@ -61,6 +62,7 @@ def build(settings: Settings, topics: Topics, rules: Rules) -> Stage:
         module.register(stage, services)
     watch_lag(stage, services.warehouse)
     serve_metrics(stage)
+    serve_openapi(stage)
     return stage
 
 

@@ -30,6 +30,7 @@ from pipeline.domain.messages import Position, best_effort_source, decode, rejec
 from pipeline.errors import ConfigError, EventTooLarge, LeadflowError
 from pipeline.worker import metrics
 from pipeline.worker.http import Keys, guard
+from pipeline.worker.openapi import Page
 from pipeline.worker.tables import JSON_SCHEMA, Stored, TypedTable
 from schemas.envelope import EventBase
 from schemas.rejected import MessageRejected, Reason
@@ -84,6 +85,8 @@ class Stage:
     """Every agent's step by agent name: each runs through `process`, the one loop."""
     stop: Callable[[int], None] = field(default=lambda code: os._exit(code))
     """How a failed send ends the worker (before Faust commits past the message)."""
+    pages: list[Page] = field(default_factory=list)
+    """Every endpoint served, as registered (the OpenAPI document is made of them)."""
     lag_sources: list[metrics.LagSource] = field(default_factory=list)
     """Consumers besides the stages' whose lag `/metrics` measures (sink, mirrors)."""
 
@@ -103,8 +106,14 @@ class Stage:
         self, path: str, keys: Keys | None = operator_keys, needs_tables: bool = False
     ) -> Callable[[type[View]], type[View]]:
         """Serve a view on the worker's web server behind the door every endpoint
-        shares (`pipeline.worker.http.guard`)."""
-        return guard(self.app, self.settings, self._limiter, path, keys, needs_tables)
+        shares (`pipeline.worker.http.guard`), noted for the OpenAPI document."""
+        guarded = guard(self.app, self.settings, self._limiter, path, keys, needs_tables)
+
+        def register(view: type[View]) -> type[View]:
+            self.pages.append(Page(path, view, keys, needs_tables))
+            return guarded(view)
+
+        return register
 
     def table(self, name: str, type_: Any, partitions: int, stored: Stored = "json") -> Any:
         """A typed table of `type_` (see `pipeline.worker.tables` for `stored`)."""

@@ -37,7 +37,7 @@ from tests.support.processes import leadflow
 from tests.support.settings import free_port
 
 # ours, and Faust's index ({"status": "OK"}): "up"
-PUBLIC = {"/v1/health", "/v1/ready", "/metrics", "/"}
+PUBLIC = {"/v1/health", "/v1/ready", "/metrics", "/openapi.json", "/"}
 TABLE_VIEWS = ("/v1/queues", "/v1/leads/x/qualification", "/v1/leads/x/nurture")
 SECRET_MARK = "anna.schmidt@firma.de"
 
@@ -107,6 +107,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/"),
         ("GET", "/dashboard"),
         ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
         ("GET", "/v1/health"),
         ("GET", "/v1/leads/{lead_id}/captures"),
         ("GET", "/v1/leads/{lead_id}/nurture"),
