@@ -104,6 +104,31 @@ def test_422_with_field_errors_and_the_raw_body_in_rejected(intake: Intake) -> N
     assert len(mine) == 1 and mine[0].stage == "intake"
 
 
+def test_an_invalid_address_is_422_at_once_and_kept_in_rejected(intake: Intake) -> None:
+    body = b'{"inquiry_id": "nope-1", "contact": {"email": "nope", "last_name": "Roth"}}'
+    status, answer = intake.post(body)
+    assert status == 422
+    assert [(e["code"], e["field"]) for e in answer["errors"]] == [
+        ("email_invalid", "contact.email")
+    ]
+    rejections = [MessageRejected.model_validate_json(r).payload for r in intake.read("rejected")]
+    mine = [r for r in rejections if base64.b64decode(r.original_b64) == body]
+    assert len(mine) == 1 and [r.code for r in mine[0].reasons] == ["email_invalid"]
+    stored = [Inquiry.model_validate_json(raw) for raw in intake.read("inquiries")]
+    assert not any(i.inquiry_id == "nope-1" for i in stored)
+
+
+def test_a_multipart_form_post_is_accepted(intake: Intake) -> None:
+    boundary = "----formBoundary42"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="email"\r\n\r\n'
+        f"mia@firma.de\r\n--{boundary}\r\nContent-Disposition: form-data; "
+        f'name="inquiry_id"\r\n\r\nmp-7\r\n--{boundary}--\r\n'
+    ).encode()
+    content_type = f"multipart/form-data; boundary={boundary}"
+    assert intake.post(body, content_type=content_type) == (202, {"inquiry_id": "mp-7"})
+
+
 def test_retries_with_the_same_idempotency_key_make_one_lead(intake: Intake) -> None:
     body = inquiry(source={"channel": "web_form", "campaign": "retry"})
     for _ in range(3):

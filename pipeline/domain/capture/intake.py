@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from email import policy as email_policy
+from email.parser import BytesParser
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -13,6 +15,7 @@ import orjson
 import pydantic_core
 from pydantic import ValidationError
 
+from pipeline.domain.capture.plausibility import email_problem
 from pipeline.domain.messages import Position, reasons_from
 from schemas.inquiry import FINITE_NUMBER, Inquiry, non_finite_at
 from schemas.rejected import Reason
@@ -56,6 +59,11 @@ def parse_submission(
     """
     if content_type.startswith("application/x-www-form-urlencoded"):
         data: Any = form_to_inquiry(parse_qs(body.decode("utf-8", errors="replace")))
+    elif content_type.startswith("multipart/form-data"):
+        fields = multipart_fields(body, content_type)
+        if fields is None:
+            return [Reason(code="not_form_data", message="The multipart body cannot be read.")]
+        data = form_to_inquiry(fields)
     else:
         try:
             data = orjson.loads(body)
@@ -83,7 +91,29 @@ def parse_submission(
         inquiry = Inquiry.model_validate_json(value)
     except ValidationError as exc:
         return reasons_from(exc)
+    address = email_problem(inquiry.contact.email)  # the visitor learns it now, not never
+    if address is not None:
+        return [address]
     return Accepted(inquiry_id=inquiry.inquiry_id or "", value=value)
+
+
+def multipart_fields(body: bytes, content_type: str) -> dict[str, list[str]] | None:
+    """The text fields of a `multipart/form-data` body (files are left out: an
+    inquiry has none), as `parse_qs` gives them; None if it is no such body."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = BytesParser(policy=email_policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart() or message.defects:
+        return None
+    fields: dict[str, list[str]] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
+            continue
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            charset = part.get_content_charset() or "utf-8"
+            fields.setdefault(name, []).append(payload.decode(charset, errors="replace"))
+    return fields
 
 
 def non_finite(body: bytes) -> Reason | None:
