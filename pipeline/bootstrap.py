@@ -30,6 +30,7 @@ from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
 from pipeline.domain.enrich.enrichment import CompanyRecord
 from pipeline.worker.faust_app import faust_app
+from pipeline.worker.forms import serve_forms
 from pipeline.worker.metrics import LagSource, faust_lag, serve_metrics
 from pipeline.worker.openapi import serve_openapi
 from pipeline.worker.services import CompanyBook, Services
@@ -61,6 +62,7 @@ def build(settings: Settings, topics: Topics, rules: Rules) -> Stage:
     for module in STAGES:
         module.register(stage, services)
     watch_lag(stage, services.warehouse)
+    serve_forms(stage)
     serve_metrics(stage)
     serve_openapi(stage)
     return stage

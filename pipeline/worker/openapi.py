@@ -48,7 +48,16 @@ JSON_BODIES: dict[str, dict[str, Any]] = {
     "/v1/privacy/export": SUBJECT,
 }
 """Request bodies of the POST endpoints (the rest take none)."""
-ACCEPTED = {"/v1/inquiries", "/v1/queues/{queue}/claim"}
+FORM = "/v1/forms/{form_key}"
+FORM_FIELDS = {
+    "type": "object",
+    "description": "The inquiry's flat fields: email, phone, first_name, last_name, company, "
+    "job_title, postal_code, city, country, language, message, inquiry_id, campaign, utm_*, "
+    "product_interest (repeated), consent_marketing_email, consent_phone_contact; the "
+    "honeypot field (LEADFLOW_FORM_HONEYPOT) stays empty.",
+    "additionalProperties": {"type": "string"},
+}
+ACCEPTED = {"/v1/inquiries", "/v1/queues/{queue}/claim", FORM}
 """Endpoints that answer 202: accepted into Kafka, processed later."""
 JSON_ANSWER: dict[str, Any] = {"application/json": {"schema": {}}}
 
@@ -115,7 +124,21 @@ def operation(page: Page, method: str) -> dict[str, Any]:
         elif page.path in JSON_BODIES:
             body = {"application/json": {"schema": JSON_BODIES[page.path]}}
             op["requestBody"] = {"required": True, "content": body}
-        if page.path == "/v1/inquiries":
+        if page.path == FORM:
+            forms = {"schema": FORM_FIELDS}
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/x-www-form-urlencoded": forms,
+                    "multipart/form-data": forms,
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Inquiry"}},
+                },
+            }
+            responses["303"] = {"description": "Accepted: to the channel's thank-you page."}
+            responses["403"] = _answer("Posted from an origin the form does not take.")
+            responses["404"] = _answer("No form has this key.")
+            responses["429"] = _answer("Over the form's rate limit for this address.")
+        if page.path in {"/v1/inquiries", FORM}:
             responses["422"] = _answer(
                 "Not an inquiry: the errors by field (kept on leads.rejected)."
             )

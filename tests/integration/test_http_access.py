@@ -38,6 +38,8 @@ from tests.support.settings import free_port
 
 # ours, and Faust's index ({"status": "OK"}): "up"
 PUBLIC = {"/v1/health", "/v1/ready", "/metrics", "/openapi.json", "/"}
+FORM_DOOR = "/v1/forms/{form_key}"
+"""The browsers' door: the public form key in the path is what opens it."""
 TABLE_VIEWS = ("/v1/queues", "/v1/leads/x/qualification", "/v1/leads/x/nurture")
 SECRET_MARK = "anna.schmidt@firma.de"
 
@@ -119,6 +121,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/v1/reports/{name}"),
         ("GET", "/v1/warehouse/events"),
         ("GET", "/v1/warehouse/lag"),
+        ("POST", "/v1/forms/{form_key}"),
         ("POST", "/v1/inquiries"),
         ("POST", "/v1/privacy/export"),
         ("POST", "/v1/privacy/person"),
@@ -142,6 +145,11 @@ async def walk(http: TestClient, walked: list[tuple[str, str]]) -> None:
         if pattern in PUBLIC:
             response = await http.request(method, path)
             assert response.status == 200, (method, pattern)
+            continue
+        if pattern == FORM_DOOR:  # a made-up form key opens nothing, nor does an operator's
+            for headers in ({}, {"X-Api-Key": "k-ops"}, {"X-Api-Key": "k-form"}):
+                response = await http.request(method, path, headers=headers, data=b"{}")
+                assert response.status == 404, (method, pattern, headers)
             continue
         for headers in ({}, {"X-Api-Key": "guess"}, {"X-Api-Key": ""}):
             response = await http.request(method, path, headers=headers, data=b"{}")

@@ -49,21 +49,40 @@ class Accepted:
     value: bytes
 
 
+HONEYPOT = "honeypot"
+"""The reason code of a submission whose hidden trap field a person never fills."""
+
+
+def is_form(content_type: str) -> bool:
+    """A body as a plain HTML `<form>` posts it (urlencoded or multipart)."""
+    return content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
 def parse_submission(
-    body: bytes, content_type: str, channel: str, idempotency_key: str | None
+    body: bytes,
+    content_type: str,
+    channel: str,
+    idempotency_key: str | None,
+    honeypot: str | None = None,
 ) -> Accepted | list[Reason]:
     """The body as an inquiry of `channel`, or the reasons it cannot be one.
 
     The key decides the channel; a retry with the same idempotency key (header
     or `inquiry_id`) carries the same inquiry id, so capture makes no second lead.
+    A form's `honeypot` field (hidden from people, filled by bots) that holds
+    anything makes the reason `HONEYPOT`.
     """
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        data: Any = form_to_inquiry(parse_qs(body.decode("utf-8", errors="replace")))
-    elif content_type.startswith("multipart/form-data"):
-        fields = multipart_fields(body, content_type)
+    if is_form(content_type):
+        fields = (
+            multipart_fields(body, content_type)
+            if content_type.startswith("multipart/form-data")
+            else parse_qs(body.decode("utf-8", errors="replace"))
+        )
         if fields is None:
             return [Reason(code="not_form_data", message="The multipart body cannot be read.")]
-        data = form_to_inquiry(fields)
+        if honeypot is not None and any(v.strip() for v in fields.get(honeypot, [])):
+            return [Reason(code=HONEYPOT, message="The hidden field was filled.", field=honeypot)]
+        data: Any = form_to_inquiry(fields)
     else:
         try:
             data = orjson.loads(body)
@@ -71,6 +90,8 @@ def parse_submission(
             return [non_finite(body) or Reason(code="not_json", message=str(exc))]
         if not isinstance(data, dict):
             return [Reason(code="not_an_object", message="The body must be a JSON object.")]
+        if honeypot is not None and data.pop(honeypot, None):
+            return [Reason(code=HONEYPOT, message="The hidden field was filled.", field=honeypot)]
     source = data.setdefault("source", {})
     if isinstance(source, dict):
         given = source.setdefault("channel", channel)

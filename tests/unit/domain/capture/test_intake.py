@@ -142,3 +142,25 @@ def test_an_address_that_is_no_email_address_is_refused_at_once() -> None:
         orjson.dumps({"contact": {"email": "anna.schmidt@schmidt-gmbh.de"}}), JSON, "web_form", None
     )
     assert isinstance(fine, Accepted)
+
+
+def test_a_filled_honeypot_is_named_and_an_empty_one_is_no_field_of_the_inquiry() -> None:
+    trapped = urlencode({"email": "bot@spam.example", "website": "http://spam.example"})
+    result = parse_submission(trapped.encode(), FORM, "web_form", None, honeypot="website")
+    assert not isinstance(result, Accepted) and [r.code for r in result] == ["honeypot"]
+    as_json = orjson.dumps({"contact": {"email": "bot@spam.example"}, "website": "x"})
+    result = parse_submission(as_json, JSON, "web_form", None, honeypot="website")
+    assert not isinstance(result, Accepted) and [r.code for r in result] == ["honeypot"]
+    empty = urlencode({"email": "anna@firma.de", "website": ""}).encode()
+    person = parse_submission(empty, FORM, "web_form", None, honeypot="website")
+    assert isinstance(person, Accepted) and b"website" not in person.value
+
+
+def test_cors_answers_only_the_channels_origins() -> None:
+    from pipeline.config.access import cors_headers
+
+    site = "https://www.firma.de"
+    assert cors_headers(site, [site])["Access-Control-Allow-Origin"] == site
+    assert cors_headers("https://evil.example", [site]) == {}
+    assert cors_headers(None, [site]) == {}  # a server, not a browser
+    assert cors_headers("https://any.example", None)["Vary"] == "Origin"
