@@ -26,9 +26,11 @@ demo: install
 
 ## All tests: unit, integration and end-to-end. The test session starts the
 ## local broker itself if it is not running, and stops it again afterwards.
-## The dashboard is tested in Debian's headless Chromium, installed here once.
+## The dashboard is tested in Debian's headless Chromium, installed here once,
+## the AsyncAPI document with the AsyncAPI parser from npm, likewise.
 test: install
 	scripts/ensure-chromium.sh
+	scripts/ensure-asyncapi-parser.sh
 	$(BIN)/pytest
 
 ## Benchmarks (figures, nothing asserted) into bench/RESULTS.md, on a broker of

@@ -9,21 +9,20 @@ after a crash carry the same `event_id` and are folded by the table engine.
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import structlog
 from aiohttp.web import HTTPBadRequest
 from faust.web import Request, Response, View
 
-from pipeline.adapters.warehouse.clickhouse import (
-    analyst_query,
-)
+from pipeline.adapters.warehouse.clickhouse import AnalystLimits, analyst_query
 from pipeline.errors import BadRequest
 from pipeline.reporting.dashboard import dashboard_data, render_dashboard
 from pipeline.reporting.events import event_counts
 from pipeline.reporting.reports import REPORTS, parse_params, report_inputs, run_report
 from pipeline.reporting.timeline import lead_captures, lead_timeline
-from pipeline.worker.faust_app import tables_ready
+from pipeline.worker.faust_app import partitions_assigned, tables_ready
 from pipeline.worker.services import Services
 from pipeline.worker.sink import WarehouseSink
 from pipeline.worker.stage import Stage
@@ -39,21 +38,27 @@ def register(stage: Stage, services: Services) -> None:
     @stage.page("/v1/health", keys=None)
     class Health(View):
         """Liveness: 200 while the process serves; `status` says whether its tables are
-        recovered ("ok") or still being read from their changelogs ("recovering")."""
+        recovered ("ok") or still being read from their changelogs ("recovering");
+        `pid` which process answers (the demo checks it is its own worker)."""
 
         async def get(self, request: Request) -> Response:
             stored = sink.inserted if sink is not None else None
             status = "ok" if tables_ready(stage.app) else "recovering"
-            return self.json({"status": status, "warehouse_rows_inserted": stored})
+            return self.json(
+                {"status": status, "warehouse_rows_inserted": stored, "pid": os.getpid()}
+            )
 
     @stage.page("/v1/ready", keys=None, needs_tables=True)
     class Ready(View):
-        """Readiness: 200 once the tables are recovered, 503 "recovering" before.
+        """Readiness: 200 once the group assigned partitions and the tables are
+        recovered; 503 "recovering" (Retry-After) or "unassigned" before.
 
         Health stays 200 meanwhile: a liveness probe that killed a worker for a
         long recovery would only make it start the recovery over."""
 
         async def get(self, request: Request) -> Response:
+            if not partitions_assigned(stage.app):
+                return self.json({"status": "unassigned"}, status=503)
             return self.json({"status": "ok"})
 
     if sink is not None:  # else another process owns the warehouse
@@ -71,6 +76,7 @@ def _lead_id(text: str) -> uuid.UUID:
 
 def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     inputs = report_inputs(stage.rules, stage.settings.rules_dir, stage.topics.inquiries.name)
+    limits = AnalystLimits.of(stage.settings)
 
     @stage.page("/v1/reports")
     class Reports(View):
@@ -92,12 +98,13 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
     @stage.page("/v1/sql")
     class Sql(View):
         """Read-only SQL for analysts: the body is one query; rows come back as JSON.
-        400 only for the query's fault (`BadQuery`), 503 while the warehouse is out."""
+        400 only for the query's fault (`BadQuery`, a limit too), 503 while the
+        warehouse is out. In a session of its own (`analyst_call`): reports go on."""
 
         async def post(self, request: Request) -> Response:
             body = (await request.read()).decode("utf-8", errors="replace")
             try:
-                rows = await sink.call(lambda w: analyst_query(w, body))
+                rows = await sink.analyst_call(lambda w: analyst_query(w, body, limits))
             except BadRequest as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json({"rows": rows})

@@ -30,6 +30,9 @@ from pipeline.config.settings import Settings
 from pipeline.config.topics import Topics
 from pipeline.domain.enrich.enrichment import CompanyRecord
 from pipeline.worker.faust_app import faust_app
+from pipeline.worker.forms import serve_forms
+from pipeline.worker.metrics import LagSource, faust_lag, serve_metrics
+from pipeline.worker.openapi import serve_openapi
 from pipeline.worker.services import CompanyBook, Services
 from pipeline.worker.shared_state import ShardedTable
 from pipeline.worker.sink import WarehouseSink
@@ -58,7 +61,20 @@ def build(settings: Settings, topics: Topics, rules: Rules) -> Stage:
     )
     for module in STAGES:
         module.register(stage, services)
+    watch_lag(stage, services.warehouse)
+    serve_forms(stage)
+    serve_metrics(stage)
+    serve_openapi(stage)
     return stage
+
+
+def watch_lag(stage: Stage, sink: WarehouseSink | None) -> None:
+    """What `/metrics` measures the lag of: the stages' consumer group (on every
+    registry topic), the sink's group, and the mirrors (registered by themselves)."""
+    group, names = stage.settings.app_id, {spec.name for spec in stage.topics.all()}
+    stage.lag_sources.insert(0, LagSource(group, faust_lag(stage.app, names)))
+    if sink is not None:
+        stage.lag_sources.append(LagSource(sink.group_id, sink.partition_lag))
 
 
 def warehouse_sink(app: faust.App, settings: Settings, topics: Topics) -> WarehouseSink | None:

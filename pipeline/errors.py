@@ -14,6 +14,26 @@ class ConfigError(LeadflowError):
 class KafkaUnavailable(LeadflowError):
     """The broker could not be reached or started."""
 
+    @classmethod
+    def at(cls, bootstrap: str) -> KafkaUnavailable:
+        """The one line every command prints when nothing answers at `bootstrap`."""
+        return cls(
+            f"no Kafka broker answers at {bootstrap}: start it with `leadflow kafka up` "
+            "(or set LEADFLOW_KAFKA_BOOTSTRAP to where it runs)"
+        )
+
+
+class WorkerUnavailable(LeadflowError):
+    """No worker answers at the configured web address: a command that needs the
+    running worker (privacy, corrections, queues, the sink's lag) cannot go on."""
+
+    def __init__(self, url: str, needed_for: str = "") -> None:
+        why = f"; {needed_for} needs it running" if needed_for else ""
+        super().__init__(
+            f"no worker answers at {url}{why}: start it with `leadflow worker` "
+            "(or set LEADFLOW_WEB_HOST / LEADFLOW_WEB_PORT to where it runs)"
+        )
+
 
 class WarehouseUnavailable(LeadflowError):
     """The warehouse gave no answer, or said "not now": no connection, a timeout, the
@@ -69,9 +89,10 @@ class BadRequest(LeadflowError):
 class BadQuery(BadRequest):
     """An analyst's SQL (`POST /v1/sql`, `leadflow sql`) that the warehouse refused:
     syntax, an unknown table or column, a type mismatch, a write in the read-only
-    session, a limit (30 s, 10,000 rows) exceeded. Raised by `analyst_query` from the
-    engine's `WarehouseRejected`; HTTP 400 with ClickHouse's message, CLI exit 1. The
-    analyst corrects the query (docs/warehouse.md lists tables and columns)."""
+    session, a limit exceeded (time, `LEADFLOW_SQL_TIMEOUT_SECONDS`; memory). Raised
+    by `analyst_query` from the engine's `WarehouseRejected`; HTTP 400 with
+    ClickHouse's message, CLI exit 1. The analyst corrects the query
+    (docs/warehouse.md lists tables and columns)."""
 
 
 class EventTooLarge(LeadflowError):

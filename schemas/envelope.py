@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
 )
 
 LEADFLOW_NAMESPACE = uuid.UUID("6f1c1f5e-3b7a-4d3e-9a55-2f0c0de1ead5")
@@ -41,12 +42,36 @@ def _require_timezone(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_require_timezone)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# The published JSON Schemas state what the validators enforce (a validator's rule
+# is invisible to pydantic's schema): a time zone on every timestamp, text that is
+# not blank, a channel name's pattern.
+AwareDatetime = Annotated[
+    datetime,
+    AfterValidator(_require_timezone),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": r"^\d{4}-\d{2}-\d{2}[Tt _]\d{2}:\d{2}(:\d{2}([.,]\d+)?)?"
+            r"([Zz]|[+-]\d{2}(:?\d{2})?)$",
+            "description": "ISO 8601 with a time zone, e.g. 2026-11-22T10:00:00Z",
+        }
+    ),
+]
+ShortText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S"}),
+]
+"""Up to 200 characters, not blank (surrounding spaces are stripped)."""
+CHANNEL_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 ChannelName = Annotated[
     str,
     BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v),
-    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$"),
+    StringConstraints(pattern=CHANNEL_PATTERN),
+    WithJsonSchema(  # what is accepted before the name is trimmed and lower-cased
+        {"type": "string", "pattern": r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{0,39}\s*$"}
+    ),
 ]
 
 

@@ -116,3 +116,23 @@ def operator_key(settings: Settings) -> str | None:
     """The key the CLI presents to the worker: the first configured one, else the local one."""
     keys = operator_keys(settings)
     return next(iter(keys.values())).get_secret_value() if keys else None
+
+
+CORS_METHODS = "POST, OPTIONS"
+CORS_HEADERS = "Content-Type, Idempotency-Key"
+
+
+def cors_headers(origin: str | None, allowed: list[str] | None) -> dict[str, str]:
+    """The CORS answer for a browser page at `origin` posting a form whose channel
+    takes posts from `allowed` origins (None: any). Nothing for a request without an
+    Origin (a server, curl) or from an origin not allowed: the browser then keeps
+    the answer from the page's script."""
+    if origin is None or (allowed is not None and origin not in allowed):
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": CORS_METHODS,
+        "Access-Control-Allow-Headers": CORS_HEADERS,
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }

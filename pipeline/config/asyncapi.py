@@ -1,4 +1,12 @@
-"""JSON Schema per topic and an AsyncAPI 3 document, generated from the models."""
+"""JSON Schema per topic and an AsyncAPI 3 document, generated from the models.
+
+The JSON Schemas are draft 2020-12 documents (`$schema`) with an `$id` per topic
+and version, and carry every constraint the models enforce (the validators' too:
+see `schemas.envelope`), so a message the published schema accepts is not
+rejected by the pipeline for its shape. The AsyncAPI document names its servers:
+the Kafka broker (plaintext: Leadflow connects without SASL/TLS; run it on a
+private network) and the worker's HTTP intake, which publishes to
+`leads.inquiries` and needs a channel's key (security scheme `intakeKey`)."""
 
 from __future__ import annotations
 
@@ -9,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic.json_schema import models_json_schema
 
-from pipeline.config.topics import Topics
+from pipeline.config.topics import Topics, TopicSpec
 
 INPUT_NOTE = (
     " Leadflow receives this topic (`external` in topics.yaml): a message may have at most "
@@ -41,7 +49,59 @@ CONSUMER_NOTES = {
 }
 
 
-def asyncapi_document(topics: Topics, version: str) -> dict[str, Any]:
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def schema_id(topic: str, version: str) -> str:
+    """The `$id` of a topic's JSON Schema: a name, not an address to fetch."""
+    return f"urn:leadflow:schema:{topic}:{version}"
+
+
+def topic_schema(spec: TopicSpec, version: str) -> dict[str, Any]:
+    """A topic's value model as a JSON Schema document of its own."""
+    return {
+        "$schema": JSON_SCHEMA_DIALECT,
+        "$id": schema_id(spec.name, version),
+        **spec.model.model_json_schema(),
+    }
+
+
+def servers(bootstrap: str, intake_url: str) -> dict[str, Any]:
+    """Where the channels are: the broker(s) and the worker's HTTP intake."""
+    host = intake_url.split("://", 1)[-1]
+    return {
+        "kafka": {
+            "host": bootstrap.split(",")[0].strip(),
+            "protocol": "kafka",
+            "description": "The Kafka cluster (LEADFLOW_KAFKA_BOOTSTRAP: "
+            f"{bootstrap}); plaintext, no SASL/TLS, so on a private network only.",
+        },
+        "intake": {
+            "host": host,
+            "protocol": "http",
+            "description": "The worker's HTTP intake: POST /v1/inquiries publishes one "
+            "inquiry to leads.inquiries after the broker acknowledged it (see openapi.json).",
+            "security": [{"$ref": "#/components/securitySchemes/intakeKey"}],
+        },
+    }
+
+
+SECURITY_SCHEMES = {
+    "intakeKey": {
+        "type": "httpApiKey",
+        "name": "X-Api-Key",
+        "in": "header",
+        "description": "A channel's intake key (LEADFLOW_INTAKE_KEYS).",
+    },
+}
+
+
+def asyncapi_document(
+    topics: Topics,
+    version: str,
+    bootstrap: str = "127.0.0.1:9092",
+    intake_url: str = "http://127.0.0.1:6066",
+) -> dict[str, Any]:
     roles = list(Topics.model_fields)
     specs = {role: getattr(topics, role) for role in roles}
     models = {spec.model for spec in specs.values()}
@@ -62,8 +122,10 @@ def asyncapi_document(topics: Topics, version: str) -> dict[str, Any]:
             "payload": {"$ref": f"#/components/schemas/{name}"},
             "bindings": {"kafka": {"key": {"type": "string", "description": spec.key}}},
         }
+        reachable = ["kafka", "intake"] if role == "inquiries" else ["kafka"]
         channels[role] = {
             "address": spec.name,
+            "servers": [{"$ref": f"#/servers/{name}"} for name in reachable],
             "description": spec.description
             + CONSUMER_NOTES.get(role, "")
             + (INPUT_NOTE if spec.external else ""),
@@ -85,20 +147,32 @@ def asyncapi_document(topics: Topics, version: str) -> dict[str, Any]:
             "between its stages. Messages are JSON; lead events are keyed by lead_id.",
         },
         "defaultContentType": "application/json",
+        "servers": servers(bootstrap, intake_url),
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": top.get("$defs", {})},
+        "components": {
+            "messages": messages,
+            "schemas": top.get("$defs", {}),
+            "securitySchemes": SECURITY_SCHEMES,
+        },
     }
 
 
-def export_schemas(topics: Topics, out_dir: Path, version: str) -> list[Path]:
+def export_schemas(
+    topics: Topics,
+    out_dir: Path,
+    version: str,
+    bootstrap: str = "127.0.0.1:9092",
+    intake_url: str = "http://127.0.0.1:6066",
+) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for spec in topics.all():
         path = out_dir / f"{spec.name}.schema.json"
-        path.write_text(json.dumps(spec.model.model_json_schema(), indent=2) + "\n")
+        path.write_text(json.dumps(topic_schema(spec, version), indent=2) + "\n")
         written.append(path)
     doc = out_dir / "asyncapi.yaml"
-    doc.write_text(yaml.safe_dump(asyncapi_document(topics, version), sort_keys=False))
+    document = asyncapi_document(topics, version, bootstrap, intake_url)
+    doc.write_text(yaml.safe_dump(document, sort_keys=False))
     written.append(doc)
     return written

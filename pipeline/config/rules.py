@@ -1,10 +1,22 @@
-"""The business rules RevOps maintains, loaded and validated once at start."""
+"""The business rules RevOps maintains, loaded and validated once at start.
+
+Seven files in the rules directory (`RULE_FILES`): four the stages run on
+(scoring, nurture, routing, exclusions), three that may be left out (enrichment:
+all built-in providers; costs and targets: the money and target reports stay
+empty). The worker checks all seven at start and names every broken one, not just
+the first; `leadflow rules check` does the same for a directory or one file.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
+from pipeline.config.report_rules import CampaignCosts, Targets
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.capture.exclusion import ExclusionPolicy
 from pipeline.domain.distribute.routing import RoutingRules
@@ -13,9 +25,66 @@ from pipeline.domain.nurture.policy import NurturePolicy
 from pipeline.domain.qualify.scoring import ScoringModel
 from pipeline.errors import ConfigError
 
+M = TypeVar("M", bound=BaseModel)
 DEFAULT_ENRICHMENT = EnrichmentRules.model_validate(
     {"providers": ["email_domain", "company_directory", "internal_history", "postal_region"]}
 )
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """One kind of rule file: its model, whether the directory must hold it, and the
+    one-line summary `rules check` prints of a valid one."""
+
+    model: type[BaseModel]
+    required: bool
+    summary: Callable[[Any], str]
+
+
+def _scoring(s: ScoringModel) -> str:
+    return (
+        f"{len(s.matrix)} criteria ({', '.join(c.id for c in s.matrix)}), "
+        f"MQL from {s.thresholds.mql}, SQL from {s.thresholds.sql}, "
+        f"retire after {s.retire.max_iterations} qualifications"
+    )
+
+
+def _nurture(n: NurturePolicy) -> str:
+    cp = n.contact_policy
+    return (
+        f"{len(n.segments)} segments, {len(n.programs)} programs "
+        f"({', '.join(n.programs) or 'none'}), at most {cp.max_touches} touches "
+        f"in {cp.per_days:g} days, answers within {n.fulfillment.send_within_minutes} min"
+    )
+
+
+def _exclusions(e: ExclusionPolicy) -> str:
+    countries = ", ".join(e.territory.countries) or "all countries"
+    return (
+        f"{len(e.competitor_domains)} competitor domains, "
+        f"{len(e.students.job_title_words)} student title words, territory: {countries}, "
+        f"{len(e.custom)} custom rules"
+    )
+
+
+RULE_FILES: dict[str, RuleFile] = {
+    "scoring": RuleFile(ScoringModel, True, _scoring),
+    "nurture": RuleFile(NurturePolicy, True, _nurture),
+    "routing": RuleFile(
+        RoutingRules, True, lambda r: f"{len(r.queues)} queues, {len(r.rules)} rules"
+    ),
+    "exclusions": RuleFile(ExclusionPolicy, True, _exclusions),
+    "enrichment": RuleFile(
+        EnrichmentRules, False, lambda e: "providers: " + ", ".join(p.use for p in e.providers)
+    ),
+    "costs": RuleFile(
+        CampaignCosts,
+        False,
+        lambda c: f"{len(c.costs)} campaign costs, {sum(x.amount_eur for x in c.costs):,.0f} EUR",
+    ),
+    "targets": RuleFile(Targets, False, lambda t: f"{len(t.targets)} monthly targets"),
+}
+"""Every rule file by kind; the file is `<kind>.yaml` in the rules directory."""
 
 
 @dataclass(frozen=True)
@@ -27,13 +96,47 @@ class Rules:
     enrichment: EnrichmentRules = DEFAULT_ENRICHMENT
 
 
+def check_rules_dir(rules_dir: Path) -> dict[str, BaseModel | None]:
+    """Every rule file of the directory validated (None: an optional one left out).
+
+    Raises one `ConfigError` that names every broken or missing file with its keys
+    and problems, so RevOps fixes them all in one round, not one per restart."""
+    loaded: dict[str, BaseModel | None] = {}
+    problems: list[str] = []
+    for kind, rule_file in RULE_FILES.items():
+        path = rules_dir / f"{kind}.yaml"
+        if not rule_file.required and not path.exists():
+            loaded[kind] = None
+            continue
+        try:
+            loaded[kind] = load_yaml_model(path, rule_file.model)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(
+            f"{len(problems)} of the rule files in {rules_dir} are wrong:\n" + "\n".join(problems)
+        )
+    return loaded
+
+
 def load_rules(rules_dir: Path) -> Rules:
+    """The rules the stages run on, after every rule file was checked (`check_rules_dir`)."""
+    loaded = check_rules_dir(rules_dir)
+
+    def one(kind: str, model: type[M]) -> M:
+        value = loaded[kind]
+        assert isinstance(value, model)  # required kinds are loaded or raised
+        return value
+
+    enrichment = loaded["enrichment"]
     return Rules(
-        scoring=load_yaml_model(rules_dir / "scoring.yaml", ScoringModel),
-        nurture=load_yaml_model(rules_dir / "nurture.yaml", NurturePolicy),
-        routing=load_yaml_model(rules_dir / "routing.yaml", RoutingRules),
-        exclusions=load_yaml_model(rules_dir / "exclusions.yaml", ExclusionPolicy),
-        enrichment=load_enrichment(rules_dir),
+        scoring=one("scoring", ScoringModel),
+        nurture=one("nurture", NurturePolicy),
+        routing=one("routing", RoutingRules),
+        exclusions=one("exclusions", ExclusionPolicy),
+        enrichment=DEFAULT_ENRICHMENT
+        if enrichment is None
+        else relative_files(one("enrichment", EnrichmentRules), rules_dir),
     )
 
 
@@ -42,7 +145,11 @@ def load_enrichment(rules_dir: Path) -> EnrichmentRules:
     path = rules_dir / "enrichment.yaml"
     if not path.exists():
         return DEFAULT_ENRICHMENT
-    rules = load_yaml_model(path, EnrichmentRules)
+    return relative_files(load_yaml_model(path, EnrichmentRules), rules_dir)
+
+
+def relative_files(rules: EnrichmentRules, rules_dir: Path) -> EnrichmentRules:
+    """The enrichment rules with their reference files found beside them."""
     return rules.model_copy(
         update={
             name: rules_dir / value
@@ -52,48 +159,24 @@ def load_enrichment(rules_dir: Path) -> EnrichmentRules:
     )
 
 
-CHECKED_KINDS = ("scoring", "enrichment", "nurture", "routing")
-"""The rule files `check_rule_file` summarises, in the order `check_rules_dir` shows them."""
-
-
-def check_rules_dir(rules_dir: Path) -> list[tuple[Path, str]]:
-    """Every rule file of a rules directory, summarised; then the whole set loaded
-    as the worker loads it, so a missing file fails here and not at start."""
-    checked = []
-    for kind in CHECKED_KINDS:
-        path = rules_dir / f"{kind}.yaml"
-        if kind == "enrichment" and not path.exists():
-            continue  # optional: the built-in providers
-        checked.append((path, check_rule_file(path, kind)))
-    load_rules(rules_dir)
-    return checked
-
-
 def check_rule_file(path: Path, kind: str | None = None) -> str:
     """Validate one rule file (kind from its name unless given); a one-line summary."""
     kind = kind or path.stem
-    if kind == "scoring":
-        scoring = load_yaml_model(path, ScoringModel)
-        return (
-            f"{len(scoring.matrix)} criteria ({', '.join(c.id for c in scoring.matrix)}), "
-            f"MQL from {scoring.thresholds.mql}, SQL from {scoring.thresholds.sql}, "
-            f"retire after {scoring.retire.max_iterations} qualifications"
+    rule_file = RULE_FILES.get(kind)
+    if rule_file is None:
+        names = "/".join(RULE_FILES)
+        raise ConfigError(
+            f"{path}: which rules are these? Name the file {names}.yaml or pass --kind."
         )
-    if kind == "enrichment":
-        enrichment = load_yaml_model(path, EnrichmentRules)
-        return "providers: " + ", ".join(p.use for p in enrichment.providers)
-    if kind == "nurture":
-        nurture = load_yaml_model(path, NurturePolicy)
-        cp = nurture.contact_policy
-        return (
-            f"{len(nurture.segments)} segments, {len(nurture.programs)} programs "
-            f"({', '.join(nurture.programs) or 'none'}), at most {cp.max_touches} touches "
-            f"in {cp.per_days:g} days, answers within {nurture.fulfillment.send_within_minutes} min"
+    return rule_file.summary(load_yaml_model(path, rule_file.model))
+
+
+def rules_summary(rules_dir: Path) -> list[tuple[Path, str]]:
+    """Each rule file of the directory and its summary, after `check_rules_dir`."""
+    return [
+        (
+            rules_dir / f"{kind}.yaml",
+            "left out" if model is None else RULE_FILES[kind].summary(model),
         )
-    if kind == "routing":
-        routing = load_yaml_model(path, RoutingRules)
-        return f"{len(routing.queues)} queues, {len(routing.rules)} rules"
-    raise ConfigError(
-        f"{path}: which rules are these? Name the file scoring/enrichment/nurture/routing.yaml "
-        "or pass --kind."
-    )
+        for kind, model in check_rules_dir(rules_dir).items()
+    ]

@@ -148,6 +148,33 @@ class Settings(BaseSettings):
         description="API key per operator for the read endpoints (queues, reports, warehouse), "
         'as JSON: {"revops": "…"}. Empty: the worker makes one in STATE_DIR/operator.key.',
     )
+    form_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='Public form keys for browsers, JSON {"<form key>": "<channel>"}: a plain '
+        "HTML form posts to /v1/forms/<form key>. Not a secret (it is in the page): it only "
+        "names the channel, is rate-limited per form and address, and opens nothing else.",
+    )
+    form_origins: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Origins whose pages may post a channel\'s forms, JSON {"web_form": '
+        '["https://www.example.com"]}: CORS for fetch(), and a browser post from another '
+        "origin is refused (403). A channel without an entry takes posts from any origin.",
+    )
+    form_redirects: dict[str, str] = Field(
+        default_factory=dict,
+        description='Thank-you page per channel, JSON {"web_form": "https://…/thanks"}: a plain '
+        "form post that was accepted is answered 303 to it (fetch() and JSON get 202).",
+    )
+    form_honeypot: str = Field(
+        default="website",
+        min_length=1,
+        description="A form field hidden from people: a post that fills it is a bot's (it is "
+        "answered as accepted and kept on leads.rejected with reason honeypot).",
+    )
+    form_requests_per_minute: int = Field(
+        default=30, ge=1, description="Posts one form takes per minute from one address."
+    )
+    form_burst: int = Field(default=5, ge=1, description="Posts one address may send at once.")
     intake_max_body_bytes: int = Field(
         default=64 * 1024,
         ge=1024,
@@ -250,6 +277,21 @@ class Settings(BaseSettings):
     )
     nurture_scan_seconds: float = Field(
         default=10.0, gt=0, description="How often the worker looks for due nurture steps."
+    )
+    sql_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="Longest an analyst's query (POST /v1/sql, leadflow report sql) may run; "
+        "it runs in a warehouse session of its own, apart from reports and the sink.",
+    )
+    sql_max_rows: int = Field(
+        default=10_000, ge=1, description="About how many rows an analyst's query returns."
+    )
+    sql_max_memory_bytes: int = Field(
+        default=1_000_000_000,
+        ge=10_000_000,
+        description="Memory one analyst query may use in the warehouse.",
     )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,15 +54,43 @@ def _revealed(value: Any) -> Any:
     return secret() if secret else value
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Does a process listen at host:port already (then a worker could not bind it)?
+    SO_REUSEADDR as aiohttp binds: a port a stopped worker left in TIME_WAIT is free."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 class WorkerProcess:
-    """`leadflow worker` as a child process, stopped cleanly (SIGTERM) on exit."""
+    """`leadflow worker` as a child process, stopped cleanly (SIGTERM) on exit.
+
+    It makes sure the worker answering is its own: it refuses to start when another
+    process holds the web port, and a health answer counts only with its child's
+    pid (`/v1/health` says the pid), so another process on the port is never taken
+    for a worker that died (`check`)."""
 
     def __init__(self, settings: Settings, log_file: Path) -> None:
         self.settings = settings
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
 
+    def refuse_taken_port(self) -> None:
+        """`LeadflowError` when another process listens at the worker's web address."""
+        host, port = self.settings.web_host, self.settings.web_port
+        if port_taken(host, port):
+            raise LeadflowError(
+                f"another process already listens at {host}:{port}, so the worker could not "
+                "serve there: stop it (a worker still running? `leadflow report sink` asks it) "
+                "or set LEADFLOW_WEB_PORT to a free port"
+            )
+
     def start(self, timeout: float = 90.0) -> None:
+        self.refuse_taken_port()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as out:
             self.process = subprocess.Popen(
@@ -74,13 +103,8 @@ class WorkerProcess:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise LeadflowError(
-                    f"the worker exited at start (code {self.process.returncode}); "
-                    f"see {self.log_file}"
-                )
             try:
-                get_json(self.settings, "/v1/health")
+                self.check()
                 return
             except OSError:
                 time.sleep(0.3)
@@ -88,6 +112,22 @@ class WorkerProcess:
         raise LeadflowError(
             f"the worker did not answer within {timeout:.0f} s; see {self.log_file}"
         )
+
+    def check(self) -> None:
+        """Is the worker this started alive and the one answering at the web address?
+        `LeadflowError` if it exited or another process answers there; `OSError` while
+        nothing answers yet."""
+        assert self.process is not None, "start it first"
+        if self.process.poll() is not None:
+            raise LeadflowError(
+                f"the worker exited (code {self.process.returncode}); see {self.log_file}"
+            )
+        answered = get_json(self.settings, "/v1/health").get("pid")
+        if answered != self.process.pid:
+            raise LeadflowError(
+                f"another process (pid {answered}) answers at {self.settings.web_url}, not "
+                f"the worker this started (pid {self.process.pid}); see {self.log_file}"
+            )
 
     def stop(self, timeout: float = 60.0) -> int | None:
         if self.process is None or self.process.poll() is not None:

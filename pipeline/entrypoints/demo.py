@@ -5,6 +5,7 @@ the dashboard written next to it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -49,9 +50,18 @@ async def answer_as_crm(bootstrap: Broker, topics: Topics, outcomes: Outcomes) -
 
 
 async def run_demo(
-    settings: Settings, topics: Topics, count: int, console: Console, timeout: float = 300.0
+    settings: Settings,
+    topics: Topics,
+    count: int,
+    console: Console,
+    own_worker: Callable[[], None],
+    timeout: float = 300.0,
 ) -> DemoResult:
-    """Publish `count` inquiries to a running worker and wait until each is accounted for."""
+    """Publish `count` inquiries to a running worker and wait until each is accounted for.
+
+    `own_worker` raises unless the worker the demo started is alive and the one
+    answering (`WorkerProcess.check`): asked while waiting and before the funnel is
+    read, so a funnel is never another process's."""
     # received now, so speed to lead is the pipeline's own
     messages = demo_inquiries(
         count, run=f"{int(time.time())}-", start=utcnow(), spacing=timedelta()
@@ -81,6 +91,7 @@ async def run_demo(
                         f"{len(pending)} inquiries not accounted for after {timeout:.0f} s; "
                         "see the worker log"
                     )
+                own_worker()
                 await watcher.poll()
                 pending = [(v, at) for v, at in pending if not watcher.outcomes.accounted(v, at)]
                 progress.update(task, completed=len(messages) - len(pending))
@@ -90,6 +101,7 @@ async def run_demo(
     answers = await answer_as_crm(settings.kafka, topics, watcher.outcomes)
     console.print(f"a simulated CRM answered with {answers} outcomes on {topics.feedback.name}")
     await wait_until_stored(settings)
+    own_worker()
     dashboard = settings.state_dir / "dashboard.html"
     dashboard.write_bytes(get_bytes(settings, "/dashboard", timeout=60))
     return DemoResult(

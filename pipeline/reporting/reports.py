@@ -119,6 +119,9 @@ class Report:
     by: tuple[str, ...]
     """Dimensions it can be grouped by; the first is the default."""
     run: Runner
+    rates: tuple[str, ...] = ()
+    """Columns that are fractions (0.9565): a table shows them as percentages (95.7 %);
+    CSV and JSON keep the fraction."""
 
 
 def _dims(by: str | None) -> tuple[str, str]:
@@ -143,13 +146,17 @@ def sources(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     """)
 
 
+FUNNEL_STEPS = tuple(zip(("lead", *STAGES[1:-1]), STAGES[1:], strict=True))
+"""Each stage and the next: the funnel's conversion rates."""
+FUNNEL_RATES = (*(f"{earlier}_to_{later}" for earlier, later in FUNNEL_STEPS), "lead_to_won")
+
+
 def funnel(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     """Lead → MQL → SQL → routed → contacted → opportunity → won, with conversion rates."""
     select, groups = _dims(p.by)
     counts = ",\n".join(f"countIf({REACHED[stage]} IS NOT NULL) AS {stage}" for stage in STAGES[1:])
     rates = ",\n".join(
-        f"round({later} / {earlier}, 4) AS {earlier}_to_{later}"
-        for earlier, later in zip(("lead", *STAGES[1:-1]), STAGES[1:], strict=True)
+        f"round({later} / {earlier}, 4) AS {earlier}_to_{later}" for earlier, later in FUNNEL_STEPS
     )
     return w.query(f"""
         SELECT {select}, count() AS lead, {counts},
@@ -544,12 +551,12 @@ REPORTS: dict[str, Report] = {
     r.name: r
     for r in (
         Report("sources", "Lead sources over time", any_dimension("channel"), sources),
-        Report("funnel", "Funnel and conversion", any_dimension("all"), funnel),
+        Report("funnel", "Funnel and conversion", any_dimension("all"), funnel, FUNNEL_RATES),
         Report("velocity", "Time in stage and where leads wait", any_dimension("all"), velocity),
-        Report("speed", "Speed to lead", any_dimension("all"), speed),
+        Report("speed", "Speed to lead", any_dimension("all"), speed, ("contacted_within_5_min",)),
         Report("speed-histogram", "Inquiry to first contact", ("all",), speed_histogram),
         Report("sla", "SLA breaches", tuple(SLA_DIMENSIONS), sla),
-        Report("money", "Cost per lead and ROI", ("campaign", "channel", "all"), money),
+        Report("money", "Cost per lead and ROI", ("campaign", "channel", "all"), money, ("roi",)),
         Report(
             "attribution", "Won revenue by attribution model", ("channel", "campaign"), attribution
         ),
@@ -558,10 +565,17 @@ REPORTS: dict[str, Report] = {
             "Rep and territory performance",
             ("rep", "queue", "region", "channel"),
             performance,
+            ("win_rate",),
         ),
-        Report("fairness", "Distribution fairness", ("queue",), fairness),
+        Report(
+            "fairness",
+            "Distribution fairness",
+            ("queue",),
+            fairness,
+            ("share_of_leads", "share_of_capacity"),
+        ),
         Report("reasons", "Lost, returned, disqualified and rejected", ("all",), reasons),
-        Report("targets", "Target against actual", ("all",), targets),
+        Report("targets", "Target against actual", ("all",), targets, ("attainment",)),
         Report("anomalies", "Unusual daily volume per channel", ("channel",), anomalies),
         Report("pipeline", "Inquiries through the pipeline", ("channel",), pipeline_funnel),
     )

@@ -26,6 +26,12 @@ def tables_ready(app: faust.App) -> bool:
     return bool(app.tables.actives_ready)
 
 
+def partitions_assigned(app: faust.App) -> bool:
+    """Has the consumer group given this worker partitions to work on (Faust's
+    assignor, set at each rebalance)? Before the first rebalance completed it has none."""
+    return bool(app.assignor.assigned_actives())
+
+
 def faust_app(settings: Settings, partitions: int) -> faust.App:
     """The Faust app with our transport settings (bench/passthrough.py measures them bare)."""
     return faust.App(

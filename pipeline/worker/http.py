@@ -4,6 +4,7 @@ body limit, recovering tables, no stack traces)."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from pipeline.config.access import RateLimiter, authenticate, presented_key
 from pipeline.config.settings import Settings
 from pipeline.errors import WarehouseUnavailable
+from pipeline.worker import metrics
 from pipeline.worker.faust_app import tables_ready
 
 log = structlog.get_logger("leadflow.http")
@@ -47,6 +49,21 @@ def guard(
     def decorate(view: type[View]) -> type[View]:
         class Guarded(view):  # type: ignore[valid-type, misc]
             async def dispatch(self, request: Any) -> Any:
+                """The guarded answer, counted by route, method and status (metrics)."""
+                started, status = time.perf_counter(), 500
+                try:
+                    response = await self._guarded(request)
+                    status = response.status
+                    return response
+                except aiohttp_web.HTTPException as exc:
+                    status = exc.status
+                    raise
+                finally:
+                    metrics.http_request(
+                        path, request.method, status, time.perf_counter() - started
+                    )
+
+            async def _guarded(self, request: Any) -> Any:
                 if keys is not None:
                     who = authenticate(keys(settings), presented_key(request.headers))
                     # Without a valid key the budget is the caller's address:

@@ -31,6 +31,7 @@ from rocksdict import Options, Rdict
 
 from pipeline.adapters.kafka.reader import QUIET_FETCH_WAIT_MS, KafkaReader
 from pipeline.adapters.kafka.security import Broker
+from pipeline.worker.metrics import LagSource, PartitionLag
 from pipeline.worker.stage import Stage
 
 log = structlog.get_logger("leadflow.shared_state")
@@ -51,6 +52,7 @@ class ShardedTable(Generic[M]):
             stage.settings.state_dir / "worker" / "mirrors" / name,
         )
         stage.app.service(self.mirror)  # type: ignore[arg-type]
+        stage.lag_sources.append(LagSource(f"mirror:{name}", self.mirror.lag))
 
     def write(self, key: str, value: M) -> None:
         """Set this partition's shard of `key` (inside an agent, for the current message)."""
@@ -113,6 +115,16 @@ class ChangelogMirror(Service):
             for _, record in arrived:
                 if record.key is not None:
                     self.values[record.key] = record.value or b""
+
+    async def lag(self) -> PartitionLag:
+        """Per changelog partition, the records not read into `values` yet (none
+        while the changelog does not exist yet)."""
+        if self._reader is None:
+            return {}
+        try:
+            return {(tp.topic, tp.partition): n for tp, n in (await self._reader.lag()).items()}
+        except KafkaError:
+            return {}
 
     async def on_stop(self) -> None:
         if self._task is not None:

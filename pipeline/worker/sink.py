@@ -45,6 +45,7 @@ from pipeline.adapters.kafka.security import client_options
 from pipeline.adapters.warehouse.clickhouse import (
     EVENTS_TABLE,
     Warehouse,
+    connect,
     open_warehouse,
 )
 from pipeline.config.settings import Settings
@@ -52,6 +53,7 @@ from pipeline.config.topics import Topics
 from pipeline.domain.messages import Position
 from pipeline.errors import WarehouseRejected, WarehouseUnavailable
 from pipeline.reporting.events import event_row
+from pipeline.worker import metrics
 
 log = structlog.get_logger("leadflow.sink")
 T = TypeVar("T")
@@ -65,8 +67,11 @@ class WarehouseSink(Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.topics = topics
+        self.group_id = f"{settings.app_id}-warehouse"
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warehouse")
         self._warehouse: Warehouse | None = None
+        self._analyst_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyst")
+        self._analyst: Warehouse | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -88,11 +93,26 @@ class WarehouseSink(Service):
             self._warehouse = open_warehouse(self.settings)
         return self._warehouse
 
+    async def analyst_call(self, fn: Callable[[Warehouse], T]) -> T:
+        """Run an analyst's query on a thread and warehouse session of their own, so a
+        query that runs to its limit (`AnalystLimits`) delays no report and no insert;
+        analysts' queries wait for each other only. The session is opened at the first
+        query, after the sink's own session has brought the schema up to date."""
+
+        def run() -> T:
+            if self._analyst is None:
+                self._analyst = connect(self.settings)
+            return fn(self._analyst)
+
+        if self._analyst is None:
+            await self.call(lambda w: None)  # the schema is up to date first
+        return await asyncio.get_running_loop().run_in_executor(self._analyst_executor, run)
+
     async def on_start(self) -> None:
         await self.call(lambda w: None)  # open now: a bad warehouse fails the start
         self._consumer = AIOKafkaConsumer(
             **client_options(self.settings.kafka),
-            group_id=f"{self.settings.app_id}-warehouse",
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -112,6 +132,17 @@ class WarehouseSink(Service):
         if self._consumer is not None:
             await self.flush(attempts=FINAL_FLUSH_ATTEMPTS)
             await self._consumer.stop()
+        await self.close()
+
+    async def close(self) -> None:
+        """Close both warehouse sessions (the embedded directory stays locked while one
+        is open) and their threads."""
+        loop = asyncio.get_running_loop()
+        if self._analyst is not None:
+            analyst = self._analyst
+            await loop.run_in_executor(self._analyst_executor, analyst.close)
+            self._analyst = None
+        self._analyst_executor.shutdown(wait=True)
         await self.call(lambda w: w.close())
         self._executor.shutdown(wait=True)
 
@@ -127,6 +158,23 @@ class WarehouseSink(Service):
         unread = sum([ends[tp] - await self._consumer.position(tp) for tp in assigned])
         lag = unread + len(self._rows)
         return {"lag": lag, "unread": unread, "buffered": len(self._rows), "halted": self.halted}
+
+    async def partition_lag(self) -> metrics.PartitionLag:
+        """Per assigned partition, messages not yet stored: unread plus buffered."""
+        if self._consumer is None:
+            return {}
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return {}
+        ends = await self._consumer.end_offsets(assigned)
+        lag = {
+            (tp.topic, tp.partition): ends[tp] - await self._consumer.position(tp)
+            for tp in assigned
+        }
+        for row in self._rows:
+            key = (row["topic"], row["partition"])
+            lag[key] = lag.get(key, 0) + 1
+        return lag
 
     async def _run(self) -> None:
         while not self._stopping and self.halted is None:
@@ -177,13 +225,17 @@ class WarehouseSink(Service):
         delay, attempt = 0.5, 0
         while True:
             attempt += 1
+            started = time.perf_counter()
             try:
                 await self.call(lambda w: w.insert(EVENTS_TABLE, rows))
+                metrics.sink_batch(len(rows), time.perf_counter() - started)
                 break
             except WarehouseRejected as exc:
+                metrics.sink_failed("rejected")
                 self._halt(exc, rows)
                 return False  # offsets not committed: the batch is read again after a restart
             except WarehouseUnavailable as exc:
+                metrics.sink_failed("outage")
                 log.warning(
                     "warehouse.insert_failed", rows=len(rows), attempt=attempt, error=str(exc)
                 )

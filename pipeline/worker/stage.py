@@ -29,7 +29,9 @@ from pipeline.config.topics import Topics, TopicSpec
 from pipeline.domain.enrich.enrichment import ReferenceData
 from pipeline.domain.messages import Position, best_effort_source, decode, reject
 from pipeline.errors import ConfigError, EventTooLarge, LeadflowError
+from pipeline.worker import metrics
 from pipeline.worker.http import Keys, guard
+from pipeline.worker.openapi import Page
 from pipeline.worker.tables import JSON_SCHEMA, TABLE_STORE_OPTIONS, Stored, TypedTable
 from schemas.envelope import EventBase
 from schemas.rejected import MessageRejected, Reason
@@ -86,6 +88,10 @@ class Stage:
     """Each durable timer's report by name (`GET /v1/timers/{name}`, `worker/timers.py`)."""
     stop: Callable[[int], None] = field(default=lambda code: os._exit(code))
     """How a failed send ends the worker (before Faust commits past the message)."""
+    pages: list[Page] = field(default_factory=list)
+    """Every endpoint served, as registered (the OpenAPI document is made of them)."""
+    lag_sources: list[metrics.LagSource] = field(default_factory=list)
+    """Consumers besides the stages' whose lag `/metrics` measures (sink, mirrors)."""
 
     def __post_init__(self) -> None:
         for spec in self.topics.all():
@@ -103,8 +109,14 @@ class Stage:
         self, path: str, keys: Keys | None = operator_keys, needs_tables: bool = False
     ) -> Callable[[type[View]], type[View]]:
         """Serve a view on the worker's web server behind the door every endpoint
-        shares (`pipeline.worker.http.guard`)."""
-        return guard(self.app, self.settings, self._limiter, path, keys, needs_tables)
+        shares (`pipeline.worker.http.guard`), noted for the OpenAPI document."""
+        guarded = guard(self.app, self.settings, self._limiter, path, keys, needs_tables)
+
+        def register(view: type[View]) -> type[View]:
+            self.pages.append(Page(path, view, keys, needs_tables))
+            return guarded(view)
+
+        return register
 
     def table(self, name: str, type_: Any, partitions: int, stored: Stored = "json") -> Any:
         """A typed table of `type_` (see `pipeline.worker.tables` for `stored`)."""
@@ -161,8 +173,10 @@ class Stage:
         await self.channel(message.spec).send(key=message.key, value=message.value)
 
     async def emit(self, event: EventBase) -> None:
-        """Send to the topic whose value model is the event's type."""
-        await self.send(self.encode(event))
+        """Send to the topic whose value model is the event's type (timers do)."""
+        message = self.encode(event)
+        await self.send(message)
+        count_sent("timers", event, message)
 
     def outgoing(
         self, result: Emitted, raw: bytes | None, at: Position, name: str
@@ -251,7 +265,10 @@ class Stage:
         the message anyway and commit past it, so it is read again after a restart.
         The log context (stage, position, lead id) is bound here, once.
         """
-        with structlog.contextvars.bound_contextvars(stage=name, at=received.at.ref):
+        with (
+            structlog.contextvars.bound_contextvars(stage=name, at=received.at.ref),
+            metrics.step(name),
+        ):
             try:
                 await self._process(name, received)
             finally:
@@ -276,6 +293,16 @@ class Stage:
                 self.stop(EXIT_EMIT_FAILED)
                 return
             log_decision(name, emitted)
+            count_sent(name, emitted, outgoing)
+
+
+def count_sent(stage: str, event: EventBase | Outgoing, message: Outgoing) -> None:
+    """The metrics of one sent message (`pipeline.worker.metrics.emitted`)."""
+    if isinstance(event, Outgoing):
+        metrics.emitted(stage, message.spec.name, None, [])
+        return
+    reasons = [r.code for r in event.payload.reasons] if isinstance(event, MessageRejected) else []
+    metrics.emitted(stage, message.spec.name, event.event_type, reasons)
 
 
 def log_decision(stage: str, event: EventBase | Outgoing) -> None:

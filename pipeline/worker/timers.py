@@ -35,6 +35,7 @@ import structlog
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
+from pipeline.worker import metrics
 from pipeline.worker.stage import Stage
 from schemas.envelope import EventBase, utcnow
 
@@ -180,7 +181,7 @@ class DueTimers:
         self.index_table = stage.faust_table(f"{name}-index", partitions, "bytes")
         self.writes = DueIndex(self.table, self.index_table)
         self.scanner = Scanner()
-        self.app, self.partitions = stage.app, partitions
+        self.app, self.partitions, self.name = stage.app, partitions, name
         self._read_legacy: set[int] = set()
         self.last_scan: dict[str, int] = {}
 
@@ -221,20 +222,25 @@ class DueTimers:
         self.scanner.keep_in_flight(lambda entry: self.index_table.get(entry) is not None)
         self.last_scan = {"partitions": len(partitions), "read": self.scanner.reads - reads}
         self.last_scan["fired"] = len(found)
+        metrics.timers(self.name, held=self.held_estimate(), due=len(found))
         return found
 
     def report(self) -> dict[str, Any]:
         """The last scan's reads and fires, what is in flight, and how many entries this
         worker holds (RocksDB's estimate: counting them would be the scan we avoid)."""
-        held = 0
-        for db in (getattr(self.index_table.data, "_dbs", None) or {}).values():
-            held += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
         return {
             "last_scan": self.last_scan,
             "in_flight": len(self.scanner.in_flight),
             "legacy": len(self.scanner.legacy),
-            "held_estimate": held,
+            "held_estimate": self.held_estimate(),
         }
+
+    def held_estimate(self) -> int:
+        """RocksDB's estimate of the index entries this worker holds (no scan)."""
+        held = 0
+        for db in (getattr(self.index_table.data, "_dbs", None) or {}).values():
+            held += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+        return held
 
     def _active_partitions(self) -> list[int]:
         topic = self.index_table.changelog_topic.get_topic_name()

@@ -19,22 +19,13 @@ from pipeline.adapters.warehouse.clickhouse import (
     migrate,
 )
 from pipeline.config.settings import PROJECT_ROOT, Settings, load_settings
+from tests.support.browser import chromium
 from tests.support.processes import leadflow
 from tests.support.scenario import scenario
 from tests.support.settings import free_port
 
 CHARTS = ("funnel", "volume", "speed", "roi", "attribution", "load")
 SCREENSHOT_COPY = PROJECT_ROOT / "build" / "test-artifacts" / "dashboard.png"
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        pytest.skip(
-            "no Chromium on this machine (scripts/ensure-chromium.sh, run by `make test`, "
-            "installs Debian's chromium; it printed why it could not)"
-        )
-    return found
 
 
 def browse(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -92,16 +92,44 @@ def test_a_form_post_is_accepted(intake: Intake) -> None:
     assert (status, answer) == (202, {"inquiry_id": "f-1"})
 
 
-def test_422_with_field_errors_and_the_raw_body_in_rejected(intake: Intake) -> None:
-    body = b'{"contact": {"email": "a@firma.de"}, "answers": {"employees": "viele"}}'
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (
+            b'{"inquiry_id": "bad-1", "contact": {"email": "a@firma.de"}, '
+            b'"answers": {"employees": "viele"}}',
+            ("invalid_int_type", "answers.employees"),
+        ),
+        # an address that is none: told at once, not rejected later unseen
+        (
+            b'{"inquiry_id": "nope-1", "contact": {"email": "nope", "last_name": "Roth"}}',
+            ("email_invalid", "contact.email"),
+        ),
+    ],
+)
+def test_422_with_field_errors_and_the_raw_body_in_rejected(
+    intake: Intake, body: bytes, error: tuple[str, str]
+) -> None:
     status, answer = intake.post(body)
     assert status == 422
-    assert [(e["code"], e["field"]) for e in answer["errors"]] == [
-        ("invalid_int_type", "answers.employees")
-    ]
+    assert [(e["code"], e["field"]) for e in answer["errors"]] == [error]
     rejections = [MessageRejected.model_validate_json(r).payload for r in intake.read("rejected")]
     mine = [r for r in rejections if base64.b64decode(r.original_b64) == body]
     assert len(mine) == 1 and mine[0].stage == "intake"
+    assert [r.code for r in mine[0].reasons] == [error[0]]
+    stored = [Inquiry.model_validate_json(raw) for raw in intake.read("inquiries")]
+    assert not any(i.inquiry_id == orjson.loads(body)["inquiry_id"] for i in stored)
+
+
+def test_a_multipart_form_post_is_accepted(intake: Intake) -> None:
+    boundary = "----formBoundary42"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="email"\r\n\r\n'
+        f"mia@firma.de\r\n--{boundary}\r\nContent-Disposition: form-data; "
+        f'name="inquiry_id"\r\n\r\nmp-7\r\n--{boundary}--\r\n'
+    ).encode()
+    content_type = f"multipart/form-data; boundary={boundary}"
+    assert intake.post(body, content_type=content_type) == (202, {"inquiry_id": "mp-7"})
 
 
 def test_retries_with_the_same_idempotency_key_make_one_lead(intake: Intake) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import faust
 import orjson
 from aiohttp.test_utils import TestClient, TestServer
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from faust.assignor.client_assignment import ClientAssignment, ClientMetadata
 from faust.web import Request, Response, View
 from pydantic import SecretStr
 
@@ -33,7 +36,10 @@ from pipeline.worker.stage import Stage
 from tests.support.processes import leadflow
 from tests.support.settings import free_port
 
-PUBLIC = {"/v1/health", "/v1/ready", "/"}  # ours, and Faust's index ({"status": "OK"}): "up"
+# ours, and Faust's index ({"status": "OK"}): "up"
+PUBLIC = {"/v1/health", "/v1/ready", "/metrics", "/openapi.json", "/"}
+FORM_DOOR = "/v1/forms/{form_key}"
+"""The browsers' door: the public form key in the path is what opens it."""
 TABLE_VIEWS = ("/v1/queues", "/v1/leads/x/qualification", "/v1/leads/x/nurture")
 SECRET_MARK = "anna.schmidt@firma.de"
 
@@ -49,8 +55,9 @@ def worker_settings(tmp_path: Path, **changes: Any) -> Settings:
 
 
 def worker_app(settings: Settings, recovered: bool = True) -> faust.App:
-    """The worker's app, not started; `recovered`: its tables count as read, as Faust
-    marks them once the changelogs are read (there is nothing to read here)."""
+    """The worker's app, not started; `recovered`: it has a partition and its tables
+    count as read, as Faust marks them after a rebalance once the changelogs are read
+    (there is nothing to read here)."""
     app = create_app(
         settings,
         load_topics(settings.topics_file, settings.topic_prefix),
@@ -58,8 +65,20 @@ def worker_app(settings: Settings, recovered: bool = True) -> faust.App:
     )
     app.web.init_server()  # Faust's own blueprints as well, as `leadflow worker` serves them
     if recovered:
+        assign(app, settings.topic_prefix + "leads.inquiries")
         app.tables.on_actives_ready()
     return app
+
+
+def assign(app: faust.App, topic: str) -> None:
+    """What a rebalance hands Faust's assignor: partition 0 of `topic`, active here."""
+    meta = ClientMetadata(
+        assignment=ClientAssignment(actives={topic: [0]}, standbys={}),
+        url=str(app.conf.canonical_url),
+        changelog_distribution={},
+    )
+    protocol = ConsumerProtocolMemberAssignment(0, [(topic, [0])], zlib.compress(meta.dumps()))
+    app.assignor.on_assignment(protocol)
 
 
 def serve(
@@ -89,6 +108,8 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
     assert routes(worker_app(worker_settings(tmp_path))) == [
         ("GET", "/"),
         ("GET", "/dashboard"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
         ("GET", "/v1/health"),
         ("GET", "/v1/leads/{lead_id}/captures"),
         ("GET", "/v1/leads/{lead_id}/nurture"),
@@ -101,6 +122,7 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/v1/timers/{name}"),
         ("GET", "/v1/warehouse/events"),
         ("GET", "/v1/warehouse/lag"),
+        ("POST", "/v1/forms/{form_key}"),
         ("POST", "/v1/inquiries"),
         ("POST", "/v1/privacy/export"),
         ("POST", "/v1/privacy/person"),
@@ -124,6 +146,11 @@ async def walk(http: TestClient, walked: list[tuple[str, str]]) -> None:
         if pattern in PUBLIC:
             response = await http.request(method, path)
             assert response.status == 200, (method, pattern)
+            continue
+        if pattern == FORM_DOOR:  # a made-up form key opens nothing, nor does an operator's
+            for headers in ({}, {"X-Api-Key": "k-ops"}, {"X-Api-Key": "k-form"}):
+                response = await http.request(method, path, headers=headers, data=b"{}")
+                assert response.status == 404, (method, pattern, headers)
             continue
         for headers in ({}, {"X-Api-Key": "guess"}, {"X-Api-Key": ""}):
             response = await http.request(method, path, headers=headers, data=b"{}")
@@ -247,6 +274,9 @@ async def recovering_then_ready(http: TestClient, app: faust.App, settings: Sett
     app.tables.on_actives_ready()  # what Faust calls once the changelogs are read
     assert (await http.get("/v1/queues", headers=ops)).status == 200
     assert (await (await http.get("/v1/health")).json())["status"] == "ok"
+    unassigned = await http.get("/v1/ready")  # recovered, but no partition of its own yet
+    assert (unassigned.status, (await unassigned.json())["status"]) == (503, "unassigned")
+    assign(app, settings.topic_prefix + "leads.inquiries")  # what the rebalance hands it
     assert (await http.get("/v1/ready")).status == 200
     shown = await asyncio.to_thread(leadflow, settings, "queues")
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -305,7 +335,7 @@ def test_sql_answers_400_only_for_a_bad_query_and_503_for_an_outage(tmp_path: Pa
             report = await http.get("/v1/reports/funnel", headers=ops, params={"grain": "hour"})
             assert report.status == 400
         finally:
-            await sink.call(lambda w: w.close())
+            await sink.close()
 
     serve(embedded, on_the_embedded_warehouse)
 

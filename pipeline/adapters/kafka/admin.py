@@ -9,15 +9,11 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.admin import DeleteGroupsRequest
 
-from pipeline.adapters.kafka.security import (
-    Broker,
-    client_options,
-    connect_error,
-    starting_quietly,
-)
+from pipeline.adapters.kafka.connect import start_client
+from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.topics import Declared
 from pipeline.errors import KafkaUnavailable
 
@@ -39,15 +35,10 @@ async def apply_topics(
     from topics.yaml (partitions, retention, clean-up) and from the settings
     (replication factor, min.insync.replicas when set).
     The worker's first call to Kafka at start: a broker that cannot be reached or
-    refuses the credentials is one line that says why (`connect_error`)."""
+    refuses the credentials is one line that says why (`start_client`)."""
     durability = Durability(replication_factor, min_insync_replicas)
     admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=15000)
-    try:
-        with starting_quietly():
-            await admin.start()
-    except KafkaConnectionError:
-        await admin.close()
-        raise await connect_error(bootstrap) from None
+    await start_client(admin, bootstrap)
     report = ApplyReport()
     try:
         existing = set(await admin.list_topics())
@@ -175,7 +166,7 @@ async def remove_tenants(
     if not prefixes:
         return Removed()
     admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=30000)
-    await admin.start()
+    await start_client(admin, bootstrap)
     try:
         ours = tuple(prefixes)
         removed = Removed(topics=[t for t in await admin.list_topics() if t.startswith(ours)])

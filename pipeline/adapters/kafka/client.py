@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
+from pipeline.adapters.kafka.connect import start_client
 from pipeline.adapters.kafka.reader import KafkaReader, partitions_of, read_to_end
 from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.topics import Topics, TopicSpec
@@ -32,7 +33,7 @@ async def publish_keyed(
 ) -> list[Position]:
     """`publish` with a key per message (key, value)."""
     producer = AIOKafkaProducer(**client_options(bootstrap), acks="all", linger_ms=5)
-    await producer.start()
+    await start_client(producer, bootstrap)
     try:
         futures = [await producer.send(topic, value, key=key) for key, value in messages]
         records = await asyncio.gather(*futures)

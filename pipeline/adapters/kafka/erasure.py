@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import PolicyViolationError
 
+from pipeline.adapters.kafka.connect import start_client
 from pipeline.adapters.kafka.reader import (
     Isolation,
     KafkaReader,
@@ -36,7 +37,7 @@ from pipeline.domain.privacy.person import (
     Person,
     TableScan,
 )
-from pipeline.errors import LeadflowError
+from pipeline.errors import KafkaUnavailable, LeadflowError
 from schemas.privacy import EraseLead, LeadErased
 
 log = structlog.get_logger("leadflow.privacy")
@@ -96,7 +97,7 @@ class KafkaEraser:
         self.admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=30000)
 
     async def __aenter__(self) -> KafkaEraser:
-        await self.admin.start()
+        await start_client(self.admin, self.bootstrap)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -204,7 +205,11 @@ async def request_erasure(
     watcher = KafkaReader(bootstrap, partitions_of([topics.erased]), "read_committed")
     producer = AIOKafkaProducer(**client_options(bootstrap), acks="all")
     await watcher.start()
-    await producer.start()
+    try:
+        await start_client(producer, bootstrap)
+    except KafkaUnavailable:
+        await watcher.stop()
+        raise
     try:
         done: list[LeadErased] = []
         deadline = time.monotonic() + timeout

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from pipeline.adapters.kafka.connect import start_client
 from pipeline.adapters.kafka.security import Broker, client_options
 from pipeline.config.topics import TopicSpec
 
@@ -68,18 +69,22 @@ class KafkaReader:
         from_beginning: bool = False,
         **options: Any,
     ) -> None:
+        self.bootstrap = bootstrap
         self.partitions = list(partitions)
         self.from_beginning = from_beginning
-        self._consumer = AIOKafkaConsumer(
-            **client_options(bootstrap),
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level=isolation,
-            **options,
-        )
+        self._options = {"isolation_level": isolation, **options}
+        self._consumer: AIOKafkaConsumer
 
     async def start(self) -> None:
-        await self._consumer.start()
+        # Made here, not in __init__: a consumer made and never started (a reader
+        # not needed after all) warns "Unclosed AIOKafkaConsumer" at exit.
+        self._consumer = AIOKafkaConsumer(
+            **client_options(self.bootstrap),
+            group_id=None,
+            enable_auto_commit=False,
+            **self._options,
+        )
+        await start_client(self._consumer, self.bootstrap)
         self._consumer.assign(self.partitions)
         if self.from_beginning:
             await self._consumer.seek_to_beginning(*self.partitions)
@@ -98,6 +103,11 @@ class KafkaReader:
         ends = await self._consumer.end_offsets(self.partitions)
         return {tp: int(offset) for tp, offset in ends.items()}
 
+    async def lag(self) -> dict[TopicPartition, int]:
+        """Per partition, the records after the reader's position up to the end now."""
+        ends = await self.end_offsets()
+        return {tp: ends[tp] - await self._consumer.position(tp) for tp in self.partitions}
+
     async def until(
         self, ends: dict[TopicPartition, int]
     ) -> AsyncIterator[tuple[TopicPartition, Record]]:
@@ -108,7 +118,9 @@ class KafkaReader:
                     yield tp, record
 
     async def stop(self) -> None:
-        await self._consumer.stop()
+        consumer = getattr(self, "_consumer", None)  # None: never started
+        if consumer is not None:
+            await consumer.stop()
 
     async def __aenter__(self) -> KafkaReader:
         await self.start()

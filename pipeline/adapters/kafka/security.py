@@ -129,10 +129,7 @@ async def connect_error(broker: Broker) -> KafkaUnavailable:
         )
     except (OSError, KafkaError, TimeoutError) as exc:
         reason = f" ({exc})" if str(exc) else ""
-        return KafkaUnavailable(
-            f"cannot reach Kafka at {conn}{reason}: is it running? Start the local broker "
-            "with `leadflow kafka up` or set LEADFLOW_KAFKA_BOOTSTRAP."
-        )
+        return KafkaUnavailable.at(f"{conn}{reason}")  # the line every command prints
     probe.close()
     return KafkaUnavailable(
         f"Kafka at {conn} answers but a client could not start on it "

@@ -39,11 +39,9 @@ MIGRATION_FILE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 MIGRATIONS_TABLE = "leadflow.schema_migrations"
 EVENTS_TABLE = "leadflow.lead_events"
 COSTS_TABLE = "leadflow.campaign_costs"
-ANALYST_SETTINGS = (
-    "readonly = 1, max_execution_time = 30, max_result_rows = 10000, result_overflow_mode = 'break'"
-)
-"""What an analyst's query runs under: read only (no writes, no settings, no
-table functions such as file() or url()), 30 s, about 10,000 rows."""
+QUERY_MEMORY_LIMIT = "Query memory limit exceeded"
+"""How ClickHouse says one query went over its own `max_memory_usage` (code 241, which
+otherwise means the server is short of memory now)."""
 ANALYST_REFUSED = re.compile(r"\b(settings|format|outfile)\b", re.IGNORECASE)
 JSON_NUMBERS = "output_format_json_quote_64bit_integers"
 """Off, so counts come back as JSON numbers, not strings."""
@@ -217,6 +215,33 @@ class ServerWarehouse:
 
 
 @dataclass(frozen=True)
+class AnalystLimits:
+    """What one analyst query (`POST /v1/sql`, `leadflow report sql`) may use: read
+    only (no writes, no settings, no table functions such as file() or url()), at
+    most `seconds`, about `rows` rows, `memory_bytes` of memory. The worker runs these
+    queries in a warehouse session of their own, apart from reports and the sink
+    (`WarehouseSink.analyst_call`), so one that runs to its limit delays no report."""
+
+    seconds: float = 10.0
+    rows: int = 10_000
+    memory_bytes: int = 1_000_000_000
+
+    @classmethod
+    def of(cls, settings: Settings) -> AnalystLimits:
+        return cls(
+            settings.sql_timeout_seconds, settings.sql_max_rows, settings.sql_max_memory_bytes
+        )
+
+    def sql(self) -> str:
+        """The SETTINGS clause."""
+        return (
+            f"readonly = 1, max_execution_time = {self.seconds:g}, "
+            f"max_result_rows = {self.rows}, result_overflow_mode = 'break', "
+            f"max_memory_usage = {self.memory_bytes}"
+        )
+
+
+@dataclass(frozen=True)
 class Migration:
     """One numbered DDL file; once applied it is never edited, only followed."""
 
@@ -292,18 +317,23 @@ def migrate(warehouse: Warehouse, migrations: Sequence[Migration]) -> list[Migra
     return done
 
 
+def connect(settings: Settings) -> Warehouse:
+    """A session of the configured warehouse, as it is (`open_warehouse` also brings
+    its schema up to date). One process may hold several sessions of one embedded
+    directory; only another process is locked out."""
+    if settings.clickhouse_url is None:
+        return EmbeddedWarehouse(settings.embedded_warehouse_dir)
+    url = settings.clickhouse_url.get_secret_value()
+    if not url.startswith(("http://", "https://", "clickhouse://")):
+        raise ConfigError(
+            "LEADFLOW_CLICKHOUSE_URL must look like http://user:password@host:8123/default"
+        )
+    return ServerWarehouse(url)
+
+
 def open_warehouse(settings: Settings) -> Warehouse:
     """Open the configured warehouse, bring its schema up to date and load the costs."""
-    warehouse: Warehouse
-    if settings.clickhouse_url is not None:
-        url = settings.clickhouse_url.get_secret_value()
-        if not url.startswith(("http://", "https://", "clickhouse://")):
-            raise ConfigError(
-                "LEADFLOW_CLICKHOUSE_URL must look like http://user:password@host:8123/default"
-            )
-        warehouse = ServerWarehouse(url)
-    else:
-        warehouse = EmbeddedWarehouse(settings.embedded_warehouse_dir)
+    warehouse = connect(settings)
     try:
         migrate(warehouse, load_migrations())
         load_costs(warehouse, settings.rules_dir / "costs.yaml")
@@ -324,12 +354,15 @@ def load_costs(warehouse: Warehouse, path: Path) -> int:
     return len(costs.costs)
 
 
-def analyst_query(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
-    """Run one read-only query for an analyst (`POST /v1/sql`).
+def analyst_query(
+    warehouse: Warehouse, sql: str, limits: AnalystLimits = AnalystLimits()
+) -> list[dict[str, Any]]:
+    """Run one read-only query for an analyst (`POST /v1/sql`) within `limits`.
 
     `BadRequest` (HTTP 400) only for the query's own fault: not one query, or
-    `BadQuery` when ClickHouse refused it. An outage stays `WarehouseUnavailable`
-    (503, try again); anything else is a fault of ours (500)."""
+    `BadQuery` when ClickHouse refused it, also for going over its time or memory
+    limit. An outage stays `WarehouseUnavailable` (503, try again); anything else is
+    a fault of ours (500)."""
     text = sql.strip().rstrip(";").strip()
     if not text:
         raise BadRequest("send one SQL query, e.g. SELECT count() FROM leadflow.leads")
@@ -341,6 +374,10 @@ def analyst_query(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:
             "settings and answers in JSON"
         )
     try:
-        return warehouse.query(f"{text}\nSETTINGS {ANALYST_SETTINGS}")
+        return warehouse.query(f"{text}\nSETTINGS {limits.sql()}")
     except WarehouseRejected as exc:
         raise BadQuery(str(exc)) from exc
+    except WarehouseUnavailable as exc:
+        if QUERY_MEMORY_LIMIT in str(exc):  # the query's own limit, not a short server
+            raise BadQuery(str(exc)) from exc
+        raise

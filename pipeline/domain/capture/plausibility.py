@@ -131,8 +131,24 @@ def _email(email: str | None, blocking: list[Reason]) -> str | None:
     try:
         return validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
-        blocking.append(Reason(code="email_invalid", message=str(exc), field="contact.email"))
+        blocking.append(email_invalid(exc))
         return None
+
+
+def email_invalid(exc: EmailNotValidError) -> Reason:
+    return Reason(code="email_invalid", message=str(exc), field="contact.email")
+
+
+def email_problem(email: str | None) -> Reason | None:
+    """Why an address is no e-mail address (capture's own check), None if it is one
+    or there is none: the HTTP intake tells a visitor at once (422)."""
+    if email is None:
+        return None
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return email_invalid(exc)
+    return None
 
 
 def _phone(phone: str | None, region: str, findings: list[Reason]) -> str | None:

@@ -10,9 +10,12 @@ body, so starting the CLI loads neither Faust nor Kafka nor the warehouse.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from pipeline.entrypoints.cli import (
+    common,
     imports,
     kafka,
     lead,
@@ -26,11 +29,16 @@ from pipeline.entrypoints.cli import (
     topics,
 )
 
-app = typer.Typer(help="Leadflow: event-driven lead management on Kafka.", no_args_is_help=True)
+app = typer.Typer(
+    help="Leadflow: event-driven lead management on Kafka.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every sub-command inherits it
+    pretty_exceptions_enable=False,  # errors are one line (common.friendly), never a trace
+)
 
 
-def _print_version(wanted: bool) -> None:
-    if wanted:
+def _print_version(asked: bool) -> None:
+    if asked:
         from importlib.metadata import version
 
         typer.echo(f"leadflow {version('leadflow')}")
@@ -38,12 +46,23 @@ def _print_version(wanted: bool) -> None:
 
 
 @app.callback()
-def _root(
-    show_version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
-    ),
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed version and exit.",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
 ) -> None:
     """Leadflow: event-driven lead management on Kafka."""
+    common.DEBUG["traceback"] = debug
 
 
 app.command()(run.queues)

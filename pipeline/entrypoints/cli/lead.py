@@ -15,9 +15,10 @@ from pipeline.entrypoints.cli.common import (
     console,
     first_found,
     friendly,
+    print_table,
     topics_of,
 )
-from pipeline.errors import LeadflowError
+from pipeline.errors import LeadflowError, WorkerUnavailable
 
 app = typer.Typer(
     help="One lead: its timeline; split or merge what identity resolution got wrong.",
@@ -63,7 +64,7 @@ def lead_show(lead_id: LeadId) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(row["occurred_at"][:19], row["channel"], row["summary"])
-    console.print(table)
+    print_table(table)
 
 
 def _stored(settings: Settings) -> None:
@@ -72,7 +73,7 @@ def _stored(settings: Settings) -> None:
     from pipeline.adapters.worker_api import wait_until_stored, worker_answers
 
     if not worker_answers(settings):
-        raise LeadflowError(f"no worker answers at {settings.web_url}; corrections need it running")
+        raise WorkerUnavailable(settings.web_url, "a correction")
     asyncio.run(wait_until_stored(settings))
 
 

@@ -13,7 +13,7 @@ import typer
 
 from pipeline.config.settings import Settings
 from pipeline.entrypoints.cli.common import cli_settings, console, friendly, topics_of
-from pipeline.errors import LeadflowError
+from pipeline.errors import LeadflowError, WorkerUnavailable
 
 app = typer.Typer(
     help="A person's data: export it (GDPR Art. 15), erase it (Art. 17).", no_args_is_help=True
@@ -25,16 +25,16 @@ Subject = Annotated[str, typer.Argument(help="The lead's id, or the person's e-m
 def _person(settings: Settings, subject: str) -> Any:
     """The subject resolved by the running worker, once its warehouse has stored
     everything (it owns the warehouse; the erasure runs in it too)."""
-    from pipeline.adapters.worker_api import post_json, wait_until_stored
+    from pipeline.adapters.worker_api import post_json, wait_until_stored, worker_answers
     from pipeline.domain.privacy.person import Person
 
+    if not worker_answers(settings):  # at once, not after waiting for the warehouse
+        raise WorkerUnavailable(settings.web_url, "a privacy command")
     try:
         asyncio.run(wait_until_stored(settings))
         found = post_json(settings, "/v1/privacy/person", {"subject": subject})
-    except (OSError, LeadflowError) as exc:
-        raise LeadflowError(
-            f"no worker answers at {settings.web_url} ({exc}); privacy commands need it running"
-        ) from exc
+    except OSError as exc:  # it stopped meanwhile
+        raise WorkerUnavailable(settings.web_url, "a privacy command") from exc
     return Person.from_json(found)
 
 

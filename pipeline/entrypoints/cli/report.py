@@ -16,7 +16,7 @@ from pipeline.entrypoints.cli.common import (
     print_rows,
     topics_of,
 )
-from pipeline.errors import LeadflowError
+from pipeline.errors import LeadflowError, WorkerUnavailable
 
 app = typer.Typer(help="Closed-loop reports from the warehouse.", no_args_is_help=True)
 
@@ -24,7 +24,9 @@ Format = Literal["table", "csv", "json"]
 FORMAT_OPTION = typer.Option("table", "--format", help="table, csv or json.")
 
 
-def _report_command(name: str, title: str, dimensions: tuple[str, ...]) -> None:
+def _report_command(
+    name: str, title: str, dimensions: tuple[str, ...], rates: tuple[str, ...]
+) -> None:
     """Register `leadflow report NAME` for one report."""
 
     @friendly
@@ -52,7 +54,7 @@ def _report_command(name: str, title: str, dimensions: tuple[str, ...]) -> None:
             lambda w, inputs: run_report(w, name, params, inputs),
             lambda answer: json.loads(answer)["rows"],
         )
-        print_rows(rows, format_, title)
+        print_rows(rows, format_, title, rates)
 
     command.__doc__ = f"{title}."
     app.command(name)(command)
@@ -62,7 +64,7 @@ def _register_reports() -> None:
     from pipeline.reporting.reports import REPORTS
 
     for report in REPORTS.values():
-        _report_command(report.name, report.title, report.by)
+        _report_command(report.name, report.title, report.by, report.rates)
 
 
 _register_reports()
@@ -104,7 +106,7 @@ def report_sql(
     """Run one read-only SQL query on the warehouse (what POST /v1/sql runs)."""
     import json
 
-    from pipeline.adapters.warehouse.clickhouse import analyst_query
+    from pipeline.adapters.warehouse.clickhouse import AnalystLimits, analyst_query
     from pipeline.adapters.worker_api import ask_worker
     from pipeline.reporting.client import through_worker_or_direct
 
@@ -113,7 +115,7 @@ def report_sql(
         settings,
         topics_of(settings),
         lambda: ask_worker(settings, "/v1/sql", body=query.encode()),
-        lambda w, _: analyst_query(w, query),
+        lambda w, _: analyst_query(w, query, AnalystLimits.of(settings)),
         lambda answer: json.loads(answer)["rows"],
     )
     print_rows(rows, format_, "query")
@@ -130,7 +132,7 @@ def report_sink() -> None:
     settings = cli_settings()
     answer = ask_worker(settings, "/v1/warehouse/lag")
     if answer is None:
-        raise LeadflowError(f"no worker answers at {settings.web_url}: nothing is sinking")
+        raise WorkerUnavailable(settings.web_url, "the warehouse sink (nothing is sinking)")
     lag = json.loads(answer)
     console.print(
         f"lag {lag['lag']} messages ({lag['unread']} unread, {lag['buffered']} in the batch), "

@@ -28,22 +28,26 @@ def rules_check(
     file: Annotated[
         Path | None,
         typer.Argument(
-            help="A rule file, e.g. rules/scoring.yaml (default: every file of LEADFLOW_RULES_DIR)."
+            help="One rule file, e.g. rules/scoring.yaml (default: all seven files "
+            "of the rules directory, LEADFLOW_RULES_DIR)."
         ),
     ] = None,
     kind: Annotated[
-        str | None, typer.Option(help="scoring, enrichment, nurture or routing (default: name)")
+        str | None,
+        typer.Option(
+            help="scoring, nurture, routing, exclusions, enrichment, costs or targets "
+            "(default: the file's name)"
+        ),
     ] = None,
 ) -> None:
-    """Validate one rule file, or the whole rules directory; name the key and the
-    problem if one is wrong."""
-    from pipeline.config.rules import check_rule_file, check_rules_dir
+    """Validate the rule files (or one); name every broken file, its keys and problems."""
+    from pipeline.config.rules import check_rule_file, rules_summary
 
     if file is not None:
-        console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}")
+        console.print(f"[green]ok[/green] {file}: {check_rule_file(file, kind)}", soft_wrap=True)
         return
-    for path, summary in check_rules_dir(cli_settings().rules_dir):
-        console.print(f"[green]ok[/green] {path}: {summary}")
+    for path, summary in rules_summary(cli_settings().rules_dir):
+        console.print(f"[green]ok[/green] {path}: {summary}", soft_wrap=True)
 
 
 @app.command("copy")

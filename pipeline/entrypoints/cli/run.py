@@ -11,9 +11,15 @@ from typing import Annotated
 
 import typer
 
-from pipeline.entrypoints.cli.common import cli_settings, console, friendly, topics_of
+from pipeline.entrypoints.cli.common import (
+    cli_settings,
+    console,
+    friendly,
+    print_table,
+    topics_of,
+)
 from pipeline.entrypoints.cli.topics import apply
-from pipeline.errors import LeadflowError
+from pipeline.errors import LeadflowError, WorkerUnavailable
 
 
 @friendly
@@ -25,7 +31,7 @@ def queues() -> None:
     try:
         report = get_json(settings, "/v1/queues")
     except OSError as exc:
-        raise LeadflowError(f"no worker answers at {settings.web_url} ({exc})") from exc
+        raise WorkerUnavailable(settings.web_url, "`leadflow queues`") from exc
     for queue, reps in report.items():
         console.print(f"[bold]{queue}[/bold]")
         for r in reps:
@@ -66,12 +72,14 @@ def demo(
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the worker on the way out
     settings = cli_settings()
     topics = topics_of(settings)
-    apply(settings)
     log_file = settings.state_dir / "logs" / "worker.log"
+    own = WorkerProcess(settings, log_file)
+    own.refuse_taken_port()  # before anything is done: the demo needs its own worker
+    apply(settings)
     console.print(f"starting the worker (log: {log_file})")
-    with WorkerProcess(settings, log_file):
-        result = asyncio.run(run_demo(settings, topics, leads, console))
-        console.print(funnel_table(result.funnel))
+    with own:
+        result = asyncio.run(run_demo(settings, topics, leads, console, own.check))
+        print_table(funnel_table(result.funnel))
         console.print(
             f"{result.published} inquiries ({result.duplicates} re-sent duplicates, "
             f"{result.invalid} invalid) all accounted for in {result.seconds:.1f} s"

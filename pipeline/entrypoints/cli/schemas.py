@@ -16,8 +16,22 @@ app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 @app.command("export")
 @friendly
 def schemas_export(out_dir: Annotated[Path, typer.Argument(help="Where to write.")]) -> None:
-    """Write a JSON Schema per topic and an AsyncAPI 3 document."""
-    from pipeline.config.asyncapi import export_schemas
+    """Write a JSON Schema per topic, an AsyncAPI 3 document (the topics) and an
+    OpenAPI 3.1 document (the worker's HTTP API)."""
+    import json
 
-    for path in export_schemas(topics_of(cli_settings()), out_dir, version("leadflow")):
+    from pipeline.bootstrap import build
+    from pipeline.config.asyncapi import export_schemas
+    from pipeline.config.rules import load_rules
+    from pipeline.worker.openapi import openapi_document
+
+    settings = cli_settings()
+    topics = topics_of(settings)
+    release = version("leadflow")
+    written = export_schemas(topics, out_dir, release, settings.kafka_bootstrap, settings.web_url)
+    stage = build(settings, topics, load_rules(settings.rules_dir))  # its routes, not started
+    openapi = out_dir / "openapi.json"
+    document = openapi_document(stage.pages, release, settings.web_url)
+    openapi.write_text(json.dumps(document, indent=2) + "\n")
+    for path in [*written, openapi]:
         console.print(f"wrote {path}")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import pipeline
-from pipeline.config.rules import check_rules_dir
+from pipeline.config.rules import RULE_FILES, check_rules_dir, rules_summary
 from pipeline.config.settings import SHIPPED_RULES, SHIPPED_TOPICS, load_settings
 from pipeline.errors import ConfigError
 
@@ -51,17 +51,13 @@ def test_relative_paths_are_taken_from_the_working_directory_at_start(
 def test_checking_a_rules_directory_summarises_each_file_and_names_a_missing_one(
     tmp_path: Path,
 ) -> None:
-    checked = check_rules_dir(SHIPPED_RULES)
-    assert [path.name for path, _ in checked] == [
-        "scoring.yaml",
-        "enrichment.yaml",
-        "nurture.yaml",
-        "routing.yaml",
-    ]
+    checked = rules_summary(SHIPPED_RULES)
+    assert [path.name for path, _ in checked] == [f"{kind}.yaml" for kind in RULE_FILES]
+    assert all(summary != "left out" for _, summary in checked)  # all seven shipped
     mine = tmp_path / "rules"
     shutil.copytree(SHIPPED_RULES, mine)
     (mine / "enrichment.yaml").unlink()  # optional: the built-in providers
-    assert "enrichment.yaml" not in [path.name for path, _ in check_rules_dir(mine)]
+    assert dict((p.name, s) for p, s in rules_summary(mine))["enrichment.yaml"] == "left out"
     (mine / "exclusions.yaml").unlink()  # not optional: the worker would not start
     with pytest.raises(ConfigError, match=r"exclusions\.yaml: cannot read the file"):
         check_rules_dir(mine)

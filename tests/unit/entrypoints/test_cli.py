@@ -24,11 +24,13 @@ def logging_restored() -> Iterator[None]:
     once the command returns, so any later log line in the test process would fail
     (whichever test happened to run next)."""
     record_factory = logging.getLogRecordFactory()
+    kafka_level = logging.getLogger("aiokafka").level  # a command quiets the Kafka client
     try:
         yield
     finally:
         structlog.reset_defaults()
         logging.setLogRecordFactory(record_factory)
+        logging.getLogger("aiokafka").setLevel(kafka_level)
 
 
 @pytest.fixture(autouse=True)

@@ -93,3 +93,74 @@ def test_a_deeply_nested_body_is_refused_with_a_reason() -> None:
     result = parse_submission(deep, "application/json", "web_form", None)
     assert not isinstance(result, Accepted)
     assert [r.code for r in result] == ["too_deep"]
+
+
+def multipart(fields: list[tuple[str, str]], boundary: str = "----form7MA4YWxk") -> bytes:
+    """A body as a browser sends a `<form enctype="multipart/form-data">`."""
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in fields
+    ]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode()
+
+
+def test_a_multipart_form_body_maps_like_a_urlencoded_one() -> None:
+    fields = [
+        ("email", "jürgen.müller@firma.de"),
+        ("last_name", "Müller"),
+        ("company", "Müller & Söhne; Berlin"),
+        ("product_interest", "crm-suite"),
+        ("product_interest", "analytics"),
+        ("message", "Line one\r\nline two -- with dashes"),
+        ("consent_marketing_email", "on"),
+    ]
+    content_type = "multipart/form-data; boundary=----form7MA4YWxk"
+    result = parse_submission(multipart(fields), content_type, "web_form", "mp-1")
+    assert isinstance(result, Accepted)
+    inquiry = Inquiry.model_validate_json(result.value)
+    assert inquiry.inquiry_id == "mp-1" and inquiry.source.channel == "web_form"
+    assert inquiry.contact.last_name == "Müller"
+    assert inquiry.contact.company == "Müller & Söhne; Berlin"
+    assert inquiry.product_interest == ["crm-suite", "analytics"]
+    assert inquiry.message == "Line one\r\nline two -- with dashes"
+    assert inquiry.consent.marketing_email
+    broken = parse_submission(b"no parts at all", content_type, "web_form", None)
+    assert not isinstance(broken, Accepted) and [r.code for r in broken] == ["not_form_data"]
+
+
+def test_an_address_that_is_no_email_address_is_refused_at_once() -> None:
+    """Capture would reject it later, and the visitor would never know."""
+    for body, content_type in (
+        (orjson.dumps({"contact": {"email": "nope"}}), JSON),
+        (urlencode({"email": "anna@", "last_name": "Schmidt"}).encode(), FORM),
+    ):
+        result = parse_submission(body, content_type, "web_form", None)
+        assert not isinstance(result, Accepted)
+        assert [(r.code, r.field) for r in result] == [("email_invalid", "contact.email")]
+    # a valid one with a name of someone else's inside passes
+    fine = parse_submission(
+        orjson.dumps({"contact": {"email": "anna.schmidt@schmidt-gmbh.de"}}), JSON, "web_form", None
+    )
+    assert isinstance(fine, Accepted)
+
+
+def test_a_filled_honeypot_is_named_and_an_empty_one_is_no_field_of_the_inquiry() -> None:
+    trapped = urlencode({"email": "bot@spam.example", "website": "http://spam.example"})
+    result = parse_submission(trapped.encode(), FORM, "web_form", None, honeypot="website")
+    assert not isinstance(result, Accepted) and [r.code for r in result] == ["honeypot"]
+    as_json = orjson.dumps({"contact": {"email": "bot@spam.example"}, "website": "x"})
+    result = parse_submission(as_json, JSON, "web_form", None, honeypot="website")
+    assert not isinstance(result, Accepted) and [r.code for r in result] == ["honeypot"]
+    empty = urlencode({"email": "anna@firma.de", "website": ""}).encode()
+    person = parse_submission(empty, FORM, "web_form", None, honeypot="website")
+    assert isinstance(person, Accepted) and b"website" not in person.value
+
+
+def test_cors_answers_only_the_channels_origins() -> None:
+    from pipeline.config.access import cors_headers
+
+    site = "https://www.firma.de"
+    assert cors_headers(site, [site])["Access-Control-Allow-Origin"] == site
+    assert cors_headers("https://evil.example", [site]) == {}
+    assert cors_headers(None, [site]) == {}  # a server, not a browser
+    assert cors_headers("https://any.example", None)["Vary"] == "Origin"
