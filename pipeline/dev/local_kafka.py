@@ -366,8 +366,12 @@ class LocalCluster:
 
 def new_cluster_id() -> str:
     """A KRaft cluster id: a random UUID, base64url without padding, as Kafka's
-    storage tool makes one."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    storage tool makes one, and like Kafka's `Uuid.randomUuid` never one that starts
+    with "-": the storage tool would read it as an option (one id in 64 did)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 def _free_port_pairs(count: int) -> list[int]:
