@@ -16,6 +16,7 @@ from pipeline.adapters.kafka.erasure import KafkaEraser, read_partition
 from pipeline.adapters.kafka.security import Broker
 from pipeline.domain.privacy.person import Person, forget_entry
 from pipeline.errors import LeadflowError
+from pipeline.worker.tables import local_db, local_items
 
 
 async def erase_tables(app: faust.App, bootstrap: Broker, person: Person, partition: int) -> int:
@@ -63,15 +64,12 @@ def _local_personal(table: Any, partition: int, person: Person) -> set[bytes]:
     store is what the worker's files hold, so it is searched as well as the
     changelog (a write whose changelog record was still on its way would be
     missed by the log alone)."""
-    db = getattr(table.data, "_dbs", {}).get(partition)
-    if db is None:
-        return set()
-    return {k for k, v in db.items() if person.owns_key(k) or person.found_in(v)}
+    return {k for k, v in local_items(table, partition) if person.owns_key(k) or person.found_in(v)}
 
 
 def _compact_local(table: Any, partition: int) -> None:
     """RocksDB keeps deleted values in its files until a compaction: run one now."""
-    db = getattr(table.data, "_dbs", {}).get(partition)
+    db = local_db(table, partition)
     if db is not None:
         db.flush()
         db.compact_range(None, None)

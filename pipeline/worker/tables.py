@@ -97,3 +97,22 @@ class TypedTable(Generic[T]):
         """Every key and value this worker holds (its partitions): for views only."""
         for key, raw in self.table.items():
             yield (key.decode() if isinstance(key, bytes) else key), self._load(raw)
+
+
+def local_db(table: Any, partition: int) -> Any | None:
+    """The RocksDB database that holds one partition of a table on this worker (None:
+    the memory store, or a partition this worker has not opened). Reading it
+    directly is for what Faust's table API cannot do: read in key order and stop
+    early (timers), search the worker's own files (erasure)."""
+    dbs = getattr(table.data, "_dbs", None)
+    return None if dbs is None else dbs.get(partition)
+
+
+def local_items(table: Any, partition: int) -> Iterator[tuple[bytes, bytes]]:
+    """One partition's entries in key order, lazily, without the offset record Faust
+    keeps in each database; nothing where `local_db` is None."""
+    db = local_db(table, partition)
+    if db is None:
+        return iter(())
+    own = table.data.offset_key
+    return ((k, v) for k, v in db.items() if k != own)

@@ -37,6 +37,7 @@ from faust.web import Request, Response, View
 
 from pipeline.worker import metrics
 from pipeline.worker.stage import Stage
+from pipeline.worker.tables import local_db, local_items
 from schemas.envelope import EventBase, utcnow
 
 Fire = Callable[[str, datetime, str, datetime], EventBase | None]
@@ -212,10 +213,10 @@ class DueTimers:
         found: list[Due] = []
         reads = self.scanner.reads
         partitions = self._active_partitions()
-        for part, entries in _in_order(self.table, partitions):
-            if part not in self._read_legacy:
-                self._read_legacy.add(part)
-                self.scanner.add_legacy(entries, lambda e: self.index_table.get(e) is not None)
+        unread = [p for p in partitions if p not in self._read_legacy]
+        for part, entries in _in_order(self.table, unread):
+            self._read_legacy.update(unread if part == -1 else [part])  # -1: all of them
+            self.scanner.add_legacy(entries, lambda e: self.index_table.get(e) is not None)
         for _, entries in _in_order(self.index_table, partitions):
             found.extend(self.scanner.due(entries, now))
         found.extend(self.scanner.due_legacy(now, lambda key: self.table.get(key.encode())))
@@ -238,8 +239,10 @@ class DueTimers:
     def held_estimate(self) -> int:
         """RocksDB's estimate of the index entries this worker holds (no scan)."""
         held = 0
-        for db in (getattr(self.index_table.data, "_dbs", None) or {}).values():
-            held += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+        for partition in range(self.partitions):
+            db = local_db(self.index_table, partition)
+            if db is not None:
+                held += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
         return held
 
     def _active_partitions(self) -> list[int]:
@@ -266,12 +269,8 @@ def _timer_page(stage: Stage) -> None:
 def _in_order(table: Any, partitions: list[int]) -> list[tuple[int, Iterator[tuple[bytes, bytes]]]]:
     """The active partitions of a table, each in key order, straight from its store
     (read lazily: a scan that stops early reads no further). RocksDB keeps one
-    ordered database per partition, with Faust's own offset record in it; the
-    memory store (tests, `memory://`) keeps one dict for all, sorted here as one
-    part (-1)."""
-    store = table.data
-    dbs = getattr(store, "_dbs", None)
-    if dbs is None:
-        return [(-1, iter(sorted(store.data.items())))] if partitions else []
-    own = store.offset_key
-    return [(p, ((k, v) for k, v in dbs[p].items() if k != own)) for p in partitions if p in dbs]
+    ordered database per partition; the memory store (tests, `memory://`) keeps
+    one dict for all, sorted here as one part (-1)."""
+    if getattr(table.data, "_dbs", None) is None:
+        return [(-1, iter(sorted(table.data.data.items())))] if partitions else []
+    return [(p, local_items(table, p)) for p in partitions if local_db(table, p) is not None]
