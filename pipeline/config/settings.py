@@ -223,6 +223,13 @@ class Settings(BaseSettings):
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
     )
+    table_memory_mib: int = Field(
+        default=128,
+        ge=16,
+        description="Memory all RocksDB table databases of one worker share (blocks read, "
+        "index and filter blocks, memtables): RocksDB's part of resident memory stays "
+        "under it however many leads the worker holds.",
+    )
 
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
