@@ -31,11 +31,13 @@ conversions and the revenue of the converting journeys.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import combinations, groupby
+from itertools import combinations, groupby, pairwise
 from math import comb
 from typing import Generic, TypeVar
+
+from pipeline.domain.report.attribution import Journey, TouchPoint
 
 DATA_DRIVEN_MODELS = ("markov", "shapley")
 K = TypeVar("K", bound=Hashable)
@@ -64,6 +66,21 @@ class RemovalEffects(Generic[K]):
     revenue: dict[K, float]
 
 
+def attribute_data_driven(
+    won: Iterable[Journey],
+    not_converted: Iterable[Sequence[TouchPoint]],
+    key: Callable[[TouchPoint], K],
+) -> dict[K, dict[str, Credit]]:
+    """Each key's credit under both models, from the won deals' journeys (their
+    counted touches, as the rule-based models see them) and the touches, oldest
+    first, of the journeys that have not converted."""
+    paths = [KeyPath(tuple(key(t) for t in j.counted()), True, j.revenue) for j in won]
+    paths += [KeyPath(tuple(key(t) for t in touches), False) for touches in not_converted]
+    by_model = {"markov": markov(paths), "shapley": shapley(paths)}
+    keys = {k for credit in by_model.values() for k in credit}
+    return {k: {m: credit.get(k, Credit()) for m, credit in by_model.items()} for k in keys}
+
+
 def removal_effects(paths: Iterable[KeyPath[K]]) -> RemovalEffects[K]:
     """The first-order Markov chain's removal effects, exact (see the module doc)."""
     steps: dict[K, dict[K, float]] = {}
@@ -74,7 +91,7 @@ def removal_effects(paths: Iterable[KeyPath[K]]) -> RemovalEffects[K]:
         if not keys:
             continue
         first[keys[0]] = first.get(keys[0], 0.0) + 1
-        for a, b in zip(keys, keys[1:], strict=False):
+        for a, b in pairwise(keys):
             steps.setdefault(a, {})
             steps[a][b] = steps[a].get(b, 0.0) + 1
         end = ends.setdefault(keys[-1], [0.0, 0.0, 0.0])
@@ -88,9 +105,7 @@ def removal_effects(paths: Iterable[KeyPath[K]]) -> RemovalEffects[K]:
         return RemovalEffects(dict.fromkeys(states, 0.0), dict.fromkeys(states, 0.0))
     index = {k: i for i, k in enumerate(states)}
     n = len(states)
-    leaving = [
-        sum(steps.get(k, {}).values()) + sum(ends.get(k, [0.0, 0.0])[:2]) for k in states
-    ]
+    leaving = [sum(steps.get(k, {}).values()) + sum(ends.get(k, [0.0, 0.0])[:2]) for k in states]
     # I - Q over the transient states; t: P(next is conversion); r: t × mean value
     system = [[float(i == j) for j in range(n)] for i in range(n)]
     for a, targets in steps.items():
@@ -103,7 +118,9 @@ def removal_effects(paths: Iterable[KeyPath[K]]) -> RemovalEffects[K]:
     start = [first.get(k, 0.0) / total for k in states]
     h = [sum(fundamental[i][j] * t[j] for j in range(n)) for i in range(n)]
     g = [sum(fundamental[i][j] * r[j] for j in range(n)) for i in range(n)]
-    reach = [sum(start[i] * fundamental[i][k] for i in range(n)) / fundamental[k][k] for k in range(n)]
+    reach = [
+        sum(start[i] * fundamental[i][k] for i in range(n)) / fundamental[k][k] for k in range(n)
+    ]
     p_conv = sum(s * x for s, x in zip(start, h, strict=True))
     p_value = sum(s * x for s, x in zip(start, g, strict=True))
     return RemovalEffects(

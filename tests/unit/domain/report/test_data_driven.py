@@ -53,11 +53,16 @@ def test_markov_removal_effects_by_hand() -> None:
     effects = removal_effects(MIXED)
     assert effects.conversions == pytest.approx({"a": 2 / 3, "b": 1 / 2})
     assert effects.revenue == pytest.approx({"a": (175 / 3) / 125, "b": 100 / 125})
-    assert approx(markov(MIXED)) == {"a": (2 * 4 / 7, 500 * 7 / 19), "b": (2 * 3 / 7, 500 * 12 / 19)}
+    assert approx(markov(MIXED)) == {
+        "a": (2 * 4 / 7, 500 * 7 / 19),
+        "b": (2 * 3 / 7, 500 * 12 / 19),
+    }
 
 
 def test_a_key_repeated_back_to_back_is_one_step() -> None:
-    doubled = [KeyPath(tuple(k for key in p.keys for k in (key, key)), p.converted, p.value) for p in MIXED]
+    doubled = [
+        KeyPath(tuple(k for key in p.keys for k in (key, key)), p.converted, p.value) for p in MIXED
+    ]
     assert removal_effects(doubled) == removal_effects(MIXED)
 
 

@@ -33,7 +33,9 @@ def journeys(count: int, seed: int = 20) -> list[KeyPath[str]]:
         keys = [rng.choices(list(FIRST), list(FIRST.values()))[0]]
         while True:
             options = NEXT[keys[-1]]
-            step = rng.choices([*options, "(null)"], [*options.values(), 1 - sum(options.values())])[0]
+            step = rng.choices(
+                [*options, "(null)"], [*options.values(), 1 - sum(options.values())]
+            )[0]
             if step == "(conversion)":
                 value = VALUE[keys[-1]] * rng.uniform(0.5, 1.5)
                 drawn.append(KeyPath(tuple(keys), True, round(value, 2)))
@@ -77,7 +79,9 @@ def reference(paths: list[KeyPath[str]]) -> dict[str, pd.DataFrame]:
 
 
 def by_channel(frame: pd.DataFrame, column: str) -> dict[str, float]:
-    return {str(name): float(v) for name, v in zip(frame["channel_name"], frame[column], strict=True)}
+    return {
+        str(name): float(v) for name, v in zip(frame["channel_name"], frame[column], strict=True)
+    }
 
 
 def test_removal_effects_and_credits_match_channelattribution_within_five_percent() -> None:
