@@ -606,7 +606,10 @@ REPORTS: dict[str, Report] = {
         Report("sla", "SLA breaches", tuple(SLA_DIMENSIONS), sla),
         Report("money", "Cost per lead and ROI", ("campaign", "channel", "all"), money, ("roi",)),
         Report(
-            "attribution", "Won revenue by attribution model", ("channel", "campaign"), attribution
+            "attribution",
+            "Won revenue and deals by attribution model",
+            ("channel", "campaign"),
+            attribution,
         ),
         Report(
             "performance",

@@ -61,7 +61,11 @@ def test_touches_after_a_win_are_a_journey_that_has_not_converted(tmp_path: Path
         "web_form": (pytest.approx(1 / 3, abs=1e-4), pytest.approx(133.33)),
         "webinar": (pytest.approx(2 / 3, abs=1e-4), pytest.approx(266.67)),
     }
-    assert credit(since, "shapley") == credit(since, "linear") == {
-        "web_form": (0.5, 200),
-        "webinar": (0.5, 200),
-    }
+    assert (
+        credit(since, "shapley")
+        == credit(since, "linear")
+        == {
+            "web_form": (0.5, 200),
+            "webinar": (0.5, 200),
+        }
+    )
