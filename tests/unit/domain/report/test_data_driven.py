@@ -3,6 +3,8 @@ worked out by hand; pure, no I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,7 +26,10 @@ def lost(*keys: str) -> KeyPath[str]:
     return KeyPath(keys, False)
 
 
-def approx(credit: dict[str, Credit]) -> dict[str, tuple[float, float]]:
+Model = Callable[[list[KeyPath[str]]], dict[str, Credit]]
+
+
+def approx(credit: dict[str, Credit]) -> dict[str, tuple[object, object]]:
     return {k: (pytest.approx(c.conversions), pytest.approx(c.revenue)) for k, c in credit.items()}
 
 
@@ -34,13 +39,13 @@ MIXED = [won("a", value=100), won("a", "b", value=400), lost("b"), lost("b")]
 
 
 @pytest.mark.parametrize("model", [markov, shapley])
-def test_a_single_channel_world_gets_everything(model) -> None:  # type: ignore[no-untyped-def]
+def test_a_single_channel_world_gets_everything(model: Model) -> None:
     paths = [won("a", value=100), won("a", "a", value=200), lost("a"), lost("a", "a")]
     assert approx(model(paths)) == {"a": (2, 300)}
 
 
 @pytest.mark.parametrize("model", [markov, shapley])
-def test_symmetric_channels_share_equally(model) -> None:  # type: ignore[no-untyped-def]
+def test_symmetric_channels_share_equally(model: Model) -> None:
     paths = [won("a", "b", value=300), won("b", "a", value=300), lost("a"), lost("b")]
     assert approx(model(paths)) == {"a": (1, 300), "b": (1, 300)}
 
