@@ -10,10 +10,10 @@ conversions and the revenue of the converting journeys.
 - markov: a first-order Markov chain over the keys, `(start)` → touches →
   `(conversion)` or `(null)`, its transition probabilities counted from all
   journeys (a key repeated back to back is one step, as ChannelAttribution
-  counts it; it changes no probability below). A key's removal effect is the
+  counts it; self-loops change no removal effect). A key's removal effect is the
   share of the chain's conversion probability lost when every path through the
   key ends in `(null)` – which equals P(a converting walk visits the key), so
-  it comes exactly from the fundamental matrix (one n×n inversion for n keys),
+  it comes exactly from the fundamental matrix (one n×n inversion, numpy),
   not from simulation. Conversions are shared in proportion to the removal
   effects. Revenue likewise, with each conversion worth the mean deal value of
   the journeys whose last touch was the same key (ChannelAttribution's value
@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from itertools import combinations, groupby, pairwise
 from math import comb
 from typing import Generic, TypeVar
+
+import numpy as np
 
 from pipeline.domain.report.attribution import Journey, TouchPoint
 
@@ -104,28 +106,29 @@ def removal_effects(paths: Iterable[KeyPath[K]]) -> RemovalEffects[K]:
     if not any(e[0] for e in ends.values()):
         return RemovalEffects(dict.fromkeys(states, 0.0), dict.fromkeys(states, 0.0))
     index = {k: i for i, k in enumerate(states)}
-    n = len(states)
-    leaving = [sum(steps.get(k, {}).values()) + sum(ends.get(k, [0.0, 0.0])[:2]) for k in states]
-    # I - Q over the transient states; t: P(next is conversion); r: t × mean value
-    system = [[float(i == j) for j in range(n)] for i in range(n)]
+    leaving = np.array(
+        [sum(steps.get(k, {}).values()) + sum(ends.get(k, [0.0, 0.0])[:2]) for k in states]
+    )
+    q = np.zeros((len(states), len(states)))  # transitions between keys
     for a, targets in steps.items():
         for b, count in targets.items():
-            system[index[a]][index[b]] -= count / leaving[index[a]]
-    t = [ends.get(k, [0.0])[0] / leaving[i] for i, k in enumerate(states)]
-    r = [ends[k][2] / leaving[i] if k in ends else 0.0 for i, k in enumerate(states)]
-    fundamental = _inverse(system)
-    total = sum(first.values())
-    start = [first.get(k, 0.0) / total for k in states]
-    h = [sum(fundamental[i][j] * t[j] for j in range(n)) for i in range(n)]
-    g = [sum(fundamental[i][j] * r[j] for j in range(n)) for i in range(n)]
-    reach = [
-        sum(start[i] * fundamental[i][k] for i in range(n)) / fundamental[k][k] for k in range(n)
-    ]
-    p_conv = sum(s * x for s, x in zip(start, h, strict=True))
-    p_value = sum(s * x for s, x in zip(start, g, strict=True))
+            q[index[a], index[b]] = count
+    q /= leaving[:, None]
+    to_conversion = np.array([ends.get(k, [0.0])[0] for k in states]) / leaving
+    to_value = np.array([ends[k][2] if k in ends else 0.0 for k in states]) / leaving
+    start = np.array([first.get(k, 0.0) for k in states]) / sum(first.values())
+    # the fundamental matrix N = (I - Q)^-1: N[i, k] visits to k expected from i, so
+    # P(ever visit k) = (start N)_k / N[k, k]; I - Q of an absorbing chain is invertible
+    fundamental = np.linalg.inv(np.eye(len(states)) - q)
+    converts = fundamental @ to_conversion  # P(conversion) from each key
+    worth = fundamental @ to_value  # expected value from each key
+    reach = (start @ fundamental) / np.diag(fundamental)
+    p_value = float(start @ worth)
+    by_conversion = reach * converts / float(start @ converts)
+    by_value = reach * worth / p_value if p_value else np.zeros(len(states))
     return RemovalEffects(
-        {k: reach[i] * h[i] / p_conv for i, k in enumerate(states)},
-        {k: reach[i] * g[i] / p_value if p_value else 0.0 for i, k in enumerate(states)},
+        {k: float(by_conversion[i]) for i, k in enumerate(states)},
+        {k: float(by_value[i]) for i, k in enumerate(states)},
     )
 
 
@@ -192,24 +195,3 @@ def _credit(
     conversions: float, revenue: float, by_conv: dict[K, float], by_value: dict[K, float]
 ) -> dict[K, Credit]:
     return {k: Credit(conversions * by_conv[k], revenue * by_value[k]) for k in by_conv}
-
-
-def _inverse(matrix: list[list[float]]) -> list[list[float]]:
-    """Gauss–Jordan inverse with partial pivoting (I − Q of an absorbing chain is
-    invertible); zero entries are skipped, since journeys make the matrix sparse."""
-    n = len(matrix)
-    left = [row[:] for row in matrix]
-    right = [[float(i == j) for j in range(n)] for i in range(n)]
-    for col in range(n):
-        pivot = max(range(col, n), key=lambda r: abs(left[r][col]))
-        left[col], left[pivot] = left[pivot], left[col]
-        right[col], right[pivot] = right[pivot], right[col]
-        scale = left[col][col]
-        left[col] = [x / scale for x in left[col]]
-        right[col] = [x / scale for x in right[col]]
-        for row in range(n):
-            factor = left[row][col]
-            if row != col and factor:
-                left[row] = [x - factor * y for x, y in zip(left[row], left[col], strict=True)]
-                right[row] = [x - factor * y for x, y in zip(right[row], right[col], strict=True)]
-    return right
