@@ -40,7 +40,10 @@ def test_many_databases_written_far_past_the_budget_stay_within_it(tmp_path: Pat
     finally:
         for db in dbs:
             db.close()
-    assert 0 < highest <= LIMIT * 1.1, highest  # the cache's shards may overshoot a little
+    # The limit is soft: a flush runs beside the writes (writers are never stalled),
+    # so on a busy machine the memtables overshoot it for a moment; what was written
+    # is six times the limit, and with a cache per database it would all be held.
+    assert 0 < highest <= LIMIT * 2, highest
 
 
 def test_the_budget_is_set_once_per_limit_and_rocksdb_urls_get_the_budgeted_store() -> None:
