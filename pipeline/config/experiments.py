@@ -97,7 +97,9 @@ class RuleChoice:
         )
 
 
-def choose(base: RuleChoice, loaded: LoadedExperiments, lead_id: uuid.UUID, now: datetime) -> RuleChoice:
+def choose(
+    base: RuleChoice, loaded: LoadedExperiments, lead_id: uuid.UUID, now: datetime
+) -> RuleChoice:
     """The lead's rules: the directory's, with the variant of every experiment running
     at `now` laid over them (running experiments change different kinds)."""
     running = loaded.definitions.running(now)
@@ -223,9 +225,12 @@ def check_recorded(
         ran = datetime.fromisoformat(entry["start"]) <= now < datetime.fromisoformat(entry["end"])
         if current is None and ran:
             changed.append(f"{name} was removed while it runs (until {entry['end']})")
-        elif current is not None and (ran or current.running(now)):
-            if loaded.hashes[name] != entry["hash"]:
-                changed.append(f"{name} changed while it runs ({entry['start']} to {entry['end']})")
+        elif (
+            current is not None
+            and (ran or current.running(now))
+            and loaded.hashes[name] != entry["hash"]
+        ):
+            changed.append(f"{name} changed while it runs ({entry['start']} to {entry['end']})")
     if changed and not force:
         raise ConfigError(
             f"{EXPERIMENTS_FILE}: "
@@ -235,7 +240,11 @@ def check_recorded(
             "set LEADFLOW_FORCE_EXPERIMENT_CHANGES=true (leadflow worker --force)."
         )
     current_record = {
-        e.name: {"hash": loaded.hashes[e.name], "start": e.start.isoformat(), "end": e.end.isoformat()}
+        e.name: {
+            "hash": loaded.hashes[e.name],
+            "start": e.start.isoformat(),
+            "end": e.end.isoformat(),
+        }
         for e in loaded.definitions.experiments
     }
     record.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ directory, as the rules they stand in for (`pipeline.config.experiments`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,10 +32,11 @@ from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.capture.exclusion import ExclusionPolicy
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.enrich.enrichment import EnrichmentRules
-from pipeline.domain.experiments import KINDS, Experiments
+from pipeline.domain.experiments import KINDS, Experiments, Kind
 from pipeline.domain.nurture.policy import NurturePolicy
 from pipeline.domain.qualify.scoring import ScoringModel
 from pipeline.errors import ConfigError
+from schemas.lead import RuleVersion
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_ENRICHMENT = EnrichmentRules.model_validate(
@@ -122,7 +123,7 @@ class Rules:
     """The directory's scoring, nurture and routing rules with their versions."""
 
     def __post_init__(self) -> None:
-        versions = {
+        versions: dict[Kind, RuleVersion] = {
             "scoring": rule_version("scoring", self.scoring),
             "nurture": rule_version("nurture", self.nurture),
             "routing": rule_version("routing", self.routing),

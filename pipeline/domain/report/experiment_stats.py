@@ -183,14 +183,10 @@ def compare_proportions(
     )
 
 
-def compare_means(
-    control: Sample, variant: Sample, leads: tuple[int, int], unit: str
-) -> Verdict:
+def compare_means(control: Sample, variant: Sample, leads: tuple[int, int], unit: str) -> Verdict:
     """Welch's comparison of two means; `unit` names them in the statement."""
     d = variant.mean - control.mean
-    per_lead = (
-        min(control.n / leads[0], variant.n / leads[1]) if leads[0] and leads[1] else 0.0
-    )
+    per_lead = min(control.n / leads[0], variant.n / leads[1]) if leads[0] and leads[1] else 0.0
     return verdict(
         d,
         welch(control, variant),
