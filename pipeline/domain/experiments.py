@@ -33,7 +33,12 @@ Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 def _midnight(value: Any) -> Any:
-    """A date alone (`start: 2026-12-01`) means its midnight, UTC."""
+    """A date alone (`start: 2026-12-01`, quoted or not) means its midnight, UTC."""
+    if isinstance(value, str) and len(value.strip()) == 10:
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            return value
     if isinstance(value, date) and not isinstance(value, datetime):
         return datetime.combine(value, time(), UTC)
     return value

@@ -36,16 +36,29 @@ def z_value(confidence: float = CONFIDENCE) -> float:
 
 
 def t_value(df: float, confidence: float = CONFIDENCE) -> float:
-    """The two-sided Student-t quantile for `df` degrees of freedom (Cornish-Fisher
-    expansion around the normal quantile: within 0.1 % from 3 degrees on)."""
+    """The two-sided Student-t quantile for `df` degrees of freedom (Welch's are not
+    whole numbers): Newton's method on the t distribution, from the Cornish-Fisher
+    estimate around the normal quantile."""
     z = z_value(confidence)
-    return (
-        z
-        + (z**3 + z) / (4 * df)
-        + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-        + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-        + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * df**4)
-    )
+    x = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    for _ in range(20):
+        step = (_t_cdf(x, df) - (0.5 + confidence / 2)) / _t_pdf(x, df)
+        x -= step
+        if abs(step) < 1e-10:
+            break
+    return x
+
+
+def _t_pdf(x: float, df: float) -> float:
+    scale = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    return math.exp(scale - (df + 1) / 2 * math.log1p(x * x / df))
+
+
+def _t_cdf(x: float, df: float, steps: int = 400) -> float:
+    """0.5 plus the density's integral from 0 to x (Simpson's rule)."""
+    h = x / steps
+    inner = sum((4 if i % 2 else 2) * _t_pdf(i * h, df) for i in range(1, steps))
+    return 0.5 + h / 3 * (_t_pdf(0.0, df) + inner + _t_pdf(x, df))
 
 
 def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
@@ -77,6 +90,14 @@ class Sample:
     n: int
     mean: float
     variance: float
+
+
+def mean_interval(sample: Sample, confidence: float = CONFIDENCE) -> Interval | None:
+    """The t interval of one variant's mean (None with fewer than two values)."""
+    if sample.n < 2:
+        return None
+    half = t_value(sample.n - 1, confidence) * math.sqrt(sample.variance / sample.n)
+    return Interval(sample.mean - half, sample.mean + half)
 
 
 def welch(a: Sample, b: Sample, confidence: float = CONFIDENCE) -> Interval | None:
