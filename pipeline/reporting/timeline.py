@@ -108,10 +108,10 @@ def decided_by(message: dict[str, Any]) -> str:
     """For a decision: the rule set that made it and the lead's experiment variants,
     e.g. "scoring.yaml #0e1897164207, lower-mql-bar: mql-8" ("" for other events and
     for decisions older than the record)."""
-    rules = message.get("rules") if isinstance(message.get("rules"), dict) else None
-    told = [f"{rules.get('name')} #{rules.get('hash')}"] if rules else []
-    arms = message.get("experiments") if isinstance(message.get("experiments"), list) else []
-    told += [f"{a.get('experiment')}: {a.get('variant')}" for a in arms if isinstance(a, dict)]
+    rules, arms = message.get("rules"), message.get("experiments")
+    told = [f"{rules.get('name')} #{rules.get('hash')}"] if isinstance(rules, dict) else []
+    if isinstance(arms, list):
+        told += [f"{a.get('experiment')}: {a.get('variant')}" for a in arms if isinstance(a, dict)]
     return ", ".join(told)
 
 
