@@ -3,23 +3,23 @@ variants compare (asks the running worker, else reads the warehouse itself)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 
 from pipeline.entrypoints.cli.common import cli_settings, console, friendly, print_rows, topics_of
+from pipeline.entrypoints.cli.report import FORMAT_OPTION, Format
 
 app = typer.Typer(
     help="A/B experiments on the rules (experiments.yaml in LEADFLOW_RULES_DIR).",
     no_args_is_help=True,
 )
-Format = Literal["table", "csv", "json"]
 
 
 @app.command("list")
 @friendly
 def experiments_list(
-    format_: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = "table",
+    format_: Format = FORMAT_OPTION,
 ) -> None:
     """Every experiment with its window, variants, shares and status (from the rules)."""
     from pipeline.config.rules import load_rules
@@ -34,11 +34,12 @@ def experiments_list(
 @friendly
 def experiments_report(
     name: Annotated[str, typer.Argument(help="The experiment's name (leadflow experiments list).")],
-    format_: Annotated[Format, typer.Option("--format", help="table, csv or json.")] = "table",
+    format_: Format = FORMAT_OPTION,
 ) -> None:
-    """Each variant against the control: answered in target, MQL → SQL → opportunity →
-    won, minutes to first contact and revenue, with 95 % intervals and whether the
-    difference is significant yet (and about how many more leads it needs)."""
+    """Each variant against the control, with 95 % intervals and a plain verdict.
+
+    Measures: answered in target, MQL → SQL → opportunity → won, minutes to first contact,
+    revenue per lead; not significant yet: about how many more leads it needs."""
     import json
 
     from pipeline.adapters.worker_api import ask_worker
