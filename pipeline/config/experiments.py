@@ -47,6 +47,7 @@ MODELS: dict[Kind, type[BaseModel]] = {
 }
 """The rules an experiment may vary, by kind, as `pipeline.config.rules` loads them."""
 E = TypeVar("E", bound=Decided)
+M = TypeVar("M", bound=BaseModel)
 
 
 def content_hash(rules: BaseModel) -> str:
@@ -122,9 +123,6 @@ def choose(
         versions=versions,
         variants=tuple(variants),
     )
-
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def _as(value: BaseModel, model: type[M]) -> M:

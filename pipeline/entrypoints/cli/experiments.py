@@ -26,8 +26,12 @@ def experiments_list(
     from pipeline.reporting.experiments import experiment_list
     from schemas.envelope import utcnow
 
-    rules = load_rules(cli_settings().rules_dir)
-    print_rows(experiment_list(rules.experiments.definitions, utcnow()), format_, "experiments")
+    rules_dir = cli_settings().rules_dir
+    rows = experiment_list(load_rules(rules_dir).experiments.definitions, utcnow())
+    if not rows and format_ == "table":
+        console.print(f"no experiments in {rules_dir / 'experiments.yaml'}")
+        return
+    print_rows(rows, format_, "experiments")
 
 
 @app.command("report")
