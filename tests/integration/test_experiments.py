@@ -33,6 +33,10 @@ pytestmark = pytest.mark.integration
 NAME = "sales-bar"
 SALES, CONTROL = "straight-to-sales", "control"
 PER_VARIANT = 3
+ANSWER = "answer-pack"  # a second experiment at the same time, on nurture
+SHORT, USUAL = "short-answer", "info-pack"
+QUOTAS = {(CONTROL, USUAL): 2, (CONTROL, SHORT): 1, (SALES, USUAL): 1, (SALES, SHORT): 2}
+"""Leads per pair of variants: three per scoring variant, both answers in each experiment."""
 
 
 def experiment_yaml(share: int = 50) -> str:
@@ -48,6 +52,15 @@ def experiment_yaml(share: int = 50) -> str:
         share: {100 - share}
         overrides:
           scoring: {{version: every lead an SQL, thresholds: {{mql: 0, sql: 0}}}}
+  - name: {ANSWER}
+    start: {(now - timedelta(days=1)).isoformat()}
+    end: {(now + timedelta(days=2)).isoformat()}
+    variants:
+      - {{name: {USUAL}, share: 50}}
+      - name: {SHORT}
+        share: 50
+        overrides:
+          nurture: {{fulfillment: {{content_by_product: {{crm-suite: crm-suite-in-brief}}}}}}
 """
 
 
@@ -67,17 +80,22 @@ def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     with WorkerProcess(settings, state / "worker.log"):
         pipeline = Pipeline(settings, load_topics(settings.topics_file, settings.topic_prefix))
         result = Run(pipeline, load_rules(rules_dir), rules_dir)
-        experiment = result.rules.experiments.definitions.named(NAME)
-        assert experiment is not None
-        bodies, n = [], 0
+        definitions = result.rules.experiments.definitions
+        scoring, answers = definitions.named(NAME), definitions.named(ANSWER)
+        assert scoring is not None and answers is not None
+        bodies, n, wanted = [], 0, dict(QUOTAS)
         # namesakes at one company (Eva Roth at x.de, each with her own address): each
-        # is a lead of her own, in the variant her lead id gives
-        while min(len(v) for v in result.leads.values()) < PER_VARIANT:
+        # is a lead of her own, in the variants her lead id gives
+        while any(wanted.values()):
             body, lead = pipeline.inquiry(f"ab{n}")
             n += 1
-            variant = result.leads[experiment.variant_of(uuid.UUID(lead)).name]
-            if len(variant) < PER_VARIANT:
-                variant.append(lead)
+            pair = (
+                scoring.variant_of(uuid.UUID(lead)).name,
+                answers.variant_of(uuid.UUID(lead)).name,
+            )
+            if wanted[pair]:
+                wanted[pair] -= 1
+                result.leads[pair[0]].append(lead)
                 bodies.append(body)
         pipeline.send(pipeline.topics.inquiries, *bodies)
         yield result
@@ -85,9 +103,15 @@ def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 def test_each_lead_runs_its_variants_rules_and_every_decision_records_them(run: Run) -> None:
     pipeline, base = run.pipeline, run.rules.base.versions
+    answers = run.rules.experiments.definitions.named(ANSWER)
+    assert answers is not None
     for variant, leads in run.leads.items():
-        arm = [VariantAssigned(experiment=NAME, variant=variant)]
         for lead in leads:
+            short = answers.variant_of(uuid.UUID(lead)).name == SHORT
+            arm = [
+                VariantAssigned(experiment=NAME, variant=variant),
+                VariantAssigned(experiment=ANSWER, variant=SHORT if short else USUAL),
+            ]
             (qualified, *_) = pipeline.wait_for(pipeline.topics.qualified, lead)
             assert isinstance(qualified, LeadQualified)
             assert qualified.experiments == arm
@@ -96,7 +120,11 @@ def test_each_lead_runs_its_variants_rules_and_every_decision_records_them(run: 
             assert qualified.rules == chosen.versions["scoring"]
             (answer, *_) = pipeline.wait_for(pipeline.topics.touches, lead)
             assert isinstance(answer, TouchScheduled) and answer.payload.purpose == "fulfillment"
-            assert (answer.rules, answer.experiments) == (base["nurture"], arm)
+            assert (answer.rules, answer.experiments) == (chosen.versions["nurture"], arm)
+            assert answer.payload.content_id == (
+                "crm-suite-in-brief" if short else "info-pack-crm-suite"
+            )
+            assert (answer.rules != base["nurture"]) == short
             if variant == SALES:  # the variant's bar: every lead goes to sales
                 assert qualified.payload.status == "sql" and qualified.payload.decision == "sales"
                 assert qualified.rules is not None
@@ -110,7 +138,7 @@ def test_each_lead_runs_its_variants_rules_and_every_decision_records_them(run: 
                 assert qualified.rules == base["scoring"]
                 (kept, *_) = pipeline.wait_for(pipeline.topics.nurture, lead)
                 assert isinstance(kept, LeadNurtured)
-                assert (kept.rules, kept.experiments) == (base["nurture"], arm)
+                assert (kept.rules, kept.experiments) == (chosen.versions["nurture"], arm)
 
 
 def report_rows(run: Run) -> list[dict[str, Any]]:
@@ -149,7 +177,8 @@ def test_the_report_over_the_warehouse_compares_both_variants(run: Run) -> None:
     assert "significant at 95 %" in table.stdout and "control: control" in table.stdout
     listed = leadflow(settings, "experiments", "list", "--format", "json")
     assert [(e["experiment"], e["status"]) for e in json.loads(listed.stdout)] == [
-        (NAME, "running")
+        (NAME, "running"),
+        (ANSWER, "running"),
     ]
 
     by_rules = leadflow(settings, "report", "rules", "--format", "json")
@@ -167,7 +196,7 @@ def test_the_report_over_the_warehouse_compares_both_variants(run: Run) -> None:
     lead = run.leads[SALES][0]
     timeline = get_json(settings, f"/v1/leads/{lead}/timeline")
     told = {e["event_type"]: e["rules"] for e in timeline}
-    assert told["LeadQualified"].endswith(f"{NAME}: {SALES}")
+    assert f"{NAME}: {SALES}, {ANSWER}: " in told["LeadQualified"]
     assert told["LeadQualified"].startswith(f"every lead an SQL ({NAME}/{SALES}) #")
     assert told["LeadCaptured"] == ""  # no decision, no rules
 
@@ -180,7 +209,7 @@ def test_a_running_experiment_changed_since_the_start_stops_the_next_start(run: 
     settings, path = run.pipeline.settings, run.rules_dir / "experiments.yaml"
     kept = path.read_text()
     changed = kept.replace(f"{{name: {CONTROL}, share: 50}}", f"{{name: {CONTROL}, share: 40}}")
-    path.write_text(changed.replace("share: 50\n", "share: 60\n"))
+    path.write_text(changed.replace("share: 50\n", "share: 60\n", 1))
     try:
         refused = leadflow(settings, "worker")
     finally:
