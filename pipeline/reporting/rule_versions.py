@@ -29,19 +29,31 @@ DECISION_TYPES = ", ".join(f"'{t}'" for t in DECISIONS)
 def decisions_by_rules(
     warehouse: Warehouse, p: ReportParams, _: ReportInputs
 ) -> list[dict[str, Any]]:
-    """Per decision type and rule set: decisions, leads, first and last seen."""
+    """Per decision type, rule set and what was decided (a qualification's decision,
+    a touch's purpose, a nurture change's kind of reason, a routing's queue):
+    decisions, leads, first and last seen."""
     return warehouse.query(f"""
         SELECT event_type AS decision,
-               if(name = '', '(not recorded)', name) AS rules, hash,
+               if(name = '', '(not recorded)', name) AS rules, hash, outcome,
                count() AS decisions, uniqExact(lead_id) AS leads,
                toString(min(occurred_at)) AS first_at, toString(max(occurred_at)) AS last_at
         FROM (
             SELECT event_type, lead_id, occurred_at,
                    JSONExtractString(payload, 'rules', 'name') AS name,
-                   JSONExtractString(payload, 'rules', 'hash') AS hash
+                   JSONExtractString(payload, 'rules', 'hash') AS hash,
+                   multiIf(
+                       event_type = 'LeadQualified',
+                           JSONExtractString(payload, 'payload', 'decision'),
+                       event_type = 'TouchScheduled',
+                           JSONExtractString(payload, 'payload', 'purpose'),
+                       event_type IN ('LeadRouted', 'LeadAssigned'),
+                           JSONExtractString(payload, 'payload', 'queue'),
+                       event_type = 'LeadNurtured',
+                           splitByChar(':', JSONExtractString(payload, 'payload', 'reason'))[1],
+                       '') AS outcome
             FROM {EVENTS_TABLE} FINAL
             WHERE event_type IN ({DECISION_TYPES}) AND {p.after("occurred_at")}
         )
-        GROUP BY decision, rules, hash
-        ORDER BY indexOf([{DECISION_TYPES}], decision), first_at, rules
+        GROUP BY decision, rules, hash, outcome
+        ORDER BY indexOf([{DECISION_TYPES}], decision), first_at, rules, outcome
     """)

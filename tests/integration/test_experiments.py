@@ -183,15 +183,16 @@ def test_the_report_over_the_warehouse_compares_both_variants(run: Run) -> None:
 
     by_rules = leadflow(settings, "report", "rules", "--format", "json")
     assert by_rules.returncode == 0, by_rules.stderr
+    decided = json.loads(by_rules.stdout)
     scoring = {
-        (r["rules"], r["leads"])
-        for r in json.loads(by_rules.stdout)
-        if r["decision"] == "LeadQualified"
+        (r["rules"], r["outcome"], r["leads"]) for r in decided if r["decision"] == "LeadQualified"
     }
-    assert scoring == {
-        ("scoring.yaml", PER_VARIANT),
-        (f"every lead an SQL ({NAME}/{SALES})", PER_VARIANT),
+    assert scoring == {  # what each scoring rule set decided
+        ("scoring.yaml", "nurture", PER_VARIANT),
+        (f"every lead an SQL ({NAME}/{SALES})", "sales", PER_VARIANT),
     }
+    answered = {(r["rules"], r["leads"]) for r in decided if r["outcome"] == "fulfillment"}
+    assert answered == {("nurture.yaml", 3), (f"nurture.yaml ({ANSWER}/{SHORT})", 3)}
 
     lead = run.leads[SALES][0]
     timeline = get_json(settings, f"/v1/leads/{lead}/timeline")
