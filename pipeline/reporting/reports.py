@@ -24,10 +24,12 @@ from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.distribute.sla import CONTACT
 from pipeline.domain.report.attribution import (
     DEFAULT_HALF_LIFE_DAYS,
+    MODELS,
     Journey,
     TouchPoint,
     attribute,
 )
+from pipeline.domain.report.data_driven import Credit, attribute_data_driven
 from pipeline.errors import BadRequest
 from pipeline.reporting.analytics import Handed, fairness_rows, volume_anomalies
 from pipeline.reporting.events import funnel_by_channel
@@ -298,7 +300,9 @@ def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
 
 
 def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
-    """Won revenue credited to channels / campaigns under seven models, side by side.
+    """Won revenue and won deals (`<model>_conversions`) credited to channels /
+    campaigns under the seven rule-based models and the two data-driven ones
+    (markov, shapley), side by side.
 
     Each won sales cycle of a lead is a deal (a customer's upsell is a second
     one); a later deal counts the touches since the lead's previous one.
@@ -317,7 +321,7 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         HAVING countIf({outcome} = 'won') > 0
     """
     won = f"SELECT lead_id FROM ({cycles}) WHERE {p.after('won')}"
-    deals = w.query(f"""
+    all_deals = w.query(f"""
         SELECT toString(lead_id) AS lead_id, toString(won) AS won_at,
                if(had_opportunity, toString(opportunity), '') AS opportunity_at, amount_eur,
                toString(lagInFrame(won, 1, toDateTime64(0, 3, 'UTC')) OVER (
@@ -326,32 +330,8 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         FROM ({cycles})
         ORDER BY lead_id, won
     """)
-    deals = [d for d in deals if p.since is None or _time(d["won_at"]).date() >= p.since]
-    touches = w.query(f"""
-        SELECT toString(lead_id) AS lead_id, toString(occurred_at) AS at, channel, campaign,
-               NOT JSONExtractBool(payload, 'merged') AS creates_lead
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'LeadCaptured' AND lead_id IN ({won})
-        UNION ALL
-        SELECT toString(lead_id), toString(occurred_at),
-               if(JSONExtractString(payload, 'payload', 'details', 'channel') = '',
-                  JSONExtractString(payload, 'payload', 'activity_type'),
-                  JSONExtractString(payload, 'payload', 'details', 'channel')),
-               JSONExtractString(payload, 'payload', 'details', 'campaign'), false
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'ActivityRecorded' AND lead_id IN ({won})
-          AND JSONExtractString(payload, 'payload', 'details', 'campaign') != ''
-    """)
-    by_lead: dict[str, list[TouchPoint]] = {}
-    for t in touches:
-        by_lead.setdefault(t["lead_id"], []).append(
-            TouchPoint(
-                _time(t["at"]),
-                t["channel"] or "(none)",
-                t["campaign"] or "(none)",
-                bool(t["creates_lead"]),
-            )
-        )
+    deals = [d for d in all_deals if p.since is None or _time(d["won_at"]).date() >= p.since]
+    by_lead = _touches(w, won)
     journeys = [
         Journey(
             touches=tuple(
@@ -369,11 +349,79 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         return (touch.channel,) if names == ["channel"] else (touch.channel, touch.campaign)
 
     credited = attribute(journeys, key, p.half_life_days)
+    # issue 20 point 4: deals credited besides revenue, and the data-driven models,
+    # which also learn from the journeys that did not convert
+    deals_credited = attribute([replace(j, revenue=1.0) for j in journeys], key, p.half_life_days)
+    learnt = attribute_data_driven(journeys, _open_journeys(w, p, all_deals), key)
     rows = [
-        {**dict(zip(names, k, strict=True)), **{m: round(v, 2) for m, v in models.items()}}
-        for k, models in credited.items()
+        {**dict(zip(names, k, strict=True)), **_credit_columns(k, credited, deals_credited, learnt)}
+        for k in {*credited, *learnt}
     ]
     return sorted(rows, key=lambda r: (-r["linear"], *(r[n] for n in names)))
+
+
+def _credit_columns(
+    key: tuple[str, ...],
+    revenue: dict[tuple[str, ...], dict[str, float]],
+    deals: dict[tuple[str, ...], dict[str, float]],
+    learnt: dict[tuple[str, ...], dict[str, Credit]],
+) -> dict[str, float]:
+    """One key's attribution columns: revenue per model, then won deals per model."""
+    none = dict.fromkeys(MODELS, 0.0)
+    data_driven = learnt.get(key, {})
+    return {
+        **{m: round(v, 2) for m, v in revenue.get(key, none).items()},
+        **{m: round(c.revenue, 2) for m, c in data_driven.items()},
+        **{f"{m}_conversions": round(v, 4) for m, v in deals.get(key, none).items()},
+        **{f"{m}_conversions": round(c.conversions, 4) for m, c in data_driven.items()},
+    }
+
+
+def _open_journeys(w: Warehouse, p: ReportParams, deals: Rows) -> list[list[TouchPoint]]:
+    """The journeys that have not converted (yet), for the data-driven models: each
+    lead's touches after its last won deal (all of them if it never won), oldest
+    first – those whose last touch is on or after --since."""
+    last_win: dict[str, datetime] = {}
+    for d in deals:  # ordered by win within a lead
+        last_win[d["lead_id"]] = _time(d["won_at"])
+    journeys = []
+    for lead, touches in _touches(w, f"SELECT lead_id FROM {LEADS}").items():
+        after = last_win.get(lead)
+        journey = sorted((t for t in touches if after is None or t.at > after), key=lambda t: t.at)
+        if journey and (p.since is None or journey[-1].at.date() >= p.since):
+            journeys.append(journey)
+    return journeys
+
+
+def _touches(w: Warehouse, leads: str) -> dict[str, list[TouchPoint]]:
+    """The touches of the leads `leads` (a subquery of lead ids) selects, by lead:
+    inquiries and tracked activities that name a campaign."""
+    touches = w.query(f"""
+        SELECT toString(lead_id) AS lead_id, toString(occurred_at) AS at, channel, campaign,
+               NOT JSONExtractBool(payload, 'merged') AS creates_lead
+        FROM {EVENTS_TABLE} FINAL
+        WHERE event_type = 'LeadCaptured' AND lead_id IN ({leads})
+        UNION ALL
+        SELECT toString(lead_id), toString(occurred_at),
+               if(JSONExtractString(payload, 'payload', 'details', 'channel') = '',
+                  JSONExtractString(payload, 'payload', 'activity_type'),
+                  JSONExtractString(payload, 'payload', 'details', 'channel')),
+               JSONExtractString(payload, 'payload', 'details', 'campaign'), false
+        FROM {EVENTS_TABLE} FINAL
+        WHERE event_type = 'ActivityRecorded' AND lead_id IN ({leads})
+          AND JSONExtractString(payload, 'payload', 'details', 'campaign') != ''
+    """)
+    by_lead: dict[str, list[TouchPoint]] = {}
+    for t in touches:
+        by_lead.setdefault(t["lead_id"], []).append(
+            TouchPoint(
+                _time(t["at"]),
+                t["channel"] or "(none)",
+                t["campaign"] or "(none)",
+                bool(t["creates_lead"]),
+            )
+        )
+    return by_lead
 
 
 def performance(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
@@ -559,7 +607,10 @@ REPORTS: dict[str, Report] = {
         Report("sla", "SLA breaches", tuple(SLA_DIMENSIONS), sla),
         Report("money", "Cost per lead and ROI", ("campaign", "channel", "all"), money, ("roi",)),
         Report(
-            "attribution", "Won revenue by attribution model", ("channel", "campaign"), attribution
+            "attribution",
+            "Won revenue and deals by attribution model",
+            ("channel", "campaign"),
+            attribution,
         ),
         Report(
             "performance",
