@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pipeline.adapters.worker_api import get_json, wait_until_stored
+from pipeline.config.experiments import RECORD_FILE
 from pipeline.config.rules import Rules, load_rules
 from pipeline.config.settings import SHIPPED_RULES
 from pipeline.config.topics import load_topics
@@ -208,14 +209,24 @@ def test_the_report_over_the_warehouse_compares_both_variants(run: Run) -> None:
 
 def test_a_running_experiment_changed_since_the_start_stops_the_next_start(run: Run) -> None:
     settings, path = run.pipeline.settings, run.rules_dir / "experiments.yaml"
+    record = settings.state_dir / RECORD_FILE
+    recorded = json.loads(record.read_text())
+    assert recorded[NAME]["hash"] == run.rules.experiments.hashes[NAME]  # the worker's start
     kept = path.read_text()
     changed = kept.replace(f"{{name: {CONTROL}, share: 50}}", f"{{name: {CONTROL}, share: 40}}")
     path.write_text(changed.replace("share: 50\n", "share: 60\n", 1))
+    nowhere = {"LEADFLOW_KAFKA_BOOTSTRAP": "127.0.0.1:1"}  # a forced start ends at the broker
     try:
         refused = leadflow(settings, "worker")
+        forced = leadflow(settings, "worker", "--force", env=nowhere)
     finally:
         path.write_text(kept)
     assert refused.returncode == 1
     told = refused.stdout + refused.stderr
     assert f"{NAME} changed while it runs" in told and "--force" in told
     assert "Traceback" not in told
+    # forced: past the check (logged), the new definition recorded, then no broker there
+    assert forced.returncode == 1 and "no Kafka broker answers at 127.0.0.1:1" in forced.stdout
+    assert "experiments.changed_while_running" in forced.stdout + forced.stderr
+    now = json.loads(record.read_text())
+    assert now[NAME]["hash"] != recorded[NAME]["hash"] and now[ANSWER] == recorded[ANSWER]
