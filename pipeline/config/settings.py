@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         description="Business rules RevOps edits: scoring, nurture, routing, … (default: the "
         "shipped examples; `leadflow rules copy DIR` makes an editable copy).",
     )
+    force_experiment_changes: bool = Field(
+        default=False,
+        description="Start even though a running experiment's definition (experiments.yaml "
+        "and its variants' files) differs from the one this state directory recorded; "
+        "its leads' variants and rules change mid-run (`leadflow worker --force`).",
+    )
     topic_replication_factor: int = Field(
         default=1,
         ge=1,

@@ -33,6 +33,7 @@ from pipeline.domain.report.data_driven import Credit, attribute_data_driven
 from pipeline.errors import BadRequest
 from pipeline.reporting.analytics import Handed, fairness_rows, volume_anomalies
 from pipeline.reporting.events import funnel_by_channel
+from pipeline.reporting.rule_versions import decisions_by_rules
 
 LEADS = "leadflow.leads"
 Grain = Literal["day", "week", "month"]
@@ -629,6 +630,7 @@ REPORTS: dict[str, Report] = {
         Report("targets", "Target against actual", ("all",), targets, ("attainment",)),
         Report("anomalies", "Unusual daily volume per channel", ("channel",), anomalies),
         Report("pipeline", "Inquiries through the pipeline", ("channel",), pipeline_funnel),
+        Report("rules", "Decisions by the rule set that made them", ("all",), decisions_by_rules),
     )
 }
 
