@@ -7,7 +7,8 @@ leads held, towards a ceiling of about 1 GiB for RocksDB alone). Here all of the
 share one LRU cache of `LEADFLOW_TABLE_MEMORY_MIB`: the blocks read, the index and
 filter blocks of every file, and the memtables (a write buffer manager charges
 them to the same cache and flushes the fullest when the writes' half is used). So
-RocksDB's memory is capped by one figure, whatever the worker holds.
+RocksDB's memory stays near one figure (a soft limit: flushes run beside the
+writes), whatever the worker holds.
 
 The store is Faust's own (`faust.stores.rocksdb.Store`, rocksdict driver) with
 only its database options replaced; `table_store_url` picks it for `rocksdb://`.
