@@ -229,6 +229,12 @@ class Settings(BaseSettings):
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
     )
+    malloc_arenas: int = Field(
+        default=2,
+        ge=0,
+        description="glibc malloc arenas of the worker process (0: glibc's default, eight "
+        "per core): fewer arenas keep less freed memory resident.",
+    )
     table_memory_mib: int = Field(
         default=128,
         ge=16,

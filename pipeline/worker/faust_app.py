@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 
 import faust
@@ -14,6 +16,25 @@ from pipeline.adapters.kafka.security import faust_credentials
 from pipeline.config.settings import Settings
 from pipeline.config.topics import ChangelogSpec
 from pipeline.worker.table_store import table_store_url, use_memory_budget
+
+M_ARENA_MAX = -8
+"""glibc's mallopt parameter for the number of malloc arenas."""
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """At most `arenas` malloc arenas in this process (glibc; 0: its default, eight per
+    core). RocksDB's, chdb's and aiokafka's threads each got an arena of their own,
+    whose freed memory is rarely returned: with two, bench/scale.py measured 48 MiB
+    less resident memory at 3,000 leads held and a third of the growth, at the same
+    CPU per lead. Call it before the worker starts its threads. False where there is
+    no glibc (musl, macOS): nothing changes there."""
+    if arenas <= 0:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False
 
 
 def tables_ready(app: faust.App) -> bool:

@@ -55,11 +55,14 @@ def worker(
     ] = False,
 ) -> None:
     """Run every stage agent and the warehouse sink (stop with Ctrl-C / SIGTERM)."""
-    from pipeline.bootstrap import create_app, guard_experiments
-    from pipeline.config.rules import load_rules
-    from pipeline.worker.faust_app import run_worker
+    from pipeline.worker.faust_app import limit_malloc_arenas, run_worker
 
     settings = cli_settings()
+    limit_malloc_arenas(settings.malloc_arenas)  # before the engines start their threads
+
+    from pipeline.bootstrap import create_app, guard_experiments
+    from pipeline.config.rules import load_rules
+
     if force:
         settings = settings.model_copy(update={"force_experiment_changes": True})
     topics = topics_of(settings)

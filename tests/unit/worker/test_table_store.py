@@ -10,6 +10,7 @@ from pathlib import Path
 import rocksdict
 
 from pipeline.worker import table_store
+from pipeline.worker.faust_app import limit_malloc_arenas
 from pipeline.worker.table_store import (
     BudgetedOptions,
     memory_budget,
@@ -51,3 +52,9 @@ def test_the_budget_is_set_once_per_limit_and_rocksdb_urls_get_the_budgeted_stor
     assert use_memory_budget(LIMIT) is first and memory_budget() is first
     assert table_store_url("rocksdb://") == f"{table_store.BUDGETED_SCHEME}://"
     assert table_store_url("memory://") == "memory://"
+
+
+def test_the_worker_limits_glibcs_malloc_arenas_where_glibc_is() -> None:
+    """This machine runs glibc (the CI image too): the limit is taken; 0 keeps glibc's."""
+    assert limit_malloc_arenas(2) is True
+    assert limit_malloc_arenas(0) is False
