@@ -25,7 +25,7 @@ def limit_malloc_arenas(arenas: int) -> bool:
     """At most `arenas` malloc arenas in this process (glibc; 0: its default, eight per
     core). RocksDB's, chdb's and aiokafka's threads each got an arena of their own,
     whose freed memory is rarely returned: with two, bench/scale.py measured 48 MiB
-    less resident memory at 3,000 leads held and a third of the growth, at the same
+    less resident memory at 3,000 leads held and three fifths of the growth, at the same
     CPU per lead. Call it before the worker starts its threads. False where there is
     no glibc (musl, macOS): nothing changes there."""
     if arenas <= 0:
