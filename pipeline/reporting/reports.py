@@ -22,12 +22,7 @@ from pipeline.config.report_rules import TARGET_METRICS, Targets, load_targets, 
 from pipeline.config.rules import Rules
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.distribute.sla import CONTACT
-from pipeline.domain.report.attribution import (
-    DEFAULT_HALF_LIFE_DAYS,
-    Journey,
-    TouchPoint,
-    attribute,
-)
+from pipeline.domain.report.attribution import DEFAULT_HALF_LIFE_DAYS, MODELS
 from pipeline.errors import BadRequest
 from pipeline.reporting.analytics import Handed, fairness_rows, volume_anomalies
 from pipeline.reporting.events import funnel_by_channel
@@ -296,82 +291,106 @@ def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     """)
 
 
+TOUCHES = "leadflow.lead_touches"
+DEALS = "leadflow.lead_deals"
+REASONS = "leadflow.lead_reasons"
+
+
+def won_deals(p: ReportParams) -> str:
+    """SQL: every won sales cycle of a lead (`lead_deals`, migration 005) won on or after
+    --since – lead_id, won, revenue, opportunity (NULL without one) and previous_win (the
+    lead's win before it, 1970 for the first) – each a deal of the attribution report."""
+    return f"""
+        SELECT * FROM (
+            SELECT lead_id, won, revenue, opportunity,
+                   lagInFrame(won, 1, toDateTime64(0, 3, 'UTC')) OVER (
+                       PARTITION BY lead_id ORDER BY won
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS previous_win
+            FROM (
+                SELECT lead_id, cycle, assumeNotNull(min(won_at)) AS won,
+                       argMaxMerge(amount_eur) AS revenue, min(opportunity_at) AS opportunity
+                FROM {DEALS} GROUP BY lead_id, cycle HAVING min(won_at) IS NOT NULL
+            )
+        ) WHERE {p.after("won")}
+    """
+
+
+def lead_touch_paths(leads: str) -> str:
+    """SQL: each lead of the subquery `leads` with its touches (`lead_touches`, migration
+    005), oldest first: `touches` is an array of (at, event_id, channel, campaign,
+    creates_lead), '' shown as '(none)'; a touch stored twice is one touch."""
+    return f"""
+        SELECT lead_id,
+               arraySort(groupUniqArray((at, event_id, if(channel = '', '(none)', channel),
+                                         if(campaign = '', '(none)', campaign),
+                                         creates_lead))) AS touches
+        FROM {TOUCHES} WHERE lead_id IN ({leads})
+        GROUP BY lead_id
+    """
+
+
 def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     """Won revenue credited to channels / campaigns under seven models, side by side.
 
     Each won sales cycle of a lead is a deal (a customer's upsell is a second
-    one); a later deal counts the touches since the lead's previous one.
+    one); a later deal counts the touches since the lead's previous one. The
+    models of `pipeline.domain.report.attribution` (its docstring says what each
+    credits) are computed in SQL over the compact touch table, one row per
+    counted touch of a deal with its share under each model: the same figures
+    as `attribute()` over the same journeys (tests/integration/test_report_facts.py
+    compares them), without a Python loop per won deal.
     """
-    outcome = "JSONExtractString(payload, 'payload', 'outcome', 'outcome')"
-    cycles = f"""
-        SELECT lead_id, JSONExtractUInt(payload, 'payload', 'cycle') AS cycle,
-               minIf(occurred_at, {outcome} = 'won') AS won,
-               argMaxIf(JSONExtractFloat(payload, 'payload', 'outcome', 'amount_eur'),
-                        occurred_at, {outcome} = 'won') AS amount_eur,
-               minIf(occurred_at, {outcome} = 'opportunity') AS opportunity,
-               countIf({outcome} = 'opportunity') > 0 AS had_opportunity
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'OutcomeRecorded' AND {outcome} IN ('won', 'opportunity')
-        GROUP BY lead_id, cycle
-        HAVING countIf({outcome} = 'won') > 0
-    """
-    won = f"SELECT lead_id FROM ({cycles}) WHERE {p.after('won')}"
-    deals = w.query(f"""
-        SELECT toString(lead_id) AS lead_id, toString(won) AS won_at,
-               if(had_opportunity, toString(opportunity), '') AS opportunity_at, amount_eur,
-               toString(lagInFrame(won, 1, toDateTime64(0, 3, 'UTC')) OVER (
-                   PARTITION BY lead_id ORDER BY won
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS previous_win
-        FROM ({cycles})
-        ORDER BY lead_id, won
-    """)
-    deals = [d for d in deals if p.since is None or _time(d["won_at"]).date() >= p.since]
-    touches = w.query(f"""
-        SELECT toString(lead_id) AS lead_id, toString(occurred_at) AS at, channel, campaign,
-               NOT JSONExtractBool(payload, 'merged') AS creates_lead
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'LeadCaptured' AND lead_id IN ({won})
-        UNION ALL
-        SELECT toString(lead_id), toString(occurred_at),
-               if(JSONExtractString(payload, 'payload', 'details', 'channel') = '',
-                  JSONExtractString(payload, 'payload', 'activity_type'),
-                  JSONExtractString(payload, 'payload', 'details', 'channel')),
-               JSONExtractString(payload, 'payload', 'details', 'campaign'), false
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'ActivityRecorded' AND lead_id IN ({won})
-          AND JSONExtractString(payload, 'payload', 'details', 'campaign') != ''
-    """)
-    by_lead: dict[str, list[TouchPoint]] = {}
-    for t in touches:
-        by_lead.setdefault(t["lead_id"], []).append(
-            TouchPoint(
-                _time(t["at"]),
-                t["channel"] or "(none)",
-                t["campaign"] or "(none)",
-                bool(t["creates_lead"]),
-            )
-        )
-    journeys = [
-        Journey(
-            touches=tuple(
-                t for t in by_lead.get(d["lead_id"], ()) if t.at > _time(d["previous_win"])
-            ),
-            won_at=_time(d["won_at"]),
-            revenue=float(d["amount_eur"]),
-            opportunity_at=_time(d["opportunity_at"]) if d["opportunity_at"] else None,
-        )
-        for d in deals
-    ]
     names = [alias for alias, _ in DIMENSIONS[p.by or "channel"]]
-
-    def key(touch: TouchPoint) -> tuple[str, ...]:
-        return (touch.channel,) if names == ["channel"] else (touch.channel, touch.campaign)
-
-    credited = attribute(journeys, key, p.half_life_days)
-    rows = [
-        {**dict(zip(names, k, strict=True)), **{m: round(v, 2) for m, v in models.items()}}
-        for k, models in credited.items()
-    ]
+    keys = ", ".join(f"touch.{n} AS {name}" for n, name in enumerate(names, start=3))
+    rows = w.query(f"""
+        WITH deals AS ({won_deals(p)})
+        SELECT {", ".join(names)},
+               sum(revenue * (i = 1)) AS first_touch,
+               sum(revenue * (i = created)) AS lead_creation,
+               sum(revenue * (i = n)) AS last_touch,
+               sum(revenue / n) AS linear,
+               sum(revenue * u_shaped_share) AS u_shaped,
+               sum(revenue * w_shaped_share) AS w_shaped,
+               sum(revenue * decay / decay_sum) AS time_decay
+        FROM (
+            SELECT {keys}, revenue, i, n, created, decay, decay_sum,
+                   -- position models: key weights (adding up where keys fall on one
+                   -- touch), the rest shared by the touches in between; without
+                   -- such touches the key weights scaled to 100 %
+                   0.4 * (i = 1) + 0.4 * (i = created) AS u_key,
+                   if(u_rest > 0, u_key + if(i IN (1, created), 0, 0.2 / u_rest), u_key / 0.8)
+                       AS u_shaped_share,
+                   0.3 * (i = 1) + 0.3 * (i = created) + 0.3 * (i = converted) AS w_key,
+                   if(w_rest > 0, w_key + if(i IN (1, created, converted), 0, 0.1 / w_rest),
+                      w_key / 0.9) AS w_shaped_share
+            FROM (
+                SELECT d.revenue AS revenue,
+                       arrayFilter(t -> t.1 > d.previous_win, paths.touches) AS since_previous,
+                       arrayFilter(t -> t.1 <= d.won, since_previous) AS before_win,
+                       if(empty(before_win), since_previous, before_win) AS counted,
+                       length(counted) AS n,
+                       greatest(arrayFirstIndex(t -> t.5 = 1, counted), 1) AS created,
+                       arrayLastIndex(t -> t.1 <= coalesce(d.opportunity, d.won), counted)
+                           AS last_before_conversion,
+                       if(last_before_conversion = 0, n, last_before_conversion) AS converted,
+                       arrayMap(t -> pow(0.5, greatest(toUnixTimestamp64Milli(d.won)
+                                                       - toUnixTimestamp64Milli(t.1), 0)
+                                              / 86400000 / {float(p.half_life_days)!r}),
+                                counted) AS decays,
+                       arraySum(decays) AS decay_sum,
+                       n - length(arrayDistinct([1, created])) AS u_rest,
+                       n - length(arrayDistinct([1, created, converted])) AS w_rest
+                FROM deals AS d
+                INNER JOIN ({lead_touch_paths("SELECT lead_id FROM deals")}) AS paths
+                    ON paths.lead_id = d.lead_id
+            )
+            ARRAY JOIN counted AS touch, arrayEnumerate(counted) AS i, decays AS decay
+        )
+        GROUP BY {", ".join(names)}
+    """)
+    for row in rows:
+        for model in MODELS:
+            row[model] = round(row[model] + 0.0, 2)  # 0.0: no -0.0 from a float sum
     return sorted(rows, key=lambda r: (-r["linear"], *(r[n] for n in names)))
 
 
@@ -430,35 +449,17 @@ def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
 
 
 def reasons(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
-    """Why leads were lost, returned, disqualified or retired, and why input was rejected."""
-    qualified = "JSONExtractString(payload, 'payload', {})"
+    """Why leads were lost, returned, disqualified or retired, and why input was rejected.
+
+    Leads count once per kind and reason; a rejected message once per reason code
+    it carries (`lead_reasons`, migration 005)."""
     return w.query(f"""
         SELECT kind, if(reason = '', '(no reason given)', reason) AS reason, sum(n) AS count
         FROM (
-            SELECT JSONExtractString(payload, 'payload', 'outcome', 'outcome') AS kind,
-                   JSONExtractString(payload, 'payload', 'outcome', 'reason') AS reason,
-                   uniqExact(lead_id) AS n
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'OutcomeRecorded' AND kind IN ('lost', 'returned')
-              AND {p.after("occurred_at")}
+            SELECT kind, reason,
+                   if(kind = 'rejected', uniqExact(event_id, n), uniqExact(lead_id)) AS n
+            FROM {REASONS} WHERE {p.after("occurred_at")}
             GROUP BY kind, reason
-            UNION ALL
-            SELECT {qualified.format("'status'")} AS kind, {qualified.format("'reason'")} AS reason,
-                   uniqExact(lead_id) AS n
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'LeadQualified'
-              -- most qualifications are neither: skip their JSON before parsing it
-              AND (position(payload, 'disqualified') > 0 OR position(payload, 'retired') > 0)
-              AND kind IN ('disqualified', 'retired') AND {p.after("occurred_at")}
-            GROUP BY kind, reason
-            UNION ALL
-            SELECT 'rejected' AS kind,
-                   JSONExtractString(arrayJoin(JSONExtractArrayRaw(payload, 'payload', 'reasons')),
-                                     'code') AS reason,
-                   count() AS n
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'MessageRejected' AND {p.after("occurred_at")}
-            GROUP BY reason
         )
         GROUP BY kind, reason ORDER BY kind, count DESC, reason
     """)

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from pipeline.adapters.warehouse.retention import apply_retention
 from pipeline.config.settings import SHIPPED_DIR, Settings
 from pipeline.errors import (
     BadQuery,
@@ -332,10 +333,12 @@ def connect(settings: Settings) -> Warehouse:
 
 
 def open_warehouse(settings: Settings) -> Warehouse:
-    """Open the configured warehouse, bring its schema up to date and load the costs."""
+    """Open the configured warehouse, bring its schema up to date, set the raw events'
+    retention and load the costs."""
     warehouse = connect(settings)
     try:
         migrate(warehouse, load_migrations())
+        apply_retention(warehouse, EVENTS_TABLE, settings.warehouse_raw_retention_days)
         load_costs(warehouse, settings.rules_dir / "costs.yaml")
     except BaseException:
         warehouse.close()  # the embedded directory stays locked while a session is open
