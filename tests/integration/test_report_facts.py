@@ -2,7 +2,7 @@
 channel_facts) on the real embedded ClickHouse engine: the reports that read
 them give the rows the queries they replaced gave (kept below as the reference,
 as they were before 005: `lead_events FINAL` and the attribution models in
-Python), on a fresh warehouse and on one upgraded from 004; (the raw events' retention: tests/integration/test_raw_retention.py)."""
+Python), on a fresh warehouse and on one upgraded from 004."""
 
 from __future__ import annotations
 

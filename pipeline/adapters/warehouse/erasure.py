@@ -204,8 +204,9 @@ def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
                 stripped.append(clean)
         if not stripped:
             continue
+        listed = ", ".join(map(str, sorted(hashes)))
         warehouse.execute(
-            f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({', '.join(map(str, sorted(hashes)))}) "
+            f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({listed}) "
             "SETTINGS mutations_sync = 2"
         )
         warehouse.insert(table, stripped)
