@@ -206,8 +206,7 @@ def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
             continue
         listed = ", ".join(map(str, sorted(hashes)))
         warehouse.execute(
-            f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({listed}) "
-            "SETTINGS mutations_sync = 2"
+            f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({listed}) SETTINGS mutations_sync = 2"
         )
         warehouse.insert(table, stripped)
         changed += len(stripped)

@@ -29,8 +29,7 @@ def current_ttl(warehouse: Session, table_name: str) -> str:
     """The TTL expression of `table_name` now ('' for none), as ClickHouse prints it."""
     database, table = table_name.split(".")
     [row] = warehouse.query(
-        "SELECT engine_full FROM system.tables "
-        f"WHERE database = '{database}' AND name = '{table}'"
+        f"SELECT engine_full FROM system.tables WHERE database = '{database}' AND name = '{table}'"
     )
     engine = str(row["engine_full"])
     if " TTL " not in engine:
