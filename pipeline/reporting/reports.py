@@ -28,10 +28,6 @@ from pipeline.reporting.analytics import Handed, fairness_rows, volume_anomalies
 from pipeline.reporting.events import funnel_by_channel
 
 LEADS = "leadflow.leads"
-IN_LEAD_ORDER = "SETTINGS optimize_aggregation_in_order = 1"
-"""For every query over `leads`: the view merges `lead_state`, which is ordered by
-lead_id, so ClickHouse merges each lead's partial states as it reads them instead
-of holding every lead in a hash table (the per-lead step of each report)."""
 Grain = Literal["day", "week", "month"]
 PERIOD = {"day": "toDate({t})", "week": "toMonday({t})", "month": "toStartOfMonth({t})"}
 
@@ -142,7 +138,6 @@ def sources(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         FROM {LEADS} WHERE {p.after("created_at")}
         GROUP BY period, {groups}
         ORDER BY period, leads DESC, {groups}
-        {IN_LEAD_ORDER}
     """)
 
 
@@ -164,7 +159,6 @@ def funnel(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
                {rates}, round(won / lead, 4) AS lead_to_won
         FROM {LEADS} WHERE {p.after("created_at")}
         GROUP BY {groups} ORDER BY lead DESC, {groups}
-        {IN_LEAD_ORDER}
     """)
 
 
@@ -194,7 +188,6 @@ def velocity(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         )
         GROUP BY {groups}, stage
         ORDER BY {groups}, indexOf({order}, stage)
-        {IN_LEAD_ORDER}
     """)
 
 
@@ -218,7 +211,6 @@ def speed(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
                sum(sla_breaches) AS sla_breaches
         FROM {LEADS} WHERE routed_at IS NOT NULL AND {p.after("created_at")}
         GROUP BY {groups} ORDER BY routed DESC, {groups}
-        {IN_LEAD_ORDER}
     """)
 
 
@@ -234,7 +226,6 @@ def speed_histogram(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         FROM (SELECT contacted_at, dateDiff('second', created_at, contacted_at) / 60 AS minutes
               FROM {LEADS} WHERE routed_at IS NOT NULL AND {p.after("created_at")})
         GROUP BY bucket
-        {IN_LEAD_ORDER}
     """)
     found = {row["bucket"]: int(row["leads"]) for row in rows}
     return [{"bucket": b, "leads": found.get(b, 0)} for b in [*labels, "not contacted"]]
@@ -297,7 +288,6 @@ def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
             FROM {COSTS_TABLE} WHERE {costs_since}
         )
         GROUP BY {groups} ORDER BY revenue_eur DESC, cost_eur DESC, {groups}
-        {IN_LEAD_ORDER}
     """)
 
 
@@ -418,7 +408,6 @@ def performance(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
                sum(sla_breaches) AS sla_breaches
         FROM {LEADS} WHERE routed_at IS NOT NULL AND {p.after("created_at")}
         GROUP BY {groups} ORDER BY revenue_eur DESC, leads DESC, {groups}
-        {IN_LEAD_ORDER}
     """)
 
 
@@ -444,7 +433,6 @@ def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
             GROUP BY lead_id
         ) AS e ON e.lead_id = l.lead_id
         WHERE l.routed_at IS NOT NULL
-        {IN_LEAD_ORDER}
     """)
     handed: dict[str, list[Handed]] = {}
     for r in rows:
@@ -495,7 +483,6 @@ def targets(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
         FROM (SELECT source_channel AS channel, arrayJoin([{per_lead}]) AS fact FROM {LEADS})
         WHERE fact.2 IS NOT NULL
         GROUP BY metric, month, channel
-        {IN_LEAD_ORDER}
     """):
         actual[(row["metric"], row["month"][:7], row["channel"])] = float(row["value"])
     rows: Rows = []
@@ -532,7 +519,6 @@ def anomalies(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     for row in w.query(f"""
         SELECT toString(toDate(created_at)) AS day, source_channel AS channel, count() AS leads
         FROM {LEADS} GROUP BY day, channel
-        {IN_LEAD_ORDER}
     """):
         daily.setdefault(row["channel"], {})[date.fromisoformat(row["day"])] = int(row["leads"])
     return [
