@@ -13,21 +13,15 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.adapters.warehouse.clickhouse import (
-    COSTS_TABLE,
-    EVENTS_TABLE,
-    EmbeddedWarehouse,
-    Warehouse,
-    load_migrations,
-    migrate,
-)
-from pipeline.config.rules import load_rules
-from pipeline.config.settings import SHIPPED_RULES
-from pipeline.domain.capture.inquiry import capture_inquiry
-from pipeline.domain.enrich.enrichment import enrich_lead
-from pipeline.domain.identify.identity import Match, captured_as
-from pipeline.domain.messages import Position
-from pipeline.domain.nurture.policy import fulfill_inquiry
+from pipeline.adapters.warehouse.clickhouse import COSTS_TABLE, EVENTS_TABLE, Warehouse, migrate
+from pipeline.adapters.warehouse.clickhouse import EmbeddedWarehouse as Embedded
+from pipeline.adapters.warehouse.clickhouse import load_migrations as migrations
+from pipeline.config import rules, settings
+from pipeline.domain import messages
+from pipeline.domain.capture import inquiry as capture
+from pipeline.domain.enrich import enrichment
+from pipeline.domain.identify import identity
+from pipeline.domain.nurture import policy
 from pipeline.domain.report.attribution import Journey, TouchPoint, attribute
 from pipeline.reporting.events import event_row, funnel_by_channel
 from pipeline.reporting.reports import DIMENSIONS, ReportParams, parse_params, run_report
@@ -36,7 +30,7 @@ from tests.support.factories import CHAIN, EXCLUSIONS, POLICY, inquiry
 from tests.support.scenario import COSTS, INPUTS, TOPICS, day, lead_id, scenario
 
 pytestmark = pytest.mark.integration
-NURTURE = load_rules(SHIPPED_RULES).nurture
+NURTURE = rules.load_rules(settings.SHIPPED_RULES).nurture
 BEFORE_005 = 4
 
 
@@ -59,22 +53,23 @@ def rows_that_bite() -> list[dict[str, Any]]:
     rows = s.rows()
     for n, (name, late) in enumerate((("G", False), ("K", True))):
         raw = orjson.dumps(inquiry(inquiry_id=f"pipeline-{name}"))
-        at = Position(TOPICS.inquiries.name, 0, 100 + n)
-        accepted = capture_inquiry(raw, at, day(3), POLICY, EXCLUSIONS)
+        at = messages.Position(TOPICS.inquiries.name, 0, 100 + n)
+        accepted = capture.capture_inquiry(raw, at, day(3), POLICY, EXCLUSIONS)
         assert isinstance(accepted, InquiryAccepted)
-        captured = captured_as(accepted, Match(lead_id(name)))
-        touch = fulfill_inquiry(
-            enrich_lead(captured, CHAIN), NURTURE, day(3, seconds=900 if late else 2)
+        captured = identity.captured_as(accepted, identity.Match(lead_id(name)))
+        touch = policy.fulfill_inquiry(
+            enrichment.enrich_lead(captured, CHAIN), NURTURE, day(3, seconds=900 if late else 2)
         )
         rows += [
-            event_row(spec, body, Position(spec.name, 0, 100 + n))
+            event_row(spec, body, messages.Position(spec.name, 0, 100 + n))
             for spec, body in (
                 (TOPICS.inquiries, raw),
                 (TOPICS.captured, captured.model_dump_json().encode()),
                 (TOPICS.touches, touch.model_dump_json().encode()),
             )
         ]
-    rows.append(event_row(TOPICS.inquiries, b"{not json", Position(TOPICS.inquiries.name, 0, 99)))
+    unreadable = messages.Position(TOPICS.inquiries.name, 0, 99)
+    rows.append(event_row(TOPICS.inquiries, b"{not json", unreadable))
     return rows
 
 
@@ -92,15 +87,15 @@ def warehouse(
 ) -> Iterator[Warehouse]:
     """These events in a new warehouse, or in one that held them before migration 005
     and was then upgraded (one at a time: chdb opens one directory per process)."""
-    w = EmbeddedWarehouse(tmp_path_factory.mktemp(request.param))
+    w = Embedded(tmp_path_factory.mktemp(request.param))
     try:
         if request.param == "fresh":
-            migrate(w, load_migrations())
+            migrate(w, migrations())
             store(w, rows_that_bite())
         else:
-            migrate(w, load_migrations()[:BEFORE_005])
+            migrate(w, migrations()[:BEFORE_005])
             store(w, rows_that_bite())
-            assert [m.version for m in migrate(w, load_migrations())] == [5]
+            assert [m.version for m in migrate(w, migrations())] == [5]
         yield w
     finally:
         w.close()
