@@ -25,6 +25,7 @@ from pipeline.domain.nurture import policy
 from pipeline.domain.report.attribution import Journey, TouchPoint, attribute
 from pipeline.reporting.events import event_row, funnel_by_channel
 from pipeline.reporting.reports import DIMENSIONS, ReportParams, parse_params, run_report
+from pipeline.reporting.timeline import STEPS_OF_THE_PIPELINE, lead_captures, lead_timeline
 from schemas.lead import InquiryAccepted
 from tests.support.factories import CHAIN, EXCLUSIONS, POLICY, inquiry
 from tests.support.scenario import COSTS, INPUTS, TOPICS, day, lead_id, scenario
@@ -95,7 +96,8 @@ def warehouse(
         else:
             migrate(w, migrations()[:BEFORE_005])
             store(w, rows_that_bite())
-            assert [m.version for m in migrate(w, migrations())] == [5]
+            upgraded = [m.version for m in migrate(w, migrations())]
+            assert upgraded == [m.version for m in migrations()[BEFORE_005:]]
         yield w
     finally:
         w.close()
@@ -261,6 +263,25 @@ def reference_pipeline(
     """)
 
 
+def reference_timeline_rows(w: Warehouse, lead: str) -> list[dict[str, Any]]:
+    internal = ", ".join(f"'{t}'" for t in STEPS_OF_THE_PIPELINE)
+    traces = f"""SELECT trace_id FROM {EVENTS_TABLE}
+                  WHERE lead_id = '{lead}' AND trace_id IS NOT NULL"""
+    others = f"""SELECT lead_id FROM {EVENTS_TABLE}
+                 WHERE event_type = 'LeadCaptured' AND trace_id IN ({traces})
+                   AND lead_id != '{lead}'"""
+    return w.query(f"""
+        SELECT toString(occurred_at) AS occurred_at, event_type, channel, campaign,
+               toString(trace_id) AS trace_id, payload
+        FROM {EVENTS_TABLE} FINAL
+        WHERE (lead_id = '{lead}'
+               OR (trace_id IN ({traces})
+                   AND (lead_id IS NULL OR lead_id NOT IN ({others}))))
+          AND event_type NOT IN ({internal})
+        ORDER BY occurred_at, emitted_at
+    """)
+
+
 def _time(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
@@ -301,3 +322,20 @@ def test_the_pipeline_table_gives_todays_rows(warehouse: Warehouse, target_s: fl
     web = next(r for r in got if r["channel"] == "web_form")
     assert (web["inquiries"], web["answered"]) == (2, 2)  # each stored twice, counted once
     assert web["answered_in_target"] == (1 if target_s == 300 else 0)
+
+
+@pytest.mark.parametrize("name", "ABCDEFGHK")
+def test_a_leads_timeline_is_read_by_its_keys_with_todays_events(
+    warehouse: Warehouse, name: str
+) -> None:
+    """lead_event_keys and trace_event_keys (006) find the events today's scan found:
+    the lead's own, and those of the inquiries merged into it (A: three, by trace)."""
+    told = lead_timeline(warehouse, lead_id(name))
+    reference = reference_timeline_rows(warehouse, str(lead_id(name)))
+    key = ("occurred_at", "event_type", "trace_id")
+    assert sorted(tuple(e[k] for k in key) for e in told) == sorted(
+        tuple(r[k] for k in key) for r in reference
+    )
+    assert told  # every lead has a story
+    captures = lead_captures(warehouse, lead_id(name))
+    assert len(captures) == sum(e["event_type"] == "LeadCaptured" for e in told)
