@@ -5,13 +5,38 @@
 -- (by lead for attribution, by kind and reason for the reasons, by channel for
 -- the pipeline table). A redelivered event repeats its fact with the same key:
 -- the reports count distinct ids (or take minimums), so a repeat never counts
--- twice, before or after the background merges fold it. The INSERT … SELECT at
--- the end fills the tables from the events stored before this migration.
+-- twice, before or after the background merges fold it.
+--
+-- The views read `report_feed`, a Null table (it stores nothing) that every
+-- insert into lead_events is passed on to: so the INSERT … SELECT at the end
+-- fills the tables from the events stored before this migration without storing
+-- those events again (and without the lead state seeing them again).
 --
 -- Tables with a `lead_id` and text (lead_touches' campaign, lead_reasons' reason)
 -- are plain MergeTree tables: the erasure (pipeline/adapters/warehouse/erasure.py)
 -- finds and strips them like lead_events.
 --
+CREATE TABLE IF NOT EXISTS leadflow.report_feed
+(
+    event_id    UUID,
+    event_type  LowCardinality(String),
+    lead_id     Nullable(UUID),
+    trace_id    Nullable(UUID),
+    occurred_at DateTime64(3, 'UTC'),
+    channel     LowCardinality(String),
+    campaign    String,
+    topic       LowCardinality(String),
+    payload     String
+)
+ENGINE = Null
+;
+CREATE MATERIALIZED VIEW IF NOT EXISTS leadflow.report_feed_mv TO leadflow.report_feed AS
+SELECT event_id, event_type, lead_id, trace_id, occurred_at, channel, campaign, topic, payload
+FROM leadflow.lead_events
+WHERE event_type IN ('InquiryReceived', 'Unreadable', 'Oversized', 'MessageRejected',
+                     'LeadCaptured', 'LeadQualified', 'LeadNurtured', 'LeadAssigned',
+                     'TouchScheduled', 'ActivityRecorded', 'OutcomeRecorded')
+;
 -- The touches of a lead, oldest first: every inquiry attached to it (its
 -- channel and campaign; `creates_lead` for the one that created the lead) and
 -- every tracked activity that names a campaign (channel: the activity's, else
@@ -42,7 +67,7 @@ SELECT
     if(is_capture, campaign, JSONExtractString(payload, 'payload', 'details', 'campaign'))
         AS campaign,
     toUInt8(is_capture AND NOT JSONExtractBool(payload, 'merged')) AS creates_lead
-FROM leadflow.lead_events
+FROM leadflow.report_feed
 WHERE lead_id IS NOT NULL
   AND (event_type = 'LeadCaptured'
        OR (event_type = 'ActivityRecorded'
@@ -70,7 +95,7 @@ SELECT
     argMaxIfState(JSONExtractFloat(payload, 'payload', 'outcome', 'amount_eur'), occurred_at,
                   outcome = 'won') AS amount_eur,
     minIf(toNullable(occurred_at), outcome = 'opportunity') AS opportunity_at
-FROM leadflow.lead_events
+FROM leadflow.report_feed
 WHERE event_type = 'OutcomeRecorded' AND lead_id IS NOT NULL
   AND outcome IN ('won', 'opportunity')
 GROUP BY lead_id, cycle
@@ -104,7 +129,7 @@ WITH
             [(status, JSONExtractString(payload, 'payload', 'reason'))],
         []) AS found
 SELECT found_reason.1 AS kind, found_reason.2 AS reason, occurred_at, event_id, n, lead_id
-FROM leadflow.lead_events
+FROM leadflow.report_feed
 ARRAY JOIN found AS found_reason, arrayEnumerate(found) AS n
 WHERE event_type = 'MessageRejected' OR event_type = 'OutcomeRecorded'
    -- most qualifications are neither: skip their JSON before parsing it
@@ -147,7 +172,7 @@ SELECT
     fact_id.2 AS id,
     if(fact = 'answered', JSONExtractFloat(payload, 'payload', 'response_seconds'), 0)
         AS seconds
-FROM leadflow.lead_events
+FROM leadflow.report_feed
 ARRAY JOIN facts AS fact_id
 WHERE event_type IN ('InquiryReceived', 'Unreadable', 'Oversized', 'MessageRejected')
    OR (event_type IN ('LeadCaptured', 'LeadQualified', 'LeadNurtured', 'LeadAssigned')
@@ -155,10 +180,11 @@ WHERE event_type IN ('InquiryReceived', 'Unreadable', 'Oversized', 'MessageRejec
    OR (event_type = 'TouchScheduled' AND trace_id IS NOT NULL
        AND JSONExtractString(payload, 'payload', 'purpose') = 'fulfillment')
 ;
--- Events stored before this migration: stored again (only the types the views
--- above read), so the views see them. lead_events folds the copies by event_id;
--- lead_state and these tables do not change when they see an event twice.
-INSERT INTO leadflow.lead_events SELECT * FROM leadflow.lead_events
+-- Events stored before this migration: passed to the feed once (an event
+-- stored while this runs may reach the tables twice: the same fact, counted once).
+INSERT INTO leadflow.report_feed
+SELECT event_id, event_type, lead_id, trace_id, occurred_at, channel, campaign, topic, payload
+FROM leadflow.lead_events
 WHERE event_type IN ('InquiryReceived', 'Unreadable', 'Oversized', 'MessageRejected',
                      'LeadCaptured', 'LeadQualified', 'LeadNurtured', 'LeadAssigned',
                      'TouchScheduled', 'ActivityRecorded', 'OutcomeRecorded')
