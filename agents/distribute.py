@@ -11,7 +11,10 @@ queues park their leads until a rep claims one (`POST /v1/queues/{queue}/claim`
 per waiting lead, so parking or claiming writes one lead's entry, however long
 the line (the one list per queue of older releases is claimed from first);
 `release` (leads.releases, keyed by queue) frees the owner's load in the
-queue's own partition.
+queue's own partition. A lead is assigned by its rules: the directory's
+routing.yaml, or its variant's while an experiment on routing runs (a variant
+has the same queues, so the queue's state is one for both); every assignment
+records which.
 """
 
 from __future__ import annotations
@@ -78,14 +81,19 @@ def register(stage: Stage, _services: Services) -> None:
         if earlier:
             owner = decided.get(f"{scope}:owner")
             latest = owner if isinstance(owner, LeadAssigned) else None
-            return repeat_decision(earlier, routed, latest)
-        name = routed.payload.queue
-        if rules.queues[name].mode == "pull" and routed.payload.reassign_from is None:
+            repeated = repeat_decision(earlier, routed, latest)
+            if repeated is earlier:  # a redelivery: the very same event
+                return earlier
+            return stage.rules.for_lead(routed.lead_id, utcnow()).stamp("routing", repeated)
+        name, now = routed.payload.queue, utcnow()
+        chosen = stage.rules.for_lead(routed.lead_id, now)  # its variant's, if any
+        if chosen.routing.queues[name].mode == "pull" and routed.payload.reassign_from is None:
             park(name, routed)
             log.info("routing.waiting", queue=name)
             return None  # until a rep claims it
-        result, after = distribute_lead(routed, rules, queue_state(name), utcnow(), minute)
+        result, after = distribute_lead(routed, chosen.routing, queue_state(name), now, minute)
         queues[name] = after
+        result = chosen.stamp("routing", result)
         keep(key, result)
         return result
 
@@ -133,8 +141,10 @@ def register(stage: Stage, _services: Services) -> None:
         name = request.queue
         older = legacy.get(name) or []
         first, line = (older[0], None) if older else oldest(name)
+        now = utcnow()
+        chosen = stage.rules.for_lead(first.lead_id, now) if first else stage.rules.base
         result, _, after = claim_lead(
-            request, [first] if first else [], rules, queue_state(name), utcnow(), minute
+            request, [first] if first else [], chosen.routing, queue_state(name), now, minute
         )
         if isinstance(result, str):
             log.info("routing.claim_unfilled", queue=name, rep_id=request.rep_id, why=result)
@@ -146,6 +156,7 @@ def register(stage: Stage, _services: Services) -> None:
         else:
             take(name, line, first)
         queues[name] = after
+        result = chosen.stamp("routing", result)
         decided[done] = result
         keep(f"{decision_scope(result)}:0", result)
         return result

@@ -8,7 +8,9 @@ partition owns a lead: the gate (`leads.qualified`), activities
 outcomes (`leads.outcomes`, the CRM outcomes that found their lead: recycling
 and win-back) and due program steps
 (`leads.nurture-steps`, fed by durable timers). `GET /v1/leads/{id}/nurture`
-shows the state to `leadflow nurture status`.
+shows the state to `leadflow nurture status`. Each lead runs on its rules: the
+directory's nurture.yaml, or its variant's while an experiment on nurture runs;
+every answer, touch, nurture change and hand-off records which.
 """
 
 from __future__ import annotations
@@ -37,7 +39,14 @@ from pipeline.worker.stage import Stage
 from pipeline.worker.tables import TypedTable
 from pipeline.worker.timers import DueTimers
 from schemas.envelope import utcnow
-from schemas.lead import ActivityRecorded, LeadQualified, NurtureStepDue, OutcomeRecorded
+from schemas.lead import (
+    ActivityRecorded,
+    LeadEnriched,
+    LeadQualified,
+    NurtureStepDue,
+    OutcomeRecorded,
+    TouchScheduled,
+)
 
 In = TypeVar("In", LeadQualified, ActivityRecorded, OutcomeRecorded, NurtureStepDue)
 Step = Callable[
@@ -71,9 +80,11 @@ def register(stage: Stage, _services: Services) -> None:
 
         def handle(message: In) -> Output | None:
             lead_id = message.lead_id
+            now = utcnow()
+            chosen = stage.rules.for_lead(lead_id, now)  # its experiment variant's, if any
             before = states.get(str(lead_id)) or NurtureState()
             state, event = once(
-                before, input_id(message), lambda s: step(message, s, policy, utcnow(), day)
+                before, input_id(message), lambda s: step(message, s, chosen.nurture, now, day)
             )
             fired = isinstance(message, NurtureStepDue)
             if isinstance(message, NurtureStepDue):
@@ -86,16 +97,17 @@ def register(stage: Stage, _services: Services) -> None:
                     timers.set(str(lead_id), None)
                 else:
                     timers.set(str(lead_id), pending.due_at, pending.key)
-            return event
+            return None if event is None else chosen.stamp("nurture", event)
 
         stage.agent(source, name, handle, rejects)
 
-    stage.agent(  # beside qualify, which rejects what cannot be read
-        stage.topics.enriched,
-        "fulfill",
-        lambda lead: fulfill_inquiry(lead, policy, utcnow()),
-        rejects=False,
-    )
+    def fulfill(lead: LeadEnriched) -> TouchScheduled:
+        now = utcnow()
+        chosen = stage.rules.for_lead(lead.lead_id, now)
+        return chosen.stamp("nurture", fulfill_inquiry(lead, chosen.nurture, now))
+
+    # beside qualify, which rejects what cannot be read
+    stage.agent(stage.topics.enriched, "fulfill", fulfill, rejects=False)
     # nurture alone reads leads.qualified and leads.nurture-steps; qualify already puts
     # what it cannot read of leads.lead-activity and leads.outcomes in leads.rejected
     agent(stage.topics.qualified, "nurture", gate, rejects=True)

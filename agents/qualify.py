@@ -7,14 +7,18 @@ outcomes once they found their lead (`leads.outcomes`, from `agents.distribute`,
 the one reader of `crm.feedback`). A new inquiry on a won or lost lead starts
 its next sales cycle.
 
-Won and lost outcomes teach the win model. Its counts live in a sharded table
-every worker reads in full (`pipeline.worker.shared_state`): each partition writes only
-its own shard `p<partition>|model`, and a read sums them.
+Each lead is scored by its rules: the directory's scoring.yaml, or its variant's
+while an experiment on scoring runs (`Rules.for_lead`); every qualification
+records which (`rules`, `experiments`). Won and lost outcomes teach the win
+model. Its counts live in a sharded table every worker reads in full
+(`pipeline.worker.shared_state`): each partition writes only its own shard
+`p<partition>|model`, and a read sums them.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import structlog
 
@@ -30,7 +34,7 @@ from pipeline.domain.qualify.requalify import (
     from_timer,
 )
 from pipeline.domain.qualify.requalify import requalify as requalify_lead
-from pipeline.domain.qualify.scoring import lead_features
+from pipeline.domain.qualify.scoring import ScoringModel, lead_features
 from pipeline.worker.services import Services
 from pipeline.worker.shared_state import ShardedTable
 from pipeline.worker.stage import Stage
@@ -62,31 +66,35 @@ def register(stage: Stage, services: Services) -> None:
         lambda key, when, _tag, now: due(uuid.UUID(key), when, now),
     )
     wins = ShardedTable(stage, "qualify-win-counts", stage.topics.enriched.partitions, WinCounts)
-    model = stage.rules.scoring
 
     def counts() -> WinCounts:
         return WinCounts.total(wins.shards("model"))
 
-    def predict(profile: LeadProfile) -> float | None:
-        return counts().win_probability(lead_features(profile, model), model.predictive)
+    def predictor(model: ScoringModel) -> Callable[[LeadProfile], float | None]:
+        return lambda profile: counts().win_probability(
+            lead_features(profile, model), model.predictive
+        )
 
     def run(lead_id: uuid.UUID, change: Change, fired: bool = False) -> LeadQualified | None:
+        now = utcnow()
+        chosen = stage.rules.for_lead(lead_id, now)  # its experiment variant's, if any
+        model = chosen.scoring
         before = states.get(str(lead_id)) or LeadState()
-        state, event = requalify_lead(lead_id, before, change, model, utcnow(), predict)
+        state, event = requalify_lead(lead_id, before, change, model, now, predictor(model))
         if state != before:  # a changelog record only for a change
             states[str(lead_id)] = state
         if fired or state.due_at != before.due_at:
             timers.set(str(lead_id), state.due_at)
         if before.outcome is None and state.outcome is not None and state.profile is not None:
-            learn(state.profile, won=state.outcome == "won")
+            learn(state.profile, model, won=state.outcome == "won")
             domain = state.profile.company.domain if state.profile.company else None
             if state.outcome == "won" and domain:
                 services.companies.record(
                     services.companies.CUSTOMER, domain, CompanyRecord(customer=True)
                 )
-        return event
+        return None if event is None else chosen.stamp("scoring", event)
 
-    def learn(profile: LeadProfile, won: bool) -> None:
+    def learn(profile: LeadProfile, model: ScoringModel, won: bool) -> None:
         mine = wins.mine("model") or WinCounts()
         wins.write("model", mine.learn(lead_features(profile, model), won))
 
@@ -94,6 +102,7 @@ def register(stage: Stage, services: Services) -> None:
         return run(lead.lead_id, from_enriched(lead))
 
     def activity(recorded: ActivityRecorded) -> LeadQualified | None:
+        model = stage.rules.for_lead(recorded.lead_id, utcnow()).scoring
         return run(recorded.lead_id, from_activity(recorded, model))
 
     def outcome(recorded: OutcomeRecorded) -> LeadQualified | None:

@@ -20,6 +20,7 @@ from pipeline.adapters.warehouse.clickhouse import AnalystLimits, analyst_query
 from pipeline.errors import BadRequest
 from pipeline.reporting.dashboard import dashboard_data, render_dashboard
 from pipeline.reporting.events import event_counts
+from pipeline.reporting.experiments import experiment_list, experiment_report, find
 from pipeline.reporting.reports import REPORTS, parse_params, report_inputs, run_report
 from pipeline.reporting.timeline import lead_captures, lead_timeline
 from pipeline.worker.faust_app import partitions_assigned, tables_ready
@@ -94,6 +95,30 @@ def serve_reports(stage: Stage, sink: WarehouseSink) -> None:
             except BadRequest as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json({"report": name, "rows": rows})
+
+    experiments = stage.rules.experiments.definitions
+
+    @stage.page("/v1/experiments")
+    class ExperimentList(View):
+        """The experiments of experiments.yaml, with their status now."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json(experiment_list(experiments, utcnow()))
+
+    @stage.page("/v1/experiments/{name}")
+    class ExperimentView(View):
+        """Each variant against the control (`leadflow experiments report`); 404 for
+        an experiment experiments.yaml does not declare."""
+
+        async def get(self, request: Request, name: str) -> Response:
+            try:
+                experiment = find(experiments, name)
+            except BadRequest as exc:
+                return self.json({"error": str(exc)}, status=404)
+            rows = await sink.call(
+                lambda w: experiment_report(w, experiment, inputs.answer_target_s)
+            )
+            return self.json({"experiment": name, "control": experiment.control.name, "rows": rows})
 
     @stage.page("/v1/sql")
     class Sql(View):

@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from pipeline.domain.distribute.routing import per_cycle, route_lead
+from pipeline.domain.distribute.routing import RoutingRules, per_cycle, route_lead
 from pipeline.domain.distribute.sla import (
     HeldOutcome,
     SlaClock,
@@ -63,7 +63,6 @@ SCAN_SECONDS = 1.0
 def register(stage: Stage, _services: Services) -> None:
     """`route`, `sla-start`, `crm-feedback`, `outcome-wait`, `known-lead`, `sla-breached`
     and the `sla-due` / `sla-early-due` timers."""
-    rules = stage.rules.routing
     minute = timedelta(seconds=stage.settings.sla_minute_seconds)
     topics = stage.topics
     lead_queues: TypedTable[str] = stage.table(  # lead (per cycle) → first queue
@@ -87,6 +86,10 @@ def register(stage: Stage, _services: Services) -> None:
         lambda lead, when, _tag, now: OutcomeWaitExpired.fired(uuid.UUID(lead), when, now),
     )
 
+    def routing(lead: str) -> RoutingRules:
+        """The lead's routing rules (its variant's while an experiment on routing runs)."""
+        return stage.rules.for_lead(uuid.UUID(lead), utcnow()).routing
+
     def sla_alarm(lead: str, _when: datetime, _tag: str, now: datetime) -> EventBase | None:
         """The reminder or breach a due clock asks for (the timer fires each due time once).
 
@@ -95,7 +98,7 @@ def register(stage: Stage, _services: Services) -> None:
         topics (a timer may not write to a table), which moves the alarm on.
         """
         clock = clocks.get(lead)
-        return alarm(clock, now, rules, minute) if clock else None
+        return alarm(clock, now, routing(lead), minute) if clock else None
 
     alarms = DueTimers(stage, "sla-due", topics.sales_ready.partitions, SCAN_SECONDS, sla_alarm)
 
@@ -107,7 +110,7 @@ def register(stage: Stage, _services: Services) -> None:
 
     def set_clock(lead: str, clock: SlaClock) -> None:
         clocks[lead] = clock
-        alarms.set(lead, next_alarm(clock, rules, minute))
+        alarms.set(lead, next_alarm(clock, routing(lead), minute))
 
     def route(handoff: LeadHandedOff) -> LeadRouted:
         """Checked by lead before the re-key by queue: a lead keeps the queue it was
@@ -118,10 +121,13 @@ def register(stage: Stage, _services: Services) -> None:
         clock = clocks.get(lead) if handoff.payload.deal == "upsell" else None
         if clock is not None and clock.outcome == "won":
             won_by = clock.assigned.payload.owner.rep_id
-        routed = route_lead(handoff, rules, earlier_queue=lead_queues.get(key), won_by=won_by)
+        chosen = stage.rules.for_lead(handoff.lead_id, utcnow())
+        routed = route_lead(
+            handoff, chosen.routing, earlier_queue=lead_queues.get(key), won_by=won_by
+        )
         if key not in lead_queues:
             lead_queues[key] = routed.payload.queue
-        return routed
+        return chosen.stamp("routing", routed)
 
     def apply(outcome: CrmOutcome) -> list[EventBase]:
         lead = str(outcome.lead_id)
@@ -209,11 +215,13 @@ def register(stage: Stage, _services: Services) -> None:
         if clock is None:
             alarms.set(lead, None)
             return None
-        clock, reassignment = record_breach(clock, event, rules, minute)
+        chosen = stage.rules.for_lead(event.lead_id, utcnow())
+        clock, reassignment = record_breach(clock, event, chosen.routing, minute)
         set_clock(lead, clock)
-        if reassignment is not None:
-            log.info("sla.reassign", owner=event.payload.owner.rep_id)
-        return reassignment
+        if reassignment is None:
+            return None
+        log.info("sla.reassign", owner=event.payload.owner.rep_id)
+        return chosen.stamp("routing", reassignment)
 
     stage.agent(topics.handoff, "route", route)
     stage.agent(topics.sales_ready, "sla-start", start_clock)

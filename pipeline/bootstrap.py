@@ -10,6 +10,7 @@ services they share are built here once and passed in.
 from __future__ import annotations
 
 import faust
+import structlog
 
 from agents import (
     capture,
@@ -24,6 +25,7 @@ from agents import (
     sla,
 )
 from pipeline.config.access import ensure_local_key
+from pipeline.config.experiments import RECORD_FILE, check_recorded
 from pipeline.config.reference import reference_data
 from pipeline.config.rules import Rules
 from pipeline.config.settings import Settings
@@ -37,9 +39,11 @@ from pipeline.worker.services import CompanyBook, Services
 from pipeline.worker.shared_state import ShardedTable
 from pipeline.worker.sink import WarehouseSink
 from pipeline.worker.stage import Stage
+from schemas.envelope import utcnow
 
 STAGES = (capture, identify, enrich, qualify, nurture, distribute, sla, report, intake, privacy)
 """Every agent module, in stage order; each has `register(stage, services)`."""
+log = structlog.get_logger("leadflow.worker")
 
 
 def create_app(settings: Settings, topics: Topics, rules: Rules) -> faust.App:
@@ -66,6 +70,20 @@ def build(settings: Settings, topics: Topics, rules: Rules) -> Stage:
     serve_metrics(stage)
     serve_openapi(stage)
     return stage
+
+
+def guard_experiments(settings: Settings, rules: Rules) -> None:
+    """Refuse to start on a running experiment whose definition changed since the last
+    start (`pipeline.config.experiments.check_recorded`), unless forced. The worker's
+    start calls it (building the app writes no state)."""
+    forced = check_recorded(
+        settings.state_dir / RECORD_FILE,
+        rules.experiments,
+        utcnow(),
+        settings.force_experiment_changes,
+    )
+    for change in forced:
+        log.warning("experiments.changed_while_running", change=change)
 
 
 def watch_lag(stage: Stage, sink: WarehouseSink | None) -> None:

@@ -333,9 +333,51 @@ class Qualification(BaseModel):
     )
 
 
-class LeadQualified(LeadEvent):
+class RuleVersion(BaseModel):
+    """Which rules made a decision: a name RevOps gave them and a content hash, so
+    reports can group decisions by the rules that made them."""
+
+    model_config = FROZEN
+
+    name: str = Field(
+        description="The rule file's `version:` if it has one, else its file name; a "
+        "variant's rules add `experiment/variant`, e.g. scoring.yaml (mql-bar/low)."
+    )
+    hash: str = Field(
+        description="The first 12 hex digits of the SHA-256 of the rules as validated: the "
+        "same rules give the same hash, whatever the comments or layout of the file."
+    )
+
+
+class VariantAssigned(BaseModel):
+    """The variant of a running experiment a lead is in (chosen from its lead id)."""
+
+    model_config = FROZEN
+
+    experiment: str
+    variant: str
+
+
+class Decided(BaseModel):
+    """What every qualification, nurture and routing decision records about its rules.
+
+    Both fields are new in the version each event class names; older events have
+    neither (None / empty), so readers treat them as made by unrecorded rules."""
+
+    model_config = FROZEN
+
+    rules: RuleVersion | None = Field(
+        default=None, description="The rule set that made this decision (null: older events)."
+    )
+    experiments: list[VariantAssigned] = Field(
+        default_factory=list,
+        description="The lead's variant in each experiment running when the decision was made.",
+    )
+
+
+class LeadQualified(Decided, LeadEvent):
     event_type: Literal["LeadQualified"] = "LeadQualified"
-    schema_version: str = "1.2"  # 1.1: fit/behaviour, grade, …; 1.2: cycle, prior_outcome
+    schema_version: str = "1.3"  # 1.1: fit/behaviour, grade, …; 1.2: cycle, …; 1.3: rules
     payload: Qualification
 
 
@@ -387,9 +429,9 @@ class Touch(BaseModel):
     )
 
 
-class TouchScheduled(LeadEvent):
+class TouchScheduled(Decided, LeadEvent):
     event_type: Literal["TouchScheduled"] = "TouchScheduled"
-    schema_version: str = "1.2"  # purpose; program, step, response_seconds
+    schema_version: str = "1.3"  # purpose; program, step, response_seconds; 1.3: rules
     payload: Touch
 
 
@@ -408,10 +450,11 @@ class Nurturing(BaseModel):
     contact_permissions: ContactPermissions = Field(default_factory=ContactPermissions)
 
 
-class LeadNurtured(LeadEvent):
+class LeadNurtured(Decided, LeadEvent):
     """The nurture gate kept a lead (not ready for sales), or its programs changed."""
 
     event_type: Literal["LeadNurtured"] = "LeadNurtured"
+    schema_version: str = "1.1"  # rules, experiments
     payload: Nurturing
 
 
@@ -442,9 +485,9 @@ class Handoff(BaseModel):
     )
 
 
-class LeadHandedOff(LeadEvent):
+class LeadHandedOff(Decided, LeadEvent):
     event_type: Literal["LeadHandedOff"] = "LeadHandedOff"
-    schema_version: str = "1.3"  # deal, qualification.cycle
+    schema_version: str = "1.4"  # deal, qualification.cycle; 1.4: rules, experiments
     payload: Handoff
 
 
@@ -485,9 +528,9 @@ class Assignment(BaseModel):
     )
 
 
-class LeadAssigned(LeadEvent):
+class LeadAssigned(Decided, LeadEvent):
     event_type: Literal["LeadAssigned"] = "LeadAssigned"
-    schema_version: str = "1.3"  # 1.2: contact_permissions; 1.3: deal, qualification.cycle
+    schema_version: str = "1.4"  # 1.2: contact_permissions; 1.3: deal, …; 1.4: rules
     payload: Assignment
 
 
@@ -546,11 +589,11 @@ class Routed(BaseModel):
     )
 
 
-class LeadRouted(LeadEvent):
+class LeadRouted(Decided, LeadEvent):
     """A hand-off re-keyed by its routing queue, so one partition owns the queue."""
 
     event_type: Literal["LeadRouted"] = "LeadRouted"
-    schema_version: str = "1.1"  # the profile / qualification gained fields
+    schema_version: str = "1.2"  # the profile / qualification gained fields; 1.2: rules
     payload: Routed
 
     def key(self) -> bytes | None:

@@ -1,29 +1,42 @@
 """The business rules RevOps maintains, loaded and validated once at start.
 
-Seven files in the rules directory (`RULE_FILES`): four the stages run on
-(scoring, nurture, routing, exclusions), three that may be left out (enrichment:
+Eight files in the rules directory (`RULE_FILES`): four the stages run on
+(scoring, nurture, routing, exclusions), four that may be left out (enrichment:
 all built-in providers; costs and targets: the money and target reports stay
-empty). The worker checks all seven at start and names every broken one, not just
-the first; `leadflow rules check` does the same for a directory or one file.
+empty; experiments: none). The worker checks all eight at start and names every
+broken one, not just the first; `leadflow rules check` does the same for a
+directory or one file. The variants of experiments.yaml are checked with the
+directory, as the rules they stand in for (`pipeline.config.experiments`).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from pipeline.config.experiments import (
+    LoadedExperiments,
+    RuleChoice,
+    choose,
+    load_experiments,
+    rule_version,
+)
 from pipeline.config.report_rules import CampaignCosts, Targets
 from pipeline.config.yaml_model import load_yaml_model
 from pipeline.domain.capture.exclusion import ExclusionPolicy
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.enrich.enrichment import EnrichmentRules
+from pipeline.domain.experiments import KINDS, Experiments, Kind
 from pipeline.domain.nurture.policy import NurturePolicy
 from pipeline.domain.qualify.scoring import ScoringModel
 from pipeline.errors import ConfigError
+from schemas.lead import RuleVersion
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_ENRICHMENT = EnrichmentRules.model_validate(
@@ -67,6 +80,16 @@ def _exclusions(e: ExclusionPolicy) -> str:
     )
 
 
+def _experiments(x: Experiments) -> str:
+    if not x.experiments:
+        return "no experiments"
+    return f"{len(x.experiments)} experiments: " + ", ".join(
+        f"{e.name} ({e.start:%Y-%m-%d} to {e.end:%Y-%m-%d}, "
+        f"{'/'.join(v.name for v in e.variants)}; varies {', '.join(e.changes())})"
+        for e in x.experiments
+    )
+
+
 RULE_FILES: dict[str, RuleFile] = {
     "scoring": RuleFile(ScoringModel, True, _scoring),
     "nurture": RuleFile(NurturePolicy, True, _nurture),
@@ -83,6 +106,7 @@ RULE_FILES: dict[str, RuleFile] = {
         lambda c: f"{len(c.costs)} campaign costs, {sum(x.amount_eur for x in c.costs):,.0f} EUR",
     ),
     "targets": RuleFile(Targets, False, lambda t: f"{len(t.targets)} monthly targets"),
+    "experiments": RuleFile(Experiments, False, _experiments),
 }
 """Every rule file by kind; the file is `<kind>.yaml` in the rules directory."""
 
@@ -94,6 +118,23 @@ class Rules:
     routing: RoutingRules
     exclusions: ExclusionPolicy
     enrichment: EnrichmentRules = DEFAULT_ENRICHMENT
+    experiments: LoadedExperiments = field(default_factory=LoadedExperiments)
+    base: RuleChoice = field(init=False)
+    """The directory's scoring, nurture and routing rules with their versions."""
+
+    def __post_init__(self) -> None:
+        versions: dict[Kind, RuleVersion] = {
+            "scoring": rule_version("scoring", self.scoring),
+            "nurture": rule_version("nurture", self.nurture),
+            "routing": rule_version("routing", self.routing),
+        }
+        base = RuleChoice(self.scoring, self.nurture, self.routing, versions)
+        object.__setattr__(self, "base", base)
+
+    def for_lead(self, lead_id: uuid.UUID, now: datetime) -> RuleChoice:
+        """The rules the lead's decisions run on now: its variants' where an experiment
+        runs, the directory's otherwise; with what each decision records."""
+        return choose(self.base, self.experiments, lead_id, now)
 
 
 def check_rules_dir(rules_dir: Path) -> dict[str, BaseModel | None]:
@@ -110,6 +151,11 @@ def check_rules_dir(rules_dir: Path) -> dict[str, BaseModel | None]:
             continue
         try:
             loaded[kind] = load_yaml_model(path, rule_file.model)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if not problems and loaded["experiments"] is not None:  # the variants need the rules
+        try:
+            experiments(rules_dir, loaded)
         except ConfigError as exc:
             problems.append(str(exc))
     if problems:
@@ -130,6 +176,7 @@ def load_rules(rules_dir: Path) -> Rules:
 
     enrichment = loaded["enrichment"]
     return Rules(
+        experiments=experiments(rules_dir, loaded),
         scoring=one("scoring", ScoringModel),
         nurture=one("nurture", NurturePolicy),
         routing=one("routing", RoutingRules),
@@ -137,6 +184,13 @@ def load_rules(rules_dir: Path) -> Rules:
         enrichment=DEFAULT_ENRICHMENT
         if enrichment is None
         else relative_files(one("enrichment", EnrichmentRules), rules_dir),
+    )
+
+
+def experiments(rules_dir: Path, loaded: dict[str, BaseModel | None]) -> LoadedExperiments:
+    """experiments.yaml's variants resolved against the directory's rules."""
+    return load_experiments(
+        rules_dir, {kind: model for kind in KINDS if (model := loaded[kind]) is not None}
     )
 
 

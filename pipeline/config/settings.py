@@ -51,6 +51,12 @@ from outside is junk or an attack (`LEADFLOW_INPUT_MAX_BYTES`; the stages pass i
 `decode` as `max_bytes`)."""
 
 
+DEFAULT_REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
+"""Where a replicated warehouse table keeps its coordination data in ClickHouse
+Keeper: `{shard}` from each server's macros, `{database}` and `{table}` from the
+statement, so every table has its own path."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LEADFLOW_", env_file=".env", frozen=True)
 
@@ -102,6 +108,12 @@ class Settings(BaseSettings):
         default=SHIPPED_RULES,
         description="Business rules RevOps edits: scoring, nurture, routing, … (default: the "
         "shipped examples; `leadflow rules copy DIR` makes an editable copy).",
+    )
+    force_experiment_changes: bool = Field(
+        default=False,
+        description="Start even though a running experiment's definition (experiments.yaml "
+        "and its variants' files) differs from the one this state directory recorded; "
+        "its leads' variants and rules change mid-run (`leadflow worker --force`).",
     )
     topic_replication_factor: int = Field(
         default=1,
@@ -217,6 +229,13 @@ class Settings(BaseSettings):
     table_store: str = Field(
         default="rocksdb://", description="Faust table store: rocksdb:// or memory://"
     )
+    table_memory_mib: int = Field(
+        default=128,
+        ge=16,
+        description="Memory all RocksDB table databases of one worker share (blocks read, "
+        "index and filter blocks, memtables): RocksDB's part of resident memory stays "
+        "under it however many leads the worker holds.",
+    )
 
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
@@ -246,6 +265,18 @@ class Settings(BaseSettings):
         default=None,
         description="http(s)://user:password@host:8123/database – use a ClickHouse server "
         "instead of the embedded engine.",
+    )
+    clickhouse_cluster: str | None = Field(
+        default=None,
+        description="Name of a ClickHouse cluster (from the servers' <remote_servers>) to "
+        "run the warehouse's DDL on: every table, view and database is made ON CLUSTER, "
+        "every MergeTree engine Replicated. One shard with any number of replicas. Needs "
+        "LEADFLOW_CLICKHOUSE_URL (one node of the cluster).",
+    )
+    clickhouse_replica_path: str = Field(
+        default=DEFAULT_REPLICA_PATH,
+        description="ClickHouse Keeper path of each replicated table (server macros "
+        "{shard}, {database}, {table}); the replica name is the {replica} macro.",
     )
     warehouse_dir: Path | None = Field(
         default=None, description="Embedded warehouse directory (default: STATE_DIR/warehouse)."

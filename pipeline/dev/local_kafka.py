@@ -1,4 +1,5 @@
-"""A real single-node Apache Kafka (KRaft) for development, tests and the demo.
+"""A real Apache Kafka (KRaft) for development, tests and the demo: one node
+(`LocalKafka`), or a cluster of several on this machine (`LocalCluster`).
 
 The broker's jars come from Maven Central through the shipped
 `pipeline/defaults/kafka/pom.xml`; data, logs and the pid file live under the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import resource
 import shutil
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config.settings import SHIPPED_DIR, Settings, load_settings
-from pipeline.errors import KafkaUnavailable
+from pipeline.errors import ConfigError, KafkaUnavailable
 
 KAFKA_FILES = SHIPPED_DIR / "kafka"
 START_TIMEOUT_S = 90.0
@@ -134,6 +136,8 @@ class LocalKafka:
         """Use the local broker's jars (fetched there once) instead of fetching our own."""
         shared = LocalKafka(load_settings())
         shared._fetch_jars(print)  # a no-op when the jars are there
+        if self.jars.is_symlink():
+            return
         self.jars.parent.mkdir(parents=True, exist_ok=True)
         self.jars.symlink_to(shared.jars.resolve(), target_is_directory=True)
 
@@ -325,15 +329,21 @@ class LocalKafka:
 
 
 class LocalCluster:
-    """Several local brokers in one KRaft cluster, each also a controller, on free
-    ports, in `state_dir/node-N`: replication factor the cluster's size for the
-    internal topics and by default, `min.insync.replicas` 2, so the cluster goes
-    on when one broker dies. For fault tests; the nodes use the local broker's jars."""
+    """Several local brokers in one KRaft cluster, each also a controller, in
+    `state_dir/node-N`: replication factor the cluster's size for the internal
+    topics and by default, `min.insync.replicas` 2, so the cluster goes on when one
+    broker dies. The nodes use the local broker's jars.
 
-    def __init__(self, state_dir: Path, size: int = 3) -> None:
-        ports = _free_port_pairs(size)
+    Its layout (cluster id, each node's port; the controller listens on the next)
+    is kept in `state_dir/cluster.json`, so `leadflow kafka up --brokers 3` run
+    again starts the same cluster on the same ports. `first_port` puts the nodes on
+    `first_port`, `first_port + 2`, …; without it (fault tests) on free ports."""
+
+    def __init__(self, state_dir: Path, size: int = 3, first_port: int | None = None) -> None:
+        self.state_dir = state_dir
+        self.layout = state_dir / "cluster.json"
+        cluster_id, ports = self._layout(size, first_port)
         voters = ",".join(f"{n}@127.0.0.1:{port + 1}" for n, port in enumerate(ports, 1))
-        cluster_id = new_cluster_id()
         self.nodes = [
             LocalKafka(
                 load_settings(
@@ -346,6 +356,15 @@ class LocalCluster:
         for node in self.nodes:
             node.share_jars()
 
+    @classmethod
+    def existing(cls, state_dir: Path) -> LocalCluster | None:
+        """The cluster laid out in `state_dir`, if one is."""
+        try:
+            size = len(json.loads((state_dir / "cluster.json").read_text())["ports"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return cls(state_dir, size)
+
     @property
     def bootstrap(self) -> str:
         return ",".join(node.bootstrap for node in self.nodes)
@@ -353,15 +372,47 @@ class LocalCluster:
     def node(self, node_id: int) -> LocalKafka:
         return self.nodes[node_id - 1]
 
+    def status(self) -> list[BrokerStatus]:
+        return [node.status() for node in self.nodes]
+
     def up(self, log: Log = print) -> None:
         started = [(node, node.start(log)) for node in self.nodes]
         for node, process in started:
             if process is not None:
                 node.wait(process)
 
-    def down(self) -> None:
-        for node in self.nodes:
-            node.down()
+    def down(self, purge: bool = False) -> bool:
+        """Stop every node; True if one was running. `purge` also deletes the nodes'
+        data and the layout, so the next `up` makes a new cluster."""
+        stopped = [node.down(purge) for node in self.nodes]
+        if purge:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+        return any(stopped)
+
+    def _layout(self, size: int, first_port: int | None) -> tuple[str, list[int]]:
+        if self.layout.exists():
+            kept = json.loads(self.layout.read_text())
+            if len(kept["ports"]) != size:
+                raise ConfigError(
+                    f"{self.layout}: a local cluster of {len(kept['ports'])} brokers exists "
+                    f"here, not {size}; stop and delete it first (leadflow kafka down --purge)"
+                )
+            return str(kept["cluster_id"]), [int(p) for p in kept["ports"]]
+        if first_port is None:
+            ports = _free_port_pairs(size)
+        else:
+            ports = [first_port + 2 * n for n in range(size)]
+            taken = [p for port in ports for p in (port, port + 1) if not _port_is_free(p)]
+            if taken:
+                raise KafkaUnavailable(
+                    f"a local cluster needs ports {first_port}-{first_port + 2 * size - 1}; "
+                    f"{', '.join(map(str, taken))} taken (the single local broker? "
+                    "leadflow kafka down)"
+                )
+        cluster_id = new_cluster_id()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.write_text(json.dumps({"cluster_id": cluster_id, "ports": ports}))
+        return cluster_id, ports
 
 
 def new_cluster_id() -> str:

@@ -81,7 +81,9 @@ PAGE = """<!doctype html>
     <figcaption>ROI by lead-creating campaign ((revenue − cost) / cost)</figcaption>
   </figure>
   <figure id="chart-attribution">
-    <figcaption>Won revenue by channel, seven attribution models (EUR)</figcaption>
+    <figcaption>
+      Won revenue by channel: seven rule-based and two data-driven attribution models (EUR)
+    </figcaption>
   </figure>
   <figure id="chart-load">
     <figcaption>Rep load: share of leads against share of capacity</figcaption>
@@ -96,7 +98,7 @@ window.addEventListener("error", (e) => {
 const DATA = JSON.parse(document.getElementById("dashboard-data").textContent);
 const NS = "http://www.w3.org/2000/svg";
 const COLORS = ["#2f6fed", "#f28c28", "#2bb673", "#d64545", "#8e5cd9", "#1fb5c9", "#c9a21f",
-                "#7a8699"];
+                "#7a8699", "#b0487a"];
 
 function node(tag, attrs, parent, text) {
   const el = document.createElementNS(NS, tag);
@@ -124,7 +126,7 @@ function hbars(id, rows, series, format) {
   const figure = document.getElementById(id);
   if (!rows.length) return empty(figure);
   const W = 640, left = 200, right = 70, bar = 12, gap = 10;
-  const legend = series.length > 1 ? 20 : 0;
+  const legend = series.length > 1 ? 4 + 16 * Math.ceil(series.length / 5) : 0;  // rows of 5
   const groupH = series.length * bar + gap;
   const H = legend + rows.length * groupH + 4;
   const values = rows.flatMap((r) => r.values.map((v) => v || 0));
@@ -134,8 +136,9 @@ function hbars(id, rows, series, format) {
   const svg = node("svg", {viewBox: `0 0 ${W} ${H}`, "data-chart": id, role: "img"}, figure);
   if (legend) {
     series.forEach((s, i) => {
-      node("rect", {x: 10 + i * 105, y: 4, width: 10, height: 10, fill: COLORS[i % 8]}, svg);
-      node("text", {x: 10 + i * 105 + 14, y: 13}, svg, s);
+      const lx = 10 + (i % 5) * 125, ly = 4 + Math.floor(i / 5) * 16;
+      node("rect", {x: lx, y: ly, width: 10, height: 10, fill: COLORS[i % COLORS.length]}, svg);
+      node("text", {x: lx + 14, y: ly + 9}, svg, s);
     });
   }
   node("line", {x1: x(0), x2: x(0), y1: legend, y2: H, stroke: "#bbb"}, svg);
@@ -146,7 +149,7 @@ function hbars(id, rows, series, format) {
     r.values.forEach((v, i) => {
       const val = v || 0, y = top + i * bar;
       node("rect", {x: Math.min(x(0), x(val)), y: y, width: Math.max(Math.abs(x(val) - x(0)), 1),
-                    height: bar - 2, fill: COLORS[i % 8], class: "bar"}, svg);
+                    height: bar - 2, fill: COLORS[i % COLORS.length], class: "bar"}, svg);
       node("text", {x: Math.max(x(0), x(val)) + 4, y: y + bar - 3}, svg, format(v));
     });
   });
@@ -221,7 +224,7 @@ hbars("chart-speed", DATA.speed.map((r) => ({label: r.bucket, values: [r.leads]}
 hbars("chart-roi", DATA.roi.map((r) => ({label: r.channel + " / " + r.campaign, values: [r.roi]})),
       ["ROI"], (v) => (v === null || v === undefined ? "no cost" : fmt(v)));
 const MODELS = ["first_touch", "lead_creation", "last_touch", "linear", "u_shaped", "w_shaped",
-                "time_decay"];
+                "time_decay", "markov", "shapley"];
 hbars("chart-attribution",
       DATA.attribution.map((r) => ({label: r.channel, values: MODELS.map((m) => r[m])})),
       MODELS, fmt);

@@ -22,10 +22,12 @@ from pipeline.config.report_rules import TARGET_METRICS, Targets, load_targets, 
 from pipeline.config.rules import Rules
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.distribute.sla import CONTACT
-from pipeline.domain.report.attribution import DEFAULT_HALF_LIFE_DAYS, MODELS
+from pipeline.domain.report.attribution import DEFAULT_HALF_LIFE_DAYS, MODELS, Journey, TouchPoint
+from pipeline.domain.report.data_driven import Credit, attribute_data_driven
 from pipeline.errors import BadRequest
 from pipeline.reporting.analytics import Handed, fairness_rows, volume_anomalies
 from pipeline.reporting.events import funnel_by_channel
+from pipeline.reporting.rule_versions import decisions_by_rules
 
 LEADS = "leadflow.leads"
 Grain = Literal["day", "week", "month"]
@@ -329,29 +331,35 @@ def lead_touch_paths(leads: str) -> str:
     """
 
 
-def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
-    """Won revenue credited to channels / campaigns under seven models, side by side.
+RULE_BASED_SHARES = {
+    "first_touch": "(i = 1)",
+    "lead_creation": "(i = created)",
+    "last_touch": "(i = n)",
+    "linear": "(1 / n)",
+    "u_shaped": "u_shaped_share",
+    "w_shaped": "w_shaped_share",
+    "time_decay": "(decay / decay_sum)",
+}
+"""Each rule-based model's share of a deal for the counted touch `i` of `n` (the
+columns of `rule_based_credit`'s inner query)."""
 
-    Each won sales cycle of a lead is a deal (a customer's upsell is a second
-    one); a later deal counts the touches since the lead's previous one. The
-    models of `pipeline.domain.report.attribution` (its docstring says what each
-    credits) are computed in SQL over the compact touch table, one row per
-    counted touch of a deal with its share under each model: the same figures
-    as `attribute()` over the same journeys (tests/integration/test_report_facts.py
-    compares them), without a Python loop per won deal.
-    """
-    names = [alias for alias, _ in DIMENSIONS[p.by or "channel"]]
+
+def rule_based_credit(p: ReportParams, names: list[str]) -> str:
+    """SQL: won revenue (`<model>`) and won deals (`<model>_conversions`) credited to
+    each key (`names`: channel, or channel and campaign) under the seven models of
+    `pipeline.domain.report.attribution` (its docstring says what each credits),
+    over the compact touch table: one row per counted touch of a deal with its share
+    under each model. The same figures as `attribute()` over the same journeys
+    (tests/integration/test_report_facts.py compares them), without a Python loop
+    per won deal."""
     keys = ", ".join(f"touch.{n} AS {name}" for n, name in enumerate(names, start=3))
-    rows = w.query(f"""
+    credits = ", ".join(
+        f"sum(revenue * {share}) AS {m}, sum({share}) AS {m}_conversions"
+        for m, share in ((m, RULE_BASED_SHARES[m]) for m in MODELS)
+    )
+    return f"""
         WITH deals AS ({won_deals(p)})
-        SELECT {", ".join(names)},
-               sum(revenue * (i = 1)) AS first_touch,
-               sum(revenue * (i = created)) AS lead_creation,
-               sum(revenue * (i = n)) AS last_touch,
-               sum(revenue / n) AS linear,
-               sum(revenue * u_shaped_share) AS u_shaped,
-               sum(revenue * w_shaped_share) AS w_shaped,
-               sum(revenue * decay / decay_sum) AS time_decay
+        SELECT {", ".join(names)}, {credits}
         FROM (
             SELECT {keys}, revenue, i, n, created, decay, decay_sum,
                    -- position models: key weights (adding up where keys fall on one
@@ -387,11 +395,107 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
             ARRAY JOIN counted AS touch, arrayEnumerate(counted) AS i, decays AS decay
         )
         GROUP BY {", ".join(names)}
+    """
+
+
+def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
+    """Won revenue and won deals (`<model>_conversions`) credited to channels /
+    campaigns under the seven rule-based models (in SQL: `rule_based_credit`) and the
+    two data-driven ones (markov, shapley), side by side.
+
+    Each won sales cycle of a lead is a deal (a customer's upsell is a second
+    one); a later deal counts the touches since the lead's previous one. Deals and
+    touches come from the compact tables `lead_deals` and `lead_touches`.
+    """
+    names = [alias for alias, _ in DIMENSIONS[p.by or "channel"]]
+    credited = {tuple(r.pop(n) for n in names): r for r in w.query(rule_based_credit(p, names))}
+    all_deals = w.query(f"""
+        SELECT toString(lead_id) AS lead_id, toString(won) AS won_at,
+               ifNull(toString(opportunity), '') AS opportunity_at, revenue AS amount_eur,
+               toString(previous_win) AS previous_win
+        FROM ({won_deals(replace(p, since=None))})
+        ORDER BY lead_id, won
     """)
-    for row in rows:
-        for model in MODELS:
-            row[model] = round(row[model] + 0.0, 2)  # 0.0: no -0.0 from a float sum
+    deals = [d for d in all_deals if p.since is None or _time(d["won_at"]).date() >= p.since]
+    by_lead = _touches(w, f"SELECT lead_id FROM ({won_deals(p)})")
+    journeys = [
+        Journey(
+            touches=tuple(
+                t for t in by_lead.get(d["lead_id"], ()) if t.at > _time(d["previous_win"])
+            ),
+            won_at=_time(d["won_at"]),
+            revenue=float(d["amount_eur"]),
+            opportunity_at=_time(d["opportunity_at"]) if d["opportunity_at"] else None,
+        )
+        for d in deals
+    ]
+
+    def key(touch: TouchPoint) -> tuple[str, ...]:
+        return (touch.channel,) if names == ["channel"] else (touch.channel, touch.campaign)
+
+    # issue 20 point 4: the data-driven models also learn from the journeys that did
+    # not convert
+    learnt = attribute_data_driven(journeys, _open_journeys(w, p, all_deals), key)
+    rows = [
+        {**dict(zip(names, k, strict=True)), **_credit_columns(k, credited, learnt)}
+        for k in {*credited, *learnt}
+    ]
     return sorted(rows, key=lambda r: (-r["linear"], *(r[n] for n in names)))
+
+
+def _credit_columns(
+    key: tuple[str, ...],
+    rule_based: dict[tuple[str, ...], dict[str, float]],
+    learnt: dict[tuple[str, ...], dict[str, Credit]],
+) -> dict[str, float]:
+    """One key's attribution columns: revenue per model, then won deals per model
+    (+ 0.0: no -0.0 from a float sum)."""
+    credit = rule_based.get(key, {})
+    data_driven = learnt.get(key, {})
+    return {
+        **{m: round(credit.get(m, 0.0) + 0.0, 2) for m in MODELS},
+        **{m: round(c.revenue, 2) for m, c in data_driven.items()},
+        **{f"{m}_conversions": round(credit.get(f"{m}_conversions", 0.0) + 0.0, 4) for m in MODELS},
+        **{f"{m}_conversions": round(c.conversions, 4) for m, c in data_driven.items()},
+    }
+
+
+def _open_journeys(w: Warehouse, p: ReportParams, deals: Rows) -> list[list[TouchPoint]]:
+    """The journeys that have not converted (yet), for the data-driven models: each
+    lead's touches after its last won deal (all of them if it never won), oldest
+    first – those whose last touch is on or after --since."""
+    last_win: dict[str, datetime] = {}
+    for d in deals:  # ordered by win within a lead
+        last_win[d["lead_id"]] = _time(d["won_at"])
+    journeys = []
+    for lead, touches in _touches(w, f"SELECT lead_id FROM {LEADS}").items():
+        after = last_win.get(lead)
+        journey = sorted((t for t in touches if after is None or t.at > after), key=lambda t: t.at)
+        if journey and (p.since is None or journey[-1].at.date() >= p.since):
+            journeys.append(journey)
+    return journeys
+
+
+def _touches(w: Warehouse, leads: str) -> dict[str, list[TouchPoint]]:
+    """The touches of the leads `leads` (a subquery of lead ids) selects, by lead,
+    oldest first: `lead_touches` (a touch stored twice is one touch)."""
+    touches = w.query(f"""
+        SELECT DISTINCT toString(lead_id) AS lead_id, toString(at) AS at, event_id, channel,
+               campaign, creates_lead
+        FROM {TOUCHES} WHERE lead_id IN ({leads})
+        ORDER BY lead_id, at, event_id
+    """)
+    by_lead: dict[str, list[TouchPoint]] = {}
+    for t in touches:
+        by_lead.setdefault(t["lead_id"], []).append(
+            TouchPoint(
+                _time(t["at"]),
+                t["channel"] or "(none)",
+                t["campaign"] or "(none)",
+                bool(t["creates_lead"]),
+            )
+        )
+    return by_lead
 
 
 def performance(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
@@ -557,7 +661,10 @@ REPORTS: dict[str, Report] = {
         Report("sla", "SLA breaches", tuple(SLA_DIMENSIONS), sla),
         Report("money", "Cost per lead and ROI", ("campaign", "channel", "all"), money, ("roi",)),
         Report(
-            "attribution", "Won revenue by attribution model", ("channel", "campaign"), attribution
+            "attribution",
+            "Won revenue and deals by attribution model",
+            ("channel", "campaign"),
+            attribution,
         ),
         Report(
             "performance",
@@ -577,6 +684,7 @@ REPORTS: dict[str, Report] = {
         Report("targets", "Target against actual", ("all",), targets, ("attainment",)),
         Report("anomalies", "Unusual daily volume per channel", ("channel",), anomalies),
         Report("pipeline", "Inquiries through the pipeline", ("channel",), pipeline_funnel),
+        Report("rules", "Decisions by the rule set that made them", ("all",), decisions_by_rules),
     )
 }
 

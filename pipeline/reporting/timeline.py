@@ -1,5 +1,6 @@
 """A lead's timeline: origin, merges, activities, stage changes and every
-qualification, oldest first – what a rep reads before the first call.
+qualification, oldest first – what a rep reads before the first call; each
+decision with the rules that made it and the lead's experiment variants.
 
 It is read from the warehouse, which keeps every event of every topic: the
 lead's own events, plus the events of every inquiry merged into it (found by
@@ -81,9 +82,11 @@ def lead_timeline(warehouse: Warehouse, lead_id: uuid.UUID) -> list[dict[str, An
             "channel": row["channel"],
             "campaign": row["campaign"],
             "trace_id": row["trace_id"],
-            "summary": summarise(row["event_type"], orjson.loads(row["payload"] or "{}")),
+            "summary": summarise(row["event_type"], message),
+            "rules": decided_by(message),
         }
         for row in sorted(rows, key=_told_order)
+        for message in [orjson.loads(row["payload"] or "{}")]
     ]
 
 
@@ -109,6 +112,17 @@ CORRECTIONS = {
     "merged_in": "lead {other_lead} merged into this lead by an operator",
     "merged_into": "merged into lead {other_lead} by an operator",
 }
+
+
+def decided_by(message: dict[str, Any]) -> str:
+    """For a decision: the rule set that made it and the lead's experiment variants,
+    e.g. "scoring.yaml #0e1897164207, lower-mql-bar: mql-8" ("" for other events and
+    for decisions older than the record)."""
+    rules, arms = message.get("rules"), message.get("experiments")
+    told = [f"{rules.get('name')} #{rules.get('hash')}"] if isinstance(rules, dict) else []
+    if isinstance(arms, list):
+        told += [f"{a.get('experiment')}: {a.get('variant')}" for a in arms if isinstance(a, dict)]
+    return ", ".join(told)
 
 
 def summarise(event_type: str, message: dict[str, Any]) -> str:

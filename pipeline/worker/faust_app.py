@@ -13,6 +13,7 @@ import faust
 from pipeline.adapters.kafka.security import faust_credentials
 from pipeline.config.settings import Settings
 from pipeline.config.topics import ChangelogSpec
+from pipeline.worker.table_store import table_store_url, use_memory_budget
 
 
 def tables_ready(app: faust.App) -> bool:
@@ -34,11 +35,12 @@ def partitions_assigned(app: faust.App) -> bool:
 
 def faust_app(settings: Settings, partitions: int) -> faust.App:
     """The Faust app with our transport settings (bench/passthrough.py measures them bare)."""
+    use_memory_budget(settings.table_memory_mib * 2**20)
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         broker_credentials=faust_credentials(settings.kafka),  # TLS, SASL: as every client
-        store=settings.table_store,
+        store=table_store_url(settings.table_store),
         datadir=str(settings.state_dir / "worker"),
         key_serializer="raw",
         value_serializer="raw",

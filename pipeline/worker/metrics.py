@@ -39,6 +39,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from pipeline.worker.table_store import memory_budget
+
 if TYPE_CHECKING:
     from pipeline.worker.stage import Stage
 
@@ -116,6 +118,17 @@ TIMERS_DUE = Gauge(
     "leadflow_timers_due",
     "Entries that fell due at a durable timer's last scan (set by `timers`).",
     ["timer"],
+    registry=REGISTRY,
+)
+TABLE_MEMORY = Gauge(
+    "leadflow_table_memory_bytes",
+    "Memory the worker's RocksDB table databases use together (blocks, index and "
+    "filter blocks, memtables), out of LEADFLOW_TABLE_MEMORY_MIB.",
+    registry=REGISTRY,
+)
+TABLE_MEMORY_LIMIT = Gauge(
+    "leadflow_table_memory_limit_bytes",
+    "The budget all RocksDB table databases of the worker share (LEADFLOW_TABLE_MEMORY_MIB).",
     registry=REGISTRY,
 )
 SLA_REMINDERS = Counter(
@@ -217,6 +230,14 @@ async def measure_lag(sources: list[LagSource]) -> None:
             CONSUMER_LAG.labels(source.group, topic, str(partition)).set(max(lag, 0))
 
 
+def table_memory() -> None:
+    """Set the table memory gauges from the shared budget (none: the memory store)."""
+    budget = memory_budget()
+    if budget is not None:
+        TABLE_MEMORY.set(budget.used_bytes())
+        TABLE_MEMORY_LIMIT.set(budget.limit_bytes)
+
+
 def page() -> tuple[bytes, str]:
     """The metrics page in Prometheus' text format, and its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
@@ -255,5 +276,6 @@ def serve_metrics(stage: Stage) -> None:
     class Metrics(View):
         async def get(self, request: Request) -> Response:
             await measure_lag(stage.lag_sources)
+            table_memory()
             body, content_type = page()
             return self.bytes(body, content_type=content_type.split(";")[0])

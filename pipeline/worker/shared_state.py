@@ -27,12 +27,14 @@ from faust import current_event
 from faust.types import TableT
 from mode import Service
 from pydantic import BaseModel
-from rocksdict import Options, Rdict
+from rocksdict import Rdict
 
 from pipeline.adapters.kafka.reader import QUIET_FETCH_WAIT_MS, KafkaReader
 from pipeline.adapters.kafka.security import Broker
 from pipeline.worker.metrics import LagSource, PartitionLag
 from pipeline.worker.stage import Stage
+from pipeline.worker.table_store import BudgetedOptions
+from pipeline.worker.tables import TABLE_STORE_OPTIONS
 
 log = structlog.get_logger("leadflow.shared_state")
 M = TypeVar("M", bound=BaseModel)
@@ -140,4 +142,5 @@ def _fresh_db(directory: Path) -> Rdict:
     """An empty database (what an earlier run left is read again from the changelog)."""
     shutil.rmtree(directory, ignore_errors=True)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    return Rdict(str(directory), Options(raw_mode=True))
+    options = BudgetedOptions(**TABLE_STORE_OPTIONS, use_rocksdict=True)  # the tables' budget
+    return Rdict(str(directory), options.as_options())

@@ -23,14 +23,11 @@ JSON_SCHEMA: faust.Schema = faust.Schema(key_serializer="json", value_serializer
 TABLE_STORE_OPTIONS: dict[str, int] = {
     "write_buffer_size": 2 * 2**20,
     "max_write_buffer_number": 2,
-    "block_cache_size": 4 * 2**20,
 }
-"""RocksDB sizes per table partition. Faust's defaults (64 MiB memtables, up to
-three, and a 2 GiB block cache, each per database) are made for a few big
-tables; the worker has about 130 small ones (tables × partitions), whose
-memtables filled with every lead written: resident memory grew by ~70 KiB per
-lead held (bench/scale.py). Here a database holds at most 4 MiB unflushed and
-caches 4 MiB of what it read."""
+"""RocksDB memtable sizes per table partition. Faust's defaults (64 MiB memtables,
+up to three, per database) are made for a few big tables; the worker has about
+130 small ones (tables × partitions). Their memory together is capped by the
+shared budget of `pipeline.worker.table_store` (LEADFLOW_TABLE_MEMORY_MIB)."""
 
 
 def json_text(type_: Any, empty: bool = False) -> Any:

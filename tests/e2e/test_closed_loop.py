@@ -173,6 +173,11 @@ def test_revenue_and_roi_per_campaign_follow_the_wins_and_the_cost_file(loop: Lo
     for row in attribution:  # one inquiry per demo lead: every model agrees
         models = ("first_touch", "last_touch", "linear", "u_shaped", "w_shaped", "time_decay")
         assert {row[m] for m in models} == {by_channel[row["channel"]]}, row
+        for model in ("markov", "shapley"):  # one-touch journeys: the data-driven ones too
+            assert row[model] == pytest.approx(by_channel[row["channel"]], abs=0.01), row
+    for model in (*models, "markov", "shapley"):
+        deals = sum(r[f"{model}_conversions"] for r in attribution)
+        assert deals == pytest.approx(len(loop.won), abs=1e-3), model
 
 
 def test_rep_reports_add_up_to_the_routed_leads(loop: Loop) -> None:
@@ -233,6 +238,9 @@ def test_the_cli_reads_through_the_worker_then_from_the_warehouse(
     csv_lines = cli(loop, "money", "--by", "channel", "--format", "csv").splitlines()
     assert csv_lines[0].startswith("channel,lead,mql,sql,won,revenue_eur,cost_eur")
     assert len(csv_lines) == len(money) + 1
+    attribution = report(loop, "attribution", by="campaign")
+    printed = cli(loop, "attribution", "--by", "campaign", "--format", "json")
+    assert json.loads(printed) == attribution  # every model's columns, the CLI as over HTTP
     assert re.match(r"lag \d+ messages \(\d+ unread, \d+ in the batch\)", cli(loop, "sink"))
     funnel = report(loop, "funnel", by="channel")
 

@@ -77,6 +77,10 @@ def test_the_dashboard_renders_every_chart_in_chromium(page: Path, tmp_path: Pat
         assert svg is not None, chart
         assert svg.group(0).count('class="bar"') >= 2, chart
     assert "trade_fair" in dom.stdout and "lena.fischer" in dom.stdout
+    models = re.search(r'<svg[^>]*data-chart="chart-attribution".*?</svg>', dom.stdout, re.S)
+    assert models is not None  # all nine models in the legend, the data-driven ones too
+    legend = re.findall(r"<text[^>]*>([a-z_]+)</text>", models.group(0))
+    assert {"first_touch", "time_decay", "markov", "shapley"} <= set(legend), legend
 
     shot = tmp_path / "dashboard.png"
     browse(

@@ -108,3 +108,7 @@ def test_metrics_count_what_the_worker_did_and_readiness_waits_for_partitions(
     # declared for the timers and the SLA clock (counted where those run)
     for name in ("leadflow_timers_held", "leadflow_timers_due", "leadflow_sla_breaches_total"):
         assert name in samples
+    # the tables' RocksDB databases, all in one budget
+    limit = value(samples, "leadflow_table_memory_limit_bytes")
+    assert limit == settings.table_memory_mib * 2**20
+    assert 0 < value(samples, "leadflow_table_memory_bytes") <= limit * 1.1

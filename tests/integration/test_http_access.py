@@ -110,6 +110,8 @@ def test_the_worker_serves_exactly_these_routes(tmp_path: Path) -> None:
         ("GET", "/dashboard"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        ("GET", "/v1/experiments"),
+        ("GET", "/v1/experiments/{name}"),
         ("GET", "/v1/health"),
         ("GET", "/v1/leads/{lead_id}/captures"),
         ("GET", "/v1/leads/{lead_id}/nurture"),

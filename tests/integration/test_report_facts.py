@@ -22,7 +22,7 @@ from pipeline.domain.capture import inquiry as capture
 from pipeline.domain.enrich import enrichment
 from pipeline.domain.identify import identity
 from pipeline.domain.nurture import policy
-from pipeline.domain.report.attribution import Journey, TouchPoint, attribute
+from pipeline.domain.report.attribution import MODELS, Journey, TouchPoint, attribute
 from pipeline.reporting.events import event_row, funnel_by_channel
 from pipeline.reporting.reports import DIMENSIONS, ReportParams, parse_params, run_report
 from pipeline.reporting.timeline import STEPS_OF_THE_PIPELINE, lead_captures, lead_timeline
@@ -106,7 +106,11 @@ def warehouse(
 # --- the queries before migration 005, verbatim: the reference ---
 
 
-def reference_attribution(w: Warehouse, p: ReportParams) -> list[dict[str, Any]]:
+def reference_attribution(
+    w: Warehouse, p: ReportParams, deal_worth: float | None = None
+) -> list[dict[str, Any]]:
+    """The seven rule-based models as the report computed them before 005 (won
+    deals instead of revenue with `deal_worth` 1)."""
     outcome = "JSONExtractString(payload, 'payload', 'outcome', 'outcome')"
     cycles = f"""
         SELECT lead_id, JSONExtractUInt(payload, 'payload', 'cycle') AS cycle,
@@ -162,7 +166,7 @@ def reference_attribution(w: Warehouse, p: ReportParams) -> list[dict[str, Any]]
                 t for t in by_lead.get(d["lead_id"], ()) if t.at > _time(d["previous_win"])
             ),
             won_at=_time(d["won_at"]),
-            revenue=float(d["amount_eur"]),
+            revenue=deal_worth or float(d["amount_eur"]),
             opportunity_at=_time(d["opportunity_at"]) if d["opportunity_at"] else None,
         )
         for d in deals
@@ -299,8 +303,18 @@ ATTRIBUTION_PARAMS = [
 def test_attribution_gives_todays_rows(warehouse: Warehouse, query: dict[str, str]) -> None:
     w = warehouse
     got = run_report(w, "attribution", parse_params(query), INPUTS)
-    assert got == reference_attribution(w, parse_params(query))
-    assert got  # the models credited something
+    reference = reference_attribution(w, parse_params(query))
+    rule_based = [{k: v for k, v in row.items() if k in reference[0]} for row in got]
+    assert [r for r in rule_based if any(r[m] for m in MODELS)] == reference
+    names = [k for k in reference[0] if k not in MODELS]
+    deals = {
+        tuple(r[n] for n in names): r
+        for r in reference_attribution(w, parse_params(query), deal_worth=1.0)
+    }
+    for row in got:  # the reference rounds to cents, the report's deals to 4 places
+        credited = deals.get(tuple(row[n] for n in names), dict.fromkeys(MODELS, 0.0))
+        conversions = {m: row[f"{m}_conversions"] for m in MODELS}
+        assert conversions == pytest.approx({m: credited[m] for m in MODELS}, abs=0.005)
 
 
 @pytest.mark.parametrize("since", ["", "2026-11-05"])

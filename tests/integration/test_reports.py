@@ -262,6 +262,39 @@ def test_time_decay_half_life_is_a_parameter(warehouse: Warehouse) -> None:
     assert rows["paid_ads"]["time_decay"] == round(a[2] + 500 * w1 / (w1 + w2 + w3), 2)
 
 
+def test_data_driven_models_beside_the_rule_based(warehouse: Warehouse) -> None:
+    """Issue 20 point 4 on the scenario's journeys by channel: A web_form > webinar >
+    paid_ads won 1,000; B paid_ads > web_form > webinar won 500; F trade_fair won
+    2,000; C trade_fair, D web_form, E email not converted. Markov: start → web_form
+    ⅓, paid_ads ⅙, trade_fair ⅓, email ⅙; P(conversion) ½; removal effects
+    trade_fair ⅓, web_form ½, webinar ½, paid_ads 4/9 (sum 16/9). In value (a deal
+    worth what deals ending at its last touch are): 4/7, 2/7, 2/7, 1/3 (sum 31/21).
+    Shapley: A's and B's key set is the same; its only observed subset, {web_form}
+    (D), converts 0 % – the three share A's and B's deals equally."""
+    rows = keyed(report(warehouse, "attribution", by="channel"), "channel")
+    markov = {"trade_fair": (9 / 16, 12), "web_form": (27 / 32, 6), "webinar": (27 / 32, 6)}
+    markov |= {"paid_ads": (3 / 4, 7), "email": (0, 0)}
+    shapley = {"trade_fair": (1, 2000), "email": (0, 0)}
+    shapley |= {c: (2 / 3, 500) for c in ("web_form", "webinar", "paid_ads")}
+    for channel, (deals, of_31) in markov.items():
+        assert rows[channel]["markov_conversions"] == pytest.approx(deals, abs=1e-4), channel
+        assert rows[channel]["markov"] == pytest.approx(3500 * of_31 / 31, abs=0.01), channel
+    for channel, (deals, revenue) in shapley.items():
+        assert rows[channel]["shapley_conversions"] == pytest.approx(deals, abs=1e-4), channel
+        assert rows[channel]["shapley"] == pytest.approx(revenue, abs=0.01), channel
+    assert rows["email"]["linear"] == 0  # never converted: only the data-driven models see it
+    web = rows["web_form"]  # deals besides revenue: A's first touch, a third of A and of B
+    assert (web["first_touch_conversions"], web["linear_conversions"]) == (1, 0.6667)
+    for model in (*MODELS, "markov", "shapley"):  # every model hands out the won total
+        assert sum(r[model] for r in rows.values()) == pytest.approx(3500, abs=0.05), model
+        assert sum(r[f"{model}_conversions"] for r in rows.values()) == pytest.approx(3, abs=1e-3)
+    by_campaign = report(warehouse, "attribution", by="campaign")
+    for model in ("markov", "shapley"):
+        assert sum(r[model] for r in by_campaign) == pytest.approx(3500, abs=0.05), model
+        assert sum(r[f"{model}_conversions"] for r in by_campaign) == pytest.approx(3, abs=1e-3)
+    assert report(warehouse, "attribution", by="campaign") == by_campaign  # a second run
+
+
 def test_rep_performance_and_fairness(warehouse: Warehouse) -> None:
     reps = keyed(report(warehouse, "performance", by="rep"), "rep")
     paul = reps["paul.becker"]

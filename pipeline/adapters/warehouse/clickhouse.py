@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from pipeline.adapters.warehouse.cluster import ClusterDDL
 from pipeline.adapters.warehouse.retention import apply_retention
 from pipeline.config.settings import SHIPPED_DIR, Settings
 from pipeline.errors import (
@@ -46,6 +47,11 @@ otherwise means the server is short of memory now)."""
 ANALYST_REFUSED = re.compile(r"\b(settings|format|outfile)\b", re.IGNORECASE)
 JSON_NUMBERS = "output_format_json_quote_64bit_integers"
 """Off, so counts come back as JSON numbers, not strings."""
+INSERT_DEDUPLICATE = "insert_deduplicate"
+"""Off: a Replicated table would drop an insert whose block equals one of its last
+hundred, e.g. the costs loaded again after TRUNCATE at every start, or an erasure's
+rewritten rows. Repeats are folded by the tables themselves (ReplacingMergeTree by
+event_id, aggregates that give the same answer twice), on chdb as on a server."""
 EVENT_COLUMNS = (
     "event_id",
     "event_type",
@@ -181,7 +187,9 @@ class ServerWarehouse:
         import clickhouse_connect
 
         try:
-            self._client = clickhouse_connect.get_client(dsn=url, settings={JSON_NUMBERS: 0})
+            self._client = clickhouse_connect.get_client(
+                dsn=url, settings={JSON_NUMBERS: 0, INSERT_DEDUPLICATE: 0}
+            )
         except Exception as exc:
             raise engine_error(exc, "the ClickHouse server") from exc
 
@@ -278,15 +286,23 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def migrate(warehouse: Warehouse, migrations: Sequence[Migration]) -> list[Migration]:
+def migrate(
+    warehouse: Warehouse, migrations: Sequence[Migration], cluster: ClusterDDL | None = None
+) -> list[Migration]:
     """Apply the migrations not yet recorded, in order; return those applied.
 
     Statements are idempotent (IF NOT EXISTS), so a migration cut off half-way
     is simply run again. An applied migration whose file changed is an error:
-    the change belongs in a new migration.
+    the change belongs in a new migration. On a cluster every statement goes
+    through `cluster` (ON CLUSTER, Replicated engines), the record of applied
+    migrations too, so each node knows what was applied.
     """
-    warehouse.execute("CREATE DATABASE IF NOT EXISTS leadflow")
-    warehouse.execute(
+
+    def run(statement: str) -> None:
+        warehouse.execute(cluster.statement(statement) if cluster else statement)
+
+    run("CREATE DATABASE IF NOT EXISTS leadflow")
+    run(
         f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (version UInt32, name String, "
         "checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
@@ -303,7 +319,7 @@ def migrate(warehouse: Warehouse, migrations: Sequence[Migration]) -> list[Migra
                 )
             continue
         for statement in migration.statements():
-            warehouse.execute(statement)
+            run(statement)
         warehouse.insert(
             MIGRATIONS_TABLE,
             [
@@ -323,6 +339,12 @@ def connect(settings: Settings) -> Warehouse:
     its schema up to date). One process may hold several sessions of one embedded
     directory; only another process is locked out."""
     if settings.clickhouse_url is None:
+        if settings.clickhouse_cluster:
+            raise ConfigError(
+                "LEADFLOW_CLICKHOUSE_CLUSTER needs a ClickHouse server: set "
+                "LEADFLOW_CLICKHOUSE_URL to one node of the cluster (the embedded engine "
+                "is one process, not a cluster)"
+            )
         return EmbeddedWarehouse(settings.embedded_warehouse_dir)
     url = settings.clickhouse_url.get_secret_value()
     if not url.startswith(("http://", "https://", "clickhouse://")):
@@ -332,13 +354,21 @@ def connect(settings: Settings) -> Warehouse:
     return ServerWarehouse(url)
 
 
+def cluster_ddl(settings: Settings) -> ClusterDDL | None:
+    """How the migrations reach the configured cluster; None for one server or chdb."""
+    if not settings.clickhouse_cluster:
+        return None
+    return ClusterDDL(settings.clickhouse_cluster, settings.clickhouse_replica_path)
+
+
 def open_warehouse(settings: Settings) -> Warehouse:
     """Open the configured warehouse, bring its schema up to date, set the raw events'
     retention and load the costs."""
     warehouse = connect(settings)
     try:
-        migrate(warehouse, load_migrations())
-        apply_retention(warehouse, EVENTS_TABLE, settings.warehouse_raw_retention_days)
+        ddl = cluster_ddl(settings)
+        migrate(warehouse, load_migrations(), ddl)
+        apply_retention(warehouse, EVENTS_TABLE, settings.warehouse_raw_retention_days, ddl)
         load_costs(warehouse, settings.rules_dir / "costs.yaml")
     except BaseException:
         warehouse.close()  # the embedded directory stays locked while a session is open

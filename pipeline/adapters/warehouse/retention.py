@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from pipeline.adapters.warehouse.cluster import ClusterDDL
+
 
 class Session(Protocol):
     """The part of a warehouse session this needs (clickhouse.Warehouse has it)."""
@@ -37,16 +39,17 @@ def current_ttl(warehouse: Session, table_name: str) -> str:
     return engine.split(" TTL ", 1)[1].split(" SETTINGS ", 1)[0].strip()
 
 
-def apply_retention(warehouse: Session, table: str, days: int | None) -> bool:
-    """Give the raw event `table` the TTL for `days` (none: keep for ever); True if it
-    changed."""
+def apply_retention(
+    warehouse: Session, table: str, days: int | None, cluster: ClusterDDL | None = None
+) -> bool:
+    """Give the raw event `table` the TTL for `days` (none: keep for ever), on every
+    node of `cluster` if there is one; True if it changed."""
     wanted = raw_events_ttl(days)
     if _normal(current_ttl(warehouse, table)) == _normal(wanted):
         return False
-    if wanted:
-        warehouse.execute(f"ALTER TABLE {table} MODIFY TTL {wanted}")
-    else:
-        warehouse.execute(f"ALTER TABLE {table} REMOVE TTL")
+    change = f"MODIFY TTL {wanted}" if wanted else "REMOVE TTL"
+    statement = f"ALTER TABLE {table} {change}"
+    warehouse.execute(cluster.statement(statement) if cluster else statement)
     return True
 
 

@@ -303,6 +303,12 @@ class RoutingRule(BaseModel):
 class RoutingRules(BaseModel):
     model_config = RULE
 
+    version: str | None = Field(
+        default=None,
+        max_length=80,
+        description="A name for this version of the rules (e.g. 2026-12 lower MQL bar); "
+        "every decision records it with the rules' content hash.",
+    )
     sla_minutes: int = Field(default=5, ge=1, description="Response-time SLA for a rep.")
     sla_reminder_minutes: int | None = Field(
         default=2, ge=1, description="Remind the owner this long before the deadline; null: no."

@@ -210,6 +210,12 @@ def country_zones() -> dict[str, str]:
 class NurturePolicy(BaseModel):
     model_config = RULE
 
+    version: str | None = Field(
+        default=None,
+        max_length=80,
+        description="A name for this version of the rules (e.g. 2026-12 lower MQL bar); "
+        "every decision records it with the rules' content hash.",
+    )
     fulfillment: Fulfillment
     contact_policy: ContactPolicy = Field(default_factory=ContactPolicy)
     segments: dict[str, Segment] = Field(default_factory=dict)

@@ -295,6 +295,12 @@ class Retirement(BaseModel):
 class ScoringModel(BaseModel):
     model_config = RULE
 
+    version: str | None = Field(
+        default=None,
+        max_length=80,
+        description="A name for this version of the rules (e.g. 2026-12 lower MQL bar); "
+        "every decision records it with the rules' content hash.",
+    )
     presets: list[Literal["bant"]] = Field(default_factory=list)
     criteria: list[Criterion] = Field(default_factory=list)
     classes: Classes

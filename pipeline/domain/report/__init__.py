@@ -1,1 +1,2 @@
-"""Report: the attribution models (pure maths over touches and deals)."""
+"""Report: the attribution models, rule-based and data-driven (pure maths over
+touches, journeys and deals)."""

@@ -17,6 +17,9 @@ tracked activity that names a campaign. Only touches up to the win count.
 
 Position models: where key positions fall on the same touch their weights add
 up; when no other touches are left, the key weights are scaled to 100 %.
+
+The data-driven models (Markov, Shapley), which also learn from journeys that
+did not convert, are in `data_driven.py`.
 """
 
 from __future__ import annotations

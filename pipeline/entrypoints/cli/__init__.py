@@ -16,6 +16,7 @@ import typer
 
 from pipeline.entrypoints.cli import (
     common,
+    experiments,
     imports,
     kafka,
     lead,
@@ -77,6 +78,7 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(report.app, name="report")
 app.add_typer(routing.app, name="routing")
 app.add_typer(rules.app, name="rules")
+app.add_typer(experiments.app, name="experiments")
 app.add_typer(lead.app, name="lead")
 app.add_typer(nurture.app, name="nurture")
 app.add_typer(privacy.app, name="privacy")

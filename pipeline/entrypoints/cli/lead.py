@@ -60,10 +60,11 @@ def lead_show(lead_id: LeadId) -> None:
         ),
     )
     table = Table(title=f"Lead {lead}")
-    for column in ("when (UTC)", "channel", "what happened"):
+    for column in ("when (UTC)", "channel", "what happened", "rules (variant)"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["occurred_at"][:19], row["channel"], row["summary"])
+        rules = row.get("rules", "")  # an older worker's answer has none
+        table.add_row(row["occurred_at"][:19], row["channel"], row["summary"], rules)
     print_table(table)
 
 

@@ -44,15 +44,27 @@ def queues() -> None:
 
 
 @friendly
-def worker() -> None:
+def worker(
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Start even though a running experiment changed since the last start "
+            "(LEADFLOW_FORCE_EXPERIMENT_CHANGES).",
+        ),
+    ] = False,
+) -> None:
     """Run every stage agent and the warehouse sink (stop with Ctrl-C / SIGTERM)."""
-    from pipeline.bootstrap import create_app
+    from pipeline.bootstrap import create_app, guard_experiments
     from pipeline.config.rules import load_rules
     from pipeline.worker.faust_app import run_worker
 
     settings = cli_settings()
+    if force:
+        settings = settings.model_copy(update={"force_experiment_changes": True})
     topics = topics_of(settings)
     rules = load_rules(settings.rules_dir)
+    guard_experiments(settings, rules)
     settings.state_dir.mkdir(parents=True, exist_ok=True)  # new on an installed first start
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -12,6 +12,7 @@ import json
 import re
 import shlex
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 import kubernetes_validate
@@ -26,12 +27,13 @@ DEPLOY = PROJECT_ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 KUBERNETES_VERSION = "1.30"
 """The oldest Kubernetes still widely run that the manifests must fit."""
+CLUSTER_CONFIG = "/etc/clickhouse-server/config.d/cluster.xml"
 SETTING = re.compile(r"\bLEADFLOW_([A-Z0-9_]+)")
 CLI = typer.main.get_command(app)
 
 
-def compose() -> dict[str, Any]:
-    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+def compose(name: str = "compose.yaml") -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / name).read_text())
 
 
 def manifests() -> list[dict[str, Any]]:
@@ -88,10 +90,36 @@ def test_every_leadflow_setting_named_in_deploy_is_a_real_one() -> None:
     assert names <= set(Settings.model_fields), names - set(Settings.model_fields)
 
 
-def test_the_compose_file_follows_the_compose_specification() -> None:
+@pytest.mark.parametrize("name", ["compose.yaml", "compose.cluster.yaml"])
+def test_the_compose_files_follow_the_compose_specification(name: str) -> None:
     schema = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text())
     jsonschema.Draft7Validator.check_schema(schema)
-    jsonschema.Draft7Validator(schema).validate(compose())
+    jsonschema.Draft7Validator(schema).validate(compose(name))
+
+
+def test_the_cluster_override_gives_the_worker_a_cluster_of_two_replicas_and_a_keeper() -> None:
+    """compose.cluster.yaml on top of compose.yaml: the cluster the worker names is
+    the one the servers' config defines, every host in it is a service, each
+    replica has its own name and every server mounts the cluster config."""
+    base, extra = compose()["services"], compose("compose.cluster.yaml")["services"]
+    cluster_name = extra["worker"]["environment"]["LEADFLOW_CLICKHOUSE_CLUSTER"]
+    config = ElementTree.parse(DEPLOY / "clickhouse-cluster" / "cluster.xml").getroot()
+    servers = config.find("remote_servers")
+    assert servers is not None
+    (cluster,) = servers
+    assert cluster.tag == cluster_name
+    hosts = [r.findtext("host") for r in cluster.iter("replica")]
+    assert len(hosts) == 2 and set(hosts) <= set(base) | set(extra)
+    assert config.findtext("zookeeper/node/host") in extra
+    replicas = []
+    for service in hosts:
+        mounts = [v.split(":")[:2] for v in extra[str(service)]["volumes"]]
+        assert ["./clickhouse-cluster/cluster.xml", CLUSTER_CONFIG] in mounts, service
+        (macros,) = [m for m, target in mounts if target.endswith("/macros.xml")]
+        own = ElementTree.parse(DEPLOY / macros).getroot()
+        replicas.append((own.findtext("macros/shard"), own.findtext("macros/replica")))
+    assert len({shard for shard, _ in replicas}) == 1 and len(set(replicas)) == 2
+    assert extra["clickhouse-2"]["image"] == base["clickhouse"]["image"]
 
 
 def test_a_mistake_in_a_compose_file_is_found_by_the_schema() -> None:

@@ -282,7 +282,7 @@ def test_the_assignment_carries_everything_sales_needs() -> None:
     assert assigned.payload.sla_due_at == MONDAY_NOON + timedelta(minutes=15)
     assert assigned.payload.qualification.profile.contact.email == "a@firma.de"
     assert (assigned.payload.queue, assigned.payload.rule) == ("enterprise", "analytics-enterprise")
-    assert assigned.schema_version == "1.3"
+    assert assigned.schema_version == "1.4"
     permissions = assigned.payload.contact_permissions  # consent travels to the CRM
     assert permissions is not None and not (permissions.email or permissions.call)
 
