@@ -294,6 +294,8 @@ def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
 
 
 TOUCHES = "leadflow.lead_touches"
+EVENT_KEYS = "leadflow.lead_event_keys"
+NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 DEALS = "leadflow.lead_deals"
 REASONS = "leadflow.lead_reasons"
 
@@ -435,7 +437,7 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
 
     # issue 20 point 4: the data-driven models also learn from the journeys that did
     # not convert
-    learnt = attribute_data_driven(journeys, _open_journeys(w, p, all_deals), key)
+    learnt = attribute_data_driven(journeys, _open_journeys(w, p), key)
     rows = [
         {**dict(zip(names, k, strict=True)), **_credit_columns(k, credited, learnt)}
         for k in {*credited, *learnt}
@@ -460,19 +462,31 @@ def _credit_columns(
     }
 
 
-def _open_journeys(w: Warehouse, p: ReportParams, deals: Rows) -> list[list[TouchPoint]]:
+def _open_journeys(w: Warehouse, p: ReportParams) -> list[tuple[TouchPoint, ...]]:
     """The journeys that have not converted (yet), for the data-driven models: each
-    lead's touches after its last won deal (all of them if it never won), oldest
-    first – those whose last touch is on or after --since."""
-    last_win: dict[str, datetime] = {}
-    for d in deals:  # ordered by win within a lead
-        last_win[d["lead_id"]] = _time(d["won_at"])
-    journeys = []
-    for lead, touches in _touches(w, f"SELECT lead_id FROM {LEADS}").items():
-        after = last_win.get(lead)
-        journey = sorted((t for t in touches if after is None or t.at > after), key=lambda t: t.at)
-        if journey and (p.since is None or journey[-1].at.date() >= p.since):
-            journeys.append(journey)
+    captured lead's touches after its last won deal (all of them if it never won),
+    oldest first – those whose last touch is on or after --since. Counted in SQL as
+    paths of (channel, campaign), each path once with its number of journeys: the
+    models read only the keys of these touches, not their times (`NO_TIME`)."""
+    captured = f"SELECT lead_id FROM {EVENT_KEYS} WHERE event_type = 'LeadCaptured'"
+    rows = w.query(f"""
+        SELECT path, count() AS journeys
+        FROM (
+            SELECT arrayFilter(t -> t.1 > last.last_win, paths.touches) AS open,
+                   arrayMap(t -> (t.3, t.4), open) AS path
+            FROM ({lead_touch_paths(captured)}) AS paths
+            LEFT JOIN (SELECT lead_id, max(won) AS last_win
+                       FROM ({won_deals(replace(p, since=None))}) GROUP BY lead_id) AS last
+                ON last.lead_id = paths.lead_id
+            WHERE notEmpty(open) AND {p.after("open[length(open)].1")}
+        )
+        GROUP BY path
+        SETTINGS join_use_nulls = 0
+    """)
+    journeys: list[tuple[TouchPoint, ...]] = []
+    for row in rows:
+        touches = tuple(TouchPoint(NO_TIME, channel, campaign) for channel, campaign in row["path"])
+        journeys += [touches] * int(row["journeys"])
     return journeys
 
 
