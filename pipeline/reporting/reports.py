@@ -499,6 +499,12 @@ def _touches(w: Warehouse, leads: str) -> dict[str, list[TouchPoint]]:
         FROM {TOUCHES} WHERE lead_id IN ({leads})
         ORDER BY lead_id, at, event_id
     """)
+    return touch_points(touches)
+
+
+def touch_points(touches: Rows) -> dict[str, list[TouchPoint]]:
+    """Rows of touches (lead_id, at, channel, campaign, creates_lead) as the touch
+    points of each lead, in the rows' order ('' shown as '(none)')."""
     by_lead: dict[str, list[TouchPoint]] = {}
     for t in touches:
         by_lead.setdefault(t["lead_id"], []).append(

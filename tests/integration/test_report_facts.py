@@ -24,7 +24,13 @@ from pipeline.domain.identify import identity
 from pipeline.domain.nurture import policy
 from pipeline.domain.report.attribution import MODELS, Journey, TouchPoint, attribute
 from pipeline.reporting.events import event_row, funnel_by_channel
-from pipeline.reporting.reports import DIMENSIONS, ReportParams, parse_params, run_report
+from pipeline.reporting.reports import (
+    DIMENSIONS,
+    ReportParams,
+    parse_params,
+    run_report,
+    touch_points,
+)
 from pipeline.reporting.timeline import STEPS_OF_THE_PIPELINE, lead_captures, lead_timeline
 from schemas.lead import InquiryAccepted
 from tests.support.factories import CHAIN, EXCLUSIONS, POLICY, inquiry
@@ -150,16 +156,7 @@ def reference_attribution(
         WHERE event_type = 'ActivityRecorded' AND lead_id IN ({won})
           AND JSONExtractString(payload, 'payload', 'details', 'campaign') != ''
     """)
-    by_lead: dict[str, list[TouchPoint]] = {}
-    for t in touches:
-        by_lead.setdefault(t["lead_id"], []).append(
-            TouchPoint(
-                _time(t["at"]),
-                t["channel"] or "(none)",
-                t["campaign"] or "(none)",
-                bool(t["creates_lead"]),
-            )
-        )
+    by_lead = touch_points(touches)
     journeys = [
         Journey(
             touches=tuple(
