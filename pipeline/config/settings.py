@@ -330,6 +330,13 @@ class Settings(BaseSettings):
         ge=10_000_000,
         description="Memory one analyst query may use in the warehouse.",
     )
+    warehouse_raw_retention_days: int | None = Field(
+        default=None,
+        ge=30,
+        description="Days the raw event log (lead_events) keeps an event after it happened; "
+        "unset: for ever. The lead state and the report tables keep their figures; the "
+        "timeline, exports and the reports that read raw events see only what is kept.",
+    )
     sink_batch_size: int = Field(default=5000, ge=1)
     sink_flush_seconds: float = Field(default=1.0, gt=0)
     sink_retry_max_seconds: float = Field(

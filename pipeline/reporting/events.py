@@ -146,6 +146,9 @@ FUNNEL_COLUMNS = (
 )
 
 
+CHANNEL_FACTS = "leadflow.channel_facts"
+
+
 def funnel_by_channel(
     warehouse: Warehouse, inquiries_topic: str, answer_target_s: float = 300.0
 ) -> list[dict[str, Any]]:
@@ -161,51 +164,23 @@ def funnel_by_channel(
             f"topic name {inquiries_topic!r} goes into SQL: write it (and LEADFLOW_TOPIC_PREFIX) "
             "with letters, digits, '.', '-' and '_' only"
         )
-    purpose = "JSONExtractString(payload, 'payload', 'purpose')"
-    # Only qualifications and touches need their JSON: they are read in queries of
-    # their own, which the table's order (event_type first) confines to their rows.
+    # Each fact is one row per id in `channel_facts` (migration 005), so a distinct
+    # count of ids is exact however often an event was stored.
     return warehouse.query(f"""
-        WITH
-        base AS (
-            SELECT
-                channel,
-                countIf(topic = '{inquiries_topic}') AS inquiries,
-                countIf(event_type = 'MessageRejected') AS rejected,
-                uniqExactIf(lead_id, event_type = 'LeadCaptured') AS captured,
-                uniqExactIf(lead_id, event_type = 'LeadQualified') AS qualified,
-                uniqExactIf(lead_id, event_type = 'LeadNurtured') AS nurtured,
-                uniqExactIf(lead_id, event_type = 'LeadAssigned') AS sales_ready
-            FROM {EVENTS_TABLE} FINAL
-            GROUP BY channel
-        ),
-        qualified AS (
-            SELECT
-                channel,
-                uniqExactIf(lead_id, JSONExtractString(payload, 'payload', 'status')
-                    IN ('mql', 'sql')) AS mql_or_sql
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'LeadQualified'
-            GROUP BY channel
-        ),
-        answers AS (
-            SELECT
-                channel,
-                uniqExactIf(trace_id, {purpose} = 'fulfillment') AS answered,
-                uniqExactIf(trace_id, {purpose} = 'fulfillment'
-                    AND JSONExtractFloat(payload, 'payload', 'response_seconds')
-                        <= {float(answer_target_s)}) AS answered_in_target
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'TouchScheduled'
-            GROUP BY channel
-        )
-        SELECT if(base.channel = '', '(unknown)', base.channel) AS channel,
-               inquiries, rejected, captured, qualified,
-               ifNull(mql_or_sql, 0) AS mql_or_sql, ifNull(answered, 0) AS answered,
-               ifNull(answered_in_target, 0) AS answered_in_target, nurtured, sales_ready
-        FROM base
-        LEFT JOIN qualified ON qualified.channel = base.channel
-        LEFT JOIN answers ON answers.channel = base.channel
-        WHERE inquiries + rejected > 0
+        SELECT if(channel = '', '(unknown)', channel) AS channel,
+               uniqExactIf(id, fact = 'message' AND topic = '{inquiries_topic}') AS inquiries,
+               uniqExactIf(id, fact = 'rejected') AS rejected,
+               uniqExactIf(id, fact = 'captured') AS captured,
+               uniqExactIf(id, fact = 'qualified') AS qualified,
+               uniqExactIf(id, fact = 'mql_or_sql') AS mql_or_sql,
+               uniqExactIf(id, fact = 'answered') AS answered,
+               uniqExactIf(id, fact = 'answered' AND seconds <= {float(answer_target_s)})
+                   AS answered_in_target,
+               uniqExactIf(id, fact = 'nurtured') AS nurtured,
+               uniqExactIf(id, fact = 'sales_ready') AS sales_ready
+        FROM {CHANNEL_FACTS}
+        GROUP BY channel
+        HAVING inquiries + rejected > 0
         ORDER BY inquiries DESC, channel
     """)
 

@@ -22,13 +22,7 @@ from pipeline.config.report_rules import TARGET_METRICS, Targets, load_targets, 
 from pipeline.config.rules import Rules
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.distribute.sla import CONTACT
-from pipeline.domain.report.attribution import (
-    DEFAULT_HALF_LIFE_DAYS,
-    MODELS,
-    Journey,
-    TouchPoint,
-    attribute,
-)
+from pipeline.domain.report.attribution import DEFAULT_HALF_LIFE_DAYS, MODELS, Journey, TouchPoint
 from pipeline.domain.report.data_driven import Credit, attribute_data_driven
 from pipeline.errors import BadRequest
 from pipeline.reporting.analytics import Handed, fairness_rows, volume_anomalies
@@ -299,39 +293,133 @@ def money(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     """)
 
 
+TOUCHES = "leadflow.lead_touches"
+EVENT_KEYS = "leadflow.lead_event_keys"
+NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+DEALS = "leadflow.lead_deals"
+REASONS = "leadflow.lead_reasons"
+
+
+def won_deals(p: ReportParams) -> str:
+    """SQL: every won sales cycle of a lead (`lead_deals`, migration 005) won on or after
+    --since – lead_id, won, revenue, opportunity (NULL without one) and previous_win (the
+    lead's win before it, 1970 for the first) – each a deal of the attribution report."""
+    return f"""
+        SELECT * FROM (
+            SELECT lead_id, won, revenue, opportunity,
+                   lagInFrame(won, 1, toDateTime64(0, 3, 'UTC')) OVER (
+                       PARTITION BY lead_id ORDER BY won
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS previous_win
+            FROM (
+                SELECT lead_id, cycle, assumeNotNull(min(won_at)) AS won,
+                       argMaxMerge(amount_eur) AS revenue, min(opportunity_at) AS opportunity
+                FROM {DEALS} GROUP BY lead_id, cycle HAVING min(won_at) IS NOT NULL
+            )
+        ) WHERE {p.after("won")}
+    """
+
+
+def lead_touch_paths(leads: str) -> str:
+    """SQL: each lead of the subquery `leads` with its touches (`lead_touches`, migration
+    005), oldest first: `touches` is an array of (at, event_id, channel, campaign,
+    creates_lead), '' shown as '(none)'; a touch stored twice is one touch."""
+    return f"""
+        SELECT lead_id,
+               arraySort(groupUniqArray((at, event_id, if(channel = '', '(none)', channel),
+                                         if(campaign = '', '(none)', campaign),
+                                         creates_lead))) AS touches
+        FROM {TOUCHES} WHERE lead_id IN ({leads})
+        GROUP BY lead_id
+    """
+
+
+RULE_BASED_SHARES = {
+    "first_touch": "(i = 1)",
+    "lead_creation": "(i = created)",
+    "last_touch": "(i = n)",
+    "linear": "(1 / n)",
+    "u_shaped": "u_shaped_share",
+    "w_shaped": "w_shaped_share",
+    "time_decay": "(decay / decay_sum)",
+}
+"""Each rule-based model's share of a deal for the counted touch `i` of `n` (the
+columns of `rule_based_credit`'s inner query)."""
+
+
+def rule_based_credit(p: ReportParams, names: list[str]) -> str:
+    """SQL: won revenue (`<model>`) and won deals (`<model>_conversions`) credited to
+    each key (`names`: channel, or channel and campaign) under the seven models of
+    `pipeline.domain.report.attribution` (its docstring says what each credits),
+    over the compact touch table: one row per counted touch of a deal with its share
+    under each model. The same figures as `attribute()` over the same journeys
+    (tests/integration/test_report_facts.py compares them), without a Python loop
+    per won deal."""
+    keys = ", ".join(f"touch.{n} AS {name}" for n, name in enumerate(names, start=3))
+    credits = ", ".join(
+        f"sum(revenue * {share}) AS {m}, sum({share}) AS {m}_conversions"
+        for m, share in ((m, RULE_BASED_SHARES[m]) for m in MODELS)
+    )
+    return f"""
+        WITH deals AS ({won_deals(p)})
+        SELECT {", ".join(names)}, {credits}
+        FROM (
+            SELECT {keys}, revenue, i, n, created, decay, decay_sum,
+                   -- position models: key weights (adding up where keys fall on one
+                   -- touch), the rest shared by the touches in between; without
+                   -- such touches the key weights scaled to 100 %
+                   0.4 * (i = 1) + 0.4 * (i = created) AS u_key,
+                   if(u_rest > 0, u_key + if(i IN (1, created), 0, 0.2 / u_rest), u_key / 0.8)
+                       AS u_shaped_share,
+                   0.3 * (i = 1) + 0.3 * (i = created) + 0.3 * (i = converted) AS w_key,
+                   if(w_rest > 0, w_key + if(i IN (1, created, converted), 0, 0.1 / w_rest),
+                      w_key / 0.9) AS w_shaped_share
+            FROM (
+                SELECT d.revenue AS revenue,
+                       arrayFilter(t -> t.1 > d.previous_win, paths.touches) AS since_previous,
+                       arrayFilter(t -> t.1 <= d.won, since_previous) AS before_win,
+                       if(empty(before_win), since_previous, before_win) AS counted,
+                       length(counted) AS n,
+                       greatest(arrayFirstIndex(t -> t.5 = 1, counted), 1) AS created,
+                       arrayLastIndex(t -> t.1 <= coalesce(d.opportunity, d.won), counted)
+                           AS last_before_conversion,
+                       if(last_before_conversion = 0, n, last_before_conversion) AS converted,
+                       arrayMap(t -> pow(0.5, greatest(toUnixTimestamp64Milli(d.won)
+                                                       - toUnixTimestamp64Milli(t.1), 0)
+                                              / 86400000 / {float(p.half_life_days)!r}),
+                                counted) AS decays,
+                       arraySum(decays) AS decay_sum,
+                       n - length(arrayDistinct([1, created])) AS u_rest,
+                       n - length(arrayDistinct([1, created, converted])) AS w_rest
+                FROM deals AS d
+                INNER JOIN ({lead_touch_paths("SELECT lead_id FROM deals")}) AS paths
+                    ON paths.lead_id = d.lead_id
+            )
+            ARRAY JOIN counted AS touch, arrayEnumerate(counted) AS i, decays AS decay
+        )
+        GROUP BY {", ".join(names)}
+    """
+
+
 def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
     """Won revenue and won deals (`<model>_conversions`) credited to channels /
-    campaigns under the seven rule-based models and the two data-driven ones
-    (markov, shapley), side by side.
+    campaigns under the seven rule-based models (in SQL: `rule_based_credit`) and the
+    two data-driven ones (markov, shapley), side by side.
 
     Each won sales cycle of a lead is a deal (a customer's upsell is a second
-    one); a later deal counts the touches since the lead's previous one.
+    one); a later deal counts the touches since the lead's previous one. Deals and
+    touches come from the compact tables `lead_deals` and `lead_touches`.
     """
-    outcome = "JSONExtractString(payload, 'payload', 'outcome', 'outcome')"
-    cycles = f"""
-        SELECT lead_id, JSONExtractUInt(payload, 'payload', 'cycle') AS cycle,
-               minIf(occurred_at, {outcome} = 'won') AS won,
-               argMaxIf(JSONExtractFloat(payload, 'payload', 'outcome', 'amount_eur'),
-                        occurred_at, {outcome} = 'won') AS amount_eur,
-               minIf(occurred_at, {outcome} = 'opportunity') AS opportunity,
-               countIf({outcome} = 'opportunity') > 0 AS had_opportunity
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'OutcomeRecorded' AND {outcome} IN ('won', 'opportunity')
-        GROUP BY lead_id, cycle
-        HAVING countIf({outcome} = 'won') > 0
-    """
-    won = f"SELECT lead_id FROM ({cycles}) WHERE {p.after('won')}"
+    names = [alias for alias, _ in DIMENSIONS[p.by or "channel"]]
+    credited = {tuple(r.pop(n) for n in names): r for r in w.query(rule_based_credit(p, names))}
     all_deals = w.query(f"""
         SELECT toString(lead_id) AS lead_id, toString(won) AS won_at,
-               if(had_opportunity, toString(opportunity), '') AS opportunity_at, amount_eur,
-               toString(lagInFrame(won, 1, toDateTime64(0, 3, 'UTC')) OVER (
-                   PARTITION BY lead_id ORDER BY won
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS previous_win
-        FROM ({cycles})
+               ifNull(toString(opportunity), '') AS opportunity_at, revenue AS amount_eur,
+               toString(previous_win) AS previous_win
+        FROM ({won_deals(replace(p, since=None))})
         ORDER BY lead_id, won
     """)
     deals = [d for d in all_deals if p.since is None or _time(d["won_at"]).date() >= p.since]
-    by_lead = _touches(w, won)
+    by_lead = _touches(w, f"SELECT lead_id FROM ({won_deals(p)})")
     journeys = [
         Journey(
             touches=tuple(
@@ -343,18 +431,15 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
         )
         for d in deals
     ]
-    names = [alias for alias, _ in DIMENSIONS[p.by or "channel"]]
 
     def key(touch: TouchPoint) -> tuple[str, ...]:
         return (touch.channel,) if names == ["channel"] else (touch.channel, touch.campaign)
 
-    credited = attribute(journeys, key, p.half_life_days)
-    # issue 20 point 4: deals credited besides revenue, and the data-driven models,
-    # which also learn from the journeys that did not convert
-    deals_credited = attribute([replace(j, revenue=1.0) for j in journeys], key, p.half_life_days)
-    learnt = attribute_data_driven(journeys, _open_journeys(w, p, all_deals), key)
+    # issue 20 point 4: the data-driven models also learn from the journeys that did
+    # not convert
+    learnt = attribute_data_driven(journeys, _open_journeys(w, p), key)
     rows = [
-        {**dict(zip(names, k, strict=True)), **_credit_columns(k, credited, deals_credited, learnt)}
+        {**dict(zip(names, k, strict=True)), **_credit_columns(k, credited, learnt)}
         for k in {*credited, *learnt}
     ]
     return sorted(rows, key=lambda r: (-r["linear"], *(r[n] for n in names)))
@@ -362,55 +447,64 @@ def attribution(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
 
 def _credit_columns(
     key: tuple[str, ...],
-    revenue: dict[tuple[str, ...], dict[str, float]],
-    deals: dict[tuple[str, ...], dict[str, float]],
+    rule_based: dict[tuple[str, ...], dict[str, float]],
     learnt: dict[tuple[str, ...], dict[str, Credit]],
 ) -> dict[str, float]:
-    """One key's attribution columns: revenue per model, then won deals per model."""
-    none = dict.fromkeys(MODELS, 0.0)
+    """One key's attribution columns: revenue per model, then won deals per model
+    (+ 0.0: no -0.0 from a float sum)."""
+    credit = rule_based.get(key, {})
     data_driven = learnt.get(key, {})
     return {
-        **{m: round(v, 2) for m, v in revenue.get(key, none).items()},
+        **{m: round(credit.get(m, 0.0) + 0.0, 2) for m in MODELS},
         **{m: round(c.revenue, 2) for m, c in data_driven.items()},
-        **{f"{m}_conversions": round(v, 4) for m, v in deals.get(key, none).items()},
+        **{f"{m}_conversions": round(credit.get(f"{m}_conversions", 0.0) + 0.0, 4) for m in MODELS},
         **{f"{m}_conversions": round(c.conversions, 4) for m, c in data_driven.items()},
     }
 
 
-def _open_journeys(w: Warehouse, p: ReportParams, deals: Rows) -> list[list[TouchPoint]]:
+def _open_journeys(w: Warehouse, p: ReportParams) -> list[tuple[TouchPoint, ...]]:
     """The journeys that have not converted (yet), for the data-driven models: each
-    lead's touches after its last won deal (all of them if it never won), oldest
-    first – those whose last touch is on or after --since."""
-    last_win: dict[str, datetime] = {}
-    for d in deals:  # ordered by win within a lead
-        last_win[d["lead_id"]] = _time(d["won_at"])
-    journeys = []
-    for lead, touches in _touches(w, f"SELECT lead_id FROM {LEADS}").items():
-        after = last_win.get(lead)
-        journey = sorted((t for t in touches if after is None or t.at > after), key=lambda t: t.at)
-        if journey and (p.since is None or journey[-1].at.date() >= p.since):
-            journeys.append(journey)
+    captured lead's touches after its last won deal (all of them if it never won),
+    oldest first – those whose last touch is on or after --since. Counted in SQL as
+    paths of (channel, campaign), each path once with its number of journeys: the
+    models read only the keys of these touches, not their times (`NO_TIME`)."""
+    captured = f"SELECT lead_id FROM {EVENT_KEYS} WHERE event_type = 'LeadCaptured'"
+    rows = w.query(f"""
+        SELECT path, count() AS journeys
+        FROM (
+            SELECT arrayFilter(t -> t.1 > last.last_win, paths.touches) AS open,
+                   arrayMap(t -> (t.3, t.4), open) AS path
+            FROM ({lead_touch_paths(captured)}) AS paths
+            LEFT JOIN (SELECT lead_id, max(won) AS last_win
+                       FROM ({won_deals(replace(p, since=None))}) GROUP BY lead_id) AS last
+                ON last.lead_id = paths.lead_id
+            WHERE notEmpty(open) AND {p.after("open[length(open)].1")}
+        )
+        GROUP BY path
+        SETTINGS join_use_nulls = 0
+    """)
+    journeys: list[tuple[TouchPoint, ...]] = []
+    for row in rows:
+        touches = tuple(TouchPoint(NO_TIME, channel, campaign) for channel, campaign in row["path"])
+        journeys += [touches] * int(row["journeys"])
     return journeys
 
 
 def _touches(w: Warehouse, leads: str) -> dict[str, list[TouchPoint]]:
-    """The touches of the leads `leads` (a subquery of lead ids) selects, by lead:
-    inquiries and tracked activities that name a campaign."""
+    """The touches of the leads `leads` (a subquery of lead ids) selects, by lead,
+    oldest first: `lead_touches` (a touch stored twice is one touch)."""
     touches = w.query(f"""
-        SELECT toString(lead_id) AS lead_id, toString(occurred_at) AS at, channel, campaign,
-               NOT JSONExtractBool(payload, 'merged') AS creates_lead
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'LeadCaptured' AND lead_id IN ({leads})
-        UNION ALL
-        SELECT toString(lead_id), toString(occurred_at),
-               if(JSONExtractString(payload, 'payload', 'details', 'channel') = '',
-                  JSONExtractString(payload, 'payload', 'activity_type'),
-                  JSONExtractString(payload, 'payload', 'details', 'channel')),
-               JSONExtractString(payload, 'payload', 'details', 'campaign'), false
-        FROM {EVENTS_TABLE} FINAL
-        WHERE event_type = 'ActivityRecorded' AND lead_id IN ({leads})
-          AND JSONExtractString(payload, 'payload', 'details', 'campaign') != ''
+        SELECT DISTINCT toString(lead_id) AS lead_id, toString(at) AS at, event_id, channel,
+               campaign, creates_lead
+        FROM {TOUCHES} WHERE lead_id IN ({leads})
+        ORDER BY lead_id, at, event_id
     """)
+    return touch_points(touches)
+
+
+def touch_points(touches: Rows) -> dict[str, list[TouchPoint]]:
+    """Rows of touches (lead_id, at, channel, campaign, creates_lead) as the touch
+    points of each lead, in the rows' order ('' shown as '(none)')."""
     by_lead: dict[str, list[TouchPoint]] = {}
     for t in touches:
         by_lead.setdefault(t["lead_id"], []).append(
@@ -479,35 +573,17 @@ def fairness(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
 
 
 def reasons(w: Warehouse, p: ReportParams, _: ReportInputs) -> Rows:
-    """Why leads were lost, returned, disqualified or retired, and why input was rejected."""
-    qualified = "JSONExtractString(payload, 'payload', {})"
+    """Why leads were lost, returned, disqualified or retired, and why input was rejected.
+
+    Leads count once per kind and reason; a rejected message once per reason code
+    it carries (`lead_reasons`, migration 005)."""
     return w.query(f"""
         SELECT kind, if(reason = '', '(no reason given)', reason) AS reason, sum(n) AS count
         FROM (
-            SELECT JSONExtractString(payload, 'payload', 'outcome', 'outcome') AS kind,
-                   JSONExtractString(payload, 'payload', 'outcome', 'reason') AS reason,
-                   uniqExact(lead_id) AS n
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'OutcomeRecorded' AND kind IN ('lost', 'returned')
-              AND {p.after("occurred_at")}
+            SELECT kind, reason,
+                   if(kind = 'rejected', uniqExact(event_id, n), uniqExact(lead_id)) AS n
+            FROM {REASONS} WHERE {p.after("occurred_at")}
             GROUP BY kind, reason
-            UNION ALL
-            SELECT {qualified.format("'status'")} AS kind, {qualified.format("'reason'")} AS reason,
-                   uniqExact(lead_id) AS n
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'LeadQualified'
-              -- most qualifications are neither: skip their JSON before parsing it
-              AND (position(payload, 'disqualified') > 0 OR position(payload, 'retired') > 0)
-              AND kind IN ('disqualified', 'retired') AND {p.after("occurred_at")}
-            GROUP BY kind, reason
-            UNION ALL
-            SELECT 'rejected' AS kind,
-                   JSONExtractString(arrayJoin(JSONExtractArrayRaw(payload, 'payload', 'reasons')),
-                                     'code') AS reason,
-                   count() AS n
-            FROM {EVENTS_TABLE} FINAL
-            WHERE event_type = 'MessageRejected' AND {p.after("occurred_at")}
-            GROUP BY reason
         )
         GROUP BY kind, reason ORDER BY kind, count DESC, reason
     """)
@@ -523,17 +599,15 @@ def targets(w: Warehouse, p: ReportParams, inputs: ReportInputs) -> Rows:
         ("won", "won_at", "wins"),
         ("revenue_eur", "won_at", "revenue_eur"),
     ]
-    union = "\nUNION ALL\n".join(
-        f"SELECT '{metric}' AS metric, toString(toStartOfMonth({at})) AS month, "
-        f"source_channel AS channel, toFloat64({value}) AS value "
-        f"FROM {LEADS} WHERE {at} IS NOT NULL"
-        for metric, at, value in facts
-    )
+    per_lead = ", ".join(f"('{metric}', {at}, toFloat64({value}))" for metric, at, value in facts)
     actual: dict[tuple[str, str, str], float] = {}
-    for row in w.query(
-        f"SELECT metric, month, channel, sum(value) AS value FROM ({union}) "
-        "GROUP BY metric, month, channel"
-    ):
+    for row in w.query(f"""
+        SELECT fact.1 AS metric, toString(toStartOfMonth(fact.2)) AS month, channel,
+               sum(fact.3) AS value
+        FROM (SELECT source_channel AS channel, arrayJoin([{per_lead}]) AS fact FROM {LEADS})
+        WHERE fact.2 IS NOT NULL
+        GROUP BY metric, month, channel
+    """):
         actual[(row["metric"], row["month"][:7], row["channel"])] = float(row["value"])
     rows: Rows = []
     for target in inputs.targets.targets:

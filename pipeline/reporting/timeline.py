@@ -18,6 +18,8 @@ import orjson
 from pipeline.adapters.warehouse.clickhouse import EVENTS_TABLE, Warehouse
 from schemas.lead import LeadCaptured
 
+LEAD_KEYS = "leadflow.lead_event_keys"
+TRACE_KEYS = "leadflow.trace_event_keys"
 STEPS_OF_THE_PIPELINE = (
     "InquiryAccepted",
     "IdentityClaimed",
@@ -46,24 +48,30 @@ def _told_order(row: dict[str, Any]) -> tuple[str, int]:
 
 
 def lead_timeline(warehouse: Warehouse, lead_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Every event of the lead, oldest first, each with a one-line summary."""
+    """Every event of the lead, oldest first, each with a one-line summary.
+
+    The events are found by key (`lead_event_keys`, `trace_event_keys`, migration
+    006) and read from lead_events by its primary key: one lead's timeline reads
+    its own rows, not the whole log."""
     lead = str(uuid.UUID(str(lead_id)))  # only a well-formed id reaches the SQL
     internal = ", ".join(f"'{t}'" for t in STEPS_OF_THE_PIPELINE)
-    traces = f"""SELECT trace_id FROM {EVENTS_TABLE}
+    traces = f"""SELECT trace_id FROM {LEAD_KEYS}
                   WHERE lead_id = '{lead}' AND trace_id IS NOT NULL"""
     # a trace's rows of another lead are that lead's story (an inquiry split off)
-    others = f"""SELECT lead_id FROM {EVENTS_TABLE}
-                 WHERE event_type = 'LeadCaptured' AND trace_id IN ({traces})
+    others = f"""SELECT lead_id FROM {TRACE_KEYS}
+                 WHERE trace_id IN ({traces}) AND event_type = 'LeadCaptured'
                    AND lead_id != '{lead}'"""
+    keys = f"""SELECT event_type, event_id FROM {LEAD_KEYS} WHERE lead_id = '{lead}'
+               UNION DISTINCT
+               SELECT event_type, event_id FROM {TRACE_KEYS}
+               WHERE trace_id IN ({traces})
+                 AND (lead_id IS NULL OR lead_id NOT IN ({others}))"""
     rows = warehouse.query(
         f"""
         SELECT toString(occurred_at) AS occurred_at, event_type, channel, campaign,
                toString(trace_id) AS trace_id, payload
         FROM {EVENTS_TABLE} FINAL
-        WHERE (lead_id = '{lead}'
-               OR (trace_id IN ({traces})
-                   AND (lead_id IS NULL OR lead_id NOT IN ({others}))))
-          AND event_type NOT IN ({internal})
+        WHERE (event_type, event_id) IN ({keys}) AND event_type NOT IN ({internal})
         ORDER BY occurred_at, emitted_at
         """
     )
@@ -90,6 +98,8 @@ def lead_captures(warehouse: Warehouse, lead_id: uuid.UUID) -> list[LeadCaptured
         f"""
         SELECT payload FROM {EVENTS_TABLE} FINAL
         WHERE event_type = 'LeadCaptured' AND lead_id = '{lead}'
+          AND event_id IN (SELECT event_id FROM {LEAD_KEYS}
+                           WHERE lead_id = '{lead}' AND event_type = 'LeadCaptured')
         ORDER BY occurred_at, emitted_at
         """
     )

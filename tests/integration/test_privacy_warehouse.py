@@ -122,6 +122,40 @@ def test_erasure_strips_every_table_with_a_lead_id_and_keeps_the_rows(
     assert erase_in_warehouse(warehouse, person_for(ANNA, "DE")) == 0  # nothing left to find
 
 
+def test_erasure_reaches_the_report_tables_and_keeps_their_counts(warehouse: Warehouse) -> None:
+    """Migration 005's tables: a CRM's lost reason that names her (lead_reasons) loses
+    her name and address, the loss still counts; her touch (lead_touches: channel,
+    campaign) holds nothing of her and stays as it is; Paul's reason is untouched."""
+    lost = "lost: Frau Schmidt (anna.schmidt@firma.de) chose a competitor"
+    outcomes = [
+        row(
+            "OutcomeRecorded",
+            lead,
+            {"payload": {"outcome": {"outcome": "lost", "reason": reason}, "cycle": 1}},
+        )
+        for lead, reason in ((LEAD, lost), (OTHER, "budget, says paul@firma.de"))
+    ]
+    warehouse.insert(EVENTS_TABLE, outcomes)
+    touches = "SELECT toString(lead_id) AS lead, channel, campaign FROM leadflow.lead_touches"
+    touched = warehouse.query(f"{touches} ORDER BY lead")
+    person = resolve_person(warehouse, person_for(ANNA, "DE"))
+
+    erase_in_warehouse(warehouse, person)
+
+    reasons = warehouse.query(
+        "SELECT toString(lead_id) AS lead, kind, reason FROM leadflow.lead_reasons FINAL"
+    )
+    text = orjson.dumps(reasons).decode().casefold()
+    assert "anna.schmidt" not in text and "schmidt" not in text
+    assert {"lead": str(OTHER), "kind": "lost", "reason": "budget, says paul@firma.de"} in reasons
+    [counted] = warehouse.query(
+        "SELECT uniqExact(lead_id) AS leads FROM leadflow.lead_reasons WHERE kind = 'lost'"
+    )
+    assert counted["leads"] == 2  # her loss still counts, once
+    assert warehouse.query(f"SELECT DISTINCT * FROM ({touches}) ORDER BY lead") == touched
+    assert {"lead": str(LEAD), "channel": "web_form", "campaign": "spring"} in touched
+
+
 # --- namesakes, a company inside another's name, her name in someone's message ---
 
 SINA = "s.brandt@gut.de"

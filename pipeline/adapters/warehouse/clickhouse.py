@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import orjson
 
 from pipeline.adapters.warehouse.cluster import ClusterDDL
+from pipeline.adapters.warehouse.retention import apply_retention
 from pipeline.config.settings import SHIPPED_DIR, Settings
 from pipeline.errors import (
     BadQuery,
@@ -361,10 +362,13 @@ def cluster_ddl(settings: Settings) -> ClusterDDL | None:
 
 
 def open_warehouse(settings: Settings) -> Warehouse:
-    """Open the configured warehouse, bring its schema up to date and load the costs."""
+    """Open the configured warehouse, bring its schema up to date, set the raw events'
+    retention and load the costs."""
     warehouse = connect(settings)
     try:
-        migrate(warehouse, load_migrations(), cluster_ddl(settings))
+        ddl = cluster_ddl(settings)
+        migrate(warehouse, load_migrations(), ddl)
+        apply_retention(warehouse, EVENTS_TABLE, settings.warehouse_raw_retention_days, ddl)
         load_costs(warehouse, settings.rules_dir / "costs.yaml")
     except BaseException:
         warehouse.close()  # the embedded directory stays locked while a session is open

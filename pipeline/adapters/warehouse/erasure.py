@@ -182,6 +182,8 @@ def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
     """Rows of the person, in every table with a lead_id column, are deleted and
     inserted again with their text columns stripped of personal data: the
     events stay countable (ids, times, channel, outcome), the person is gone.
+    A row of theirs whose text holds nothing of them (a touch's channel and
+    campaign in `lead_touches`) is left as it is.
     Rows of other people are untouched unless they quote one of the person's
     addresses or numbers, which alone is replaced.
 
@@ -193,15 +195,19 @@ def erase_in_warehouse(warehouse: Warehouse, person: Person) -> int:
         candidates = warehouse.query(
             f"SELECT *, {row_hash} AS _row_hash FROM {table} WHERE {_candidates(columns, person)}"
         )
-        rows = _person_rows(candidates, columns, person)
-        if not rows:
+        hashes, stripped = set(), []
+        for row, own in _person_rows(candidates, columns, person):
+            found = int(row.pop("_row_hash"))
+            clean = _stripped(row, columns, person, own)
+            if clean != row:  # a row of theirs with nothing personal (a touch's campaign) stays
+                hashes.add(found)
+                stripped.append(clean)
+        if not stripped:
             continue
-        hashes = sorted({int(row.pop("_row_hash")) for row, _ in rows})
-        stripped = [_stripped(row, columns, person, own) for row, own in rows]
+        listed = ", ".join(map(str, sorted(hashes)))
         warehouse.execute(
-            f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({', '.join(map(str, hashes))}) "
-            "SETTINGS mutations_sync = 2"
+            f"ALTER TABLE {table} DELETE WHERE {row_hash} IN ({listed}) SETTINGS mutations_sync = 2"
         )
         warehouse.insert(table, stripped)
-        changed += len(rows)
+        changed += len(stripped)
     return changed
