@@ -196,8 +196,10 @@ class Stages:
     """The replayed agents: qualify, nurture, route/SLA and distribute, each with the
     state its agent keeps (per lead, per queue), and one queue of what is due next."""
 
-    def __init__(self, rules: RuleSet, record: Record) -> None:
+    def __init__(self, rules: RuleSet, record: Record, keep: bool = False) -> None:
         self.rules, self.record = rules, record
+        self.emitted: list[EventBase] | None = [] if keep else None
+        """With `keep`: every event the stages emit, at the replayed time (`simulate`)."""
         self.leads: dict[uuid.UUID, LeadState] = {}
         self.nurture: dict[uuid.UUID, NurtureState] = {}
         self.requalify_due: dict[uuid.UUID, datetime] = {}
@@ -209,6 +211,9 @@ class Stages:
         self.decided: dict[str, LeadAssigned | LeadRouted | None] = {}
         self.waiting: dict[str, list[LeadRouted]] = {}
         self.decisions: list[Decision] = []
+        self.fired: set[tuple[uuid.UUID, str, datetime]] = set()
+        """Timers fired: a due time fires once (`pipeline.worker.timers`), also when the
+        step it was for changed nothing and set the same due time again."""
         self._due: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self._order = itertools.count()
 
@@ -231,10 +236,18 @@ class Stages:
         `event_id`, never before the event itself."""
         self.at(max(self.record.now_of(event_id, now), now), step)
 
-    def _decided(self, event: EventBase | None) -> None:
-        found = decision_of(event) if event is not None else None
+    def _decided(self, event: EventBase | None, now: datetime) -> None:
+        if event is None:
+            return
+        if self.emitted is not None:  # stamped with the replayed time, not the wall clock
+            self.emitted.append(event.model_copy(update={"occurred_at": now, "emitted_at": now}))
+        found = decision_of(event)
         if found is not None:
             self.decisions.append(found)
+
+    def _timer(self, event: EventBase) -> None:
+        if self.emitted is not None:
+            self.emitted.append(event)
 
     # --- the recorded inputs ------------------------------------------------------
 
@@ -275,14 +288,17 @@ class Stages:
     ) -> None:
         model = self.rules.scoring
         before = self.leads.get(lead_id) or LeadState()
-        state, event = requalify(lead_id, before, change, model, now, self.predict)
+        # the learned win probability only where it can decide (else it is left out:
+        # a replayed qualification compares by class, status, decision and grade)
+        predict = self.predict if model.predictive.sales_above is not None else None
+        state, event = requalify(lead_id, before, change, model, now, predict)
         self.leads[lead_id] = state
         if fired or state.due_at != before.due_at:
             self._requalify_timer(lead_id, state.due_at)
         if before.outcome is None and state.outcome is not None and state.profile is not None:
             self.wins = self.wins.learn(lead_features(state.profile, model), state.outcome == "won")
         if event is not None:
-            self._decided(event)
+            self._decided(event, now)
             gated = (derive_id(kind, event.event_id) for kind in ("LeadHandedOff", "LeadNurtured"))
             at = min((self.record.now_of(i, now) for i in gated), default=now)
             self.at(max(at, now), lambda at: self.nurture_step(event, gate, at))
@@ -292,6 +308,8 @@ class Stages:
             self.requalify_due.pop(lead_id, None)
             return
         self.requalify_due[lead_id] = due_at
+        if (lead_id, REQUALIFY, due_at) in self.fired:
+            return
         fires = self.record.fired_at(lead_id, REQUALIFY, due_at)
         self.at(fires, lambda now: self._requalify_fired(lead_id, due_at, now))
 
@@ -301,6 +319,8 @@ class Stages:
         fired = due(lead_id, due_at, now)
         assert fired is not None
         del self.requalify_due[lead_id]
+        self.fired.add((lead_id, REQUALIFY, due_at))
+        self._timer(fired)
         at = self.record.now_of(derive_id("LeadQualified", str(fired.event_id)), now)
         self.at(max(at, now), lambda at: self.qualify(lead_id, from_timer(fired), at, fired=True))
 
@@ -319,7 +339,7 @@ class Stages:
         self.nurture[lead_id] = state
         if isinstance(message, NurtureStepDue) or state != before:
             self._step_timer(lead_id, state)
-        self._decided(event)
+        self._decided(event, now)
         if isinstance(event, LeadHandedOff):
             handoff = event
             self._after(
@@ -333,6 +353,8 @@ class Stages:
             return
         due_at, key = pending.due_at, pending.key
         self.step_due[lead_id] = (due_at, key)
+        if (lead_id, key, due_at) in self.fired:
+            return
         fires = self.record.fired_at(lead_id, key, due_at)
         program, run, number = key.rsplit(":", 2)
         touch = derive_id("TouchScheduled", lead_id, program, run, number)
@@ -347,6 +369,8 @@ class Stages:
         fired = due_step(lead_id, due_at, key, now)
         assert fired is not None
         del self.step_due[lead_id]
+        self.fired.add((lead_id, key, due_at))
+        self._timer(fired)
         self.nurture_step(fired, run_step, now)
 
     # --- route and the SLA clock (agents/sla.py) ----------------------------------
@@ -361,6 +385,7 @@ class Stages:
             handoff, self.rules.routing, earlier_queue=self.lead_queues.get(key), won_by=won_by
         )
         self.lead_queues.setdefault(key, routed.payload.queue)
+        self._decided(routed, now)
         self._to_queue(routed, now)
 
     def _to_queue(self, routed: LeadRouted, now: datetime) -> None:
@@ -392,6 +417,7 @@ class Stages:
         clock, reassignment = record_breach(clock, breached, self.rules.routing, self.rules.minute)
         self.clocks[breached.lead_id] = clock
         if reassignment is not None:
+            self._decided(reassignment, now)
             self._to_queue(reassignment, now)
 
     # --- distribute (agents/distribute.py) ---------------------------------------
@@ -437,20 +463,31 @@ class Stages:
             self.decided[key] = result
             if isinstance(result, LeadAssigned):
                 self.decided[f"{decision_scope(result)}:owner"] = result
+        self._decided(result, now)
         if isinstance(result, LeadRouted):
             self._to_queue(result, now)
             return
-        self._decided(result)
         self.start_clock(result)
 
 
 def replay(record: Record, rules: RuleSet) -> list[Decision]:
     """The decisions `rules` take over the recorded inputs, in the order taken."""
-    stages = Stages(rules, record)
-    for event in record.inputs:
+    return _run(Stages(rules, record), record.inputs).decisions
+
+
+def simulate(inputs: list[Input], rules: RuleSet) -> list[EventBase]:
+    """Every event the stages would emit for these inputs, with no record to follow,
+    stamped with the time it was taken: a history to record (benchmarks, tests)."""
+    emitted = _run(Stages(rules, Record(), keep=True), inputs).emitted
+    assert emitted is not None
+    return emitted
+
+
+def _run(stages: Stages, inputs: list[Input]) -> Stages:
+    for event in inputs:
         stages.receive(event)
     stages.run()
-    return stages.decisions
+    return stages
 
 
 # --- what changed ------------------------------------------------------------------

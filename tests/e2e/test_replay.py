@@ -57,17 +57,22 @@ class Run:
             key = str(body["lead_id"]).encode() if body.get("lead_id") else None
             asyncio.run(publish(self.settings.kafka, spec_name, [orjson.dumps(body)], key=key))
 
-    def quiet(self) -> None:
-        """Until the warehouse has taken in everything the worker will produce."""
+    def quiet(self, sent: int) -> None:
+        """Until the warehouse holds `sent` more decisions than before, and has taken in
+        everything the worker will produce."""
+        count = "SELECT count() AS n FROM leadflow.lead_events"
+        decided = f"{count} WHERE event_type IN ('LeadQualified', 'LeadNurtured', 'LeadAssigned')"
+        wanted = self.sql(decided)[0]["n"] + sent
         deadline, last, since = time.monotonic() + TIMEOUT_S, -1, time.monotonic()
         while time.monotonic() < deadline:
-            [row] = self.sql("SELECT count() AS n FROM leadflow.lead_events")
+            [row] = self.sql(count)
             if row["n"] != last:
                 last, since = row["n"], time.monotonic()
-            elif time.monotonic() - since >= QUIET_S:
+            elif time.monotonic() - since >= QUIET_S and self.sql(decided)[0]["n"] >= wanted:
                 return
             time.sleep(0.5)
-        raise AssertionError("the worker did not come to rest")
+        tail = (self.work / "worker.log").read_text(encoding="utf-8")[-3000:]
+        raise AssertionError(f"no rest: {last} events, {self.sql(decided)} of {wanted}\n{tail}")
 
     def replay(self, rules: Path, *more: str) -> dict[str, list[dict[str, Any]]]:
         done = leadflow(self.settings, "replay", "--rules", str(rules), "--format", "json", *more)
@@ -144,7 +149,7 @@ def _feed(run: Run) -> None:
     prefix = uuid.uuid4().hex[:6]
     messages = demo_inquiries(45, seed=20, run=f"{prefix}-")
     asyncio.run(publish(run.settings.kafka, run.topics.inquiries.name, [m.value for m in messages]))
-    run.quiet()
+    run.quiet(sent=30)
     assigned = run.sql(
         "SELECT DISTINCT toString(lead_id) AS lead, "
         "JSONExtractString(payload, 'payload', 'qualification', 'profile', 'contact', 'email') "
@@ -177,7 +182,7 @@ def _feed(run: Run) -> None:
         elif n < 7:
             outcomes.append(_outcome(row["lead"], "returned", now))
     run.send(run.topics.feedback.name, outcomes)
-    run.quiet()
+    run.quiet(sent=len(activities))
     again = [  # a customer and a lost lead ask again: their second sales cycle
         {
             "inquiry_id": f"{prefix}-again-{n}",
@@ -191,7 +196,7 @@ def _feed(run: Run) -> None:
     asyncio.run(
         publish(run.settings.kafka, run.topics.inquiries.name, [orjson.dumps(a) for a in again])
     )
-    run.quiet()
+    run.quiet(sent=len(again))
 
 
 def _activity(lead: str, kind: str, now: Any) -> dict[str, Any]:
@@ -220,8 +225,7 @@ def test_the_live_rules_replayed_take_exactly_the_recorded_decisions(run: Run) -
     assert report["changed_leads"] == []
     assert summary["decisions recorded"] == summary["decisions of the live rules, replayed"]
     kinds = {
-        row["event_type"]
-        for row in run.sql("SELECT DISTINCT event_type FROM leadflow.lead_events")
+        row["event_type"] for row in run.sql("SELECT DISTINCT event_type FROM leadflow.lead_events")
     }
     # the history had every kind of decision and input the replay rebuilds state from
     assert {
