@@ -47,7 +47,7 @@ from pipeline.domain.replay import Input, RuleSet, simulate
 from pipeline.reporting.events import event_row
 from pipeline.reporting.replay import read_record, run_replay
 from schemas.envelope import derive_id
-from schemas.inputs import Activity, CrmOutcome
+from schemas.inputs import Activity, ActivityType, CrmOutcome, Outcome
 from schemas.lead import ActivityRecorded, InquiryAccepted, LeadEnriched, OutcomeRecorded
 from schemas.lead import RecordedOutcome as Applied
 
@@ -97,7 +97,9 @@ def history(leads: int, seed: int = 5) -> list[Input]:
             )
         )
         if n % 3 == 0:
-            kind = rng.choice(["page_view", "email_clicked", "webinar_registered", "price_request"])
+            kind: ActivityType = rng.choice(
+                ["page_view", "email_clicked", "webinar_registered", "price_request"]
+            )
             when = at + timedelta(days=rng.uniform(1, 10))
             activity = Activity(
                 activity_id=f"a{n}", occurred_at=when, activity_type=kind, lead_id=lead_id
@@ -112,14 +114,14 @@ def history(leads: int, seed: int = 5) -> list[Input]:
                 )
             )
         if n % 10 == 0:
-            kind = rng.choice(["won", "lost", "returned"])
+            result: Outcome = rng.choice(["won", "lost", "returned"])
             when = at + timedelta(days=rng.uniform(2, 30))
             outcome = CrmOutcome(
                 outcome_id=f"o{n}",
                 lead_id=lead_id,
                 occurred_at=when,
-                outcome=kind,  # type: ignore[arg-type]
-                amount_eur=20_000.0 if kind == "won" else None,
+                outcome=result,
+                amount_eur=20_000.0 if result == "won" else None,
             )
             inputs.append(
                 OutcomeRecorded(

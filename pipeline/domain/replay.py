@@ -86,6 +86,8 @@ Input = LeadEnriched | ActivityRecorded | OutcomeRecorded | ClaimRequested | Sla
 """What the replayed stages received from outside them."""
 REQUALIFY = "requalify"
 """The timer kind of interval re-qualification (nurture timers are named by their step)."""
+NURTURE = "nurture"
+"""The nurture timer (one per lead, for its next step), as `Stages.fired` names it."""
 TIMER_TOLERANCE = timedelta(seconds=1)
 """A replayed timer is the recorded one when their due times are this close (the
 replayed "now" of the step that set it may differ from the recorded one by the
@@ -115,6 +117,12 @@ FIELDS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 """The decisions compared, and what of each: one field list for the recorded events
 (read as JSON from the warehouse) and the replayed ones (read from the models)."""
+CAUSES: dict[str, tuple[str, ...]] = {
+    "LeadQualified": ("LeadHandedOff", "LeadNurtured"),  # the nurture gate
+    "LeadHandedOff": ("LeadRouted",),  # route
+    "LeadRouted": ("LeadAssigned", "LeadRouted"),  # distribute: an owner, or the overflow
+}
+"""The events a decision causes directly, by the event type of their id's derivation."""
 
 
 @dataclass(frozen=True)
@@ -157,22 +165,45 @@ class Record:
     decisions: list[Decision] = field(default_factory=list)
     end: datetime | None = None
     """The last recorded moment: nothing due later is replayed (the record stops there)."""
+    kinds: dict[uuid.UUID, str] = field(default_factory=dict)
+    """The event type of each timed event."""
+
+    def settle(self) -> None:
+        """No decision before the decision that caused it. A stage that re-sends an
+        event after a redelivery stamps it anew under the same id, and the warehouse
+        keeps one version: so a recorded time can be later than the decision it
+        caused (a hand-off "before" its qualification). The cause is then dated by
+        its effect (the effect's id follows from the cause's), effects first."""
+        for kind in ("LeadRouted", "LeadHandedOff", "LeadQualified"):
+            children = CAUSES[kind]
+            for _ in range(8 if kind == "LeadRouted" else 1):  # overflow: routed → routed
+                moved = False
+                for event_id in [i for i, k in self.kinds.items() if k == kind]:
+                    found = [self.times.get(derive_id(c, event_id)) for c in children]
+                    earliest = min((t for t in found if t is not None), default=None)
+                    if earliest is not None and earliest < self.times[event_id]:
+                        self.times[event_id], moved = earliest, True
+                if not moved:
+                    break
 
     def now_of(self, event_id: uuid.UUID, otherwise: datetime) -> datetime:
         """When the decision `event_id` was taken, or `otherwise` if it never was."""
         return self.times.get(event_id, otherwise)
 
-    def fired_at(self, lead_id: uuid.UUID, kind: str, due_at: datetime) -> datetime:
-        """When the recorded timer of this lead and kind due at about `due_at` fired;
-        `due_at` itself if none was recorded."""
+    def fired_at(
+        self, lead_id: uuid.UUID, kind: str, due_at: datetime
+    ) -> tuple[datetime, datetime]:
+        """The recorded timer of this lead and kind due at about `due_at`: its due time
+        (which names its event) and when it fired (never before `due_at`); `due_at` for
+        both if none was recorded."""
         best = min(
             self.timers.get((lead_id, kind), []),
             key=lambda t: abs(t[0] - due_at),
             default=None,
         )
         if best is None or abs(best[0] - due_at) > TIMER_TOLERANCE:
-            return due_at
-        return max(best[1], due_at)
+            return due_at, due_at
+        return best[0], max(best[1], due_at)
 
 
 def decision_of(event: EventBase) -> Decision | None:
@@ -212,8 +243,10 @@ class Stages:
         self.waiting: dict[str, list[LeadRouted]] = {}
         self.decisions: list[Decision] = []
         self.fired: set[tuple[uuid.UUID, str, datetime]] = set()
-        """Timers fired: a due time fires once (`pipeline.worker.timers`), also when the
-        step it was for changed nothing and set the same due time again."""
+        """(lead, timer, due time) fired. As in the worker (`pipeline.worker.timers`),
+        a lead's timer fires a due time once per process: set again to the same time
+        (a re-qualification that changed nothing; a second program step due at the
+        same instant as the one that fired) it stays "in flight" and does not fire."""
         self._due: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self._order = itertools.count()
 
@@ -234,7 +267,15 @@ class Stages:
     def _after(self, event_id: uuid.UUID, now: datetime, step: Callable[[datetime], None]) -> None:
         """The next stage's step for an event: at the recorded time of its decision
         `event_id`, never before the event itself."""
-        self.at(max(self.record.now_of(event_id, now), now), step)
+        self._after_first([event_id], now, step)
+
+    def _after_first(
+        self, event_ids: Iterable[uuid.UUID], now: datetime, step: Callable[[datetime], None]
+    ) -> None:
+        """The same, for a step that took one of several decisions (the first recorded)."""
+        times = self.record.times
+        at = min((times[i] for i in event_ids if i in times), default=now)
+        self.at(max(at, now), step)
 
     def _decided(self, event: EventBase | None, now: datetime) -> None:
         if event is None:
@@ -300,8 +341,7 @@ class Stages:
         if event is not None:
             self._decided(event, now)
             gated = (derive_id(kind, event.event_id) for kind in ("LeadHandedOff", "LeadNurtured"))
-            at = min((self.record.now_of(i, now) for i in gated), default=now)
-            self.at(max(at, now), lambda at: self.nurture_step(event, gate, at))
+            self._after_first(gated, now, lambda at: self.nurture_step(event, gate, at))
 
     def _requalify_timer(self, lead_id: uuid.UUID, due_at: datetime | None) -> None:
         if due_at is None:
@@ -310,13 +350,16 @@ class Stages:
         self.requalify_due[lead_id] = due_at
         if (lead_id, REQUALIFY, due_at) in self.fired:
             return
-        fires = self.record.fired_at(lead_id, REQUALIFY, due_at)
-        self.at(fires, lambda now: self._requalify_fired(lead_id, due_at, now))
+        named, fires = self.record.fired_at(lead_id, REQUALIFY, due_at)
+        self.at(fires, lambda now: self._requalify_fired(lead_id, due_at, named, now))
 
-    def _requalify_fired(self, lead_id: uuid.UUID, due_at: datetime, now: datetime) -> None:
+    def _requalify_fired(
+        self, lead_id: uuid.UUID, due_at: datetime, named: datetime, now: datetime
+    ) -> None:
+        """`named`: the due time of the recorded timer it is (its event's id)."""
         if self.requalify_due.get(lead_id) != due_at:
             return  # set anew since: the agent's timer would not fire this one
-        fired = due(lead_id, due_at, now)
+        fired = due(lead_id, named, now)
         assert fired is not None
         del self.requalify_due[lead_id]
         self.fired.add((lead_id, REQUALIFY, due_at))
@@ -353,23 +396,25 @@ class Stages:
             return
         due_at, key = pending.due_at, pending.key
         self.step_due[lead_id] = (due_at, key)
-        if (lead_id, key, due_at) in self.fired:
+        if (lead_id, NURTURE, due_at) in self.fired:
             return
-        fires = self.record.fired_at(lead_id, key, due_at)
+        named, fires = self.record.fired_at(lead_id, key, due_at)
         program, run, number = key.rsplit(":", 2)
         touch = derive_id("TouchScheduled", lead_id, program, run, number)
         sent = self.record.times.get(touch)
         if sent is not None and fires <= sent <= fires + TIMER_TOLERANCE:
             fires = sent  # the touch this firing sent: its own "now"
-        self.at(fires, lambda now: self._step_fired(lead_id, due_at, key, now))
+        self.at(fires, lambda now: self._step_fired(lead_id, due_at, key, named, now))
 
-    def _step_fired(self, lead_id: uuid.UUID, due_at: datetime, key: str, now: datetime) -> None:
+    def _step_fired(
+        self, lead_id: uuid.UUID, due_at: datetime, key: str, named: datetime, now: datetime
+    ) -> None:
         if self.step_due.get(lead_id) != (due_at, key):
             return
-        fired = due_step(lead_id, due_at, key, now)
+        fired = due_step(lead_id, named, key, now)
         assert fired is not None
         del self.step_due[lead_id]
-        self.fired.add((lead_id, key, due_at))
+        self.fired.add((lead_id, NURTURE, due_at))
         self._timer(fired)
         self.nurture_step(fired, run_step, now)
 
@@ -389,8 +434,11 @@ class Stages:
         self._to_queue(routed, now)
 
     def _to_queue(self, routed: LeadRouted, now: datetime) -> None:
-        self._after(
-            derive_id("LeadAssigned", routed.event_id), now, lambda at: self.assign(routed, at)
+        """On to `distribute` when it took its decision: an owner, or on to the overflow."""
+        self._after_first(
+            (derive_id(kind, routed.event_id) for kind in ("LeadAssigned", "LeadRouted")),
+            now,
+            lambda at: self.assign(routed, at),
         )
 
     def start_clock(self, assigned: LeadAssigned) -> None:

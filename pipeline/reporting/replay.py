@@ -10,7 +10,8 @@ the candidate's decisions against the live rules' replay, so such a defect does
 not pass for an effect of the candidate.
 
 The history is read page by page in the table's own order (`event_type`,
-`event_id`), with `FINAL` (a redelivered event counts once), through a `Query`:
+`event_id`), one row per event id (a redelivered event counts once, with the time
+of its first version: when it was decided), through a `Query`:
 the warehouse itself, or the running worker's `POST /v1/sql` in embedded mode
 (the worker owns the chdb directory), so each page stays within the analyst
 limits. Read only, always.
@@ -65,7 +66,9 @@ INPUTS: dict[str, TypeAdapter[Any]] = {
 }
 TIMED = (*FIELDS, "LeadRouted")
 """Events whose time is a stage's "now" for the next step (every decision, and routing)."""
-TIMERS = {"RequalificationDue": "''", "NurtureStepDue": "JSONExtractString(payload, 'step')"}
+TIMERS = ("RequalificationDue", "NurtureStepDue")
+AT = "JSONExtractString(payload, 'occurred_at')"
+EMITTED = "JSONExtractString(payload, 'emitted_at')"
 
 
 @dataclass(frozen=True)
@@ -102,17 +105,27 @@ class Window:
         return where + (f" AND occurred_at < '{self.until}'" if self.until else "")
 
 
+def earliest(expr: str, moment: str = "occurred_at") -> str:
+    """`expr` of an event's first version: a stage that sends an event again after a
+    redelivery (same id) stamps it anew, and the first stamp is when it was decided."""
+    return (
+        f"argMin({expr}, parseDateTime64BestEffortOrNull("
+        f"JSONExtractString(payload, '{moment}'), 6))"
+    )
+
+
 def pages(
     query: Query, columns: str, types: tuple[str, ...], window: Window, page: int = PAGE
 ) -> Iterator[Rows]:
-    """Rows of these event types, page by page in the table's order (keyset, not OFFSET)."""
+    """One row per event (`columns` aggregate its versions) of these types, page by page
+    in the table's order (keyset, not OFFSET)."""
     names = ", ".join(f"'{t}'" for t in types)
     after = ""
     while True:
         rows = query(
-            f"SELECT event_type, toString(event_id) AS id, {columns} FROM {EVENTS_TABLE} FINAL "
+            f"SELECT event_type, toString(event_id) AS id, {columns} FROM {EVENTS_TABLE} "
             f"WHERE event_type IN ({names}) AND {window.sql()}{after} "
-            f"ORDER BY event_type, event_id LIMIT {page}"
+            f"GROUP BY event_type, event_id ORDER BY event_type, event_id LIMIT {page}"
         )
         if rows:
             yield rows
@@ -125,35 +138,37 @@ def pages(
 def read_record(query: Query, window: Window = Window(), page: int = PAGE) -> Record:
     """The recorded history of the window's leads."""
     record = Record()
-    for rows in pages(query, "payload", tuple(INPUTS), window, page):
+    versions = earliest("payload", "emitted_at")
+    for rows in pages(query, f"{versions} AS payload", tuple(INPUTS), window, page):
         record.inputs += [INPUTS[r["event_type"]].validate_json(r["payload"]) for r in rows]
     fields = {
-        f"v{n}": f"JSONExtractRaw(payload, {', '.join(repr(p) for p in path)})"
+        f"v{n}": earliest(f"JSONExtractRaw(payload, {', '.join(repr(p) for p in path)})")
         for n, (_, path) in enumerate(f for spec in FIELDS.values() for f in spec)
     }
     offsets, n = {}, 0
     for kind, spec in FIELDS.items():
         offsets[kind], n = n, n + len(spec)
     columns = (
-        "toString(lead_id) AS lead, JSONExtractString(payload, 'occurred_at') AS at, "
-        "JSONExtractString(payload, 'payload', 'purpose') AS purpose, "
+        f"any(toString(lead_id)) AS lead, {earliest(AT)} AS at, "
+        f"any(JSONExtractString(payload, 'payload', 'purpose')) AS purpose, "
         + ", ".join(f"{sql} AS {name}" for name, sql in fields.items())
     )
     for rows in pages(query, columns, TIMED, window, page):
         for r in rows:
             event_id, kind = uuid.UUID(r["id"]), r["event_type"]
             record.times[event_id] = datetime.fromisoformat(r["at"])
+            record.kinds[event_id] = kind
             if kind not in FIELDS or (kind == "TouchScheduled" and r["purpose"] != "nurture"):
                 continue
             first = offsets[kind]
             values = tuple(r[f"v{first + i}"] for i in range(len(FIELDS[kind])))
             record.decisions.append(Decision(event_id, uuid.UUID(r["lead"]), kind, values))
     timer_columns = (
-        "toString(lead_id) AS lead, JSONExtractString(payload, 'due_at') AS due, "
-        "JSONExtractString(payload, 'emitted_at') AS emitted, "
-        f"multiIf(event_type = 'NurtureStepDue', {TIMERS['NurtureStepDue']}, '') AS step"
+        "any(toString(lead_id)) AS lead, any(JSONExtractString(payload, 'due_at')) AS due, "
+        f"{earliest(EMITTED, 'emitted_at')} AS emitted, "
+        "any(JSONExtractString(payload, 'step')) AS step"
     )
-    for rows in pages(query, timer_columns, tuple(TIMERS), window, page):
+    for rows in pages(query, timer_columns, TIMERS, window, page):
         for r in rows:
             kind = r["step"] or REQUALIFY
             fired = (datetime.fromisoformat(r["due"]), datetime.fromisoformat(r["emitted"]))
@@ -164,6 +179,7 @@ def read_record(query: Query, window: Window = Window(), page: int = PAGE) -> Re
         *(emitted for fired in record.timers.values() for _, emitted in fired),
     ]
     record.end = max(moments, default=None)
+    record.settle()
     return record
 
 

@@ -43,8 +43,33 @@ TIMEOUT_S = 150.0
 
 
 class Run:
-    def __init__(self, settings: Settings, topics: Topics, rules: Path, work: Path) -> None:
+    def __init__(
+        self, settings: Settings, topics: Topics, rules: Path, work: Path, worker: WorkerProcess
+    ) -> None:
         self.settings, self.topics, self.rules, self.work = settings, topics, rules, work
+        self.worker = worker
+        self.contacted: set[str] = set()
+
+    def assigned(self) -> list[dict[str, Any]]:
+        return self.sql(
+            "SELECT DISTINCT toString(lead_id) AS lead, JSONExtractString(payload, 'payload', "
+            "'qualification', 'profile', 'contact', 'email') AS email FROM leadflow.lead_events "
+            "WHERE event_type = 'LeadAssigned' ORDER BY lead"
+        )
+
+    def contact(self) -> None:
+        """The CRM reports contact for every assignment so far: its SLA clock stops (a
+        lead nobody contacts is reassigned again and again)."""
+        rows = self.sql(
+            "SELECT toString(event_id) AS id, toString(lead_id) AS lead "
+            "FROM leadflow.lead_events WHERE event_type = 'LeadAssigned'"
+        )
+        new = [row for row in rows if row["id"] not in self.contacted]
+        self.send(
+            self.topics.feedback.name,
+            [_outcome(row["lead"], "contacted", utcnow(), outcome_id=row["id"]) for row in new],
+        )
+        self.contacted.update(row["id"] for row in new)
 
     def sql(self, query: str) -> list[dict[str, Any]]:
         answer = ask_worker(self.settings, "/v1/sql", body=query.encode())
@@ -66,6 +91,7 @@ class Run:
         deadline, last, since = time.monotonic() + TIMEOUT_S, -1, time.monotonic()
         while time.monotonic() < deadline:
             [row] = self.sql(count)
+            self.contact()
             if row["n"] != last:
                 last, since = row["n"], time.monotonic()
             elif time.monotonic() - since >= QUIET_S and self.sql(decided)[0]["n"] >= wanted:
@@ -131,14 +157,14 @@ def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             "nurture_day_seconds": 0.1,
             "nurture_scan_seconds": 0.2,
             "requalify_scan_seconds": 0.3,
-            "sla_minute_seconds": 0.1,
+            "sla_minute_seconds": 0.2,
         }
     )
     topics = load_topics(settings.topics_file, settings.topic_prefix)
     worker = WorkerProcess(settings, work / "worker.log")
     worker.start()
     try:
-        result = Run(settings, topics, rules, work)
+        result = Run(settings, topics, rules, work, worker)
         _feed(result)
         yield result
     finally:
@@ -149,12 +175,16 @@ def _feed(run: Run) -> None:
     prefix = uuid.uuid4().hex[:6]
     messages = demo_inquiries(45, seed=20, run=f"{prefix}-")
     asyncio.run(publish(run.settings.kafka, run.topics.inquiries.name, [m.value for m in messages]))
-    run.quiet(sent=30)
-    assigned = run.sql(
-        "SELECT DISTINCT toString(lead_id) AS lead, "
-        "JSONExtractString(payload, 'payload', 'qualification', 'profile', 'contact', 'email') "
-        "AS email FROM leadflow.lead_events WHERE event_type = 'LeadAssigned' ORDER BY lead"
+    reassigned = (
+        "SELECT count() AS n FROM leadflow.lead_events WHERE event_type = 'LeadAssigned' "
+        "AND JSONExtractInt(payload, 'payload', 'reassignment') > 0"
     )
+    deadline = time.monotonic() + TIMEOUT_S
+    while run.sql(reassigned)[0]["n"] < 2:  # SLA breaches reassign some leads first
+        assert time.monotonic() < deadline, "no lead was reassigned"
+        time.sleep(0.5)
+    run.quiet(sent=30)
+    assigned = run.assigned()
     nurtured = run.sql(
         "SELECT DISTINCT toString(lead_id) AS lead FROM leadflow.lead_events "
         "WHERE event_type = 'LeadNurtured' AND lead_id NOT IN (SELECT lead_id FROM "
@@ -174,7 +204,6 @@ def _feed(run: Run) -> None:
     outcomes: list[dict[str, Any]] = []
     won, lost = assigned[:3], assigned[3:5]
     for n, row in enumerate(assigned):
-        outcomes.append(_outcome(row["lead"], "contacted", now))
         if row in won:
             outcomes.append(_outcome(row["lead"], "won", now, amount=1000.0 * (n + 1)))
         elif row in lost:
@@ -210,7 +239,7 @@ def _activity(lead: str, kind: str, now: Any) -> dict[str, Any]:
 
 def _outcome(lead: str, outcome: str, now: Any, **fields: Any) -> dict[str, Any]:
     return {
-        "outcome_id": f"{lead[:8]}-{outcome}",
+        "outcome_id": fields.pop("outcome_id", f"{lead[:8]}-{outcome}"),
         "lead_id": lead,
         "occurred_at": now.isoformat(),
         "outcome": outcome,
@@ -250,3 +279,100 @@ def test_the_live_rules_replayed_take_exactly_the_recorded_decisions(run: Run) -
     )
     assert reassigned["n"] > 0 and cycles["n"] > 0
     assert summary["decisions recorded"] > 100
+
+
+def test_candidate_rules_change_exactly_the_leads_they_should(run: Run) -> None:
+    qualified = run.sql(
+        "SELECT toString(lead_id) AS lead, JSONExtractString(payload, 'payload', 'status') AS "
+        "status, JSONExtractString(payload, 'payload', 'decision') AS decision, "
+        "JSONExtractInt(payload, 'payload', 'score') AS score, "
+        "JSONExtractString(payload, 'occurred_at') AS at "
+        "FROM leadflow.lead_events WHERE event_type = 'LeadQualified' ORDER BY at"
+    )
+    last = {row["lead"]: row for row in qualified}  # each lead's latest qualification
+    # MQL from 20 points instead of 12: the latest status of exactly the leads last
+    # qualified MQL below 20 points falls back to "lead"; nothing else changes
+    stricter = run.variant(
+        "stricter",
+        lambda name, data: (
+            {**data, "thresholds": {"mql": 20, "sql": 30}} if name == "scoring" else None
+        ),
+    )
+    report = run.replay(stricter)
+    assert report["not_reproduced"] == []
+    fallen = {lead for lead, row in last.items() if row["status"] == "mql" and row["score"] < 20}
+    changes = report["changed_leads"]
+    assert {c["lead_id"] for c in changes} == fallen
+    assert all((c["what"], c["live"], c["candidate"]) == ("status", "mql", "lead") for c in changes)
+    only_below = {
+        lead
+        for lead in last
+        if any(
+            r["status"] in ("mql", "sql") or r["decision"] == "sales"
+            for r in qualified
+            if r["lead"] == lead
+        )
+        and all(
+            r["status"] == "mql" and r["score"] < 20 and r["decision"] != "sales"
+            for r in qualified
+            if r["lead"] == lead and (r["status"] in ("mql", "sql") or r["decision"] == "sales")
+        )
+    }
+    funnel = {row["stage"]: row for row in report["funnel"]}
+    assert only_below and funnel["mql"]["delta"] == -len(only_below)
+    assert funnel["sql"]["delta"] == 0 and funnel["qualified"]["delta"] == 0
+
+    # German-speaking countries to the international queue: exactly the leads the rule
+    # placed move queue; owners change only within the two queues concerned
+    placed = {
+        row["lead"]
+        for row in run.sql(
+            "SELECT DISTINCT toString(lead_id) AS lead FROM leadflow.lead_events "
+            "WHERE event_type = 'LeadAssigned' "
+            "AND JSONExtractString(payload, 'payload', 'rule') = 'dach-by-country'"
+        )
+    }
+    assert placed
+
+    def to_international(name: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        if name != "routing":
+            return None
+        for rule in data["rules"]:
+            if rule["name"] == "dach-by-country":
+                rule["queue"] = "international"
+        return data
+
+    report = run.replay(run.variant("international", to_international))
+    assert report["not_reproduced"] == []
+    moved = {c["lead_id"] for c in report["changed_leads"] if c["what"] == "queue"}
+    assert moved == placed
+    queues = {
+        (c["lead_id"], c["live"], c["candidate"])
+        for c in report["changed_leads"]
+        if c["what"] == "queue"
+    }
+    assert all(q == ("dach", "international") for _, *q in queues)
+    owners = {c["lead_id"] for c in report["changed_leads"] if c["what"] == "owner"}
+    concerned = {
+        row["lead"]
+        for row in run.sql(
+            "SELECT DISTINCT toString(lead_id) AS lead FROM leadflow.lead_events "
+            "WHERE event_type = 'LeadAssigned' AND "
+            "JSONExtractString(payload, 'payload', 'queue') IN ('dach', 'international')"
+        )
+    }
+    assert owners <= concerned
+    assert {c["what"] for c in report["changed_leads"]} <= {"queue", "owner"}
+    load = {row["rep"]: row for row in report["rep_load"]}
+    assert sum(row["delta"] for row in load.values()) == 0  # the same leads, other owners
+    assert sum(load[r]["delta"] for r in ("emma.brown", "lucas.martin")) == len(placed)
+    [total] = [row for row in report["outcomes"] if row["change"] == "any change"]
+    assert total["leads"] == len(moved | owners)
+
+
+def test_replay_reads_the_warehouse_itself_once_the_worker_stopped(run: Run) -> None:
+    """Last: stops the worker (the embedded warehouse is then the CLI's to open)."""
+    run.worker.stop()
+    report = run.replay(run.rules)
+    summary = {row["measure"]: row["value"] for row in report["summary"]}
+    assert report["not_reproduced"] == [] and summary["decisions recorded"] > 100
