@@ -105,13 +105,7 @@ def history(leads: int, seed: int = 5) -> list[Input]:
                 activity_id=f"a{n}", occurred_at=when, activity_type=kind, lead_id=lead_id
             )
             inputs.append(
-                ActivityRecorded(
-                    event_id=derive_id("bench-activity", n),
-                    lead_id=lead_id,
-                    occurred_at=when,
-                    emitted_at=when,
-                    payload=activity,
-                )
+                ActivityRecorded(**_envelope("activity", n, lead_id, when), payload=activity)
             )
         if n % 10 == 0:
             result: Outcome = rng.choice(["won", "lost", "returned"])
@@ -123,16 +117,20 @@ def history(leads: int, seed: int = 5) -> list[Input]:
                 outcome=result,
                 amount_eur=20_000.0 if result == "won" else None,
             )
+            applied = Applied(outcome=outcome)
             inputs.append(
-                OutcomeRecorded(
-                    event_id=derive_id("bench-outcome", n),
-                    lead_id=lead_id,
-                    occurred_at=when,
-                    emitted_at=when,
-                    payload=Applied(outcome=outcome),
-                )
+                OutcomeRecorded(**_envelope("outcome", n, lead_id, when), payload=applied)
             )
     return inputs
+
+
+def _envelope(kind: str, n: int, lead_id: uuid.UUID, when: datetime) -> dict[str, Any]:
+    return {
+        "event_id": derive_id(f"bench-{kind}", n),
+        "lead_id": lead_id,
+        "occurred_at": when,
+        "emitted_at": when,
+    }
 
 
 def candidate(live: RuleSet) -> RuleSet:

@@ -54,17 +54,8 @@ from pipeline.domain.nurture.programs import (
     once,
     run_step,
 )
+from pipeline.domain.qualify import requalify as loop
 from pipeline.domain.qualify.predictive import WinCounts
-from pipeline.domain.qualify.requalify import (
-    Change,
-    LeadState,
-    due,
-    from_activity,
-    from_enriched,
-    from_outcome,
-    from_timer,
-    requalify,
-)
 from pipeline.domain.qualify.scoring import ScoringModel, lead_features
 from schemas.envelope import EventBase, derive_id
 from schemas.lead import (
@@ -88,10 +79,12 @@ REQUALIFY = "requalify"
 """The timer kind of interval re-qualification (nurture timers are named by their step)."""
 NURTURE = "nurture"
 """The nurture timer (one per lead, for its next step), as `Stages.fired` names it."""
-TIMER_TOLERANCE = timedelta(seconds=1)
-"""A replayed timer is the recorded one when their due times are this close (the
-replayed "now" of the step that set it may differ from the recorded one by the
-milliseconds between an input's emission and its processing)."""
+TIMER_TOLERANCE = timedelta(seconds=5)
+"""A replayed timer is the next recorded one of its lead and kind when their due times
+are this close: the replayed "now" of the step that set it (an input's emission, where
+its processing left no trace) may be earlier than the recorded one by the worker's lag."""
+SENT_WITHIN = timedelta(seconds=1)
+"""A recorded touch this soon after its step's timer fired was sent by that firing."""
 
 FIELDS: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "LeadQualified": (
@@ -173,7 +166,10 @@ class Record:
         event after a redelivery stamps it anew under the same id, and the warehouse
         keeps one version: so a recorded time can be later than the decision it
         caused (a hand-off "before" its qualification). The cause is then dated by
-        its effect (the effect's id follows from the cause's), effects first."""
+        its effect (the effect's id follows from the cause's), effects first. Timers
+        are put in order of due time."""
+        for fired in self.timers.values():
+            fired.sort()
         for kind in ("LeadRouted", "LeadHandedOff", "LeadQualified"):
             children = CAUSES[kind]
             for _ in range(8 if kind == "LeadRouted" else 1):  # overflow: routed → routed
@@ -191,19 +187,18 @@ class Record:
         return self.times.get(event_id, otherwise)
 
     def fired_at(
-        self, lead_id: uuid.UUID, kind: str, due_at: datetime
+        self, lead_id: uuid.UUID, kind: str, due_at: datetime, after: datetime | None = None
     ) -> tuple[datetime, datetime]:
-        """The recorded timer of this lead and kind due at about `due_at`: its due time
-        (which names its event) and when it fired (never before `due_at`); `due_at` for
-        both if none was recorded."""
-        best = min(
-            self.timers.get((lead_id, kind), []),
-            key=lambda t: abs(t[0] - due_at),
-            default=None,
+        """The first recorded timer of this lead and kind due after `after` (the last one
+        matched), if due at about `due_at`: its due time (which names its event) and
+        when it fired (never before `due_at`); `due_at` for both if none was recorded."""
+        found = next(
+            (t for t in self.timers.get((lead_id, kind), []) if after is None or t[0] > after),
+            None,
         )
-        if best is None or abs(best[0] - due_at) > TIMER_TOLERANCE:
+        if found is None or abs(found[0] - due_at) > TIMER_TOLERANCE:
             return due_at, due_at
-        return best[0], max(best[1], due_at)
+        return found[0], max(found[1], due_at)
 
 
 def decision_of(event: EventBase) -> Decision | None:
@@ -231,7 +226,7 @@ class Stages:
         self.rules, self.record = rules, record
         self.emitted: list[EventBase] | None = [] if keep else None
         """With `keep`: every event the stages emit, at the replayed time (`simulate`)."""
-        self.leads: dict[uuid.UUID, LeadState] = {}
+        self.leads: dict[uuid.UUID, loop.LeadState] = {}
         self.nurture: dict[uuid.UUID, NurtureState] = {}
         self.requalify_due: dict[uuid.UUID, datetime] = {}
         self.step_due: dict[uuid.UUID, tuple[datetime, str]] = {}
@@ -247,6 +242,8 @@ class Stages:
         a lead's timer fires a due time once per process: set again to the same time
         (a re-qualification that changed nothing; a second program step due at the
         same instant as the one that fired) it stays "in flight" and does not fire."""
+        self.matched: dict[tuple[uuid.UUID, str], datetime] = {}
+        """The due time of the last recorded timer fired, per lead and kind."""
         self._due: list[tuple[datetime, int, Callable[[datetime], None]]] = []
         self._order = itertools.count()
 
@@ -297,16 +294,16 @@ class Stages:
         now_of = self.record.now_of
         if isinstance(event, LeadEnriched):
             at = now_of(derive_id("LeadQualified", str(event.event_id)), event.emitted_at)
-            self.at(at, lambda now: self.qualify(event.lead_id, from_enriched(event), now))
+            self.at(at, lambda now: self.qualify(event.lead_id, loop.from_enriched(event), now))
         elif isinstance(event, ActivityRecorded):
-            change = from_activity(event, self.rules.scoring)
+            change = loop.from_activity(event, self.rules.scoring)
             at = now_of(derive_id("LeadQualified", change.input_id), event.emitted_at)
             self.at(at, lambda now: self.qualify(event.lead_id, change, now))
             at = now_of(derive_id("LeadNurtured", event.event_id), event.emitted_at)
             self.at(at, lambda now: self.nurture_step(event, on_activity, now))
         elif isinstance(event, OutcomeRecorded):
             applied = event.payload
-            change = from_outcome(applied.outcome, applied.cycle)
+            change = loop.from_outcome(applied.outcome, applied.cycle)
             self.at(event.emitted_at, lambda now: self.sla_outcome(event))
             at = now_of(derive_id("LeadQualified", change.input_id), event.emitted_at)
             self.at(at, lambda now: self.qualify(event.lead_id, change, now))
@@ -325,14 +322,14 @@ class Stages:
         return self.wins.win_probability(lead_features(profile, model), model.predictive)
 
     def qualify(
-        self, lead_id: uuid.UUID, change: Change, now: datetime, fired: bool = False
+        self, lead_id: uuid.UUID, change: loop.Change, now: datetime, fired: bool = False
     ) -> None:
         model = self.rules.scoring
-        before = self.leads.get(lead_id) or LeadState()
+        before = self.leads.get(lead_id) or loop.LeadState()
         # the learned win probability only where it can decide (else it is left out:
         # a replayed qualification compares by class, status, decision and grade)
         predict = self.predict if model.predictive.sales_above is not None else None
-        state, event = requalify(lead_id, before, change, model, now, predict)
+        state, event = loop.requalify(lead_id, before, change, model, now, predict)
         self.leads[lead_id] = state
         if fired or state.due_at != before.due_at:
             self._requalify_timer(lead_id, state.due_at)
@@ -350,7 +347,8 @@ class Stages:
         self.requalify_due[lead_id] = due_at
         if (lead_id, REQUALIFY, due_at) in self.fired:
             return
-        named, fires = self.record.fired_at(lead_id, REQUALIFY, due_at)
+        last = self.matched.get((lead_id, REQUALIFY))
+        named, fires = self.record.fired_at(lead_id, REQUALIFY, due_at, last)
         self.at(fires, lambda now: self._requalify_fired(lead_id, due_at, named, now))
 
     def _requalify_fired(
@@ -359,13 +357,16 @@ class Stages:
         """`named`: the due time of the recorded timer it is (its event's id)."""
         if self.requalify_due.get(lead_id) != due_at:
             return  # set anew since: the agent's timer would not fire this one
-        fired = due(lead_id, named, now)
+        fired = loop.due(lead_id, named, now)
         assert fired is not None
         del self.requalify_due[lead_id]
         self.fired.add((lead_id, REQUALIFY, due_at))
+        self.matched[(lead_id, REQUALIFY)] = named
         self._timer(fired)
         at = self.record.now_of(derive_id("LeadQualified", str(fired.event_id)), now)
-        self.at(max(at, now), lambda at: self.qualify(lead_id, from_timer(fired), at, fired=True))
+        self.at(
+            max(at, now), lambda at: self.qualify(lead_id, loop.from_timer(fired), at, fired=True)
+        )
 
     # --- nurture (agents/nurture.py) ---------------------------------------------
 
@@ -398,11 +399,11 @@ class Stages:
         self.step_due[lead_id] = (due_at, key)
         if (lead_id, NURTURE, due_at) in self.fired:
             return
-        named, fires = self.record.fired_at(lead_id, key, due_at)
+        named, fires = self.record.fired_at(lead_id, key, due_at, self.matched.get((lead_id, key)))
         program, run, number = key.rsplit(":", 2)
         touch = derive_id("TouchScheduled", lead_id, program, run, number)
         sent = self.record.times.get(touch)
-        if sent is not None and fires <= sent <= fires + TIMER_TOLERANCE:
+        if sent is not None and fires <= sent <= fires + SENT_WITHIN:
             fires = sent  # the touch this firing sent: its own "now"
         self.at(fires, lambda now: self._step_fired(lead_id, due_at, key, named, now))
 
@@ -415,6 +416,7 @@ class Stages:
         assert fired is not None
         del self.step_due[lead_id]
         self.fired.add((lead_id, NURTURE, due_at))
+        self.matched[(lead_id, key)] = named
         self._timer(fired)
         self.nurture_step(fired, run_step, now)
 

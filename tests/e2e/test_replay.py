@@ -205,7 +205,7 @@ def _feed(run: Run) -> None:
     won, lost = assigned[:3], assigned[3:5]
     for n, row in enumerate(assigned):
         if row in won:
-            outcomes.append(_outcome(row["lead"], "won", now, amount=1000.0 * (n + 1)))
+            outcomes.append(_outcome(row["lead"], "won", now, amount_eur=1000.0 * (n + 1)))
         elif row in lost:
             outcomes.append(_outcome(row["lead"], "lost", now, reason="budget"))
         elif n < 7:
@@ -323,15 +323,18 @@ def test_candidate_rules_change_exactly_the_leads_they_should(run: Run) -> None:
     assert funnel["sql"]["delta"] == 0 and funnel["qualified"]["delta"] == 0
 
     # German-speaking countries to the international queue: exactly the leads the rule
-    # placed move queue; owners change only within the two queues concerned
-    placed = {
-        row["lead"]
-        for row in run.sql(
-            "SELECT DISTINCT toString(lead_id) AS lead FROM leadflow.lead_events "
-            "WHERE event_type = 'LeadAssigned' "
-            "AND JSONExtractString(payload, 'payload', 'rule') = 'dach-by-country'"
-        )
-    }
+    # placed in dach and still there at the end move queue (a second sales cycle of
+    # theirs that went elsewhere, e.g. to enterprise, stays); owners change only
+    # within the two queues concerned
+    assignments = run.sql(
+        "SELECT toString(lead_id) AS lead, JSONExtractString(payload, 'payload', 'rule') AS "
+        "rule, JSONExtractString(payload, 'payload', 'queue') AS queue, "
+        "JSONExtractString(payload, 'occurred_at') AS at "
+        "FROM leadflow.lead_events WHERE event_type = 'LeadAssigned' ORDER BY at"
+    )
+    ruled = {a["lead"] for a in assignments if a["rule"] == "dach-by-country"}
+    latest = {a["lead"]: a["queue"] for a in assignments}
+    placed = {lead for lead in ruled if latest[lead] == "dach"}
     assert placed
 
     def to_international(name: str, data: dict[str, Any]) -> dict[str, Any] | None:

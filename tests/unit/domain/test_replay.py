@@ -179,11 +179,13 @@ def test_rep_capacity_follows_the_recorded_outcomes() -> None:
     assert third(freed) == {**third(freed), "assigned_by": '"round_robin"', "owner": '"ria"'}
 
 
-def test_a_replayed_timer_is_the_recorded_one_due_about_then() -> None:
+def test_a_replayed_timer_is_the_next_recorded_one_due_about_then() -> None:
     lead_id, due = uuid.uuid4(), T0 + timedelta(days=1)
-    recorded = (due + timedelta(milliseconds=4), due + timedelta(seconds=30))
-    record = Record(timers={(lead_id, REQUALIFY): [recorded]})
-    assert record.fired_at(lead_id, REQUALIFY, due) == recorded  # its id, its time
+    first = (due + timedelta(seconds=2), due + timedelta(seconds=30))  # the worker lagged
+    second = (due + timedelta(seconds=4), due + timedelta(seconds=40))
+    record = Record(timers={(lead_id, REQUALIFY): [first, second]})
+    assert record.fired_at(lead_id, REQUALIFY, due) == first  # its id, its time
+    assert record.fired_at(lead_id, REQUALIFY, due, after=first[0]) == second
     later = due + timedelta(minutes=5)
     assert record.fired_at(lead_id, REQUALIFY, later) == (later, later)
     assert record.fired_at(uuid.uuid4(), REQUALIFY, due) == (due, due)
