@@ -141,16 +141,22 @@ def read_record(query: Query, window: Window = Window(), page: int = PAGE) -> Re
     versions = earliest("payload", "emitted_at")
     for rows in pages(query, f"{versions} AS payload", tuple(INPUTS), window, page):
         record.inputs += [INPUTS[r["event_type"]].validate_json(r["payload"]) for r in rows]
-    fields = {
-        f"v{n}": earliest(f"JSONExtractRaw(payload, {', '.join(repr(p) for p in path)})")
-        for n, (_, path) in enumerate(f for spec in FIELDS.values() for f in spec)
+    fields = {  # each only where its event type has it (`if` evaluates lazily)
+        f"v{n}": earliest(
+            f"if(event_type = '{kind}', "
+            f"JSONExtractRaw(payload, {', '.join(repr(p) for p in path)}), '')"
+        )
+        for n, (kind, (_, path)) in enumerate(
+            (kind, f) for kind, spec in FIELDS.items() for f in spec
+        )
     }
     offsets, n = {}, 0
     for kind, spec in FIELDS.items():
         offsets[kind], n = n, n + len(spec)
     columns = (
         f"any(toString(lead_id)) AS lead, {earliest(AT)} AS at, "
-        f"any(JSONExtractString(payload, 'payload', 'purpose')) AS purpose, "
+        "any(if(event_type = 'TouchScheduled', "
+        "JSONExtractString(payload, 'payload', 'purpose'), '')) AS purpose, "
         + ", ".join(f"{sql} AS {name}" for name, sql in fields.items())
     )
     for rows in pages(query, columns, TIMED, window, page):
