@@ -22,6 +22,7 @@ from pipeline.entrypoints.cli import (
     lead,
     nurture,
     privacy,
+    replay,
     report,
     routing,
     rules,
@@ -71,6 +72,7 @@ app.command()(run.worker)
 app.command()(run.demo)
 app.command("import")(imports.import_file)
 app.command("crm-bridge")(run.crm_bridge)
+app.command("replay")(replay.replay)
 app.command()(run.clean)
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(topics.app, name="topics")
