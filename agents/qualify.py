@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 
 import structlog
 
@@ -32,6 +33,7 @@ from pipeline.domain.qualify.requalify import (
     from_enriched,
     from_outcome,
     from_timer,
+    next_requalification,
 )
 from pipeline.domain.qualify.requalify import requalify as requalify_lead
 from pipeline.domain.qualify.scoring import ScoringModel, lead_features
@@ -75,7 +77,9 @@ def register(stage: Stage, services: Services) -> None:
             lead_features(profile, model), model.predictive
         )
 
-    def run(lead_id: uuid.UUID, change: Change, fired: bool = False) -> LeadQualified | None:
+    def run(
+        lead_id: uuid.UUID, change: Change, fired_at: datetime | None = None
+    ) -> LeadQualified | None:
         now = utcnow()
         chosen = stage.rules.for_lead(lead_id, now)  # its experiment variant's, if any
         model = chosen.scoring
@@ -83,8 +87,8 @@ def register(stage: Stage, services: Services) -> None:
         state, event = requalify_lead(lead_id, before, change, model, now, predictor(model))
         if state != before:  # a changelog record only for a change
             states[str(lead_id)] = state
-        if fired or state.due_at != before.due_at:
-            timers.set(str(lead_id), state.due_at)
+        if fired_at is not None or state.due_at != before.due_at:
+            timers.set(str(lead_id), next_requalification(state.due_at, fired_at))
         if before.outcome is None and state.outcome is not None and state.profile is not None:
             learn(state.profile, model, won=state.outcome == "won")
             domain = state.profile.company.domain if state.profile.company else None
@@ -117,7 +121,7 @@ def register(stage: Stage, services: Services) -> None:
 
     def timer(fired: RequalificationDue) -> LeadQualified | None:
         timers.fired(str(fired.lead_id), fired.due_at)  # then the next interval, if any
-        return run(fired.lead_id, from_timer(fired), fired=True)
+        return run(fired.lead_id, from_timer(fired), fired_at=fired.due_at)
 
     stage.agent(stage.topics.requalify, "requalify-interval", timer)
     stage.agent(stage.topics.enriched, "qualify", enriched)

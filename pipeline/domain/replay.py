@@ -77,8 +77,6 @@ Input = LeadEnriched | ActivityRecorded | OutcomeRecorded | ClaimRequested | Sla
 """What the replayed stages received from outside them."""
 REQUALIFY = "requalify"
 """The timer kind of interval re-qualification (nurture timers are named by their step)."""
-NURTURE = "nurture"
-"""The nurture timer (one per lead, for its next step), as `Stages.fired` names it."""
 TIMER_TOLERANCE = timedelta(seconds=5)
 """A replayed timer is the next recorded one of its lead and kind when their due times
 are this close: the replayed "now" of the step that set it (an input's emission, where
@@ -237,11 +235,6 @@ class Stages:
         self.decided: dict[str, LeadAssigned | LeadRouted | None] = {}
         self.waiting: dict[str, list[LeadRouted]] = {}
         self.decisions: list[Decision] = []
-        self.fired: set[tuple[uuid.UUID, str, datetime]] = set()
-        """(lead, timer, due time) fired. As in the worker (`pipeline.worker.timers`),
-        a lead's timer fires a due time once per process: set again to the same time
-        (a re-qualification that changed nothing; a second program step due at the
-        same instant as the one that fired) it stays "in flight" and does not fire."""
         self.matched: dict[tuple[uuid.UUID, str], datetime] = {}
         """The due time of the last recorded timer fired, per lead and kind."""
         self._due: list[tuple[datetime, int, Callable[[datetime], None]]] = []
@@ -322,7 +315,11 @@ class Stages:
         return self.wins.win_probability(lead_features(profile, model), model.predictive)
 
     def qualify(
-        self, lead_id: uuid.UUID, change: loop.Change, now: datetime, fired: bool = False
+        self,
+        lead_id: uuid.UUID,
+        change: loop.Change,
+        now: datetime,
+        fired_at: datetime | None = None,
     ) -> None:
         model = self.rules.scoring
         before = self.leads.get(lead_id) or loop.LeadState()
@@ -331,8 +328,8 @@ class Stages:
         predict = self.predict if model.predictive.sales_above is not None else None
         state, event = loop.requalify(lead_id, before, change, model, now, predict)
         self.leads[lead_id] = state
-        if fired or state.due_at != before.due_at:
-            self._requalify_timer(lead_id, state.due_at)
+        if fired_at is not None or state.due_at != before.due_at:
+            self._requalify_timer(lead_id, loop.next_requalification(state.due_at, fired_at))
         if before.outcome is None and state.outcome is not None and state.profile is not None:
             self.wins = self.wins.learn(lead_features(state.profile, model), state.outcome == "won")
         if event is not None:
@@ -345,8 +342,6 @@ class Stages:
             self.requalify_due.pop(lead_id, None)
             return
         self.requalify_due[lead_id] = due_at
-        if (lead_id, REQUALIFY, due_at) in self.fired:
-            return
         last = self.matched.get((lead_id, REQUALIFY))
         named, fires = self.record.fired_at(lead_id, REQUALIFY, due_at, last)
         self.at(fires, lambda now: self._requalify_fired(lead_id, due_at, named, now))
@@ -360,12 +355,11 @@ class Stages:
         fired = loop.due(lead_id, named, now)
         assert fired is not None
         del self.requalify_due[lead_id]
-        self.fired.add((lead_id, REQUALIFY, due_at))
         self.matched[(lead_id, REQUALIFY)] = named
         self._timer(fired)
         at = self.record.now_of(derive_id("LeadQualified", str(fired.event_id)), now)
         self.at(
-            max(at, now), lambda at: self.qualify(lead_id, loop.from_timer(fired), at, fired=True)
+            max(at, now), lambda at: self.qualify(lead_id, loop.from_timer(fired), at, fired.due_at)
         )
 
     # --- nurture (agents/nurture.py) ---------------------------------------------
@@ -397,8 +391,6 @@ class Stages:
             return
         due_at, key = pending.due_at, pending.key
         self.step_due[lead_id] = (due_at, key)
-        if (lead_id, NURTURE, due_at) in self.fired:
-            return
         named, fires = self.record.fired_at(lead_id, key, due_at, self.matched.get((lead_id, key)))
         program, run, number = key.rsplit(":", 2)
         touch = derive_id("TouchScheduled", lead_id, program, run, number)
@@ -415,7 +407,6 @@ class Stages:
         fired = due_step(lead_id, named, key, now)
         assert fired is not None
         del self.step_due[lead_id]
-        self.fired.add((lead_id, NURTURE, due_at))
         self.matched[(lead_id, key)] = named
         self._timer(fired)
         self.nurture_step(fired, run_step, now)

@@ -142,6 +142,11 @@ class Scanner:
             found.append(Due(key, when, tag.decode(), entry))
         return found
 
+    def handled(self, entry: bytes) -> None:
+        """The fired entry was acknowledged: set again to the same time (a second
+        nurture program's step due at the same instant), it fires again."""
+        self.in_flight.discard(entry)
+
     def keep_in_flight(self, held: Callable[[bytes], bool]) -> None:
         """Forget fired entries that are gone (acknowledged): the set stays as small as
         the entries fired and not yet handled."""
@@ -207,6 +212,7 @@ class DueTimers:
     def fired(self, key: str, when: datetime) -> None:
         """The agent that received the fired event has handled it. Inside an agent only."""
         self.writes.fired(key, when)
+        self.scanner.handled(index_key(when, key))
 
     def due_now(self, now: datetime) -> list[Due]:
         """Every active partition's due entries not yet fired by this process."""

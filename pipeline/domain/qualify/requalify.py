@@ -165,6 +165,16 @@ def due(lead_id: uuid.UUID, due_at: datetime | None, now: datetime) -> Requalifi
     return RequalificationDue.fired(lead_id, due_at, now)
 
 
+def next_requalification(due_at: datetime | None, fired_at: datetime | None) -> datetime | None:
+    """The lead's re-qualification timer after an input: its state's `due_at`, unless
+    the input was the timer firing at `fired_at` and the lead did not move past it
+    (closed, or the timer's event seen before): that time is not due again, or it
+    would fire at every scan."""
+    if fired_at is not None and due_at is not None and due_at <= fired_at:
+        return None
+    return due_at
+
+
 def requalify(
     lead_id: uuid.UUID,
     state: LeadState,

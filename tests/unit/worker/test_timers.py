@@ -51,6 +51,23 @@ def test_fired_deletes_the_entry_and_a_later_time_stays() -> None:
     assert scanner.in_flight == set()  # both handled: nothing remembered
 
 
+def test_a_handled_time_set_again_to_the_same_instant_fires_again() -> None:
+    """Two nurture programs' steps due at one instant: the first fires and is
+    handled, the lead's next step is the second at the same time, and it fires at
+    the next scan (it stayed in flight until a restart: found by the replay)."""
+    due: dict[bytes, bytes] = {}
+    index: dict[bytes, bytes] = {}
+    writes, scanner = DueIndex(due, index), Scanner()
+    writes.set("ada", T0, "webinar-follow-up")
+    (first,) = scanner.due(ordered(index), T0)
+    scanner.in_flight.add(first.entry)
+    writes.fired("ada", T0)
+    scanner.handled(first.entry)
+    writes.set("ada", T0, "cold-leads")
+    (second,) = scanner.due(ordered(index), T0 + timedelta(seconds=10))
+    assert (second.key, second.when, second.tag) == ("ada", T0, "cold-leads")
+
+
 def test_moving_and_clearing_leave_no_entry_behind() -> None:
     due: dict[bytes, bytes] = {}
     index: dict[bytes, bytes] = {}

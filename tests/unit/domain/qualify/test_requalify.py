@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,6 +17,7 @@ from pipeline.domain.qualify.requalify import (
     from_enriched,
     from_outcome,
     from_timer,
+    next_requalification,
     requalify,
 )
 from pipeline.domain.qualify.scoring import ScoringModel
@@ -262,3 +263,15 @@ def test_a_lost_lead_that_comes_back_is_qualified_afresh() -> None:
     assert (q.cycle, q.prior_outcome, q.iteration) == (2, "lost", 1)
     assert q.decision == "sales"  # hot again, no longer held back as "returned by sales"
     assert not state.returned
+
+
+def test_a_fired_time_the_lead_did_not_move_past_is_not_due_again() -> None:
+    """A closed lead (or a timer event seen before) keeps its old `due_at`: set again,
+    it would fire at every scan. A later time, or no timer, stays as it is."""
+    fired = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    assert next_requalification(fired, fired) is None
+    assert next_requalification(fired - timedelta(days=1), fired) is None
+    later = fired + timedelta(days=30)
+    assert next_requalification(later, fired) == later
+    assert next_requalification(fired, None) == fired  # not the timer: as the state says
+    assert next_requalification(None, fired) is None
