@@ -13,7 +13,9 @@ from datetime import datetime
 import orjson
 
 from pipeline.adapters.warehouse.clickhouse import Warehouse
+from pipeline.reporting.experiments import PROPORTIONS, experiment_report
 from pipeline.reporting.reports import ReportInputs, ReportParams, Rows, run_report
+from schemas.envelope import utcnow
 
 PANELS: dict[str, tuple[str, str]] = {
     "funnel": ("funnel", "all"),
@@ -30,10 +32,24 @@ PANELS: dict[str, tuple[str, str]] = {
 def dashboard_data(
     warehouse: Warehouse, params: ReportParams, inputs: ReportInputs
 ) -> dict[str, Rows]:
-    return {
+    data = {
         panel: run_report(warehouse, report, ReportParams(by=by, since=params.since), inputs)
         for panel, (report, by) in PANELS.items()
     }
+    data["experiments"] = experiment_rows(warehouse, inputs, utcnow())
+    return data
+
+
+def experiment_rows(warehouse: Warehouse, inputs: ReportInputs, now: datetime) -> Rows:
+    """Every experiment that has started, each variant on each measure against the
+    control (`leadflow experiments report`'s rows, the experiment named on each)."""
+    shares = {measure for measure, *_ in PROPORTIONS}
+    return [
+        {"experiment": experiment.name, "share": row["measure"] in shares, **row}
+        for experiment in inputs.experiments.experiments
+        if experiment.start <= now
+        for row in experiment_report(warehouse, experiment, inputs.answer_target_s)
+    ]
 
 
 def render_dashboard(data: dict[str, Rows], generated_at: datetime) -> str:
@@ -65,6 +81,8 @@ PAGE = """<!doctype html>
   svg { width: 100%; height: auto; }
   svg text { font-size: 11px; fill: #1d2430; }
   .empty { color: #777; font-style: italic; }
+  table { border-collapse: collapse; width: 100%; font-size: 12px; }
+  th, td { text-align: left; padding: 3px 6px; border-bottom: 1px solid #e4e7ec; }
 </style>
 </head>
 <body>
@@ -87,6 +105,9 @@ PAGE = """<!doctype html>
   </figure>
   <figure id="chart-load">
     <figcaption>Rep load: share of leads against share of capacity</figcaption>
+  </figure>
+  <figure id="table-experiments">
+    <figcaption>Experiments: each variant against the control (95 % intervals)</figcaption>
   </figure>
 </main>
 <script type="application/json" id="dashboard-data">__DATA__</script>
@@ -192,6 +213,26 @@ function stacked(id, rows) {
   });
 }
 
+// A table of text cells (set as text, never as HTML).
+function table(id, rows, columns) {
+  const figure = document.getElementById(id);
+  if (!rows.length) return empty(figure);
+  const t = document.createElement("table");
+  t.dataset.table = id;
+  const head = t.createTHead().insertRow();
+  columns.forEach(([label]) => {
+    const th = document.createElement("th");
+    th.textContent = label;
+    head.appendChild(th);
+  });
+  const body = t.createTBody();
+  rows.forEach((r) => {
+    const tr = body.insertRow();
+    columns.forEach(([, value]) => { tr.insertCell().textContent = value(r); });
+  });
+  figure.appendChild(t);
+}
+
 function tile(label, value) {
   const div = document.createElement("div");
   div.className = "tile";
@@ -232,6 +273,20 @@ hbars("chart-load",
       DATA.load.map((r) => ({label: r.queue + " / " + r.rep,
                              values: [r.share_of_leads, r.share_of_capacity]})),
       ["share of leads", "share of capacity"], (v) => Math.round((v || 0) * 100) + " %");
+const measured = (r, v) => (v === null || v === undefined ? "–"
+                           : r.share ? Math.round(v * 1000) / 10 + " %" : fmt(v));
+const interval = (r, lo, hi) => (lo === null || lo === undefined ? ""
+                                 : " (" + measured(r, lo) + " – " + measured(r, hi) + ")");
+table("table-experiments", DATA.experiments, [
+  ["experiment", (r) => r.experiment],
+  ["measure", (r) => r.label],
+  ["variant", (r) => r.variant],
+  ["leads", (r) => fmt(r.leads)],
+  ["value", (r) => measured(r, r.value) + interval(r, r.ci_low, r.ci_high)],
+  ["difference", (r) => r.difference === null ? "" : (r.share
+      ? Math.round(r.difference * 1000) / 10 + " points" : fmt(r.difference))],
+  ["", (r) => r.statement],
+]);
 document.body.dataset.rendered = document.querySelectorAll("svg[data-chart]").length;
 </script>
 </body>

@@ -22,6 +22,7 @@ from pipeline.config.report_rules import TARGET_METRICS, Targets, load_targets, 
 from pipeline.config.rules import Rules
 from pipeline.domain.distribute.routing import RoutingRules
 from pipeline.domain.distribute.sla import CONTACT
+from pipeline.domain.experiments import Experiments
 from pipeline.domain.report.attribution import DEFAULT_HALF_LIFE_DAYS, MODELS, Journey, TouchPoint
 from pipeline.domain.report.data_driven import Credit, attribute_data_driven
 from pipeline.errors import BadRequest
@@ -93,6 +94,8 @@ class ReportInputs:
     inquiries_topic: str = "leads.inquiries"
     answer_target_s: float = 300.0
     """How soon an inquiry should have its answer (nurture.yaml `send_within_minutes`)."""
+    experiments: Experiments = field(default_factory=Experiments)
+    """experiments.yaml: the dashboard's experiments panel compares their variants."""
 
 
 def report_inputs(rules: Rules, rules_dir: Path, inquiries_topic: str) -> ReportInputs:
@@ -101,6 +104,7 @@ def report_inputs(rules: Rules, rules_dir: Path, inquiries_topic: str) -> Report
         routing=rules.routing,
         targets=load_targets(rules_dir),
         inquiries_topic=inquiries_topic,
+        experiments=rules.experiments.definitions,
         answer_target_s=rules.nurture.fulfillment.send_within_minutes * 60,
     )
 

@@ -206,6 +206,26 @@ def test_the_report_over_the_warehouse_compares_both_variants(run: Run) -> None:
         get_json(settings, "/v1/experiments/no-such-test")
     assert unknown.value.code == 404
 
+    # the dashboard's experiments panel: the same rows, each experiment named
+    out = run.pipeline.settings.state_dir / "dashboard.html"
+    made = leadflow(settings, "report", "dashboard", "--out", str(out))
+    assert made.returncode == 0, made.stderr
+    html = out.read_text()
+    assert 'id="table-experiments"' in html
+    start = html.index('id="dashboard-data">') + len('id="dashboard-data">')
+    panel = json.loads(html[start : html.index("</script>", start)])["experiments"]
+    assert {r["experiment"] for r in panel} == {NAME, ANSWER}
+    ours = [
+        {k: v for k, v in r.items() if k not in ("experiment", "share")}
+        for r in panel
+        if r["experiment"] == NAME
+    ]
+    assert ours == rows
+    assert all(
+        r["share"] == (r["measure"] != "minutes_to_contact" and r["measure"] != "revenue_per_lead")
+        for r in panel
+    )
+
 
 def test_a_running_experiment_changed_since_the_start_stops_the_next_start(run: Run) -> None:
     settings, path = run.pipeline.settings, run.rules_dir / "experiments.yaml"
