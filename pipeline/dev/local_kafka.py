@@ -402,7 +402,7 @@ class LocalCluster:
             ports = _free_port_pairs(size)
         else:
             ports = [first_port + 2 * n for n in range(size)]
-            taken = [p for port in ports for p in (port, port + 1) if not _port_is_free(p)]
+            taken = [p for port in ports for p in (port, port + 1) if not port_is_free(p)]
             if taken:
                 raise KafkaUnavailable(
                     f"a local cluster needs ports {first_port}-{first_port + 2 * size - 1}; "
@@ -431,7 +431,7 @@ def _free_port_pairs(count: int) -> list[int]:
     while len(ports) < count:
         port = _free_port()
         taken = {p + d for p in ports for d in (-1, 0, 1)}
-        if port < 65535 and port not in taken and _port_is_free(port + 1):
+        if port < 65535 and port not in taken and port_is_free(port + 1):
             ports.append(port)
     return ports
 
@@ -466,7 +466,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _port_is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Nothing is bound to `port` on the loopback address."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))

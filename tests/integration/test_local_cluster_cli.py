@@ -13,6 +13,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from pipeline.config.settings import load_settings
+from pipeline.dev.local_kafka import port_is_free
 from tests.support.processes import leadflow
 
 
@@ -22,18 +23,9 @@ def free_run(length: int) -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             first = probe.getsockname()[1]
-        if first + length < 65535 and all(_free(p) for p in range(first, first + length)):
+        if first + length < 65535 and all(port_is_free(p) for p in range(first, first + length)):
             return first
     raise AssertionError("no run of free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _listening(port: int) -> bool:
