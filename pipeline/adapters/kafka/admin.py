@@ -43,8 +43,9 @@ async def apply_topics(
     try:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
+        present = [s for s in specs if s.name in existing]
         if missing:
-            await admin.create_topics(
+            answer = await admin.create_topics(
                 [
                     NewTopic(
                         s.name,
@@ -55,9 +56,14 @@ async def apply_topics(
                     for s in missing
                 ]
             )
-            report.created = [s.name for s in missing]
-            await _await_leaders(admin, missing)
-        present = [s for s in specs if s.name in existing]
+            # a topic another client made a moment ago may be missing from the broker's
+            # metadata still: the controller says it exists, so it is checked, not counted new
+            there = {e[0] for e in answer.topic_errors if e[1] == TopicAlreadyExistsError.errno}
+            made = [s for s in missing if s.name not in there]
+            present += [s for s in missing if s.name in there]
+            report.created = [s.name for s in made]
+            if made:
+                await _await_leaders(admin, made)
         if present:
             await _find_drift(admin, present, durability, report)
     except TopicAlreadyExistsError:
