@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.config.settings import Settings
 from pipeline.entrypoints.cli.common import cli_settings, console, friendly
 
 app = typer.Typer(
@@ -15,9 +16,9 @@ app = typer.Typer(
 )
 
 
-def cluster_dir() -> Path:
+def cluster_dir(settings: Settings) -> Path:
     """Where `kafka up --brokers N` keeps the local cluster (beside the single broker)."""
-    return cli_settings().state_dir / "kafka-cluster"
+    return settings.state_dir / "kafka-cluster"
 
 
 @app.command("up")
@@ -47,7 +48,7 @@ def kafka_up(
         status = single.up(log=log)
         console.print(f"Kafka is up at [bold]{status.bootstrap}[/bold]")
         return
-    cluster = LocalCluster(cluster_dir(), brokers, first_port=single.port)
+    cluster = LocalCluster(cluster_dir(settings), brokers, first_port=single.port)
     cluster.up(log=log)
     console.print(
         f"Kafka cluster of {brokers} brokers is up at [bold]{cluster.bootstrap}[/bold]\n"
@@ -63,7 +64,8 @@ def kafka_status() -> None:
     """Is the local broker (or cluster) running? (exit 1 if not)"""
     from pipeline.dev.local_kafka import LocalCluster, LocalKafka
 
-    cluster = LocalCluster.existing(cluster_dir())
+    settings = cli_settings()
+    cluster = LocalCluster.existing(cluster_dir(settings))
     if cluster is not None:
         nodes = cluster.status()
         for n, node in enumerate(nodes, 1):
@@ -72,7 +74,7 @@ def kafka_status() -> None:
         if all(node.running for node in nodes):
             return
         raise typer.Exit(1)
-    status = LocalKafka(cli_settings()).status()
+    status = LocalKafka(settings).status()
     if not status.running:
         console.print(f"Kafka is not running at {status.bootstrap}")
         raise typer.Exit(1)
@@ -91,11 +93,12 @@ def kafka_down(
     """Stop the local broker (and a local cluster) cleanly; data is kept unless --purge."""
     from pipeline.dev.local_kafka import LocalCluster, LocalKafka
 
-    cluster = LocalCluster.existing(cluster_dir())
+    settings = cli_settings()
+    cluster = LocalCluster.existing(cluster_dir(settings))
     if cluster is not None:
         stopped = cluster.down(purge=purge)
         console.print("Kafka cluster stopped" if stopped else "Kafka cluster was not running")
-    stopped = LocalKafka(cli_settings()).down(purge=purge)
+    stopped = LocalKafka(settings).down(purge=purge)
     console.print("Kafka stopped" if stopped else "Kafka was not running")
     if purge:
         console.print("broker data removed")
